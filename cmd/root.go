@@ -1,0 +1,116 @@
+// Package cmd is idtx's command line: flags, reading inputs, printing and
+// exit codes. Protocol logic lives in exchange, idp and consent.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes (CONTRACT §3).
+const (
+	ExitOK          = 0
+	ExitFailure     = 1
+	ExitUsage       = 2
+	ExitRejected    = 3
+	ExitUnreachable = 4
+)
+
+// exitError carries an exit code with the error to print.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{ExitUsage, fmt.Errorf(format, args...)}
+}
+
+func rejectedError(err error) error    { return &exitError{ExitRejected, err} }
+func unreachableError(err error) error { return &exitError{ExitUnreachable, err} }
+
+// IO is where a command reads and writes; tests swap it.
+type IO struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// Main runs idtx with os.Args and returns the exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, os.Args[1:], &IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+}
+
+// Run runs idtx with args and returns the exit code.
+func Run(ctx context.Context, args []string, io *IO) int {
+	root := NewRoot(io)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(io.Err, "idtx: %v\n", err)
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case isCobraUsage(err):
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// isCobraUsage recognises the usage errors cobra makes itself (unknown
+// command, wrong argument count), which carry no type.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "unknown flag", "unknown shorthand", "invalid argument", "flag needs an argument", "required flag"} {
+		if strings.HasPrefix(msg, p) || strings.Contains(msg, "required flag(s)") {
+			return true
+		}
+	}
+	return false
+}
+
+// NewRoot builds the command tree.
+func NewRoot(io *IO) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "idtx",
+		Short: "Token exchange (RFC 8693): a client for any STS, and a local STS that really validates",
+		Long: `idtx exchanges tokens the RFC 8693 way. It is a client for any Security
+Token Service, a local STS that validates JWT subject tokens from trusted
+identity providers, and the tools to see why an exchange failed.`,
+		Example: `  $ idtx serve --mock
+  $ idtx mock token --sub alice
+  $ idtx consent grant --user bob --service billing-api --scope billing:read`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(io.In)
+	root.SetOut(io.Out)
+	root.SetErr(io.Err)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError("%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.AddCommand(
+		newServeCmd(io),
+		newMockCmd(io),
+		newConsentCmd(io),
+		newConfigCmd(io),
+		newVersionCmd(io),
+	)
+	return root
+}

@@ -1,0 +1,187 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/consent"
+	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/mockidp"
+)
+
+type serveOptions struct {
+	io         *IO
+	listen     string
+	configFile string
+	mock       bool
+	store      string
+	clock      string
+	logFormat  string
+
+	// ready, if set, is called with the base URL once the server listens.
+	ready func(baseURL string)
+}
+
+func newServeCmd(io *IO) *cobra.Command {
+	o := &serveOptions{io: io}
+	c := &cobra.Command{
+		Use:   "serve (--mock | --config FILE)",
+		Short: "Run the local Security Token Service",
+		Long: `Run the STS: POST /token (RFC 8693), metadata, /jwks, /introspect,
+/healthz and /metrics. With --mock it trusts the built-in mock IDP and
+needs no file, key or database first.`,
+		Example: `  $ idtx serve --mock
+  $ idtx serve --config sts.yaml --listen 127.0.0.1:9000 --log-format json
+  $ idtx serve --mock --clock 2025-01-01T12:00:00Z --store memory:`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runServe(c.Context(), o) },
+	}
+	f := c.Flags()
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on (port 0 picks a free one)")
+	f.StringVar(&o.configFile, "config", "", "server config file (YAML)")
+	f.BoolVar(&o.mock, "mock", false, "run with the built-in mock IDP, clients and services")
+	f.StringVar(&o.store, "store", "", "consent store URL: sqlite:PATH or memory: (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db)")
+	f.StringVar(&o.clock, "clock", "", "start the server's clock at this RFC 3339 instant (to replay recorded tokens)")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	return c
+}
+
+func runServe(ctx context.Context, o *serveOptions) error {
+	if o.mock == (o.configFile != "") {
+		return usageError("give exactly one of --mock or --config FILE")
+	}
+	var handler slog.Handler
+	switch o.logFormat {
+	case "text":
+		handler = slog.NewTextHandler(o.io.Err, nil)
+	case "json":
+		handler = slog.NewJSONHandler(o.io.Err, nil)
+	default:
+		return usageError("--log-format must be text or json, not %q", o.logFormat)
+	}
+	log := slog.New(handler)
+	clock := time.Now
+	if o.clock != "" {
+		start, err := time.Parse(time.RFC3339, o.clock)
+		if err != nil {
+			return usageError("--clock: %v", err)
+		}
+		base := time.Now()
+		clock = func() time.Time { return start.Add(time.Since(base)) }
+	}
+
+	var cfg *config.Config
+	var err error
+	if o.mock {
+		cfg, err = mockidp.Config()
+	} else {
+		cfg, err = config.LoadFile(o.configFile)
+	}
+	if err != nil {
+		return usageError("%v", err)
+	}
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if cfg.Issuer == "" {
+		cfg.Issuer = "http://" + ln.Addr().String()
+	}
+
+	home, err := consent.Home()
+	if err != nil {
+		return err
+	}
+	storeURL := o.store
+	if storeURL == "" {
+		if storeURL, err = consent.DefaultURL(); err != nil {
+			return err
+		}
+		if s := cfg.StoreURL(); s != "" && !envSet("IDTX_STORE") {
+			storeURL = s
+		}
+	}
+	store, err := consent.Open(storeURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if o.mock {
+		if err := mockidp.SeedConsents(ctx, store); err != nil {
+			return fmt.Errorf("seed mock consents: %w", err)
+		}
+	}
+
+	engine, err := exchange.Build(ctx, cfg, exchange.BuildOptions{Home: home, Store: store, Clock: clock})
+	if err != nil {
+		return err
+	}
+	h := exchange.NewHandler(engine, log)
+	if o.mock {
+		h.Handle("/mock/", mockidp.Handler())
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	printBanner(o, cfg.Issuer, storeURL)
+	if o.ready != nil {
+		o.ready(cfg.Issuer)
+	}
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(o.io.Err, "idtx: shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func printBanner(o *serveOptions, base, storeURL string) {
+	w := o.io.Err
+	mode := "config " + o.configFile
+	if o.mock {
+		mode = "mock"
+	}
+	fmt.Fprintf(w, "idtx STS (%s) listening on %s\n", mode, base)
+	fmt.Fprintf(w, "  token       POST %s/token\n", base)
+	fmt.Fprintf(w, "  introspect  POST %s/introspect\n", base)
+	fmt.Fprintf(w, "  metadata    GET  %s/.well-known/oauth-authorization-server\n", base)
+	fmt.Fprintf(w, "  jwks        GET  %s/jwks\n", base)
+	fmt.Fprintf(w, "  health      GET  %s/healthz   metrics GET %s/metrics\n", base, base)
+	fmt.Fprintf(w, "  store       %s\n", storeURL)
+	if !o.mock {
+		return
+	}
+	fmt.Fprintf(w, "  mock IDP    issuer %s, audience %s, keys GET %s/mock/jwks\n", mockidp.Issuer, mockidp.Audience, base)
+	fmt.Fprintf(w, "  clients     %s / %s (all services), restricted-client / restricted-secret (orders-api)\n", mockidp.DemoClient, mockidp.DemoSecret)
+	fmt.Fprintf(w, "\nTry it (the mock's keys are public: for local development only):\n")
+	fmt.Fprintf(w, "  curl -s -u %s:%s %s/token \\\n", mockidp.DemoClient, mockidp.DemoSecret, base)
+	fmt.Fprintf(w, "    -d grant_type=%s \\\n", exchange.GrantTypeTokenExchange)
+	fmt.Fprintf(w, "    -d subject_token_type=urn:ietf:params:oauth:token-type:jwt \\\n")
+	fmt.Fprintf(w, "    --data-urlencode subject_token=\"$(idtx mock token --sub alice)\" \\\n")
+	fmt.Fprintf(w, "    -d audience=billing-api -d scope=billing:read\n\n")
+}

@@ -1,0 +1,40 @@
+package exchange
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/consent"
+	"github.com/idtx/idtx/idp"
+)
+
+// BuildOptions are what Build needs beyond the config.
+type BuildOptions struct {
+	Home       string // IDTX_HOME: where a generated signing key is kept
+	Store      consent.Store
+	Clock      func() time.Time
+	HTTPClient *http.Client // for remote JWKS and discovery
+}
+
+// Build assembles an engine from a validated config: the signer, the
+// trusted IDPs and the store. ctx bounds background key refreshes.
+func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Engine, error) {
+	keyFile := cfg.Signing.KeyFile
+	if keyFile != "" && !filepath.IsAbs(keyFile) && cfg.Dir != "" {
+		keyFile = filepath.Join(cfg.Dir, keyFile)
+	}
+	signer, err := LoadSigner(cfg.Signing.Alg, keyFile, opts.Home)
+	if err != nil {
+		return nil, err
+	}
+	registry, err := idp.FromConfig(ctx, cfg.IDPs, idp.Options{
+		HTTPClient: opts.HTTPClient, Clock: opts.Clock, ReadFile: cfg.ReadFile,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return NewEngine(cfg, Options{Registry: registry, Store: opts.Store, Signer: signer, Clock: opts.Clock})
+}

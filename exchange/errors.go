@@ -1,0 +1,93 @@
+package exchange
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// Error is an OAuth error response (RFC 6749 §5.2). Handlers return it and
+// WriteError writes it; Cause is logged, never sent.
+type Error struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	Status      int    `json:"-"`
+	Cause       error  `json:"-"`
+	// BasicChallenge adds WWW-Authenticate: Basic to a 401 (RFC 6749 §5.2).
+	BasicChallenge bool `json:"-"`
+}
+
+func (e *Error) Error() string {
+	if e.Description == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Description
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+func newError(code string, status int, format string, args ...any) *Error {
+	return &Error{Code: code, Status: status, Description: fmt.Sprintf(format, args...)}
+}
+
+// ErrInvalidRequest is a malformed request, or a subject or actor token
+// that does not validate (RFC 8693 §2.2.2).
+func ErrInvalidRequest(format string, args ...any) *Error {
+	return newError(CodeInvalidRequest, http.StatusBadRequest, format, args...)
+}
+
+// ErrInvalidClient is a failed client authentication.
+func ErrInvalidClient(format string, args ...any) *Error {
+	return newError(CodeInvalidClient, http.StatusUnauthorized, format, args...)
+}
+
+// ErrUnauthorizedClient is a client that may not make this exchange.
+func ErrUnauthorizedClient(format string, args ...any) *Error {
+	return newError(CodeUnauthorizedClient, http.StatusBadRequest, format, args...)
+}
+
+// ErrInvalidTarget is an audience or resource the client may not have
+// (RFC 8707 §2).
+func ErrInvalidTarget(format string, args ...any) *Error {
+	return newError(CodeInvalidTarget, http.StatusBadRequest, format, args...)
+}
+
+// ErrInvalidScope is a scope the target does not offer or allow.
+func ErrInvalidScope(format string, args ...any) *Error {
+	return newError(CodeInvalidScope, http.StatusBadRequest, format, args...)
+}
+
+// ErrConsentRequired is a granted scope without stored consent.
+func ErrConsentRequired(format string, args ...any) *Error {
+	return newError(CodeConsentRequired, http.StatusBadRequest, format, args...)
+}
+
+// ErrTemporarilyUnavailable is a remote dependency that is down.
+func ErrTemporarilyUnavailable(format string, args ...any) *Error {
+	return newError(CodeTemporarilyUnavailable, http.StatusServiceUnavailable, format, args...)
+}
+
+// ErrServer is a failure of the STS itself.
+func ErrServer(cause error) *Error {
+	return &Error{Code: CodeServerError, Status: http.StatusInternalServerError, Description: "internal error", Cause: cause}
+}
+
+// WriteError writes e as the JSON error body of RFC 6749 §5.2.
+func WriteError(w http.ResponseWriter, e *Error) {
+	h := w.Header()
+	if e.Status == http.StatusUnauthorized && e.BasicChallenge {
+		h.Set("WWW-Authenticate", `Basic realm="idtx", charset="UTF-8"`)
+	}
+	writeJSON(w, e.Status, e)
+}
+
+// writeJSON writes v with the no-store caching RFC 6749 §5.1 requires of
+// token responses.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

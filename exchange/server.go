@@ -1,0 +1,232 @@
+package exchange
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/idtx/idtx/idp"
+)
+
+// Handler serves the STS endpoints of CONTRACT §5.
+type Handler struct {
+	engine   *Engine
+	log      *slog.Logger
+	mux      *http.ServeMux
+	metadata []byte
+
+	exchanges *prometheus.CounterVec
+	latency   prometheus.Histogram
+}
+
+// NewHandler returns the STS's HTTP handler.
+func NewHandler(e *Engine, log *slog.Logger) *Handler {
+	h := &Handler{engine: e, log: log, mux: http.NewServeMux()}
+	reg := prometheus.NewRegistry()
+	h.exchanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "idtx_exchanges_total", Help: "Token exchanges, by result (ok or the OAuth error code) and the step that decided.",
+	}, []string{"result", "step"})
+	h.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "idtx_exchange_duration_seconds", Help: "Time to answer POST /token.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5},
+	})
+	reg.MustRegister(h.exchanges, h.latency)
+	h.metadata = e.metadata()
+
+	h.mux.HandleFunc("POST /token", h.token)
+	h.mux.HandleFunc("POST /introspect", h.introspect)
+	h.mux.HandleFunc("GET /jwks", h.jwks)
+	h.mux.HandleFunc("GET /.well-known/oauth-authorization-server", h.serveMetadata)
+	h.mux.HandleFunc("GET /.well-known/openid-configuration", h.serveMetadata)
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok\n")
+	})
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return h
+}
+
+// Handle mounts another handler, as the mock does under /mock/.
+func (h *Handler) Handle(pattern string, handler http.Handler) { h.mux.Handle(pattern, handler) }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// ReadRequest reads a token or introspection request: the url-encoded
+// form of at most MaxBodyBytes, and any HTTP Basic credentials.
+func ReadRequest(w http.ResponseWriter, r *http.Request) *Request {
+	req := &Request{}
+	if id, secret, ok := r.BasicAuth(); ok {
+		// RFC 6749 §2.3.1: both are form-urlencoded before encoding.
+		req.Basic = &BasicAuth{ID: unescape(id), Secret: unescape(secret)}
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/x-www-form-urlencoded" {
+		req.ParseErr = ErrInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+		return req
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			req.ParseErr = ErrInvalidRequest("request body exceeds %d bytes", MaxBodyBytes)
+		} else {
+			req.ParseErr = ErrInvalidRequest("request body could not be read")
+		}
+		return req
+	}
+	if req.Form, err = url.ParseQuery(string(body)); err != nil {
+		req.ParseErr = ErrInvalidRequest("request body is not a valid url-encoded form")
+	}
+	return req
+}
+
+func unescape(s string) string {
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	req := ReadRequest(w, r)
+	res, trace, oerr := h.engine.Run(r.Context(), req)
+	last := trace[len(trace)-1]
+	if oerr != nil {
+		WriteError(w, oerr)
+		h.exchanges.WithLabelValues(oerr.Code, last.Step).Inc()
+		h.audit(r.Context(), trace, oerr)
+	} else {
+		writeJSON(w, http.StatusOK, res)
+		h.exchanges.WithLabelValues("ok", last.Step).Inc()
+		h.audit(r.Context(), trace, nil)
+	}
+	h.latency.Observe(time.Since(start).Seconds())
+}
+
+// audit logs one line per exchange: who, for what, and which step decided.
+func (h *Handler) audit(ctx context.Context, trace Trace, oerr *Error) {
+	attrs := make([]slog.Attr, 0, 8)
+	for _, e := range trace {
+		switch e.Step {
+		case "client":
+			attrs = append(attrs, slog.String("client", e.Evidence["client_id"]))
+		case "target":
+			attrs = append(attrs, slog.String("services", e.Evidence["services"]))
+		case "subject":
+			attrs = append(attrs, slog.String("sub", e.Evidence["sub"]), slog.String("idp", e.Evidence["idp"]))
+		case "issue":
+			attrs = append(attrs, slog.String("jti", e.Evidence["jti"]))
+		}
+	}
+	if oerr == nil {
+		h.log.LogAttrs(ctx, slog.LevelInfo, "exchange", append(attrs, slog.String("result", "ok"))...)
+		return
+	}
+	attrs = append(attrs, slog.String("result", oerr.Code), slog.String("step", trace[len(trace)-1].Step),
+		slog.String("reason", oerr.Description))
+	level := slog.LevelInfo
+	if oerr.Cause != nil {
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("cause", oerr.Cause.Error()))
+	}
+	h.log.LogAttrs(ctx, level, "exchange refused", attrs...)
+}
+
+func (h *Handler) jwks(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(h.engine.signer.JWKS())
+}
+
+func (h *Handler) serveMetadata(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(h.metadata)
+}
+
+// metadata is the RFC 8414 authorization server metadata document.
+func (e *Engine) metadata() []byte {
+	var scopes []string
+	for _, s := range e.services {
+		for name := range s.Scopes {
+			scopes = append(scopes, name)
+		}
+	}
+	slices.Sort(scopes)
+	authMethods := []string{AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT}
+	doc := map[string]any{
+		"issuer":                                e.issuer,
+		"token_endpoint":                        e.TokenEndpoint(),
+		"jwks_uri":                              e.issuer + "/jwks",
+		"introspection_endpoint":                e.issuer + "/introspect",
+		"grant_types_supported":                 []string{GrantTypeTokenExchange},
+		"response_types_supported":              []string{},
+		"scopes_supported":                      scopes,
+		"token_endpoint_auth_methods_supported": authMethods,
+		"token_endpoint_auth_signing_alg_values_supported":         assertionAlgs,
+		"introspection_endpoint_auth_methods_supported":            authMethods,
+		"introspection_endpoint_auth_signing_alg_values_supported": assertionAlgs,
+		"id_token_signing_alg_values_supported":                    []string{e.signer.Alg()},
+		"subject_types_supported":                                  []string{"public"},
+	}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	return b
+}
+
+// introspect answers RFC 7662 for tokens the STS issued. The caller must
+// authenticate as a client (RFC 7662 §2.1).
+func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
+	req := ReadRequest(w, r)
+	res, oerr := h.engine.Introspect(r.Context(), req)
+	if oerr != nil {
+		WriteError(w, oerr)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// Introspect reports whether token (a form field of req) is an active
+// token of this STS, with its claims (RFC 7662 §2.2).
+func (e *Engine) Introspect(ctx context.Context, req *Request) (map[string]any, *Error) {
+	if req.ParseErr != nil {
+		return nil, req.ParseErr
+	}
+	for name, values := range req.Form {
+		if len(values) > 1 {
+			return nil, ErrInvalidRequest("parameter %q is repeated", clipText(name))
+		}
+	}
+	now := e.now()
+	if _, _, oerr := e.authenticate(ctx, req, now); oerr != nil {
+		return nil, oerr
+	}
+	token := req.Form.Get("token")
+	if token == "" {
+		return nil, ErrInvalidRequest("token is missing")
+	}
+	if len(token) > MaxTokenBytes {
+		return map[string]any{"active": false}, nil
+	}
+	id, err := e.self.Validate(ctx, token, idp.TokenTypeJWT)
+	if err != nil {
+		return map[string]any{"active": false}, nil
+	}
+	out := make(map[string]any, len(id.Claims)+3)
+	for k, v := range id.Claims {
+		out[k] = v
+	}
+	out["active"] = true
+	out["token_type"] = "Bearer"
+	return out, nil
+}

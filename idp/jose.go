@@ -1,0 +1,216 @@
+package idp
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// peeked is a compact JWT split and pre-checked, before any signature is
+// verified: enough to pick the IDP and to refuse the RFC 8725 attacks that
+// golang-jwt leaves to its caller. Nothing here is trusted yet.
+type peeked struct {
+	raw    string
+	alg    string
+	typ    string
+	iss    string
+	ttype  string // the subject_token_type it was presented as
+	header []byte
+	claims []byte
+}
+
+// refusedHeaders name keys whose values would let a token choose its own
+// verification key (RFC 8725 §3.10) or change how it is processed.
+var refusedHeaders = map[string]string{
+	"jku":  "keys come from config only",
+	"x5u":  "keys come from config only",
+	"jwk":  "keys come from config only",
+	"x5c":  "keys come from config only",
+	"crit": "no critical header extension is understood (RFC 7515 §4.1.11)",
+	"cty":  "nested JWTs are refused (RFC 8725 §2.8)",
+	"enc":  "encrypted JWTs are refused",
+	"zip":  "compressed JWTs are refused",
+}
+
+// maxJSONDepth bounds nesting in a token's header and claims.
+const maxJSONDepth = 16
+
+func peekJWT(token, tokenType string) (*peeked, error) {
+	switch n := strings.Count(token, "."); {
+	case n == 4:
+		return nil, fmt.Errorf("%w: five-part JWE tokens are refused", ErrMalformed)
+	case n != 2:
+		return nil, fmt.Errorf("%w: not a compact JWT (expected three dot-separated parts)", ErrMalformed)
+	}
+	h, rest, _ := strings.Cut(token, ".")
+	c, _, _ := strings.Cut(rest, ".")
+	p := &peeked{raw: token, ttype: tokenType}
+	var err error
+	if p.header, err = decodeSegment(h); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	if p.claims, err = decodeSegment(c); err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	hdr, err := scanObject(p.header, "alg", "typ")
+	if err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	for _, k := range hdr.keys {
+		if why, bad := refusedHeaders[k]; bad {
+			return nil, fmt.Errorf("%w: header %q is refused: %s", ErrInvalid, k, why)
+		}
+	}
+	p.alg, p.typ = hdr.values[0], hdr.values[1]
+	if p.alg == "" {
+		return nil, fmt.Errorf("%w: header has no alg", ErrMalformed)
+	}
+	if strings.EqualFold(p.alg, "none") {
+		return nil, fmt.Errorf("%w: alg %q is refused: tokens must be signed", ErrInvalid, clip(p.alg))
+	}
+	if err := checkTyp(p.typ, tokenType); err != nil {
+		return nil, err
+	}
+	cl, err := scanObject(p.claims, "iss")
+	if err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	p.iss = cl.values[0]
+	if p.iss == "" {
+		return nil, fmt.Errorf("%w: token has no iss claim", ErrUntrusted)
+	}
+	return p, nil
+}
+
+// decodeSegment decodes unpadded base64url strictly (RFC 7515 §2): no
+// padding, no other alphabet, no non-zero trailing bits.
+func decodeSegment(s string) ([]byte, error) {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("not strict base64url")
+	}
+	return b, nil
+}
+
+// checkTyp holds the JWT typ header to the token type it was presented as
+// (RFC 8725 §3.11, RFC 9068 §2.1): an ID token cannot pass for an access
+// token, nor an access token for an ID token.
+func checkTyp(typ, tokenType string) error {
+	t := strings.ToLower(strings.TrimPrefix(strings.ToLower(typ), "application/"))
+	isAT := t == "at+jwt"
+	switch {
+	case t != "" && t != "jwt" && !isAT:
+		return fmt.Errorf("%w: typ %q is not a subject token type", ErrInvalid, clip(typ))
+	case tokenType == TokenTypeAccessToken && !isAT:
+		return fmt.Errorf("%w: typ %q is not at+jwt, required for subject_token_type access_token (RFC 9068 §2.1)", ErrInvalid, clip(typ))
+	case tokenType == TokenTypeIDToken && isAT:
+		return fmt.Errorf("%w: typ at+jwt is an access token, presented as an id_token", ErrInvalid)
+	}
+	return nil
+}
+
+// object is what scanObject found: every top-level key, and the string
+// values of the keys it was asked for.
+type object struct {
+	keys   []string
+	values []string
+}
+
+// scanObject reads one JSON object and refuses duplicate member names at
+// any depth, compared case-insensitively: golang-jwt and encoding/json let
+// the last duplicate win, and an attacker chooses which one a reader sees.
+func scanObject(data []byte, want ...string) (*object, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	o := &object{values: make([]string, len(want))}
+	t, err := dec.Token()
+	if err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	if err := scanMembers(dec, 1, func(key string, dec *json.Decoder) error {
+		o.keys = append(o.keys, key)
+		for i, w := range want {
+			if key == w {
+				v, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				s, ok := v.(string)
+				if !ok {
+					return fmt.Errorf("%s is not a string", key)
+				}
+				o.values[i] = s
+				return nil
+			}
+		}
+		return scanValue(dec, 1)
+	}); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("trailing data after the object")
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, fmt.Errorf("trailing data after the object")
+	}
+	return o, nil
+}
+
+// scanMembers reads the members of an object whose '{' has been read,
+// calling member for each value.
+func scanMembers(dec *json.Decoder, depth int, member func(string, *json.Decoder) error) error {
+	var seen []string
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("invalid JSON")
+		}
+		key, _ := t.(string)
+		for _, s := range seen {
+			if strings.EqualFold(s, key) {
+				return fmt.Errorf("duplicate member %q", clip(key))
+			}
+		}
+		seen = append(seen, key)
+		if err := member(key, dec); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return fmt.Errorf("invalid JSON")
+	}
+	return nil
+}
+
+func scanValue(dec *json.Decoder, depth int) error {
+	if depth > maxJSONDepth {
+		return fmt.Errorf("nested deeper than %d", maxJSONDepth)
+	}
+	t, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("invalid JSON")
+	}
+	switch t {
+	case json.Delim('{'):
+		return scanMembers(dec, depth+1, func(_ string, dec *json.Decoder) error { return scanValue(dec, depth+1) })
+	case json.Delim('['):
+		for dec.More() {
+			if err := scanValue(dec, depth+1); err != nil {
+				return err
+			}
+		}
+		_, err := dec.Token()
+		return err
+	}
+	return nil
+}
+
+// Precheck refuses a compact JWT with the header and structure attacks of
+// RFC 8725 (alg none, key-bearing or critical headers, duplicate members,
+// nested or encrypted tokens) before any key is looked up.
+func Precheck(token string) error {
+	_, err := peekJWT(token, TokenTypeJWT)
+	return err
+}
