@@ -127,7 +127,12 @@ func (v *JWT) explain(err, keyErr error, claims jwt.MapClaims) error {
 	case keyErr != nil:
 		return fmt.Errorf("%w: no usable key: %v", ErrInvalid, keyErr)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return fmt.Errorf("%w: exp is required", ErrInvalid)
+		for _, c := range []string{"exp", "aud"} {
+			if _, ok := claims[c]; !ok {
+				return fmt.Errorf("%w: %s is required", ErrInvalid, c)
+			}
+		}
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	case errors.Is(err, jwt.ErrTokenExpired):
 		exp, _ := claims.GetExpirationTime()
 		return fmt.Errorf("%w: expired at %s (now %s)", ErrInvalid, exp.UTC().Format(time.RFC3339), now)
