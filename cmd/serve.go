@@ -30,8 +30,9 @@ type serveOptions struct {
 	ready func(baseURL string)
 }
 
-func newServeCmd(io *IO) *cobra.Command {
-	o := &serveOptions{io: io}
+func newServeCmd(io *IO) *cobra.Command { return newServeCmdWith(&serveOptions{io: io}) }
+
+func newServeCmdWith(o *serveOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve (--mock | --config FILE)",
 		Short: "Run the local Security Token Service",

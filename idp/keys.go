@@ -3,7 +3,6 @@ package idp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -169,15 +168,18 @@ type kfKeys struct {
 }
 
 func (k *kfKeys) Key(ctx context.Context, t *jwt.Token) (any, error) {
-	key, err := k.kf.KeyfuncCtx(ctx)(t)
-	if err != nil {
-		if k.down != nil && k.down() {
-			return nil, fmt.Errorf("%w: key set unreachable and kid not cached", ErrUnavailable)
-		}
-		if errors.Is(err, jwkset.ErrKeyNotFound) {
-			kid, _ := t.Header["kid"].(string)
+	if kid, ok := t.Header["kid"].(string); ok {
+		// Read (and, for a remote set, maybe refresh) first, so that an
+		// unknown kid is told apart from a key that does not fit.
+		if _, err := k.kf.Storage().KeyRead(ctx, kid); err != nil {
+			if k.down != nil && k.down() {
+				return nil, fmt.Errorf("%w: key set unreachable and kid not cached", ErrUnavailable)
+			}
 			return nil, fmt.Errorf("kid %q is not in the IDP's key set", clip(kid))
 		}
+	}
+	key, err := k.kf.KeyfuncCtx(ctx)(t)
+	if err != nil {
 		return nil, err
 	}
 	if set, ok := key.(jwt.VerificationKeySet); ok { // no kid: any strong key

@@ -1,0 +1,214 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/mockidp"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServe runs `idtx serve` in-process on a free loopback port until the
+// test ends, and returns its base URL and stderr.
+func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	stderr := &syncBuffer{}
+	ready := make(chan string, 1)
+	o := &serveOptions{
+		io:    &IO{In: strings.NewReader(""), Out: io.Discard, Err: stderr},
+		ready: func(base string) { ready <- base },
+	}
+	c := newServeCmdWith(o)
+	c.SetArgs(append([]string{"--listen", "127.0.0.1:0"}, args...))
+	c.SilenceErrors, c.SilenceUsage = true, true
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel() // as SIGINT/SIGTERM do through Main's signal context
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		if !strings.Contains(stderr.String(), "shutting down") {
+			t.Errorf("no clean shutdown in stderr:\n%s", stderr)
+		}
+	})
+	select {
+	case base := <-ready:
+		return base, stderr
+	case err := <-done:
+		t.Fatalf("serve: %v\n%s", err, stderr)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	return "", nil
+}
+
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), args, &IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+	return strings.TrimSpace(out.String()), errb.String(), code
+}
+
+func exchangeForm(subject string, kv ...string) url.Values {
+	f := url.Values{
+		"grant_type":         {exchange.GrantTypeTokenExchange},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:jwt"},
+		"subject_token":      {subject},
+		"audience":           {"billing-api"},
+		"scope":              {"billing:read"},
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		f.Set(kv[i], kv[i+1])
+	}
+	return f
+}
+
+func postToken(t *testing.T, base string, form url.Values, id, secret string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+func claimsOf(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", token)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	json.Unmarshal(raw, &c)
+	return c
+}
+
+// The flow of issue 2 end to end: serve --mock, mock token, exchange,
+// consent grant seen at the next request, clean shutdown.
+func TestServeMockEndToEnd(t *testing.T) {
+	t.Setenv("IDTX_HOME", t.TempDir())
+	t.Setenv("IDTX_STORE", "")
+	base, stderr := startServe(t, "--mock")
+
+	resp, err := http.Get(base + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", err, resp)
+	}
+	for _, want := range []string{"listening on " + base, "demo-client / demo-secret", "curl -s -u demo-client:demo-secret " + base + "/token", "/mock/jwks"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, stderr)
+		}
+	}
+
+	alice, _, code := run(t, "mock", "token", "--sub", "alice")
+	if code != 0 {
+		t.Fatalf("mock token exit %d", code)
+	}
+	status, body := postToken(t, base, exchangeForm(alice), "demo-client", "demo-secret")
+	if status != 200 {
+		t.Fatalf("exchange: %d %v", status, body)
+	}
+	c := claimsOf(t, body["access_token"].(string))
+	if c["iss"] != base || c["sub"] != "alice" || c["idp"] != mockidp.Name || c["scope"] != "billing:read" {
+		t.Errorf("claims %v", c)
+	}
+
+	bob, _, _ := run(t, "mock", "token", "--sub", "bob")
+	status, body = postToken(t, base, exchangeForm(bob), "demo-client", "demo-secret")
+	if status != 400 || body["error"] != "consent_required" {
+		t.Fatalf("bob without consent: %d %v", status, body)
+	}
+	if _, errOut, code := run(t, "consent", "grant", "--user", "bob", "--service", "billing-api", "--scope", "billing:read"); code != 0 {
+		t.Fatalf("consent grant: %d %s", code, errOut)
+	}
+	if status, body = postToken(t, base, exchangeForm(bob), "demo-client", "demo-secret"); status != 200 {
+		t.Fatalf("bob after consent grant: %d %v", status, body)
+	}
+
+	// The restricted client is held to orders-api.
+	status, body = postToken(t, base, exchangeForm(alice), "restricted-client", "restricted-secret")
+	if status != 400 || body["error"] != "invalid_target" {
+		t.Fatalf("restricted client for billing-api: %d %v", status, body)
+	}
+	status, body = postToken(t, base, exchangeForm(alice, "audience", "orders-api", "scope", "orders:read"), "restricted-client", "restricted-secret")
+	if status != 200 {
+		t.Fatalf("restricted client for orders-api: %d %v", status, body)
+	}
+
+	// mock token's flags reach the claims.
+	tok, _, _ := run(t, "mock", "token", "--sub", "carol", "--aud", "x", "--scope", "a  b", "--ttl", "10m",
+		"--claim", `groups=["ops"]`, "--claim", "email=carol@example.com", "--may-act", "gateway")
+	mc := claimsOf(t, tok)
+	if mc["sub"] != "carol" || mc["aud"] != "x" || mc["scope"] != "a b" || mc["email"] != "carol@example.com" ||
+		mc["exp"].(float64)-mc["iat"].(float64) != 600 {
+		t.Errorf("mock token claims %v", mc)
+	}
+	if g, _ := mc["groups"].([]any); len(g) != 1 || g[0] != "ops" {
+		t.Errorf("groups %v", mc["groups"])
+	}
+	if ma, _ := mc["may_act"].(map[string]any); ma["sub"] != "gateway" {
+		t.Errorf("may_act %v", mc["may_act"])
+	}
+}
+
+// --clock starts the server's clock at a recorded instant; --store memory:
+// keeps nothing on disk and is still seeded with the mock's consents.
+func TestServeClockAndMemoryStore(t *testing.T) {
+	t.Setenv("IDTX_HOME", t.TempDir())
+	at := time.Date(2021, 6, 1, 12, 0, 0, 0, time.UTC)
+	base, _ := startServe(t, "--mock", "--clock", at.Format(time.RFC3339), "--store", "memory:")
+
+	then, err := mockidp.JWT(mockidp.TokenOptions{Sub: "alice", Now: at.Add(-time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := postToken(t, base, exchangeForm(then), "demo-client", "demo-secret"); status != 200 {
+		t.Fatalf("token from the server's clock: %d %v", status, body)
+	}
+	now, _ := mockidp.JWT(mockidp.TokenOptions{Sub: "alice"})
+	status, body := postToken(t, base, exchangeForm(now), "demo-client", "demo-secret")
+	if status != 400 || !strings.Contains(body["error_description"].(string), "issued in the future") {
+		t.Fatalf("token from today on a 2021 clock: %d %v", status, body)
+	}
+}

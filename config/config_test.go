@@ -1,0 +1,144 @@
+package config_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/fixtures"
+)
+
+func parse(t *testing.T, yaml string) (*config.Config, config.Problems) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml), "", func(string) ([]byte, error) { return nil, nil })
+	var p config.Problems
+	if err != nil && !errors.As(err, &p) {
+		t.Fatalf("Parse: %v", err)
+	}
+	return cfg, p
+}
+
+func TestUnknownKeyNamesKeyAndLine(t *testing.T) {
+	_, p := parse(t, `
+issuer: http://127.0.0.1:8080
+services:
+  - name: orders-api
+    scopes: {orders:read: {}}
+    token_lifetme: 5m
+clients:
+  - id: c
+    secret: s
+    services: ["*"]
+    colour: blue
+`)
+	got := strings.Join(p, "\n")
+	for _, want := range []string{"line 6: field token_lifetme not found", "line 11: field colour not found"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems %q lack %q", got, want)
+		}
+	}
+}
+
+func TestEveryProblemAtOnce(t *testing.T) {
+	_, p := parse(t, `
+issuer: ftp://x
+signing: {alg: HS256}
+idps:
+  - name: a
+    type: jwt
+    issuer: https://idp
+    audiences: [sts]
+    algorithms: [none, RS256]
+  - name: a
+    type: jwt
+    issuer: https://idp
+    jwks_file: k.json
+  - name: s
+    type: banana
+    issuer: https://s
+    audiences: [x]
+services:
+  - name: svc
+    scopes: {read: {}}
+    default_scopes: [write]
+    token_lifetime: 48h
+clients:
+  - id: c
+    secret: s
+    secret_hash: nothash
+    services: [nope]
+    modes: [sudo]
+`)
+	want := []string{
+		`issuer: "ftp://x" is not an http(s) URL`,
+		`signing.alg: "HS256" is not one of`,
+		"idps[0] (a): a jwt IDP needs exactly one of jwks_uri, jwks_file, discovery: true",
+		`idps[0] (a): algorithm "none" is not allowed`,
+		"idps[1] (a): duplicate IDP name",
+		`idps[1] (a): issuer "https://idp" is also IDP "a"'s`,
+		"idps[1] (a): audiences is required",
+		`idps[2] (s): unknown type "banana"`,
+		`services[0] (svc): default scope "write" is not one of its scopes`,
+		"services[0] (svc): token_lifetime 48h0m0s is outside 1s..24h",
+		"clients[0] (c): needs exactly one of secret, secret_hash, jwks_file",
+		"clients[0] (c): secret_hash is neither bcrypt",
+		`clients[0] (c): unknown service "nope"`,
+		`clients[0] (c): unknown mode "sudo"`,
+	}
+	got := strings.Join(p, "\n")
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("missing problem %q in:\n%s", w, got)
+		}
+	}
+	if len(p) != len(want) {
+		t.Errorf("%d problems, want %d:\n%s", len(p), len(want), got)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, p := parse(t, `
+idps:
+  - {name: m, type: jwt, issuer: https://m, jwks_file: k, audiences: [sts]}
+services:
+  - name: orders-api
+    scopes: {orders:read: {}}
+clients:
+  - {id: c, secret: s, services: ["*"]}
+`)
+	if len(p) > 0 {
+		t.Fatal(p)
+	}
+	if cfg.Signing.Alg != "ES256" || cfg.Services[0].TokenLifetime != 5*time.Minute || cfg.Services[0].Audience != "orders-api" {
+		t.Errorf("defaults: %+v %+v", cfg.Signing, cfg.Services[0])
+	}
+	if got := strings.Join(cfg.IDPs[0].Algorithms, " "); got != "RS256 ES256 PS256 EdDSA" {
+		t.Errorf("default algorithms %q", got)
+	}
+	if cfg.IDPs[0].ClockSkew != 30*time.Second || cfg.Clients[0].Modes[0] != "impersonation" {
+		t.Errorf("defaults: %+v %+v", cfg.IDPs[0], cfg.Clients[0])
+	}
+}
+
+func TestMockConfigIsValid(t *testing.T) {
+	cfg, err := config.LoadFS(fixtures.FS, fixtures.MockConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.IDPs) != 1 || len(cfg.Services) != 2 || len(cfg.Clients) != 2 {
+		t.Fatalf("mock config: %s", cfg.Summary())
+	}
+}
+
+func TestStoreURLRelativeToConfig(t *testing.T) {
+	cfg := &config.Config{Store: "sqlite:idtx.db", Dir: "/etc/idtx"}
+	if got := cfg.StoreURL(); got != "sqlite:/etc/idtx/idtx.db" {
+		t.Errorf("StoreURL = %q", got)
+	}
+	cfg.Store = "memory:"
+	if got := cfg.StoreURL(); got != "memory:" {
+		t.Errorf("StoreURL = %q", got)
+	}
+}

@@ -1,0 +1,54 @@
+package mockidp_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/consent"
+	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/mockidp"
+)
+
+// The embedded JWKS is the public half of the embedded key: a mock token
+// validates under the mock config's IDP.
+func TestMockTokenValidatesUnderMockConfig(t *testing.T) {
+	cfg, err := mockidp.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	reg, err := idp.FromConfig(t.Context(), cfg.IDPs, idp.Options{Clock: func() time.Time { return now }, ReadFile: cfg.ReadFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := mockidp.JWT(mockidp.TokenOptions{Sub: "dave", Scope: "x y", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := reg.Validate(t.Context(), tok, idp.TokenTypeJWT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.IDP != mockidp.Name || id.Subject != "dave" || len(id.Scopes) != 2 {
+		t.Fatalf("identity %+v", id)
+	}
+	if cfg.IDPs[0].Issuer != mockidp.Issuer || cfg.IDPs[0].Type != config.IDPTypeJWT {
+		t.Fatalf("mock IDP %+v", cfg.IDPs[0])
+	}
+}
+
+func TestSeedConsentsIsIdempotent(t *testing.T) {
+	s := consent.NewMemory()
+	ctx := context.Background()
+	for range 2 {
+		if err := mockidp.SeedConsents(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, _ := s.List(ctx, consent.Filter{})
+	if len(list) != 1 || list[0].User != "alice" || list[0].Service != "billing-api" || len(list[0].Scopes) != 1 {
+		t.Fatalf("seeded %v", list)
+	}
+}
