@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -69,6 +70,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return usageError("--log-format must be text or json, not %q", o.logFormat)
 	}
 	log := slog.New(handler)
+	if !envSet("GOGC") {
+		// The STS's live heap is a few MiB and every exchange allocates
+		// ~30 KiB of short-lived garbage: collecting at 4x the live heap
+		// instead of 2x costs little memory and a good share of CPU.
+		debug.SetGCPercent(400)
+	}
 	clock := time.Now
 	if o.clock != "" {
 		start, err := time.Parse(time.RFC3339, o.clock)

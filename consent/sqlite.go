@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite: the binary stays cgo-free
@@ -28,6 +29,10 @@ CREATE TABLE IF NOT EXISTS consents (
 	granted_at INTEGER NOT NULL DEFAULT (unixepoch()),
 	PRIMARY KEY (user, service, scope)
 ) WITHOUT ROWID;`
+
+// maxConns bounds SQLite connections; WAL readers run side by side, and
+// writers queue on the busy timeout.
+var maxConns = max(4, 2*runtime.GOMAXPROCS(0))
 
 // OpenSQLite opens (creating if needed) the database at path.
 func OpenSQLite(path string) (*SQLite, error) {
@@ -52,6 +57,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
 	}
+	// Keep every connection: the default of two idle connections makes a
+	// busy server open (and re-prepare on) a new one per request.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	s := &SQLite{db: db}
 	if s.missing, err = db.Prepare(`SELECT scope FROM consents WHERE user = ? AND service = ?`); err != nil {
 		db.Close()
@@ -120,7 +129,9 @@ func (s *SQLite) List(ctx context.Context, f Filter) ([]Consent, error) {
 }
 
 func (s *SQLite) Missing(ctx context.Context, user, service string, scopes []string) ([]string, error) {
-	rows, err := s.missing.QueryContext(ctx, user, service)
+	// A point read of a local file: not worth the watcher goroutine that
+	// database/sql and the driver start per query for a cancellable ctx.
+	rows, err := s.missing.QueryContext(context.WithoutCancel(ctx), user, service)
 	if err != nil {
 		return nil, err
 	}

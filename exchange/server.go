@@ -74,7 +74,7 @@ func ReadRequest(w http.ResponseWriter, r *http.Request) *Request {
 		req.ParseErr = ErrInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
 		return req
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err := readBody(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -88,6 +88,20 @@ func ReadRequest(w http.ResponseWriter, r *http.Request) *Request {
 		req.ParseErr = ErrInvalidRequest("request body is not a valid url-encoded form")
 	}
 	return req
+}
+
+// readBody reads at most MaxBodyBytes, in one allocation when the client
+// declared the length.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if n := r.ContentLength; n > 0 && n <= MaxBodyBytes {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(body)
 }
 
 func unescape(s string) string {

@@ -1,11 +1,11 @@
 package idp
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // peeked is a compact JWT split and pre-checked, before any signature is
@@ -121,90 +121,186 @@ type object struct {
 // scanObject reads one JSON object and refuses duplicate member names at
 // any depth, compared case-insensitively: golang-jwt and encoding/json let
 // the last duplicate win, and an attacker chooses which one a reader sees.
+// Keys are compared unescaped, as encoding/json sees them, so "\u0061lg"
+// is "alg". It is a scanner, not a validator: encoding/json parses the
+// same bytes afterwards and refuses what is not JSON.
 func scanObject(data []byte, want ...string) (*object, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
+	sc := &jsonScanner{data: data}
 	o := &object{values: make([]string, len(want))}
-	t, err := dec.Token()
-	if err != nil || t != json.Delim('{') {
+	sc.ws()
+	if sc.peek() != '{' {
 		return nil, fmt.Errorf("not a JSON object")
 	}
-	if err := scanMembers(dec, 1, func(key string, dec *json.Decoder) error {
+	err := sc.object(0, func(key string) error {
 		o.keys = append(o.keys, key)
 		for i, w := range want {
 			if key == w {
-				v, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				s, ok := v.(string)
-				if !ok {
+				if sc.peek() != '"' {
 					return fmt.Errorf("%s is not a string", key)
 				}
-				o.values[i] = s
-				return nil
+				v, err := sc.str()
+				o.values[i] = v
+				return err
 			}
 		}
-		return scanValue(dec, 1)
-	}); err != nil {
+		return sc.value(1)
+	})
+	if err != nil {
 		return nil, err
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("trailing data after the object")
-	}
-	if _, err := dec.Token(); err == nil {
+	if sc.ws(); sc.i != len(sc.data) {
 		return nil, fmt.Errorf("trailing data after the object")
 	}
 	return o, nil
 }
 
-// scanMembers reads the members of an object whose '{' has been read,
-// calling member for each value.
-func scanMembers(dec *json.Decoder, depth int, member func(string, *json.Decoder) error) error {
-	var seen []string
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("invalid JSON")
+type jsonScanner struct {
+	data []byte
+	i    int
+}
+
+var errJSON = fmt.Errorf("invalid JSON")
+
+func (s *jsonScanner) peek() byte {
+	if s.i < len(s.data) {
+		return s.data[s.i]
+	}
+	return 0
+}
+
+func (s *jsonScanner) ws() {
+	for s.i < len(s.data) {
+		switch s.data[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
 		}
-		key, _ := t.(string)
-		for _, s := range seen {
-			if strings.EqualFold(s, key) {
+	}
+}
+
+// object reads {...}, calling member with the reader placed at each value.
+func (s *jsonScanner) object(depth int, member func(key string) error) error {
+	s.i++ // '{'
+	var seen []string
+	for first := true; ; first = false {
+		s.ws()
+		if s.peek() == '}' && first {
+			s.i++
+			return nil
+		}
+		if s.peek() != '"' {
+			return errJSON
+		}
+		key, err := s.str()
+		if err != nil {
+			return err
+		}
+		for _, k := range seen {
+			if strings.EqualFold(k, key) {
 				return fmt.Errorf("duplicate member %q", clip(key))
 			}
 		}
 		seen = append(seen, key)
-		if err := member(key, dec); err != nil {
+		if s.ws(); s.peek() != ':' {
+			return errJSON
+		}
+		s.i++
+		s.ws()
+		if err := member(key); err != nil {
 			return err
 		}
+		s.ws()
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return errJSON
+		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return fmt.Errorf("invalid JSON")
+}
+
+func (s *jsonScanner) value(depth int) error {
+	if depth > maxJSONDepth {
+		return fmt.Errorf("nested deeper than %d", maxJSONDepth)
+	}
+	s.ws()
+	switch s.peek() {
+	case '{':
+		return s.object(depth, func(string) error { return s.value(depth + 1) })
+	case '[':
+		s.i++
+		for first := true; ; first = false {
+			s.ws()
+			if s.peek() == ']' && first {
+				s.i++
+				return nil
+			}
+			if err := s.value(depth + 1); err != nil {
+				return err
+			}
+			s.ws()
+			switch s.peek() {
+			case ',':
+				s.i++
+			case ']':
+				s.i++
+				return nil
+			default:
+				return errJSON
+			}
+		}
+	case '"':
+		_, err := s.str()
+		return err
+	case 0:
+		return errJSON
+	}
+	// A number, true, false or null: up to the next delimiter.
+	start := s.i
+	for s.i < len(s.data) && !strings.ContainsRune(",]} \t\n\r", rune(s.data[s.i])) {
+		s.i++
+	}
+	if s.i == start {
+		return errJSON
 	}
 	return nil
 }
 
-func scanValue(dec *json.Decoder, depth int) error {
-	if depth > maxJSONDepth {
-		return fmt.Errorf("nested deeper than %d", maxJSONDepth)
-	}
-	t, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("invalid JSON")
-	}
-	switch t {
-	case json.Delim('{'):
-		return scanMembers(dec, depth+1, func(_ string, dec *json.Decoder) error { return scanValue(dec, depth+1) })
-	case json.Delim('['):
-		for dec.More() {
-			if err := scanValue(dec, depth+1); err != nil {
-				return err
+// str reads a string at s.i and returns it unescaped.
+func (s *jsonScanner) str() (string, error) {
+	start := s.i
+	s.i++ // opening quote
+	escaped := false
+	for s.i < len(s.data) {
+		switch s.data[s.i] {
+		case '\\':
+			escaped = true
+			s.i += 2
+			continue
+		case '"':
+			s.i++
+			raw := s.data[start:s.i]
+			if !utf8.Valid(raw) {
+				// encoding/json would fold invalid bytes to U+FFFD, and
+				// two distinct keys into one.
+				return "", fmt.Errorf("invalid UTF-8")
 			}
+			if !escaped {
+				return string(raw[1 : len(raw)-1]), nil
+			}
+			var out string
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return "", errJSON
+			}
+			return out, nil
 		}
-		_, err := dec.Token()
-		return err
+		s.i++
 	}
-	return nil
+	return "", errJSON
 }
 
 // Precheck refuses a compact JWT with the header and structure attacks of
