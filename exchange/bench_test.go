@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,8 @@ func BenchmarkExchange(b *testing.B) {
 	}
 	defer store.Close()
 	e := newEnvWith(b, store, nil)
+	// As `idtx serve` runs (cmd/serve.go sets GOGC 400 unless GOGC is set).
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	body := e.form(e.subject(nil), "audience", "billing-api", "scope", "billing:read").Encode()
 	b.ReportAllocs()
 	b.ResetTimer()
