@@ -107,6 +107,8 @@ identity providers, and the tools to see why an exchange failed.`,
 	})
 	root.AddCommand(
 		newServeCmd(io),
+		newExchangeCmd(io),
+		newProfileCmd(io),
 		newMockCmd(io),
 		newConsentCmd(io),
 		newConfigCmd(io),

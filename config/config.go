@@ -64,6 +64,10 @@ type IDP struct {
 
 	CertificateFile string `yaml:"certificate_file"`
 	MetadataFile    string `yaml:"metadata_file"`
+	// AllowSHA1 accepts RSA-SHA1 and SHA-1 digests from a SAML IDP.
+	AllowSHA1 bool `yaml:"allow_sha1"`
+	// Claims maps SAML attribute names to claim names.
+	Claims map[string]string `yaml:"claims"`
 }
 
 // Scope is one scope a service offers.
@@ -261,13 +265,20 @@ func (c *Config) validate() Problems {
 					add("%s: algorithm %q is not allowed (allowed: %s)", where, a, strings.Join(allowedIDPAlgorithms, " "))
 				}
 			}
-			if d.CertificateFile != "" || d.MetadataFile != "" {
-				add("%s: certificate_file and metadata_file are for saml IDPs", where)
+			if d.CertificateFile != "" || d.MetadataFile != "" || d.AllowSHA1 || len(d.Claims) > 0 {
+				add("%s: certificate_file, metadata_file, allow_sha1 and claims are for saml IDPs", where)
 			}
-		case IDPTypeSAML, IDPTypeIntrospection:
-			add("%s: type %q is not supported by this build (supported: jwt)", where, d.Type)
+		case IDPTypeSAML:
+			if (d.CertificateFile != "") == (d.MetadataFile != "") {
+				add("%s: a saml IDP needs exactly one of certificate_file, metadata_file", where)
+			}
+			if d.JWKSURI != "" || d.JWKSFile != "" || d.Discovery || len(d.Algorithms) > 0 {
+				add("%s: jwks_uri, jwks_file, discovery and algorithms are for jwt IDPs", where)
+			}
+		case IDPTypeIntrospection:
+			add("%s: type %q is not supported by this build (supported: jwt, saml)", where, d.Type)
 		case "":
-			add("%s: type is required (jwt)", where)
+			add("%s: type is required (jwt, saml)", where)
 		default:
 			add("%s: unknown type %q (jwt, saml, introspection)", where, d.Type)
 		}

@@ -304,3 +304,5 @@ func expectError(t testing.TB, r response, status int, code, descContains string
 func argonHash(secret string) string {
 	return base64.RawStdEncoding.EncodeToString(argon2.IDKey([]byte(secret), []byte("saltsaltsalt"), 1, 64, 1, 32))
 }
+
+func base64URL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }

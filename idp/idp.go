@@ -5,6 +5,7 @@ package idp
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -56,11 +57,23 @@ type Validator interface {
 
 // Registry holds the trusted IDPs, keyed by issuer.
 type Registry struct {
-	jwt map[string]*JWT
+	jwt  map[string]*JWT
+	saml map[string]*SAML
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{jwt: map[string]*JWT{}} }
+func NewRegistry() *Registry {
+	return &Registry{jwt: map[string]*JWT{}, saml: map[string]*SAML{}}
+}
+
+// AddSAML trusts v for SAML assertions whose Issuer is v's entity ID.
+func (r *Registry) AddSAML(v *SAML) error {
+	if _, dup := r.saml[v.cfg.Issuer]; dup {
+		return fmt.Errorf("issuer %q is trusted twice", v.cfg.Issuer)
+	}
+	r.saml[v.cfg.Issuer] = v
+	return nil
+}
 
 // AddJWT trusts v for JWTs whose iss is v's issuer.
 func (r *Registry) AddJWT(v *JWT) error {
@@ -76,6 +89,17 @@ func (r *Registry) AddJWT(v *JWT) error {
 func (r *Registry) Validate(ctx context.Context, token, tokenType string) (*Identity, error) {
 	switch tokenType {
 	case TokenTypeJWT, TokenTypeAccessToken, TokenTypeIDToken:
+	case TokenTypeSAML1, TokenTypeSAML2:
+		d, err := parseSAML(token)
+		if err != nil {
+			return nil, err
+		}
+		iss := d.issuer()
+		v, ok := r.saml[iss]
+		if !ok {
+			return nil, fmt.Errorf("%w: SAML Issuer %q is not a trusted IDP", ErrUntrusted, clip(iss))
+		}
+		return v.validate(d, tokenType)
 	default:
 		return nil, fmt.Errorf("%w: token type %s is not accepted here", ErrUntrusted, tokenType)
 	}
@@ -115,6 +139,16 @@ func FromConfig(ctx context.Context, idps []config.IDP, opts Options) (*Registry
 	}
 	r := NewRegistry()
 	for _, d := range idps {
+		if d.Type == config.IDPTypeSAML {
+			v, err := samlFromConfig(d, opts)
+			if err != nil {
+				return nil, err
+			}
+			if err := r.AddSAML(v); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if d.Type != config.IDPTypeJWT {
 			return nil, fmt.Errorf("idp %s: type %q is not supported", d.Name, d.Type)
 		}
@@ -146,4 +180,35 @@ func FromConfig(ctx context.Context, idps []config.IDP, opts Options) (*Registry
 		}
 	}
 	return r, nil
+}
+
+func samlFromConfig(d config.IDP, opts Options) (*SAML, error) {
+	var certs []*x509.Certificate
+	switch {
+	case d.CertificateFile != "":
+		data, err := opts.ReadFile(d.CertificateFile)
+		if err != nil {
+			return nil, fmt.Errorf("idp %s: %w", d.Name, err)
+		}
+		if certs, err = ParseCertificates(data); err != nil {
+			return nil, fmt.Errorf("idp %s: certificate_file %s: %w", d.Name, d.CertificateFile, err)
+		}
+	case d.MetadataFile != "":
+		data, err := opts.ReadFile(d.MetadataFile)
+		if err != nil {
+			return nil, fmt.Errorf("idp %s: %w", d.Name, err)
+		}
+		entityID, mc, err := MetadataCertificates(data)
+		if err != nil {
+			return nil, fmt.Errorf("idp %s: metadata_file %s: %w", d.Name, d.MetadataFile, err)
+		}
+		if entityID != d.Issuer {
+			return nil, fmt.Errorf("idp %s: metadata_file names entityID %q, not the issuer %q", d.Name, entityID, d.Issuer)
+		}
+		certs = mc
+	}
+	return NewSAML(SAMLConfig{
+		Name: d.Name, Issuer: d.Issuer, Certificates: certs, Audiences: d.Audiences,
+		AllowSHA1: d.AllowSHA1, ClockSkew: d.ClockSkew, Clock: opts.Clock, Claims: d.Claims,
+	})
 }

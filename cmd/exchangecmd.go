@@ -1,0 +1,352 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/profile"
+)
+
+// DefaultSTS is the mock's address, where `idtx exchange` goes by default.
+const DefaultSTS = "http://127.0.0.1:8080"
+
+type exchangeOptions struct {
+	io                 *IO
+	sts                string
+	profile            string
+	subjectToken       string
+	subjectTokenType   string
+	actorToken         string
+	actorTokenType     string
+	audiences          []string
+	resources          []string
+	scope              string
+	requestedTokenType string
+	clientID           string
+	clientSecretFile   string
+	authMethod         string
+	keyFile            string
+	params             []string
+	output             string
+	timeout            time.Duration
+	cacert             string
+}
+
+func newExchangeCmd(io *IO) *cobra.Command {
+	o := &exchangeOptions{io: io}
+	c := &cobra.Command{
+		Use:   "exchange --subject-token T [flags]",
+		Short: "Perform one RFC 8693 token exchange against an STS",
+		Long: `Send one token exchange request (RFC 8693) to an STS and print the issued
+token. --sts takes a token endpoint, or an issuer URL whose metadata names
+it (RFC 8414, then OpenID discovery). With no client given it uses the
+mock's demo client, so it works against any 'idtx serve --mock'.
+
+Token and secret arguments take a literal, - (stdin) or @path (a file).
+Secrets never come from a plain flag: use --client-secret-file, the
+IDTX_CLIENT_SECRET variable, or a profile (OS keyring).
+
+Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
+4 unreachable or not an OAuth answer.`,
+		Example: `  $ idtx exchange --subject-token "$(idtx mock token --sub alice)" --audience billing-api --scope billing:read
+  $ idtx exchange --sts https://keycloak.example/realms/x --client-id api --client-secret-file secret.txt \
+      --subject-token - --subject-token-type access_token --audience orders -o json < token.txt
+  $ idtx exchange --sts http://127.0.0.1:5556/dex --param connector_id=upstream \
+      --subject-token-type id_token --subject-token @id.jwt --scope openid
+  $ idtx exchange --profile corp --subject-token "$T" --resource https://billing.corp.example`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runExchange(c, o) },
+	}
+	f := c.Flags()
+	f.StringVar(&o.sts, "sts", DefaultSTS, "token endpoint, or issuer URL to discover it")
+	f.StringVar(&o.profile, "profile", "", "a saved profile (STS, client, auth method, secret)")
+	f.StringVar(&o.subjectToken, "subject-token", "", "the token to exchange: literal, - or @file (required)")
+	f.StringVar(&o.subjectTokenType, "subject-token-type", "", "access_token|refresh_token|id_token|jwt|saml1|saml2 or a URN (default: jwt for a JWT, saml2 for XML)")
+	f.StringVar(&o.actorToken, "actor-token", "", "actor token for delegation: literal, - or @file")
+	f.StringVar(&o.actorTokenType, "actor-token-type", "", "type of the actor token (default by its shape)")
+	f.StringArrayVar(&o.audiences, "audience", nil, "target audience, repeatable")
+	f.StringArrayVar(&o.resources, "resource", nil, "target resource URI (RFC 8707), repeatable")
+	f.StringVar(&o.scope, "scope", "", "space-separated scopes")
+	f.StringVar(&o.requestedTokenType, "requested-token-type", "", "token type to ask for (short name or URN)")
+	f.StringVar(&o.clientID, "client-id", "", "client id (default IDTX_CLIENT_ID, the profile's, or the mock's demo-client)")
+	f.StringVar(&o.clientSecretFile, "client-secret-file", "", "file holding the client secret, or - for stdin (default IDTX_CLIENT_SECRET)")
+	f.StringVar(&o.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none")
+	f.StringVar(&o.keyFile, "key-file", "", "private key (PEM) for private_key_jwt")
+	f.StringArrayVar(&o.params, "param", nil, "extra form field k=v, repeatable")
+	f.StringVarP(&o.output, "output", "o", "token", "output: token, json or claims")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for the whole exchange")
+	f.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
+	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
+	registerProfileCompletion(c)
+	return c
+}
+
+func runExchange(c *cobra.Command, o *exchangeOptions) error {
+	switch o.output {
+	case "token", "json", "claims":
+	default:
+		return usageError("-o must be token, json or claims, not %q", o.output)
+	}
+	if o.subjectToken == "" {
+		return usageError("--subject-token is required (a literal, - for stdin, or @file)")
+	}
+	extra := url.Values{}
+	for _, p := range o.params {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return usageError("--param %q is not k=v", p)
+		}
+		extra.Add(k, v)
+	}
+	if o.subjectToken == "-" && (o.actorToken == "-" || o.clientSecretFile == "-") {
+		return usageError("only one input can come from stdin")
+	}
+
+	auth, sts, err := o.clientAuth(c)
+	if err != nil {
+		return err
+	}
+	subject, err := readValue(o.subjectToken, o.io.In)
+	if err != nil {
+		return err
+	}
+	params := exchange.ExchangeParams{
+		SubjectToken: subject, Audiences: o.audiences, Resources: o.resources, Scope: o.scope, Extra: extra,
+	}
+	if params.SubjectTokenType, err = tokenTypeFlag("--subject-token-type", o.subjectTokenType, subject); err != nil {
+		return err
+	}
+	if o.actorToken != "" {
+		if params.ActorToken, err = readValue(o.actorToken, o.io.In); err != nil {
+			return err
+		}
+		if params.ActorTokenType, err = tokenTypeFlag("--actor-token-type", o.actorTokenType, params.ActorToken); err != nil {
+			return err
+		}
+	} else if o.actorTokenType != "" {
+		return usageError("--actor-token-type without --actor-token")
+	}
+	if o.requestedTokenType != "" {
+		if params.RequestedTokenType = exchange.ResolveTokenType(o.requestedTokenType); params.RequestedTokenType == "" {
+			return usageError("--requested-token-type %q is not a known token type", o.requestedTokenType)
+		}
+	}
+
+	client, err := httpClient(o.cacert)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context(), o.timeout)
+	defer cancel()
+	endpoint, err := exchange.Discover(ctx, client, sts)
+	if err != nil {
+		if exchange.IsUnreachable(err) {
+			return unreachableError(err)
+		}
+		return usageError("%v", err)
+	}
+	res, raw, err := (&exchange.STS{TokenEndpoint: endpoint, HTTP: client, Auth: auth}).Exchange(ctx, params)
+	var oerr *exchange.Error
+	switch {
+	case errors.As(err, &oerr):
+		return rejectedError(oerr)
+	case exchange.IsUnreachable(err):
+		return unreachableError(err)
+	case err != nil:
+		return err
+	}
+	return printResult(o.io, o.output, res, raw)
+}
+
+// clientAuth settles the STS and the client's credentials from flags,
+// environment and profile, in that order of precedence.
+func (o *exchangeOptions) clientAuth(c *cobra.Command) (exchange.ClientAuth, string, error) {
+	flags := c.Flags()
+	sts, id, method, keyFile := o.sts, o.clientID, o.authMethod, o.keyFile
+	var secret string
+	if o.profile != "" {
+		p, err := profile.Get(o.profile)
+		if err != nil {
+			return exchange.ClientAuth{}, "", usageError("%v", err)
+		}
+		if !flags.Changed("sts") {
+			sts = p.STS
+		}
+		if id == "" {
+			id = p.ClientID
+		}
+		if method == "" {
+			method = p.AuthMethod
+		}
+		if keyFile == "" {
+			keyFile = p.KeyFile
+		}
+		if secret, err = p.Secret(); err != nil {
+			return exchange.ClientAuth{}, "", err
+		}
+	}
+	if id == "" {
+		id = os.Getenv("IDTX_CLIENT_ID")
+	}
+	switch {
+	case o.clientSecretFile != "":
+		arg := o.clientSecretFile
+		if arg != "-" {
+			arg = "@" + arg
+		}
+		s, err := readValue(arg, o.io.In)
+		if err != nil {
+			return exchange.ClientAuth{}, "", err
+		}
+		secret = s
+	case os.Getenv("IDTX_CLIENT_SECRET") != "":
+		secret = os.Getenv("IDTX_CLIENT_SECRET")
+	}
+	if id == "" {
+		if secret != "" || keyFile != "" {
+			return exchange.ClientAuth{}, "", usageError("a client secret or key was given without --client-id")
+		}
+		fmt.Fprintf(o.io.Err, "idtx: no client given: using the mock's %s\n", mockidp.DemoClient)
+		return exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}, sts, nil
+	}
+	if method == "" {
+		switch {
+		case keyFile != "":
+			method = exchange.AuthPrivateKeyJWT
+		case secret != "":
+			method = exchange.AuthClientSecretBasic
+		default:
+			method = exchange.AuthNone
+		}
+	}
+	auth := exchange.ClientAuth{Method: method, ClientID: id, Secret: secret}
+	switch method {
+	case exchange.AuthClientSecretBasic, exchange.AuthClientSecretPost:
+		if secret == "" {
+			return auth, "", usageError("%s needs a secret: --client-secret-file, IDTX_CLIENT_SECRET or a profile", method)
+		}
+	case exchange.AuthPrivateKeyJWT:
+		if keyFile == "" {
+			return auth, "", usageError("private_key_jwt needs --key-file")
+		}
+		data, err := os.ReadFile(keyFile)
+		if err != nil {
+			return auth, "", usageError("%v", err)
+		}
+		if auth.Key, err = idp.ParsePrivateKey(data); err != nil {
+			return auth, "", usageError("--key-file %s: %v", keyFile, err)
+		}
+		if _, err := exchange.SigningMethodFor(auth.Key); err != nil {
+			return auth, "", usageError("--key-file %s: %v", keyFile, err)
+		}
+	case exchange.AuthNone:
+	default:
+		return auth, "", usageError("--auth-method %q is not one of client_secret_basic, client_secret_post, private_key_jwt, none", method)
+	}
+	return auth, sts, nil
+}
+
+// tokenTypeFlag resolves a token type flag, or guesses from the token.
+func tokenTypeFlag(name, value, token string) (string, error) {
+	if value == "" {
+		f, _ := idp.Sniff(token)
+		return idp.TokenTypeOf(f), nil
+	}
+	urn := exchange.ResolveTokenType(value)
+	if urn == "" {
+		return "", usageError("%s %q is not one of access_token, refresh_token, id_token, jwt, saml1, saml2 or their URNs", name, value)
+	}
+	return urn, nil
+}
+
+func httpClient(cacert string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if cacert != "" {
+		pem, err := os.ReadFile(cacert)
+		if err != nil {
+			return nil, usageError("%v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageError("--cacert %s holds no PEM certificate", cacert)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr}, nil
+}
+
+func printResult(io *IO, output string, res *exchange.Result, raw []byte) error {
+	switch output {
+	case "json":
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, raw, "", "  "); err != nil {
+			return err
+		}
+		buf.WriteByte('\n')
+		_, err := io.Out.Write(buf.Bytes())
+		return err
+	case "claims":
+		parts := strings.Split(res.AccessToken, ".")
+		if len(parts) != 3 {
+			return fmt.Errorf("the issued token is not a JWT; use -o json")
+		}
+		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil {
+			return fmt.Errorf("the issued token's claims are not base64url: %w", err)
+		}
+		var claims map[string]any
+		if err := json.Unmarshal(payload, &claims); err != nil {
+			return fmt.Errorf("the issued token's claims are not JSON: %w", err)
+		}
+		return writeJSON(io, claims)
+	}
+	fmt.Fprintln(io.Out, res.AccessToken)
+	return nil
+}
+
+func writeJSON(io *IO, v any) error {
+	enc := json.NewEncoder(io.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func registerTokenTypeCompletion(c *cobra.Command, flags ...string) {
+	names := make([]string, 0, len(exchange.TokenTypes))
+	for n := range exchange.TokenTypes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, f := range flags {
+		c.RegisterFlagCompletionFunc(f, func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return names, cobra.ShellCompDirectiveNoFileComp
+		})
+	}
+}
+
+func registerProfileCompletion(c *cobra.Command) {
+	c.RegisterFlagCompletionFunc("profile", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		list, _ := profile.List()
+		names := make([]string, 0, len(list))
+		for _, p := range list {
+			names = append(names, p.Name)
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	})
+}
