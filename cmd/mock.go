@@ -38,17 +38,20 @@ func newMockTokenCmd(io *IO) *cobra.Command {
 		Use:   "token",
 		Short: "Mint a subject token from the mock IDP, offline",
 		Long: `Print one subject token that 'idtx serve --mock' trusts, signed offline
-with the mock IDP's fixture key (public, for local development only).`,
+with the mock IDP's fixture key (public, for local development only): a
+JWT, or a SAML 2.0 or 1.1 assertion (base64url, as RFC 8693 sends it)
+whose attributes are --scope and the --claim values.`,
 		Example: `  $ idtx mock token --sub alice
   $ idtx mock token --sub bob --scope "billing:read" --ttl 10m
   $ idtx mock token --claim groups='["admins"]' --claim email=alice@example.com
-  $ idtx mock token --sub alice --may-act gateway`,
+  $ idtx mock token --sub alice --may-act gateway
+  $ idtx mock token --format saml2 --sub bob --claim groups='["ops","dev"]'`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error { return runMockToken(o) },
 	}
 	f := c.Flags()
 	f.StringVar(&o.sub, "sub", mockidp.DefaultSub, "subject (sub claim)")
-	f.StringVar(&o.format, "format", "jwt", "token format: jwt")
+	f.StringVar(&o.format, "format", "jwt", "token format: jwt, saml2 or saml1 (SAML base64url-encoded)")
 	f.StringVar(&o.aud, "aud", mockidp.Audience, "audience (aud claim)")
 	f.StringVar(&o.scope, "scope", "", "space-separated scopes (scope claim)")
 	f.DurationVar(&o.ttl, "ttl", mockidp.DefaultTTL, "lifetime")
@@ -58,9 +61,6 @@ with the mock IDP's fixture key (public, for local development only).`,
 }
 
 func runMockToken(o *mockTokenOptions) error {
-	if o.format != "jwt" {
-		return usageError("--format %q is not supported (supported: jwt)", o.format)
-	}
 	if o.ttl <= 0 {
 		return usageError("--ttl must be positive")
 	}
@@ -68,9 +68,20 @@ func runMockToken(o *mockTokenOptions) error {
 	if err != nil {
 		return err
 	}
-	tok, err := mockidp.JWT(mockidp.TokenOptions{
-		Sub: o.sub, Aud: o.aud, Scope: o.scope, TTL: o.ttl, MayAct: o.mayAct, Claims: claims,
-	})
+	opts := mockidp.TokenOptions{Sub: o.sub, Aud: o.aud, Scope: o.scope, TTL: o.ttl, MayAct: o.mayAct, Claims: claims}
+	var tok string
+	switch o.format {
+	case "jwt":
+		tok, err = mockidp.JWT(opts)
+	case "saml2", "saml1":
+		if o.mayAct != "" {
+			return usageError("--may-act is for --format jwt (SAML has no may_act)")
+		}
+		version := map[string]int{"saml2": 2, "saml1": 1}[o.format]
+		tok, err = mockidp.SAML(opts, version)
+	default:
+		return usageError("--format %q is not supported (supported: jwt, saml2, saml1)", o.format)
+	}
 	if err != nil {
 		return err
 	}

@@ -108,6 +108,7 @@ identity providers, and the tools to see why an exchange failed.`,
 	root.AddCommand(
 		newServeCmd(io),
 		newExchangeCmd(io),
+		newInspectCmd(io),
 		newProfileCmd(io),
 		newMockCmd(io),
 		newConsentCmd(io),

@@ -360,7 +360,12 @@ func (v *SAML) checkConditions(a *Assertion) error {
 func (v *SAML) identity(a *Assertion) *Identity {
 	claims := map[string]any{"iss": a.Issuer, "sub": a.Subject}
 	for attr, claim := range v.cfg.Claims {
-		if vals, ok := a.Attributes[attr]; ok {
+		vals, ok := a.Attributes[attr]
+		switch {
+		case !ok:
+		case claim == "scope": // RFC 8693 §4.2: one space-separated string
+			claims[claim] = strings.Join(vals, " ")
+		default:
 			list := make([]any, len(vals))
 			for i, s := range vals {
 				list[i] = s

@@ -60,6 +60,7 @@ func Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Write(data)
 	})
+	mux.HandleFunc("GET /mock/saml/metadata", samlMetadata)
 	return mux
 }
 
@@ -72,6 +73,22 @@ type TokenOptions struct {
 	MayAct string         // adds may_act {"sub": MayAct} (RFC 8693 §4.4)
 	Claims map[string]any // set last: they may override any claim
 	Now    time.Time
+}
+
+func (o TokenOptions) withDefaults() TokenOptions {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.Sub == "" {
+		o.Sub = DefaultSub
+	}
+	if o.Aud == "" {
+		o.Aud = Audience
+	}
+	if o.TTL <= 0 {
+		o.TTL = DefaultTTL
+	}
+	return o
 }
 
 var signer = sync.OnceValues(func() (*jwtSigner, error) {
@@ -101,18 +118,7 @@ func JWT(o TokenOptions) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("mock idp key: %w", err)
 	}
-	if o.Now.IsZero() {
-		o.Now = time.Now()
-	}
-	if o.Sub == "" {
-		o.Sub = DefaultSub
-	}
-	if o.Aud == "" {
-		o.Aud = Audience
-	}
-	if o.TTL <= 0 {
-		o.TTL = DefaultTTL
-	}
+	o = o.withDefaults()
 	claims := jwt.MapClaims{
 		"iss": Issuer,
 		"sub": o.Sub,

@@ -2,6 +2,7 @@ package mockidp_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,5 +51,36 @@ func TestSeedConsentsIsIdempotent(t *testing.T) {
 	list, _ := s.List(ctx, consent.Filter{})
 	if len(list) != 1 || list[0].User != "alice" || list[0].Service != "billing-api" || len(list[0].Scopes) != 1 {
 		t.Fatalf("seeded %v", list)
+	}
+}
+
+// Mock SAML assertions of both versions validate under the mock config,
+// with --claim values as mapped claims.
+func TestMockSAMLValidatesUnderMockConfig(t *testing.T) {
+	cfg, err := mockidp.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	reg, err := idp.FromConfig(t.Context(), cfg.IDPs, idp.Options{Clock: func() time.Time { return now }, ReadFile: cfg.ReadFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for version, tokenType := range map[int]string{1: idp.TokenTypeSAML1, 2: idp.TokenTypeSAML2} {
+		tok, err := mockidp.SAML(mockidp.TokenOptions{Sub: "erin", Scope: "a b", Now: now, Claims: map[string]any{"groups": []any{"ops", "dev"}}}, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := reg.Validate(t.Context(), tok, tokenType)
+		if err != nil {
+			t.Fatalf("SAML %d: %v", version, err)
+		}
+		g, _ := id.Claims["groups"].([]any)
+		if id.IDP != mockidp.SAMLName || id.Subject != "erin" || len(g) != 2 || strings.Join(id.Scopes, " ") != "a b" {
+			t.Fatalf("SAML %d identity %+v", version, id)
+		}
+		if !id.Expiry.Equal(now.Add(time.Hour)) {
+			t.Errorf("SAML %d expiry %v", version, id.Expiry)
+		}
 	}
 }

@@ -1,0 +1,410 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/idp"
+)
+
+type inspectOptions struct {
+	io        *IO
+	verify    bool
+	jwks      string
+	issuer    string
+	cert      string
+	config    string
+	audience  string
+	at        string
+	output    string
+	tokenType string
+}
+
+func newInspectCmd(io *IO) *cobra.Command {
+	o := &inspectOptions{io: io}
+	c := &cobra.Command{
+		Use:   "inspect [TOKEN]",
+		Short: "Decode a JWT or SAML assertion; --verify checks it",
+		Long: `Decode a compact JWT, or a SAML 2.0 or 1.1 assertion or response (raw XML,
+base64 or base64url), and print its header and claims or its issuer,
+subject, conditions, audiences and attributes. Every time is shown as
+RFC 3339 with a relative phrase. TOKEN is a literal, - or @file; without
+it the token is read from stdin.
+
+Without --verify nothing is checked, and the output says so. --verify
+checks the signature and the claims with --jwks URL|FILE, --issuer URL
+(discovery), --cert FILE (SAML), or --config FILE (the trusted IDPs of a
+server config, through the server's own validators); a failure exits 3.`,
+		Example: `  $ idtx inspect "$(idtx mock token)"
+  $ idtx inspect @token.jwt --verify --jwks https://idp.example/jwks
+  $ idtx inspect - -o json < assertion.xml
+  $ idtx inspect @response.b64 --verify --cert adfs.pem --audience idtx-sts --at 2017-09-21T23:28:00Z
+  $ idtx inspect @token.jwt --verify --config sts.yaml`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageError("expected at most one TOKEN, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			arg := "-"
+			if len(args) == 1 {
+				arg = args[0]
+			}
+			return runInspect(c.Context(), o, arg)
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&o.verify, "verify", false, "check the signature and claims")
+	f.StringVar(&o.jwks, "jwks", "", "JWKS URL or file to verify a JWT with")
+	f.StringVar(&o.issuer, "issuer", "", "issuer URL: discover its keys (JWT), and require it")
+	f.StringVar(&o.cert, "cert", "", "PEM certificate(s) to verify a SAML assertion with")
+	f.StringVar(&o.config, "config", "", "server config whose trusted IDPs verify the token")
+	f.StringVar(&o.audience, "audience", "", "require this audience")
+	f.StringVar(&o.at, "at", "", "check and describe times as of this RFC 3339 instant (default now)")
+	f.StringVarP(&o.output, "output", "o", "text", "output: text or json")
+	f.StringVar(&o.tokenType, "token-type", "", "type to verify the token as (default by its shape; with --config)")
+	registerTokenTypeCompletion(c, "token-type")
+	return c
+}
+
+// inspection is what inspect prints, in text or JSON.
+type inspection struct {
+	Format   string            `json:"format"`
+	Verified bool              `json:"verified"`
+	IDP      string            `json:"idp,omitempty"`
+	Header   map[string]any    `json:"header,omitempty"`
+	Claims   map[string]any    `json:"claims,omitempty"`
+	SAML     *idp.Assertion    `json:"saml,omitempty"`
+	Times    map[string]timeAt `json:"times"`
+}
+
+type timeAt struct {
+	Time     string `json:"time"`
+	Relative string `json:"relative"`
+}
+
+func runInspect(ctx context.Context, o *inspectOptions, arg string) error {
+	if o.output != "text" && o.output != "json" {
+		return usageError("-o must be text or json, not %q", o.output)
+	}
+	now := time.Now()
+	if o.at != "" {
+		t, err := time.Parse(time.RFC3339, o.at)
+		if err != nil {
+			return usageError("--at: %v", err)
+		}
+		now = t
+	}
+	token, err := readValue(arg, o.io.In)
+	if err != nil {
+		return err
+	}
+	format, _ := idp.Sniff(token)
+	in := &inspection{Times: map[string]timeAt{}}
+	switch format {
+	case idp.FormatJWT:
+		in.Format = "jwt"
+		if err := decodeJWT(token, in); err != nil {
+			return usageError("not a valid JWT (truncated or corrupt?): %v", err)
+		}
+		for _, k := range []string{"exp", "iat", "nbf", "auth_time"} {
+			if n, ok := in.Claims[k].(json.Number); ok {
+				if f, err := n.Float64(); err == nil {
+					in.Times[k] = describe(k, time.Unix(int64(f), 0), now)
+				}
+			}
+		}
+	case idp.FormatSAML2, idp.FormatSAML1:
+		in.Format = map[idp.Format]string{idp.FormatSAML2: "saml2", idp.FormatSAML1: "saml1"}[format]
+		a, err := idp.InspectSAML(token)
+		if err != nil {
+			return usageError("not a usable SAML assertion: %v", err)
+		}
+		in.SAML = a
+		for k, t := range map[string]time.Time{"IssueInstant": a.IssueInstant, "NotBefore": a.NotBefore, "NotOnOrAfter": a.NotOnOrAfter, "SubjectConfirmation NotOnOrAfter": a.BearerNotOnOrAfter} {
+			if !t.IsZero() {
+				in.Times[k] = describe(k, t, now)
+			}
+		}
+	case idp.FormatJWE:
+		return usageError("the token is an encrypted JWT (JWE, five parts): it cannot be read without the recipient's key")
+	default:
+		return usageError("not a token: expected a compact JWT (three base64url parts) or a SAML assertion or response (raw XML, base64 or base64url)")
+	}
+	if o.verify {
+		id, err := o.verifyToken(ctx, token, format, now)
+		if err != nil {
+			var ue *exitError
+			if errors.As(err, &ue) {
+				return err
+			}
+			return rejectedError(fmt.Errorf("verification failed: %w", err))
+		}
+		in.Verified, in.IDP = true, id.IDP
+	} else if o.jwks != "" || o.issuer != "" || o.cert != "" || o.config != "" {
+		return usageError("--jwks, --issuer, --cert and --config are for --verify")
+	}
+	if o.output == "json" {
+		return writeJSON(o.io, in)
+	}
+	printInspection(o.io, in)
+	return nil
+}
+
+func decodeJWT(token string, in *inspection) error {
+	parts := strings.Split(token, ".")
+	for i, dst := range []*map[string]any{&in.Header, &in.Claims} {
+		raw, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			return fmt.Errorf("part %d is not base64url", i+1)
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(dst); err != nil {
+			return fmt.Errorf("part %d is not a JSON object", i+1)
+		}
+	}
+	return nil
+}
+
+// verifyToken validates with the keys or config the flags name.
+func (o *inspectOptions) verifyToken(ctx context.Context, token string, format idp.Format, now time.Time) (*idp.Identity, error) {
+	clock := func() time.Time { return now }
+	tokenType := idp.TokenTypeOf(format)
+	if o.tokenType != "" {
+		if tokenType = exchange.ResolveTokenType(o.tokenType); tokenType == "" {
+			return nil, usageError("--token-type %q is not a known token type", o.tokenType)
+		}
+	}
+	var audiences []string
+	if o.audience != "" {
+		audiences = []string{o.audience}
+	}
+	if o.config != "" {
+		cfg, err := config.LoadFile(o.config)
+		if err != nil {
+			return nil, usageError("%v", err)
+		}
+		reg, err := idp.FromConfig(ctx, cfg.IDPs, idp.Options{Clock: clock, ReadFile: cfg.ReadFile, HTTPClient: &http.Client{Timeout: idp.FetchTimeout}})
+		if err != nil {
+			return nil, usageError("%v", err)
+		}
+		id, err := reg.Validate(ctx, token, tokenType)
+		if err == nil && o.audience != "" && !slices.Contains(audienceOf(id), o.audience) {
+			return nil, fmt.Errorf("audience %q is not in the token", o.audience)
+		}
+		return id, err
+	}
+	if format == idp.FormatSAML2 || format == idp.FormatSAML1 {
+		if o.cert == "" {
+			return nil, usageError("--verify of a SAML assertion needs --cert FILE or --config FILE")
+		}
+		data, err := os.ReadFile(o.cert)
+		if err != nil {
+			return nil, usageError("%v", err)
+		}
+		certs, err := idp.ParseCertificates(data)
+		if err != nil {
+			return nil, usageError("--cert %s: %v", o.cert, err)
+		}
+		a, _ := idp.InspectSAML(token)
+		if audiences == nil {
+			audiences = a.Audiences // no --audience: any the assertion names
+		}
+		issuer := a.Issuer
+		if o.issuer != "" {
+			issuer = o.issuer
+		}
+		v, err := idp.NewSAML(idp.SAMLConfig{
+			Name: "--cert", Issuer: issuer, Certificates: certs, Audiences: audiences,
+			AllowSHA1: true, ClockSkew: config.DefaultClockSkew, Clock: clock,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return v.Validate(ctx, token, tokenType)
+	}
+	var keys idp.KeySet
+	var err error
+	client := &http.Client{Timeout: idp.FetchTimeout}
+	switch {
+	case strings.HasPrefix(o.jwks, "http://") || strings.HasPrefix(o.jwks, "https://"):
+		keys, err = idp.RemoteKeys(ctx, o.jwks, client)
+	case o.jwks != "":
+		var data []byte
+		if data, err = os.ReadFile(o.jwks); err != nil {
+			return nil, usageError("%v", err)
+		}
+		keys, err = idp.StaticKeys(data)
+	case o.issuer != "":
+		keys = idp.DiscoveredKeys(ctx, o.issuer, client)
+	default:
+		return nil, usageError("--verify of a JWT needs --jwks URL|FILE, --issuer URL or --config FILE")
+	}
+	if err != nil {
+		return nil, usageError("--jwks: %v", err)
+	}
+	issuer := o.issuer
+	if issuer == "" {
+		var claims struct {
+			Iss string `json:"iss"`
+		}
+		payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+		json.Unmarshal(payload, &claims)
+		issuer = claims.Iss
+	}
+	name := "--jwks"
+	if o.jwks == "" {
+		name = "--issuer"
+	}
+	v, err := idp.NewJWT(idp.JWTConfig{
+		Name: name, Issuer: issuer, Audiences: audiences, Algorithms: config.DefaultAlgorithms,
+		ClockSkew: config.DefaultClockSkew, Clock: clock, Keys: keys,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.Validate(ctx, token, tokenType)
+}
+
+func audienceOf(id *idp.Identity) []string {
+	switch a := id.Claims["aud"].(type) {
+	case string:
+		return []string{a}
+	case []any:
+		var out []string
+		for _, x := range a {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// describe is a time as RFC 3339 with a phrase relative to now.
+func describe(name string, t, now time.Time) timeAt {
+	d := t.Sub(now)
+	phrase := "now"
+	switch {
+	case d >= time.Second:
+		phrase = "in " + humanDuration(d)
+	case d <= -time.Second && (name == "exp" || name == "NotOnOrAfter" || strings.HasSuffix(name, "NotOnOrAfter")):
+		phrase = "expired " + humanDuration(-d) + " ago"
+	case d <= -time.Second:
+		phrase = humanDuration(-d) + " ago"
+	}
+	return timeAt{Time: t.UTC().Format(time.RFC3339), Relative: phrase}
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	case d < 2*365*24*time.Hour:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+	return fmt.Sprintf("%dy", int(math.Round(d.Hours()/24/365)))
+}
+
+func printInspection(io *IO, in *inspection) {
+	st := newStyle(io.Out)
+	w := io.Out
+	switch in.Format {
+	case "jwt":
+		fmt.Fprintln(w, st.bold("JWT"))
+	default:
+		fmt.Fprintln(w, st.bold("SAML "+map[string]string{"saml2": "2.0", "saml1": "1.1"}[in.Format]+" assertion"))
+	}
+	if in.Verified {
+		fmt.Fprintln(w, st.green("VERIFIED")+" by "+in.IDP)
+	} else {
+		fmt.Fprintln(w, st.yellow("NOT VERIFIED")+": nothing here was checked; add --verify with --jwks, --issuer, --cert or --config")
+	}
+	field := func(k, v string) { fmt.Fprintf(w, "  %-14s %s\n", k, v) }
+	timeField := func(k string, t timeAt) {
+		rel := "(" + t.Relative + ")"
+		if strings.HasPrefix(t.Relative, "expired") {
+			rel = st.red(rel)
+		}
+		field(k, t.Time+" "+rel)
+	}
+	if in.Format == "jwt" {
+		for _, part := range []struct {
+			name string
+			m    map[string]any
+		}{{"header", in.Header}, {"claims", in.Claims}} {
+			fmt.Fprintln(w, part.name)
+			keys := make([]string, 0, len(part.m))
+			for k := range part.m {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				if t, ok := in.Times[k]; ok && part.name == "claims" {
+					timeField(k, t)
+					continue
+				}
+				field(k, compact(part.m[k]))
+			}
+		}
+		return
+	}
+	a := in.SAML
+	field("issuer", a.Issuer)
+	field("subject", a.Subject)
+	field("id", a.ID)
+	for _, k := range []string{"IssueInstant", "NotBefore", "NotOnOrAfter", "SubjectConfirmation NotOnOrAfter"} {
+		if t, ok := in.Times[k]; ok {
+			timeField(k, t)
+		}
+	}
+	field("audiences", strings.Join(a.Audiences, ", "))
+	if a.SignedBy == "" {
+		field("signature", st.red("none"))
+	} else {
+		field("signature", a.SignedBy+" signed, "+a.SignatureAlgorithm+", digest "+a.DigestAlgorithm)
+	}
+	if a.CertFingerprint != "" {
+		field("certificate", "SHA-256 "+a.CertFingerprint+" (embedded; trust comes only from --cert or --config)")
+	}
+	if len(a.Attributes) > 0 {
+		fmt.Fprintln(w, "attributes")
+		names := make([]string, 0, len(a.Attributes))
+		for n := range a.Attributes {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			field(n, strings.Join(a.Attributes[n], ", "))
+		}
+	}
+}
+
+func compact(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
