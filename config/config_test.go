@@ -127,7 +127,7 @@ func TestMockConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.IDPs) != 1 || len(cfg.Services) != 2 || len(cfg.Clients) != 2 {
+	if len(cfg.IDPs) != 2 || len(cfg.Services) != 2 || len(cfg.Clients) != 2 {
 		t.Fatalf("mock config: %s", cfg.Summary())
 	}
 }

@@ -572,7 +572,9 @@ func versionName(v int) string {
 	return "2.0"
 }
 
-func tokenTypeShort(urn string) string { return strings.TrimPrefix(urn, "urn:ietf:params:oauth:token-type:") }
+func tokenTypeShort(urn string) string {
+	return strings.TrimPrefix(urn, "urn:ietf:params:oauth:token-type:")
+}
 
 // InspectSAML decodes a SAML token without verifying it, for `idtx
 // inspect`: the pipeline's structural checks run, the signature does not.

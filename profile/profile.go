@@ -185,4 +185,3 @@ func keyringErr(err error) error {
 	}
 	return fmt.Errorf("%w (%v)", ErrNoKeyring, err)
 }
-
