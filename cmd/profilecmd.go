@@ -133,6 +133,9 @@ func runProfileAdd(o *profileOptions, name string) error {
 	if o.sts == "" {
 		return usageError("--sts is required")
 	}
+	if err := profile.CheckName(name); err != nil {
+		return usageError("%v", err)
+	}
 	method := o.authMethod
 	if method == "" {
 		switch {

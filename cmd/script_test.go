@@ -1,21 +1,69 @@
 package cmd_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/zalando/go-keyring"
 
 	"github.com/idtx/idtx/cmd"
+	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/profile"
 )
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"idtx": func() { os.Exit(cmd.Main()) },
+		"idtx": func() { os.Exit(withTestKeyring(cmd.Main)) },
 	})
+}
+
+// withTestKeyring gives a script's subprocesses a keyring: go-keyring's
+// in-memory mock, loaded from and saved to $IDTX_TEST_KEYRING so that
+// `profile add` and a later `exchange --profile` share it. With
+// $IDTX_TEST_KEYRING_BROKEN set, every keyring call fails as on a
+// headless Linux without a Secret Service.
+func withTestKeyring(main func() int) int {
+	if os.Getenv("IDTX_TEST_KEYRING_BROKEN") != "" {
+		keyring.MockInitWithError(errors.New("the name org.freedesktop.secrets was not provided by any .service files"))
+		return main()
+	}
+	path := os.Getenv("IDTX_TEST_KEYRING")
+	if path == "" {
+		return main()
+	}
+	keyring.MockInit()
+	saved := map[string]string{}
+	if data, err := os.ReadFile(path); err == nil {
+		json.Unmarshal(data, &saved)
+	}
+	for user, secret := range saved {
+		keyring.Set(profile.KeyringService, user, secret)
+	}
+	code := main()
+	now := map[string]string{}
+	list, _ := profile.List()
+	for _, p := range list {
+		if s, err := keyring.Get(profile.KeyringService, p.Name); err == nil {
+			now[p.Name] = s
+		}
+	}
+	data, _ := json.Marshal(now)
+	os.WriteFile(path, data, 0o600)
+	return code
 }
 
 // TestScripts runs the end-to-end CLI scripts in testdata/script.
@@ -24,32 +72,103 @@ func TestScripts(t *testing.T) {
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("IDTX_HOME", env.WorkDir+"/home")
+			env.Setenv("XDG_CONFIG_HOME", env.WorkDir+"/config")
 			env.Setenv("NO_COLOR", "1")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			// exits N cmd args... runs cmd and asserts its exact exit code,
-			// keeping stdout and stderr for the assertions that follow.
-			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
-				if neg || len(args) < 2 {
-					ts.Fatalf("usage: exits N command [args...]")
-				}
-				want, err := strconv.Atoi(args[0])
-				if err != nil {
-					ts.Fatalf("exits: %v", err)
-				}
-				got := 0
-				if err := ts.Exec(args[1], args[2:]...); err != nil {
-					var ee *exec.ExitError
-					if !errors.As(err, &ee) {
-						ts.Fatalf("exits: %v", err)
-					}
-					got = ee.ExitCode()
-				}
-				if got != want {
-					ts.Fatalf("exit code %d, want %d", got, want)
-				}
-			},
+			"exits":          cmdExits,
+			"serve":          cmdServe,
+			"fetch":          cmdFetch,
+			"gen-client-key": cmdGenClientKey,
+			"mock-cert":      cmdMockCert,
 		},
 	})
+}
+
+// exits N cmd args... runs cmd and asserts its exact exit code, keeping
+// stdout and stderr for the assertions that follow.
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits N command [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exits: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("exit code %d, want %d", got, want)
+	}
+}
+
+// serve VAR args... starts `idtx serve args...` on a free loopback port
+// with the script's IDTX_HOME store, sets $VAR to its URL, and stops it
+// when the script ends.
+func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: serve VAR serve-args...")
+	}
+	home := ts.Getenv("IDTX_HOME")
+	serveArgs := append([]string{"--store", "sqlite:" + filepath.Join(home, "idtx.db")}, args[1:]...)
+	for i := 1; i < len(serveArgs); i++ {
+		if serveArgs[i-1] == "--config" { // the server runs in the test's folder, not $WORK
+			serveArgs[i] = ts.MkAbs(serveArgs[i])
+		}
+	}
+	base, stop, err := cmd.StartServe(home, serveArgs...)
+	if err != nil {
+		ts.Fatalf("serve: %v", err)
+	}
+	ts.Setenv(args[0], base)
+	ts.Defer(func() { stop() })
+}
+
+// fetch URL FILE saves a GET's body.
+func cmdFetch(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: fetch URL FILE")
+	}
+	resp, err := http.Get(args[0])
+	ts.Check(err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	if resp.StatusCode != 200 {
+		ts.Fatalf("fetch %s: %s", args[0], resp.Status)
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), body, 0o600))
+}
+
+// gen-client-key KEY JWKS writes a P-256 private key and its public JWKS,
+// for a private_key_jwt client.
+func cmdGenClientKey(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: gen-client-key KEY.pem JWKS.json")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ts.Check(err)
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600))
+	jwk, err := idp.PublicJWK(key.Public())
+	ts.Check(err)
+	jwk["kid"], jwk["alg"] = idp.Thumbprint(jwk), "ES256"
+	data, _ := json.Marshal(map[string]any{"keys": []any{jwk}})
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), data, 0o600))
+}
+
+// mock-cert FILE writes the mock SAML IDP's certificate.
+func cmdMockCert(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: mock-cert FILE")
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), mockidp.CertificatePEM(), 0o600))
 }

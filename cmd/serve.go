@@ -29,6 +29,8 @@ type serveOptions struct {
 
 	// ready, if set, is called with the base URL once the server listens.
 	ready func(baseURL string)
+	// home overrides IDTX_HOME (tests run several servers in one process).
+	home string
 }
 
 func newServeCmd(io *IO) *cobra.Command { return newServeCmdWith(&serveOptions{io: io}) }
@@ -106,9 +108,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		cfg.Issuer = "http://" + ln.Addr().String()
 	}
 
-	home, err := consent.Home()
-	if err != nil {
-		return err
+	home := o.home
+	if home == "" {
+		if home, err = consent.Home(); err != nil {
+			return err
+		}
 	}
 	storeURL := o.store
 	if storeURL == "" {

@@ -43,6 +43,15 @@ var ErrNoKeyring = errors.New("no OS keyring is available (on Linux, a Secret Se
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
+// CheckName refuses a profile name that would not survive a shell or a
+// keyring entry.
+func CheckName(name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-'", name)
+	}
+	return nil
+}
+
 // Path is the profiles file: $XDG_CONFIG_HOME/idtx/profiles.yaml.
 func Path() (string, error) {
 	dir := os.Getenv("XDG_CONFIG_HOME")
@@ -129,8 +138,8 @@ func Get(name string) (*Profile, error) {
 // any) in the keyring first, so that a keyring failure leaves nothing
 // half-written.
 func Add(p *Profile, secret string) error {
-	if !validName.MatchString(p.Name) {
-		return fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-'", p.Name)
+	if err := CheckName(p.Name); err != nil {
+		return err
 	}
 	f, path, err := load()
 	if err != nil {
