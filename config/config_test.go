@@ -142,3 +142,32 @@ func TestStoreURLRelativeToConfig(t *testing.T) {
 		t.Errorf("StoreURL = %q", got)
 	}
 }
+
+func TestSAMLIDPProblems(t *testing.T) {
+	_, p := parse(t, `
+idps:
+  - {name: a, type: saml, issuer: https://a, audiences: [sts]}
+  - {name: b, type: saml, issuer: https://b, audiences: [sts], certificate_file: c.pem, metadata_file: m.xml}
+  - {name: c, type: saml, issuer: https://c, audiences: [sts], certificate_file: c.pem, jwks_file: k.json}
+  - {name: d, type: jwt, issuer: https://d, audiences: [sts], jwks_file: k.json, allow_sha1: true}
+  - {name: e, type: saml, issuer: https://e, audiences: [sts], metadata_file: m.xml, allow_sha1: true, claims: {"http://schemas.xmlsoap.org/claims/Group": groups}}
+services:
+  - {name: s, scopes: {r: {}}}
+clients:
+  - {id: c, secret: s, services: ["*"]}
+`)
+	want := []string{
+		"idps[0] (a): a saml IDP needs exactly one of certificate_file, metadata_file",
+		"idps[1] (b): a saml IDP needs exactly one of certificate_file, metadata_file",
+		"idps[2] (c): jwks_uri, jwks_file, discovery and algorithms are for jwt IDPs",
+		"idps[3] (d): certificate_file, metadata_file, allow_sha1 and claims are for saml IDPs",
+	}
+	if got := strings.Join(p, "\n"); len(p) != len(want) {
+		t.Fatalf("problems:\n%s", got)
+	}
+	for i, w := range want {
+		if p[i] != w {
+			t.Errorf("problem %d = %q, want %q", i, p[i], w)
+		}
+	}
+}
