@@ -10,9 +10,14 @@ import (
 // StartServe runs `idtx serve args...` in this process on a free loopback
 // port, keeping its key in home, and returns its base URL and a stop.
 func StartServe(home string, args ...string) (string, func() error, error) {
+	return startServeTo(io.Discard, home, args...)
+}
+
+// startServeTo is StartServe with the server's stderr sent to stderr.
+func startServeTo(stderr io.Writer, home string, args ...string) (string, func() error, error) {
 	ready := make(chan string, 1)
 	o := &serveOptions{
-		io:    &IO{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard},
+		io:    &IO{In: strings.NewReader(""), Out: io.Discard, Err: stderr},
 		ready: func(base string) { ready <- base },
 		home:  home,
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -119,7 +120,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		if storeURL, err = consent.DefaultURL(); err != nil {
 			return err
 		}
-		if s := cfg.StoreURL(); s != "" && !envSet("IDTX_STORE") {
+		if s := cfg.StoreURL(); s != "" && os.Getenv("IDTX_STORE") == "" {
 			storeURL = s
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -36,39 +35,24 @@ func (s *syncBuffer) String() string {
 }
 
 // startServe runs `idtx serve` in-process on a free loopback port until the
-// test ends, and returns its base URL and stderr.
+// test ends, and returns its base URL and stderr; at the end it checks the
+// server shut down cleanly, as it does on SIGINT/SIGTERM.
 func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
 	t.Helper()
 	stderr := &syncBuffer{}
-	ready := make(chan string, 1)
-	o := &serveOptions{
-		io:    &IO{In: strings.NewReader(""), Out: io.Discard, Err: stderr},
-		ready: func(base string) { ready <- base },
+	base, stop, err := startServeTo(stderr, "", args...)
+	if err != nil {
+		t.Fatalf("serve: %v\n%s", err, stderr)
 	}
-	c := newServeCmdWith(o)
-	c.SetArgs(append([]string{"--listen", "127.0.0.1:0"}, args...))
-	c.SilenceErrors, c.SilenceUsage = true, true
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.ExecuteContext(ctx) }()
 	t.Cleanup(func() {
-		cancel() // as SIGINT/SIGTERM do through Main's signal context
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 		if !strings.Contains(stderr.String(), "shutting down") {
 			t.Errorf("no clean shutdown in stderr:\n%s", stderr)
 		}
 	})
-	select {
-	case base := <-ready:
-		return base, stderr
-	case err := <-done:
-		t.Fatalf("serve: %v\n%s", err, stderr)
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not start")
-	}
-	return "", nil
+	return base, stderr
 }
 
 func run(t *testing.T, args ...string) (string, string, int) {

@@ -15,15 +15,8 @@ import (
 // The embedded JWKS is the public half of the embedded key: a mock token
 // validates under the mock config's IDP.
 func TestMockTokenValidatesUnderMockConfig(t *testing.T) {
-	cfg, err := mockidp.Config()
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	reg, err := idp.FromConfig(t.Context(), cfg.IDPs, idp.Options{Clock: func() time.Time { return now }, ReadFile: cfg.ReadFile})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, reg := mockRegistry(t, now)
 	tok, err := mockidp.JWT(mockidp.TokenOptions{Sub: "dave", Scope: "x y", Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -57,15 +50,8 @@ func TestSeedConsentsIsIdempotent(t *testing.T) {
 // Mock SAML assertions of both versions validate under the mock config,
 // with --claim values as mapped claims.
 func TestMockSAMLValidatesUnderMockConfig(t *testing.T) {
-	cfg, err := mockidp.Config()
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	reg, err := idp.FromConfig(t.Context(), cfg.IDPs, idp.Options{Clock: func() time.Time { return now }, ReadFile: cfg.ReadFile})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, reg := mockRegistry(t, now)
 	for version, tokenType := range map[int]string{1: idp.TokenTypeSAML1, 2: idp.TokenTypeSAML2} {
 		tok, err := mockidp.SAML(mockidp.TokenOptions{Sub: "erin", Scope: "a b", Now: now, Claims: map[string]any{"groups": []any{"ops", "dev"}}}, version)
 		if err != nil {
@@ -83,4 +69,18 @@ func TestMockSAMLValidatesUnderMockConfig(t *testing.T) {
 			t.Errorf("SAML %d expiry %v", version, id.Expiry)
 		}
 	}
+}
+
+// mockRegistry is the mock config and its IDPs, with the clock at now.
+func mockRegistry(t *testing.T, now time.Time) (*config.Config, *idp.Registry) {
+	t.Helper()
+	cfg, err := mockidp.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := idp.FromConfig(t.Context(), cfg.IDPs, idp.Options{Clock: func() time.Time { return now }, ReadFile: cfg.ReadFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, reg
 }
