@@ -1,0 +1,54 @@
+package cmd
+
+import (
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// --cacert trusts an STS whose certificate is not in the system pool;
+// without it the same STS is unreachable (exit 4).
+func TestExchangeCACert(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"issued","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer"}`))
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+	args := []string{"exchange", "--sts", srv.URL + "/token", "--subject-token", "x", "--audience", "a"}
+
+	out, errOut, code := run(t, append(args, "--cacert", ca)...)
+	if code != 0 || out != "issued" {
+		t.Fatalf("with --cacert: exit %d, %q, %s", code, out, errOut)
+	}
+	_, errOut, code = run(t, args...)
+	if code != ExitUnreachable || !strings.Contains(errOut, "certificate") {
+		t.Fatalf("without --cacert: exit %d, %s", code, errOut)
+	}
+	_, errOut, code = run(t, append(args, "--cacert", filepath.Join(t.TempDir(), "none.pem"))...)
+	if code != ExitUsage || !strings.Contains(errOut, "no such file") {
+		t.Fatalf("missing --cacert file: exit %d, %s", code, errOut)
+	}
+}
+
+// Colour only on a terminal, never with NO_COLOR (no-color.org).
+func TestStyle(t *testing.T) {
+	var b strings.Builder
+	if s := newStyle(&b); s.red("x") != "x" {
+		t.Error("colour on a non-terminal writer")
+	}
+	f, _ := os.CreateTemp(t.TempDir(), "out")
+	defer f.Close()
+	if s := newStyle(f); s.on {
+		t.Error("colour on a regular file")
+	}
+	t.Setenv("NO_COLOR", "1")
+	if s := newStyle(os.Stdout); s.on {
+		t.Error("colour with NO_COLOR set")
+	}
+}
