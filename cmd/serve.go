@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -191,10 +192,25 @@ func printBanner(o *serveOptions, base, storeURL string) {
 	}
 	fmt.Fprintf(w, "  mock IDP    issuer %s, audience %s, keys GET %s/mock/jwks\n", mockidp.Issuer, mockidp.Audience, base)
 	fmt.Fprintf(w, "  clients     %s / %s (all services), restricted-client / restricted-secret (orders-api)\n", mockidp.DemoClient, mockidp.DemoSecret)
+	self := selfCommand()
 	fmt.Fprintf(w, "\nTry it (the mock's keys are public: for local development only):\n")
 	fmt.Fprintf(w, "  curl -s -u %s:%s %s/token \\\n", mockidp.DemoClient, mockidp.DemoSecret, base)
 	fmt.Fprintf(w, "    -d grant_type=%s \\\n", exchange.GrantTypeTokenExchange)
 	fmt.Fprintf(w, "    -d subject_token_type=urn:ietf:params:oauth:token-type:jwt \\\n")
-	fmt.Fprintf(w, "    --data-urlencode subject_token=\"$(idtx mock token --sub alice)\" \\\n")
-	fmt.Fprintf(w, "    -d audience=billing-api -d scope=billing:read\n\n")
+	fmt.Fprintf(w, "    --data-urlencode subject_token=\"$(%s mock token --sub alice)\" \\\n", self)
+	fmt.Fprintf(w, "    -d audience=billing-api -d scope=billing:read\n")
+	sts := ""
+	if base != DefaultSTS {
+		sts = " --sts " + base
+	}
+	fmt.Fprintf(w, "or:\n  %s exchange%s --subject-token \"$(%s mock token --sub alice)\" --audience billing-api --scope billing:read\n\n", self, sts, self)
+}
+
+// selfCommand is how the user can run idtx again: "go run ." when this
+// binary was built by go run, else "idtx".
+func selfCommand() string {
+	if strings.Contains(os.Args[0], "go-build") {
+		return "go run ."
+	}
+	return "idtx"
 }

@@ -119,7 +119,8 @@ func TestServeMockEndToEnd(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", err, resp)
 	}
-	for _, want := range []string{"listening on " + base, "demo-client / demo-secret", "curl -s -u demo-client:demo-secret " + base + "/token", "/mock/jwks"} {
+	for _, want := range []string{"listening on " + base, "demo-client / demo-secret", "curl -s -u demo-client:demo-secret " + base + "/token", "/mock/jwks",
+		"exchange --sts " + base + " --subject-token"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, stderr)
 		}
