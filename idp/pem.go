@@ -52,8 +52,13 @@ func PublicJWK(pub crypto.PublicKey) (map[string]any, error) {
 	b64 := base64.RawURLEncoding.EncodeToString
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		size := (k.Curve.Params().BitSize + 7) / 8
-		return map[string]any{"kty": "EC", "crv": k.Curve.Params().Name, "x": b64(k.X.FillBytes(make([]byte, size))), "y": b64(k.Y.FillBytes(make([]byte, size)))}, nil
+		// The uncompressed point (SEC 1 §2.3.3): 0x04, then X and Y.
+		point, err := k.Bytes()
+		if err != nil {
+			return nil, err
+		}
+		size := (len(point) - 1) / 2
+		return map[string]any{"kty": "EC", "crv": k.Curve.Params().Name, "x": b64(point[1 : 1+size]), "y": b64(point[1+size:])}, nil
 	case *rsa.PublicKey:
 		return map[string]any{"kty": "RSA", "n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())}, nil
 	case ed25519.PublicKey:
