@@ -36,6 +36,11 @@ func ErrInvalidRequest(format string, args ...any) *Error {
 	return newError(CodeInvalidRequest, http.StatusBadRequest, format, args...)
 }
 
+// ErrUnsupportedGrantType is a grant type other than token exchange.
+func ErrUnsupportedGrantType(format string, args ...any) *Error {
+	return newError(CodeUnsupportedGrantType, http.StatusBadRequest, format, args...)
+}
+
 // ErrInvalidClient is a failed client authentication.
 func ErrInvalidClient(format string, args ...any) *Error {
 	return newError(CodeInvalidClient, http.StatusUnauthorized, format, args...)

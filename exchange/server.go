@@ -216,10 +216,8 @@ func (e *Engine) Introspect(ctx context.Context, req *Request) (map[string]any, 
 	if req.ParseErr != nil {
 		return nil, req.ParseErr
 	}
-	for name, values := range req.Form {
-		if len(values) > 1 {
-			return nil, ErrInvalidRequest("parameter %q is repeated", clipText(name))
-		}
+	if err := checkRepeated(req.Form, nil); err != nil {
+		return nil, err
 	}
 	now := e.now()
 	if _, _, oerr := e.authenticate(ctx, req, now); oerr != nil {

@@ -31,18 +31,15 @@ func (e *Engine) stepRequest(_ context.Context, s *State) Outcome {
 		return fail(s.Req.ParseErr)
 	}
 	f := s.Req.Form
-	for name, values := range f {
-		if len(values) > 1 && !repeatable[name] {
-			return fail(ErrInvalidRequest("parameter %q is repeated", clipText(name)))
-		}
+	if err := checkRepeated(f, repeatable); err != nil {
+		return fail(err)
 	}
 	switch gt := f.Get("grant_type"); gt {
 	case GrantTypeTokenExchange:
 	case "":
 		return fail(ErrInvalidRequest("grant_type is missing"))
 	default:
-		return fail(&Error{Code: CodeUnsupportedGrantType, Status: 400,
-			Description: fmt.Sprintf("grant_type %q is not supported; use %s", clipText(gt), GrantTypeTokenExchange)})
+		return fail(ErrUnsupportedGrantType("grant_type %q is not supported; use %s", clipText(gt), GrantTypeTokenExchange))
 	}
 	s.SubjectToken = f.Get("subject_token")
 	if s.SubjectToken == "" {
@@ -86,6 +83,16 @@ func (e *Engine) stepRequest(_ context.Context, s *State) Outcome {
 	return pass("token exchange request is well formed", map[string]string{
 		"subject_token_type": s.SubjectTokenType, "mode": s.Mode(),
 	})
+}
+
+// checkRepeated refuses a parameter sent more than once, unless allowed.
+func checkRepeated(f url.Values, allowed map[string]bool) *Error {
+	for name, values := range f {
+		if len(values) > 1 && !allowed[name] {
+			return ErrInvalidRequest("parameter %q is repeated", clipText(name))
+		}
+	}
+	return nil
 }
 
 func tokenTypeParam(f url.Values, name string, required bool) (string, *Error) {
