@@ -158,6 +158,7 @@ func TestIntrospection(t *testing.T) {
 	expectError(t, e.post("/introspect", map[string][]string{"token": {issued}}, "-"), 401, "invalid_client", "client authentication is required")
 	expectError(t, e.post("/introspect", map[string][]string{"token": {issued}}, "demo-client", "nope"), 401, "invalid_client", "wrong secret")
 	expectError(t, e.post("/introspect", map[string][]string{}), 400, "invalid_request", "token is missing")
+	expectError(t, e.post("/introspect", map[string][]string{"token": {issued, issued}}), 400, "invalid_request", `parameter "token" is repeated`)
 }
 
 func TestMetadataAndJWKS(t *testing.T) {
