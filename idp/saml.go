@@ -299,10 +299,30 @@ func (v *SAML) verify(d *document) (*Assertion, error) {
 // then goxmldsig with only the configured certificates. idAttr1 is the ID
 // attribute's name in SAML 1.1.
 func (v *SAML) validateSignature(el *etree.Element, version int, idAttr1 string) (*etree.Element, string, string, error) {
-	sigAlg, digestAlg := algorithmsOf(signatureOf(el))
-	if err := v.checkAlgorithms(sigAlg, digestAlg); err != nil {
-		return nil, "", "", err
+	idAttr := "ID"
+	if version == 1 {
+		idAttr = idAttr1
 	}
+	// goxmldsig validates the first Signature anywhere below el whose
+	// Reference names el: make sure that is the one enveloped signature
+	// whose algorithms are checked here.
+	covering := signaturesCovering(el, el.SelectAttrValue(idAttr, ""))
+	switch {
+	case len(covering) != 1:
+		return nil, "", "", fmt.Errorf("%w: %d signatures reference the %s; exactly one is accepted", ErrInvalid, len(covering), el.Tag)
+	case covering[0] != signatureOf(el):
+		return nil, "", "", fmt.Errorf("%w: the signature referencing the %s is not its enveloped signature", ErrInvalid, el.Tag)
+	}
+	sigAlg, digestAlgs := algorithmsOf(covering[0])
+	if len(digestAlgs) == 0 {
+		digestAlgs = []string{""} // refused below as not allowed
+	}
+	for _, d := range digestAlgs {
+		if err := v.checkAlgorithms(sigAlg, d); err != nil {
+			return nil, "", "", err
+		}
+	}
+	digestAlg := digestAlgs[0]
 	ctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: v.cfg.Certificates})
 	ctx.Clock = dsig.NewFakeClockAt(v.cfg.Clock())
 	if version == 1 {
@@ -541,9 +561,11 @@ func signatureOf(el *etree.Element) *etree.Element {
 	return nil
 }
 
-func algorithmsOf(sig *etree.Element) (sigAlg, digestAlg string) {
+// algorithmsOf reads a signature's SignatureMethod and the DigestMethod
+// of each of its References.
+func algorithmsOf(sig *etree.Element) (sigAlg string, digestAlgs []string) {
 	if sig == nil {
-		return "", ""
+		return "", nil
 	}
 	for _, si := range sig.ChildElements() {
 		if si.Tag != "SignedInfo" {
@@ -556,13 +578,35 @@ func algorithmsOf(sig *etree.Element) (sigAlg, digestAlg string) {
 			case "Reference":
 				for _, r := range c.ChildElements() {
 					if r.Tag == "DigestMethod" {
-						digestAlg = r.SelectAttrValue("Algorithm", "")
+						digestAlgs = append(digestAlgs, r.SelectAttrValue("Algorithm", ""))
 					}
 				}
 			}
 		}
 	}
-	return sigAlg, digestAlg
+	return sigAlg, digestAlgs
+}
+
+// signaturesCovering are the ds:Signature elements anywhere below el with
+// a Reference to el: URI "" or "#" + its ID, as goxmldsig matches them.
+func signaturesCovering(el *etree.Element, id string) []*etree.Element {
+	var out []*etree.Element
+	var walk func(*etree.Element)
+	walk = func(e *etree.Element) {
+		for _, c := range e.ChildElements() {
+			if c.Tag == "Signature" && c.NamespaceURI() == nsDSig {
+				for _, ref := range c.FindElements("./SignedInfo/Reference") {
+					if uri := ref.SelectAttrValue("URI", ""); uri == "" || uri == "#"+id {
+						out = append(out, c)
+						break
+					}
+				}
+			}
+			walk(c)
+		}
+	}
+	walk(el)
+	return out
 }
 
 func versionName(v int) string {
@@ -590,7 +634,11 @@ func InspectSAML(token string) (*Assertion, error) {
 	for _, el := range []*etree.Element{d.assertion, d.root} {
 		if sig := signatureOf(el); sig != nil {
 			a.SignedBy = el.Tag
-			a.SignatureAlgorithm, a.DigestAlgorithm = algorithmsOf(sig)
+			var digests []string
+			a.SignatureAlgorithm, digests = algorithmsOf(sig)
+			if len(digests) > 0 {
+				a.DigestAlgorithm = digests[0]
+			}
 			if c := sig.FindElement(".//X509Certificate"); c != nil {
 				if der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Text()), "")); err == nil {
 					sum := sha256.Sum256(der)

@@ -183,9 +183,35 @@ func TestSAMLAttacks(t *testing.T) {
 		s.InsertChildAt(0, s.SelectElement("NameID").Copy())
 	}))
 
+	// A second signature referencing the assertion, hidden below it, and
+	// the enveloped one moved below: goxmldsig would pick the first it
+	// finds, so the one whose algorithms are checked must be the only one.
+	doubleSigned := func() string {
+		a := signed(nil)
+		a.SelectElement("Subject").AddChild(a.SelectElement("Signature").Copy())
+		return xmlOf(t, a)
+	}()
+	decoyEnveloped := func() string {
+		a := signed(nil)
+		sig := a.SelectElement("Signature")
+		a.SelectElement("Subject").AddChild(sig.Copy())
+		sig.FindElement("./SignedInfo/Reference").CreateAttr("URI", "#_elsewhere")
+		return xmlOf(t, a)
+	}()
+	nestedSignature := func() string {
+		a := signed(nil)
+		sig := a.SelectElement("Signature")
+		a.RemoveChild(sig)
+		a.SelectElement("Subject").AddChild(sig)
+		return xmlOf(t, a)
+	}()
+
 	tests := []struct {
 		name, token, tokenType, want string
 	}{
+		{"two signatures reference the assertion", doubleSigned, "", "2 signatures reference the Assertion; exactly one is accepted"},
+		{"the signature is not enveloped", nestedSignature, "", "neither the assertion nor the response is signed"},
+		{"the enveloped signature is a decoy", decoyEnveloped, "", "the signature referencing the Assertion is not its enveloped signature"},
 		{"XSW: evil assertion beside the signed one", xmlOf(t, response(mockidp.SAMLIssuer, evil, good)), "", "the document holds 2 assertions"},
 		{"XSW: signed assertion hidden in the evil one", strings.Replace(evil, "</saml:Subject>", "</saml:Subject><saml:Advice>"+good+"</saml:Advice>", 1), "", "the document holds 2 assertions"},
 		{"XSW: signed assertion inside Extensions", xmlOf(t, response(mockidp.SAMLIssuer, `<samlp:Extensions>`+good+`</samlp:Extensions>`, evil)), "", "the document holds 2 assertions"},
