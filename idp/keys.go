@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -53,7 +54,7 @@ func RemoteKeys(ctx context.Context, url string, client *http.Client) (KeySet, e
 	}
 	hc := *client
 	hc.Transport = tr
-	storage, err := jwkset.NewStorageFromHTTP(url, jwkset.HTTPClientStorageOptions{
+	cached, err := jwkset.NewStorageFromHTTP(url, jwkset.HTTPClientStorageOptions{
 		Client:                    &hc,
 		Ctx:                       ctx,
 		HTTPTimeout:               FetchTimeout,
@@ -63,21 +64,28 @@ func RemoteKeys(ctx context.Context, url string, client *http.Client) (KeySet, e
 	if err != nil {
 		return nil, err
 	}
-	httpClient, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
-		HTTPURLs:          map[string]jwkset.Storage{url: storage},
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(RefreshInterval), 1),
-		// Never queue behind the limiter: an unknown kid inside the
-		// interval fails at once instead of holding the request.
-		RateLimitWaitMax: time.Millisecond,
+	// jwkset's client refreshes on every unknown kid it is asked for; the
+	// limiter below decides when it is asked, without ever waiting.
+	// (jwkset's own RateLimitWaitMax would also cut the fetch short.)
+	refresher, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{url: cached},
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
 	})
 	if err != nil {
 		return nil, err
 	}
-	kf, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: httpClient})
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: cached})
 	if err != nil {
 		return nil, err
 	}
-	return &kfKeys{kf: kf, down: tr.down.Load}, nil
+	limit := rate.NewLimiter(rate.Every(RefreshInterval), 1)
+	return &kfKeys{kf: kf, down: tr.down.Load, refresh: func(ctx context.Context, kid string) error {
+		if !limit.Allow() {
+			return errors.New("refreshed less than " + RefreshInterval.String() + " ago")
+		}
+		_, err := refresher.KeyRead(ctx, kid)
+		return err
+	}}, nil
 }
 
 // DiscoveredKeys finds the IDP's jwks_uri in its OpenID Connect discovery
@@ -163,15 +171,22 @@ func fetchJSON(ctx context.Context, client *http.Client, url string, v any) erro
 // kfKeys adapts keyfunc, which binds a key to its JWK alg, and refuses
 // weak keys it returns.
 type kfKeys struct {
-	kf   keyfunc.Keyfunc
-	down func() bool // reports whether the last fetch failed
+	kf      keyfunc.Keyfunc
+	down    func() bool                                 // whether the last fetch failed
+	refresh func(ctx context.Context, kid string) error // fetch again for an unknown kid, if allowed
 }
 
 func (k *kfKeys) Key(ctx context.Context, t *jwt.Token) (any, error) {
 	if kid, ok := t.Header["kid"].(string); ok {
-		// Read (and, for a remote set, maybe refresh) first, so that an
-		// unknown kid is told apart from a key that does not fit.
-		if _, err := k.kf.Storage().KeyRead(ctx, kid); err != nil {
+		// Look the kid up first, so that an unknown kid is told apart
+		// from a key that does not fit; a remote set may fetch again.
+		_, err := k.kf.Storage().KeyRead(ctx, kid)
+		if err != nil && k.refresh != nil {
+			if rerr := k.refresh(ctx, kid); rerr == nil {
+				_, err = k.kf.Storage().KeyRead(ctx, kid)
+			}
+		}
+		if err != nil {
 			if k.down != nil && k.down() {
 				return nil, fmt.Errorf("%w: key set unreachable and kid not cached", ErrUnavailable)
 			}
