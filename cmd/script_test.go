@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/zalando/go-keyring"
@@ -82,6 +83,7 @@ func TestScripts(t *testing.T) {
 			"fetch":          cmdFetch,
 			"gen-client-key": cmdGenClientKey,
 			"mock-cert":      cmdMockCert,
+			"sleep":          cmdSleep,
 		},
 	})
 }
@@ -171,4 +173,14 @@ func cmdMockCert(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: mock-cert FILE")
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), mockidp.CertificatePEM(), 0o600))
+}
+
+// sleep DURATION waits, for a background server to come up.
+func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: sleep DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	time.Sleep(d)
 }

@@ -155,7 +155,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	printBanner(o, cfg.Issuer, storeURL)
+	if o.logFormat == "json" {
+		// Keep stderr one JSON record a line for log collectors.
+		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", storeURL, "mock", o.mock)
+	} else {
+		printBanner(o, cfg.Issuer, storeURL)
+	}
 	if o.ready != nil {
 		o.ready(cfg.Issuer)
 	}
@@ -165,7 +170,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return err
 	case <-ctx.Done():
 	}
-	fmt.Fprintln(o.io.Err, "idtx: shutting down")
+	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {

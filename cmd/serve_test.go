@@ -1,14 +1,19 @@
 package cmd
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,7 +53,7 @@ func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
 		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		if !strings.Contains(stderr.String(), "shutting down") {
+		if !strings.Contains(stderr.String(), `msg="shutting down"`) {
 			t.Errorf("no clean shutdown in stderr:\n%s", stderr)
 		}
 	})
@@ -195,5 +200,43 @@ func TestServeClockAndMemoryStore(t *testing.T) {
 	status, body := postToken(t, base, exchangeForm(now), "demo-client", "demo-secret")
 	if status != 400 || !strings.Contains(body["error_description"].(string), "issued in the future") {
 		t.Fatalf("token from today on a 2021 clock: %d %v", status, body)
+	}
+}
+
+// SIGTERM, as a process manager sends it, shuts the server down cleanly:
+// exit 0 after "shutting down".
+func TestServeSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "idtx")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve", "--mock", "--listen", "127.0.0.1:0", "--store", "memory:")
+	cmd.Env = append(os.Environ(), "IDTX_HOME="+t.TempDir())
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	var seen strings.Builder
+	for sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "listening on") {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, seen.String())
+	}
+	if !strings.Contains(seen.String(), `msg="shutting down"`) {
+		t.Fatalf("no clean shutdown:\n%s", seen.String())
 	}
 }
