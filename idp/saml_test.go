@@ -18,6 +18,7 @@ import (
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/fixtures"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
@@ -368,4 +369,61 @@ func signedNameID(t *testing.T, token string) string {
 		}
 	}
 	return strings.TrimSpace(text.String())
+}
+
+func TestSAMLCertificatesAndSkew(t *testing.T) {
+	mock := mockSAMLSigner(t)
+	foreign := foreignSAMLSigner(t)
+	tok := func(now time.Time) string {
+		a := unsignedAssertion(t, mockidp.TokenOptions{Sub: "alice", Now: now})
+		mock.sign(t, a, false)
+		return b64(xmlOf(t, a))
+	}
+	t.Run("rotation: the signing certificate is any of several", func(t *testing.T) {
+		v, _ := idp.NewSAML(idp.SAMLConfig{Name: "r", Issuer: mockidp.SAMLIssuer, Certificates: []*x509.Certificate{foreign.cert, mock.cert},
+			Audiences: []string{"idtx-sts"}, Clock: func() time.Time { return samlNow }})
+		if _, err := v.Validate(t.Context(), tok(samlNow), idp.TokenTypeSAML2); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("clock skew: 20s early is accepted with 30s, refused with 10s", func(t *testing.T) {
+		early := tok(samlNow.Add(20 * time.Second))
+		for skew, want := range map[time.Duration]string{30 * time.Second: "", 10 * time.Second: "not valid before"} {
+			v, _ := idp.NewSAML(idp.SAMLConfig{Name: "s", Issuer: mockidp.SAMLIssuer, Certificates: []*x509.Certificate{mock.cert},
+				Audiences: []string{"idtx-sts"}, ClockSkew: skew, Clock: func() time.Time { return samlNow }})
+			_, err := v.Validate(t.Context(), early, idp.TokenTypeSAML2)
+			if (want == "" && err != nil) || (want != "" && (err == nil || !strings.Contains(err.Error(), want))) {
+				t.Errorf("skew %s: %v, want %q", skew, err, want)
+			}
+		}
+	})
+}
+
+func TestSAMLFromConfig(t *testing.T) {
+	metadata := func(entityID string) []byte {
+		cert := base64.StdEncoding.EncodeToString(mockSAMLSigner(t).cert.Raw)
+		return []byte(`<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="` + entityID + `">
+<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+<md:KeyDescriptor use="encryption"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` + base64.StdEncoding.EncodeToString(foreignSAMLSigner(t).cert.Raw) + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` + cert + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+</md:IDPSSODescriptor></md:EntityDescriptor>`)
+	}
+	build := func(md []byte) (*idp.Registry, error) {
+		return idp.FromConfig(t.Context(), []config.IDP{{
+			Name: "corp", Type: config.IDPTypeSAML, Issuer: mockidp.SAMLIssuer, MetadataFile: "md.xml",
+			Audiences: []string{"idtx-sts"}, ClockSkew: 30 * time.Second,
+		}}, idp.Options{Clock: func() time.Time { return samlNow }, ReadFile: func(string) ([]byte, error) { return md, nil }})
+	}
+	reg, err := build(metadata(mockidp.SAMLIssuer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := unsignedAssertion(t, mockidp.TokenOptions{Sub: "alice"})
+	mockSAMLSigner(t).sign(t, a, false)
+	if id, err := reg.Validate(t.Context(), b64(xmlOf(t, a)), idp.TokenTypeSAML2); err != nil || id.IDP != "corp" {
+		t.Fatalf("%v %+v", err, id)
+	}
+	if _, err := build(metadata("https://other.example/saml")); err == nil || !strings.Contains(err.Error(), `metadata_file names entityID "https://other.example/saml", not the issuer`) {
+		t.Fatalf("entityID mismatch: %v", err)
+	}
 }
