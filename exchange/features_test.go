@@ -2,6 +2,8 @@ package exchange_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"sync"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -234,5 +236,43 @@ func TestTrace(t *testing.T) {
 	last := trace[len(trace)-1]
 	if oerr == nil || last.Step != "consent" || last.Status != exchange.Fail || len(trace) != 7 {
 		t.Fatalf("trace %v", trace)
+	}
+}
+
+// Exchanges run side by side share the store, the replay cache and the
+// verified-secret cache; run with -race.
+func TestConcurrentExchanges(t *testing.T) {
+	store, err := consent.OpenSQLite(t.TempDir() + "/idtx.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e := newEnvWith(t, store, nil)
+	subject := e.subject(nil)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for i := range 48 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r response
+			switch i % 3 {
+			case 0:
+				r = e.post("/token", e.form(subject, "audience", "billing-api", "scope", "billing:read"))
+			case 1:
+				r = e.post("/token", e.form(subject), "bcrypt-client", "bcrypt-secret")
+			case 2:
+				a := e.assertion(jwt.MapClaims{"jti": fmt.Sprintf("jti-%d", i)})
+				r = e.post("/token", e.form(subject, "client_assertion_type", exchange.ClientAssertionTypeJWTBearer, "client_assertion", a))
+			}
+			if r.status != 200 {
+				errs <- fmt.Sprintf("%d: %d %v", i, r.status, r.body)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
