@@ -3,10 +3,10 @@ package exchange_test
 import (
 	"encoding/json"
 	"fmt"
-	"sync"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
