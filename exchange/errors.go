@@ -90,9 +90,17 @@ func WriteError(w http.ResponseWriter, e *Error) {
 // token responses.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	// Canonical keys and shared, never-modified values: no per-response
+	// canonicalisation or allocation.
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = noStore
+	h["Pragma"] = noCache
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
+
+var (
+	contentTypeJSON = []string{"application/json"}
+	noStore         = []string{"no-store"}
+	noCache         = []string{"no-cache"}
+)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -121,7 +122,7 @@ func (e *Engine) stepClient(ctx context.Context, s *State) Outcome {
 	if !slices.Contains(c.modes, s.Mode()) {
 		return fail(ErrUnauthorizedClient("client %s may not use %s (allowed: %s)", c.ID, s.Mode(), strings.Join(c.modes, ", ")))
 	}
-	return pass(fmt.Sprintf("client %s authenticated by %s", c.ID, method), map[string]string{"client_id": c.ID, "method": method})
+	return pass("client "+c.ID+" authenticated by "+method, map[string]string{"client_id": c.ID, "method": method})
 }
 
 // stepTarget resolves every audience and resource to a registered service
@@ -199,7 +200,7 @@ func (e *Engine) validateToken(ctx context.Context, param, token, tokenType stri
 		}
 		return nil, fail(ErrInvalidRequest("%s: %v", param, err))
 	}
-	return id, pass(fmt.Sprintf("%s valid: %s from IDP %s", param, id.Subject, id.IDP), map[string]string{
+	return id, pass(param+" valid: "+id.Subject+" from IDP "+id.IDP, map[string]string{
 		"idp": id.IDP, "iss": id.Issuer, "sub": id.Subject, "exp": id.Expiry.UTC().Format(time.RFC3339),
 	})
 }
@@ -281,7 +282,7 @@ func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
 	if checked == 0 {
 		return skip("no granted scope needs consent")
 	}
-	return pass(fmt.Sprintf("%s has consented to every scope that needs it", user), map[string]string{"user": user})
+	return pass(user+" has consented to every scope that needs it", map[string]string{"user": user})
 }
 
 // stepWorkflows runs the services' business rules.
@@ -344,7 +345,7 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 		ExpiresIn:       expiresIn,
 		Scope:           claims.Scope,
 	}
-	return pass(fmt.Sprintf("issued for %s, expires in %ds", strings.Join(aud, " "), expiresIn), map[string]string{
+	return pass("issued for "+strings.Join(aud, " ")+", expires in "+strconv.FormatInt(expiresIn, 10)+"s", map[string]string{
 		"jti": claims.ID, "exp": exp.UTC().Format(time.RFC3339), "kid": e.signer.KeyID(),
 	})
 }
