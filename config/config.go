@@ -367,16 +367,6 @@ func (c *Config) validate() Problems {
 	return p
 }
 
-// Service returns the service named name.
-func (c *Config) Service(name string) (*Service, bool) {
-	for i := range c.Services {
-		if c.Services[i].Name == name {
-			return &c.Services[i], true
-		}
-	}
-	return nil, false
-}
-
 // Summary is a short human description of a valid config.
 func (c *Config) Summary() string {
 	var b strings.Builder

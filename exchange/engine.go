@@ -193,17 +193,10 @@ func (e *Engine) Issuer() string { return e.issuer }
 // TokenEndpoint is the URL of POST /token, an accepted private_key_jwt aud.
 func (e *Engine) TokenEndpoint() string { return e.issuer + "/token" }
 
-// Steps are the flowchart's steps in order, for a caller that walks them
-// one at a time (the TUI) with NewState and RunStep.
-func (e *Engine) Steps() []Step { return e.steps }
-
-// NewState starts the state of one exchange at the engine's clock.
-func (e *Engine) NewState(req *Request) *State { return &State{Req: req, Now: e.now()} }
-
 // Run walks every step in order and stops at the first failure, returning
 // its OAuth error. The server, `idtx explain` and `idtx walk` all run this.
 func (e *Engine) Run(ctx context.Context, req *Request) (*Result, Trace, *Error) {
-	s := e.NewState(req)
+	s := &State{Req: req, Now: e.now()}
 	trace := make(Trace, 0, len(e.steps))
 	for _, step := range e.steps {
 		o := step.Run(ctx, s)

@@ -18,6 +18,8 @@ import (
 	"unicode"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/idtx/idtx/idp"
 )
 
 // STS is a Security Token Service this client talks to: idtx itself,
@@ -90,7 +92,7 @@ func Discover(ctx context.Context, client *http.Client, sts string) (string, err
 		var meta struct {
 			TokenEndpoint string `json:"token_endpoint"`
 		}
-		status, err := getJSON(ctx, client, c, &meta)
+		status, err := idp.FetchJSON(ctx, client, c, &meta)
 		if err != nil && status == 0 {
 			return "", &UnreachableError{URL: c, Err: err}
 		}
@@ -100,26 +102,6 @@ func Discover(ctx context.Context, client *http.Client, sts string) (string, err
 	}
 	// No metadata at either place: the URL is the token endpoint itself.
 	return sts, nil
-}
-
-func getJSON(ctx context.Context, client *http.Client, url string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v); err != nil {
-		return resp.StatusCode, fmt.Errorf("%s: not JSON metadata", url)
-	}
-	return resp.StatusCode, nil
 }
 
 // Form builds the token request body (RFC 8693 §2.1) and authenticates the

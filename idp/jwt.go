@@ -66,12 +66,6 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 	return v, nil
 }
 
-// Name is the IDP's configured name.
-func (v *JWT) Name() string { return v.name }
-
-// Issuer is the iss this validator accepts.
-func (v *JWT) Issuer() string { return v.issuer }
-
 // Validate checks a compact JWT presented as tokenType.
 func (v *JWT) Validate(ctx context.Context, token, tokenType string) (*Identity, error) {
 	p, err := peekJWT(token, tokenType)

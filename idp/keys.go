@@ -129,7 +129,7 @@ func (d *discovered) resolve() (KeySet, error) {
 		JWKSURI string `json:"jwks_uri"`
 	}
 	url := strings.TrimSuffix(d.issuer, "/") + "/.well-known/openid-configuration"
-	if err := fetchJSON(d.ctx, d.client, url, &meta); err != nil {
+	if _, err := FetchJSON(d.ctx, d.client, url, &meta); err != nil {
 		d.lastErr = fmt.Errorf("%w: discovery at %s: %v", ErrUnavailable, url, err)
 		return nil, d.lastErr
 	}
@@ -148,24 +148,28 @@ func (d *discovered) resolve() (KeySet, error) {
 	return keys, nil
 }
 
-// fetchJSON GETs a JSON document of bounded size.
-func fetchJSON(ctx context.Context, client *http.Client, url string, v any) error {
+// FetchJSON GETs a JSON document of bounded size (metadata, a JWKS),
+// within FetchTimeout. The status is 0 when no answer came at all.
+func FetchJSON(ctx context.Context, client *http.Client, url string, v any) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %s", resp.Status)
+		return resp.StatusCode, fmt.Errorf("%s: status %s", url, resp.Status)
 	}
-	return json.NewDecoder(io.LimitReader(resp.Body, maxDocument)).Decode(v)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxDocument)).Decode(v); err != nil {
+		return resp.StatusCode, fmt.Errorf("%s: not a JSON document", url)
+	}
+	return resp.StatusCode, nil
 }
 
 // kfKeys adapts keyfunc, which binds a key to its JWK alg, and refuses

@@ -194,9 +194,6 @@ func NewSAML(cfg SAMLConfig) (*SAML, error) {
 	return &SAML{cfg: cfg}, nil
 }
 
-// Name is the IDP's configured name.
-func (v *SAML) Name() string { return v.cfg.Name }
-
 // Validate checks a SAML token presented as tokenType (saml1 or saml2).
 func (v *SAML) Validate(_ context.Context, token, tokenType string) (*Identity, error) {
 	d, err := parseSAML(token)
