@@ -218,6 +218,7 @@ func TestSAMLAttacks(t *testing.T) {
 		{"XSW: signed assertion inside Extensions", xmlOf(t, response(mockidp.SAMLIssuer, `<samlp:Extensions>`+good+`</samlp:Extensions>`, evil)), "", "the document holds 2 assertions"},
 		{"XSW: renamed copy, signature kept", strings.Replace(good, "alice@x.com", "admin@x.com", 1), "", "Signature could not be verified"},
 		{"comment injection that extends NameID", strings.Replace(good, "alice@x.com<", "alice@x.com<!---->.evil.com<", 1), "", "signature of the Assertion does not verify"},
+		{"a token encoding/xml would not write back", strings.Replace(good, "</saml:Subject>", `<p:0 xmlns:p="urn:x"/></saml:Subject>`, 1), "", "XML does not survive a round trip: validator: in token starting at 1:"},
 		{"DOCTYPE", `<!DOCTYPE saml:Assertion [<!ENTITY who "admin">]>` + good, "", "DOCTYPE is refused"},
 		{"two assertions in a signed response", signedResponse(good + good), "", "the document holds 2 assertions"},
 		{"unsigned assertion in an unsigned response", xmlOf(t, response(mockidp.SAMLIssuer, xmlOf(t, unsignedAssertion(t, mockidp.TokenOptions{})))), "", "neither the assertion nor the response is signed"},
