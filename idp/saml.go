@@ -320,7 +320,12 @@ func (v *SAML) validateSignature(el *etree.Element, version int, idAttr1 string)
 		}
 	}
 	digestAlg := digestAlgs[0]
-	ctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: v.cfg.Certificates})
+	roots, restore, err := v.keyInfoRoot(covering[0], el.Tag)
+	if err != nil {
+		return nil, "", "", err
+	}
+	defer restore()
+	ctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: roots})
 	ctx.Clock = dsig.NewFakeClockAt(v.cfg.Clock())
 	if version == 1 {
 		ctx.IdAttribute = idAttr1
@@ -330,6 +335,76 @@ func (v *SAML) validateSignature(el *etree.Element, version int, idAttr1 string)
 		return nil, "", "", fmt.Errorf("%w: signature of the %s does not verify with IDP %s's certificate: %v", ErrInvalid, el.Tag, v.cfg.Name, err)
 	}
 	return validated, sigAlg, digestAlg, nil
+}
+
+// keyInfoRoot settles which configured certificate a signature names,
+// before goxmldsig runs. goxmldsig would parse the certificate in the
+// signature's KeyInfo as X.509 and compare it with each configured one;
+// comparing the DER bytes is the same test (x509.Certificate.Equal
+// compares them) without parsing an untrusted certificate on every
+// exchange. The KeyInfo is then taken out of the signature until restore
+// is called, and goxmldsig is given only the certificate it named, which
+// it uses as it uses a lone configured certificate when there is no
+// KeyInfo: with its own validity-window check. The signed bytes do not
+// change: the enveloped-signature transform removes the whole Signature.
+//
+// A signature without KeyInfo, or whose KeyInfo holds no X509Certificate,
+// goes to goxmldsig as before, with every configured certificate.
+func (v *SAML) keyInfoRoot(sig *etree.Element, signed string) ([]*x509.Certificate, func(), error) {
+	none := func() {}
+	var keyInfos []*etree.Element
+	for _, c := range sig.ChildElements() {
+		if c.Tag == "KeyInfo" {
+			keyInfos = append(keyInfos, c)
+		}
+	}
+	switch {
+	case len(keyInfos) == 0:
+		return v.cfg.Certificates, none, nil
+	case len(keyInfos) > 1:
+		return nil, none, fmt.Errorf("%w: the signature of the %s has %d KeyInfo elements", ErrInvalid, signed, len(keyInfos))
+	case keyInfos[0].NamespaceURI() != nsDSig:
+		return nil, none, fmt.Errorf("%w: the signature of the %s has a KeyInfo outside the XML-DSig namespace", ErrInvalid, signed)
+	}
+	ki := keyInfos[0]
+	// goxmldsig reads the first X509Certificate of the X509Data elements
+	// taken together (encoding/xml appends repeated elements).
+	var first *etree.Element
+	for _, data := range ki.ChildElements() {
+		if data.Tag != "X509Data" || data.NamespaceURI() != nsDSig {
+			continue
+		}
+		for _, c := range data.ChildElements() {
+			if c.Tag == "X509Certificate" && c.NamespaceURI() == nsDSig {
+				first = c
+				break
+			}
+		}
+		if first != nil {
+			break
+		}
+	}
+	if first == nil {
+		return v.cfg.Certificates, none, nil
+	}
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(fullText(first)), ""))
+	if err != nil {
+		return nil, none, fmt.Errorf("%w: the certificate in the signature of the %s is not base64: %v", ErrInvalid, signed, err)
+	}
+	for _, c := range v.cfg.Certificates {
+		if bytes.Equal(c.Raw, der) {
+			i := ki.Index()
+			sig.RemoveChildAt(i)
+			return []*x509.Certificate{c}, func() { sig.InsertChildAt(i, ki) }, nil
+		}
+	}
+	return nil, none, fmt.Errorf("%w: the certificate in the signature of the %s is not one of IDP %s's certificates (SHA-256 %s)", ErrUntrusted, signed, v.cfg.Name, certFingerprint(der))
+}
+
+// certFingerprint is the hex SHA-256 of a DER certificate.
+func certFingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
 }
 
 func (v *SAML) checkAlgorithms(sigAlg, digestAlg string) error {
@@ -637,9 +712,8 @@ func InspectSAML(token string) (*Assertion, error) {
 				a.DigestAlgorithm = digests[0]
 			}
 			if c := sig.FindElement(".//X509Certificate"); c != nil {
-				if der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Text()), "")); err == nil {
-					sum := sha256.Sum256(der)
-					a.CertFingerprint = hex.EncodeToString(sum[:])
+				if der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(fullText(c)), "")); err == nil {
+					a.CertFingerprint = certFingerprint(der)
 				}
 			}
 			break

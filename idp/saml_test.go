@@ -227,7 +227,38 @@ func TestSAMLAttacks(t *testing.T) {
 			s := signedResponse(good)
 			return strings.Replace(s, `<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>`, `<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/><samlp:StatusMessage>x</samlp:StatusMessage>`, 1)
 		}(), "", "signature of the Response does not verify"},
-		{"certificate embedded by the attacker", foreignSigned, "", "Could not verify certificate against trusted certs"},
+		{"certificate embedded by the attacker", foreignSigned, "", "the certificate in the signature of the Assertion is not one of IDP mock-saml's certificates (SHA-256 "},
+		{"two KeyInfo elements", func() string {
+			a := signed(nil)
+			sig := a.SelectElement("Signature")
+			sig.AddChild(sig.SelectElement("KeyInfo").Copy())
+			return xmlOf(t, a)
+		}(), "", "the signature of the Assertion has 2 KeyInfo elements"},
+		{"a KeyInfo in another namespace", func() string {
+			a := signed(nil)
+			ki := a.FindElement("./Signature/KeyInfo")
+			ki.Space = "x"
+			ki.CreateAttr("xmlns:x", "urn:x")
+			return xmlOf(t, a)
+		}(), "", "the signature of the Assertion has a KeyInfo outside the XML-DSig namespace"},
+		{"a certificate that is not base64", func() string {
+			a := signed(nil)
+			a.FindElement("./Signature/KeyInfo/X509Data/X509Certificate").SetText("not*base64")
+			return xmlOf(t, a)
+		}(), "", "the certificate in the signature of the Assertion is not base64"},
+		{"control: no KeyInfo, one configured certificate", func() string {
+			a := signed(nil)
+			sig := a.SelectElement("Signature")
+			sig.RemoveChild(sig.SelectElement("KeyInfo"))
+			return xmlOf(t, a)
+		}(), "", ""},
+		{"no KeyInfo, and a signature by another key", func() string {
+			a := unsignedAssertion(t, mockidp.TokenOptions{Sub: "alice@x.com"})
+			foreign.sign(t, a, false)
+			sig := a.SelectElement("Signature")
+			sig.RemoveChild(sig.SelectElement("KeyInfo"))
+			return xmlOf(t, a)
+		}(), "", "signature of the Assertion does not verify with IDP mock-saml's certificate: crypto/rsa: verification error"},
 		{"SHA-1 without allow_sha1", sha1Signed, "", "SHA-1, refused unless IDP mock-saml sets allow_sha1"},
 		{"expired", xmlOf(t, func() *etree.Element {
 			a := unsignedAssertion(t, mockidp.TokenOptions{Now: samlNow.Add(-2 * time.Hour)})
