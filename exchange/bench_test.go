@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/golang-jwt/jwt/v5"
+	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
@@ -81,11 +83,12 @@ func BenchmarkSignaturesOnly(b *testing.B) {
 // for orders-api, ES256 minting. Target (issue 4): at most 300 µs/op on
 // one core:
 //
-//	go test -run '^$' -bench ExchangeSAML -cpu 1 ./exchange
+//	go test -run '^$' -bench SAML -cpu 1 ./exchange
 //
 // Each op exchanges a different assertion (1,024 of them, each with its
 // own ID, instants, digest and signature), so the round-trip memo in idp
-// only ever remembers what all of the IDP's assertions share.
+// only ever remembers what all of the IDP's assertions share. Compare it
+// with BenchmarkSAMLParseAndVerifyOnly in the same run.
 func BenchmarkExchangeSAML(b *testing.B) {
 	cfg, err := mockidp.Config()
 	if err != nil {
@@ -99,12 +102,9 @@ func BenchmarkExchangeSAML(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := exchange.NewHandler(engine, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	bodies := make([]string, 1024)
-	for i := range bodies {
-		token, err := mockidp.SAML(mockidp.TokenOptions{Sub: "alice", Now: now.Add(-time.Duration(i) * time.Second)}, 2)
-		if err != nil {
-			b.Fatal(err)
-		}
+	tokens := samlAssertions(b, now)
+	bodies := make([]string, len(tokens))
+	for i, token := range tokens {
 		bodies[i] = url.Values{
 			"grant_type": {exchange.GrantTypeTokenExchange}, "subject_token": {token},
 			"subject_token_type": {idp.TokenTypeSAML2}, "audience": {"orders-api"},
@@ -112,4 +112,49 @@ func BenchmarkExchangeSAML(b *testing.B) {
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	benchExchanges(b, h, bodies...)
+}
+
+// BenchmarkSAMLParseAndVerifyOnly is the floor under BenchmarkExchangeSAML
+// that the required libraries set: etree parsing the same assertions and
+// goxmldsig validating their signatures, nothing else. The issue measured
+// it at ~170 µs against its 300 µs budget for the exchange.
+func BenchmarkSAMLParseAndVerifyOnly(b *testing.B) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	certs, err := idp.ParseCertificates(mockidp.CertificatePEM())
+	if err != nil {
+		b.Fatal(err)
+	}
+	store := &dsig.MemoryX509CertificateStore{Roots: certs}
+	tokens := samlAssertions(b, now)
+	docs := make([][]byte, len(tokens))
+	for i, t := range tokens {
+		_, docs[i] = idp.Sniff(t)
+	}
+	i := 0
+	for b.Loop() {
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(docs[i%len(docs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+		ctx := dsig.NewDefaultValidationContext(store)
+		ctx.Clock = dsig.NewFakeClockAt(now)
+		if _, err := ctx.Validate(doc.Root()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// samlAssertions are 1,024 distinct signed mock-saml assertions for alice,
+// issued in the minutes before now.
+func samlAssertions(b *testing.B, now time.Time) []string {
+	tokens := make([]string, 1024)
+	for i := range tokens {
+		token, err := mockidp.SAML(mockidp.TokenOptions{Sub: "alice", Now: now.Add(-time.Duration(i) * time.Second)}, 2)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = token
+	}
+	return tokens
 }
