@@ -2,9 +2,11 @@ package idp
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	xrv "github.com/mattermost/xml-roundtrip-validator"
@@ -133,4 +135,32 @@ func FuzzRoundTrip(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Exchanges run roundTrip concurrently, sharing the memo: verdicts hold,
+// and -race sees no race.
+func TestRoundTripConcurrent(t *testing.T) {
+	want := make([]error, len(roundTripCases))
+	for i, c := range roundTripCases {
+		want[i] = xrv.Validate(strings.NewReader(c))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8*len(roundTripCases))
+	for g := range 8 {
+		wg.Go(func() {
+			for j := range 20 * len(roundTripCases) {
+				i := (j + g) % len(roundTripCases)
+				got := roundTrip([]byte(roundTripCases[i]))
+				if (got == nil) != (want[i] == nil) {
+					errs <- roundTripCases[i] + ": " + fmt.Sprint(got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
