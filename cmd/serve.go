@@ -100,7 +100,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		cfg, err = config.LoadFile(o.configFile)
 	}
 	if err != nil {
-		return usageError("%v", err)
+		return usageError("%w", err)
 	}
 
 	ln, err := net.Listen("tcp", o.listen)
