@@ -28,7 +28,7 @@ config is summarised; problems exit 2.`,
 			var problems config.Problems
 			if errors.As(err, &problems) {
 				for _, p := range problems {
-					fmt.Fprintf(io.Out, "%s: %s\n", args[0], p)
+					fmt.Fprintf(io.Out, "%s: %s\n", safeText(args[0]), safeText(p))
 				}
 				return usageError("%s: %d problem(s)", args[0], len(problems))
 			}

@@ -166,7 +166,10 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 	var oerr *exchange.Error
 	switch {
 	case errors.As(err, &oerr):
-		return rejectedError(oerr)
+		// The STS's own words, clipped; Run escapes them for the terminal.
+		shown := *oerr
+		shown.Code, shown.Description = clipRemote(oerr.Code, 64), clipRemote(oerr.Description, maxRemoteText)
+		return rejectedError(&shown)
 	case exchange.IsUnreachable(err):
 		return unreachableError(err)
 	case err != nil:
@@ -300,7 +303,7 @@ func printResult(io *IO, output string, res *exchange.Result, raw []byte) error 
 			return err
 		}
 		buf.WriteByte('\n')
-		_, err := io.Out.Write(buf.Bytes())
+		_, err := io.Out.Write(safeJSON(buf.Bytes()))
 		return err
 	case "claims":
 		parts := strings.Split(res.AccessToken, ".")
@@ -317,14 +320,24 @@ func printResult(io *IO, output string, res *exchange.Result, raw []byte) error 
 		}
 		return writeJSON(io, claims)
 	}
+	if i, ok := isTokenText(res.AccessToken); !ok {
+		return unreachableError(fmt.Errorf("the issued access_token has byte 0x%02x at offset %d, outside the characters RFC 6749 Appendix A.12 allows (0x20-0x7e): not printed raw; see the answer with -o json", res.AccessToken[i], i))
+	}
 	fmt.Fprintln(io.Out, res.AccessToken)
 	return nil
 }
 
+// writeJSON writes v as indented JSON, with no raw control character even
+// inside its strings (safeJSON).
 func writeJSON(io *IO, v any) error {
-	enc := json.NewEncoder(io.Out)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := io.Out.Write(safeJSON(buf.Bytes()))
+	return err
 }
 
 func registerTokenTypeCompletion(c *cobra.Command, flags ...string) {

@@ -198,7 +198,7 @@ func (o *inspectOptions) verifyToken(ctx context.Context, token string, format i
 	if o.config != "" {
 		cfg, err := config.LoadFile(o.config)
 		if err != nil {
-			return nil, usageError("%v", err)
+			return nil, usageError("%w", err)
 		}
 		reg, err := idp.FromConfig(ctx, cfg.IDPs, idp.Options{Clock: clock, ReadFile: cfg.ReadFile, HTTPClient: &http.Client{Timeout: idp.FetchTimeout}})
 		if err != nil {
@@ -337,17 +337,18 @@ func printInspection(io *IO, in *inspection) {
 		fmt.Fprintln(w, st.bold("SAML "+map[string]string{"saml2": "2.0", "saml1": "1.1"}[in.Format]+" assertion"))
 	}
 	if in.Verified {
-		fmt.Fprintln(w, st.green("VERIFIED")+" by "+in.IDP)
+		fmt.Fprintln(w, st.green("VERIFIED")+" by "+safeText(in.IDP))
 	} else {
 		fmt.Fprintln(w, st.yellow("NOT VERIFIED")+": nothing here was checked; add --verify with --jwks, --issuer, --cert or --config")
 	}
-	field := func(k, v string) { fmt.Fprintf(w, "  %-14s %s\n", k, v) }
+	// Every name and value below comes from the token: safeText.
+	field := func(k, v string) { fmt.Fprintf(w, "  %-14s %s\n", safeText(k), safeText(v)) }
 	timeField := func(k string, t timeAt) {
 		rel := "(" + t.Relative + ")"
 		if strings.HasPrefix(t.Relative, "expired") {
 			rel = st.red(rel)
 		}
-		field(k, t.Time+" "+rel)
+		fmt.Fprintf(w, "  %-14s %s\n", safeText(k), safeText(t.Time)+" "+rel)
 	}
 	if in.Format == "jwt" {
 		for _, part := range []struct {
@@ -381,7 +382,7 @@ func printInspection(io *IO, in *inspection) {
 	}
 	field("audiences", strings.Join(a.Audiences, ", "))
 	if a.SignedBy == "" {
-		field("signature", st.red("none"))
+		fmt.Fprintf(w, "  %-14s %s\n", "signature", st.red("none"))
 	} else {
 		field("signature", a.SignedBy+" signed, "+a.SignatureAlgorithm+", digest "+a.DigestAlgorithm)
 	}

@@ -69,7 +69,7 @@ flag, and never printed. Keys for private_key_jwt are referenced by path.`,
 			tw := tabwriter.NewWriter(o.io.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tSTS\tCLIENT\tAUTH")
 			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.STS, p.ClientID, p.AuthMethod)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", safeText(p.Name), safeText(p.STS), safeText(p.ClientID), safeText(p.AuthMethod))
 			}
 			return tw.Flush()
 		},
@@ -91,9 +91,9 @@ flag, and never printed. Keys for private_key_jwt are referenced by path.`,
 			if p.HasSecret {
 				secret = "in the OS keyring (service idtx)"
 			}
-			fmt.Fprintf(o.io.Out, "name:         %s\nsts:          %s\nclient_id:    %s\nauth_method:  %s\n", p.Name, p.STS, p.ClientID, p.AuthMethod)
+			fmt.Fprintf(o.io.Out, "name:         %s\nsts:          %s\nclient_id:    %s\nauth_method:  %s\n", safeText(p.Name), safeText(p.STS), safeText(p.ClientID), safeText(p.AuthMethod))
 			if p.KeyFile != "" {
-				fmt.Fprintf(o.io.Out, "key_file:     %s\n", p.KeyFile)
+				fmt.Fprintf(o.io.Out, "key_file:     %s\n", safeText(p.KeyFile))
 			}
 			fmt.Fprintf(o.io.Out, "secret:       %s\n", secret)
 			return nil

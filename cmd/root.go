@@ -62,7 +62,7 @@ func Run(ctx context.Context, args []string, io *IO) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintf(io.Err, "idtx: %v\n", err)
+	fmt.Fprintf(io.Err, "idtx: %s\n", errorText(err))
 	var ee *exitError
 	switch {
 	case errors.As(err, &ee):

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -29,7 +30,8 @@ type serveOptions struct {
 	clock      string
 	logFormat  string
 
-	// ready, if set, is called with the base URL once the server listens.
+	// ready, if set, is called with the URL the server listens on (which
+	// a configured issuer may not be) once it listens.
 	ready func(baseURL string)
 	// home overrides IDTX_HOME (tests run several servers in one process).
 	home string
@@ -98,7 +100,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		cfg, err = config.LoadFile(o.configFile)
 	}
 	if err != nil {
-		return usageError("%v", err)
+		return usageError("%w", err)
 	}
 
 	ln, err := net.Listen("tcp", o.listen)
@@ -136,7 +138,14 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		}
 	}
 
-	engine, err := exchange.Build(ctx, cfg, exchange.BuildOptions{Home: home, Store: store, Clock: clock})
+	// The mock signs for anyone who asks, so it keeps a key of its own:
+	// a configured server in the same IDTX_HOME never trusts its tokens.
+	keyHome := home
+	if o.mock {
+		keyHome = filepath.Join(home, mockKeyDir)
+	}
+	keyFile := exchange.SigningKeyFile(cfg, keyHome)
+	engine, err := exchange.Build(ctx, cfg, exchange.BuildOptions{Home: keyHome, Store: store, Clock: clock})
 	if err != nil {
 		return err
 	}
@@ -157,12 +166,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	go func() { served <- srv.Serve(ln) }()
 	if o.logFormat == "json" {
 		// Keep stderr one JSON record a line for log collectors.
-		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", storeURL, "mock", o.mock)
+		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", storeURL, "signing_key", keyFile, "mock", o.mock)
 	} else {
-		printBanner(o, cfg.Issuer, storeURL)
+		printBanner(o, cfg.Issuer, storeURL, keyFile)
 	}
 	if o.ready != nil {
-		o.ready(cfg.Issuer)
+		o.ready("http://" + ln.Addr().String())
 	}
 
 	select {
@@ -179,7 +188,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	return nil
 }
 
-func printBanner(o *serveOptions, base, storeURL string) {
+// mockKeyDir is the folder of IDTX_HOME where `serve --mock` keeps its
+// signing key, apart from the key a configured server generates.
+const mockKeyDir = "mock"
+
+func printBanner(o *serveOptions, base, storeURL, keyFile string) {
 	w := o.io.Err
 	mode := "config " + o.configFile
 	if o.mock {
@@ -193,8 +206,10 @@ func printBanner(o *serveOptions, base, storeURL string) {
 	fmt.Fprintf(w, "  health      GET  %s/healthz   metrics GET %s/metrics\n", base, base)
 	fmt.Fprintf(w, "  store       %s\n", storeURL)
 	if !o.mock {
+		fmt.Fprintf(w, "  signing key %s\n", keyFile)
 		return
 	}
+	fmt.Fprintf(w, "  signing key %s (the mock's own: a configured server never trusts it)\n", keyFile)
 	fmt.Fprintf(w, "  mock IDP    issuer %s, audience %s, keys GET %s/mock/jwks\n", mockidp.Issuer, mockidp.Audience, base)
 	fmt.Fprintf(w, "  clients     %s / %s (all services), restricted-client / restricted-secret (orders-api)\n", mockidp.DemoClient, mockidp.DemoSecret)
 	self := selfCommand()

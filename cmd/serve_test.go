@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/fixtures"
+	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
 )
 
@@ -238,5 +240,113 @@ func TestServeSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(seen.String(), `msg="shutting down"`) {
 		t.Fatalf("no clean shutdown:\n%s", seen.String())
+	}
+}
+
+func jwksKid(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil || len(set.Keys) != 1 {
+		t.Fatalf("%s/jwks: %v %v", base, err, set)
+	}
+	return set.Keys[0].Kid
+}
+
+// Item 8 of issue 8: `serve --mock` mints tokens for anyone, so it signs
+// with a key of its own. A configured server in the same IDTX_HOME, even
+// one whose issuer is the mock's, refuses what the mock issued.
+func TestServeMockKeyIsNotTheConfiguredKey(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("IDTX_HOME", home)
+	t.Setenv("IDTX_STORE", "")
+	mockBase, mockErr := startServe(t, "--mock", "--store", "memory:")
+	mockKey := filepath.Join(home, "mock", "sts-es256.pem")
+	if fi, err := os.Stat(mockKey); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mock key %s: %v %v", mockKey, err, fi)
+	}
+	if want := "signing key " + mockKey + " (the mock's own"; !strings.Contains(mockErr.String(), want) {
+		t.Errorf("mock banner lacks %q:\n%s", want, mockErr)
+	}
+
+	dir := t.TempDir()
+	jwks, _ := fixtures.FS.ReadFile(fixtures.MockIDPJWKS)
+	os.WriteFile(filepath.Join(dir, "mock-idp.jwks.json"), jwks, 0o600)
+	// The same issuer as the mock: only the key tells their tokens apart.
+	conf := `issuer: ` + mockBase + `
+idps:
+  - name: mock
+    type: jwt
+    issuer: ` + mockidp.Issuer + `
+    jwks_file: mock-idp.jwks.json
+    audiences: [idtx-sts]
+services:
+  - name: orders-api
+    audience: orders-api
+    scopes: {orders:read: {}}
+    default_scopes: [orders:read]
+    token_lifetime: 5m
+clients:
+  - id: demo-client
+    secret: demo-secret
+    services: [orders-api]
+    modes: [impersonation]
+`
+	os.WriteFile(filepath.Join(dir, "sts.yaml"), []byte(conf), 0o600)
+	confBase, confErr := startServe(t, "--config", filepath.Join(dir, "sts.yaml"), "--store", "memory:")
+	if want := "signing key " + filepath.Join(home, "sts-es256.pem") + "\n"; !strings.Contains(confErr.String(), want) {
+		t.Errorf("config banner lacks %q:\n%s", want, confErr)
+	}
+	mockKid, confKid := jwksKid(t, mockBase), jwksKid(t, confBase)
+	if mockKid == confKid {
+		t.Fatalf("the mock and the configured server publish the same key %s", mockKid)
+	}
+
+	subject, err := mockidp.JWT(mockidp.TokenOptions{Sub: "mallory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orders := []string{"audience", "orders-api", "scope", "orders:read"}
+	status, body := postToken(t, mockBase, exchangeForm(subject, orders...), "demo-client", "demo-secret")
+	if status != 200 {
+		t.Fatalf("mock exchange: %d %v", status, body)
+	}
+	fromMock := body["access_token"].(string)
+	status, body = postToken(t, confBase, exchangeForm(subject, orders...), "demo-client", "demo-secret")
+	if status != 200 {
+		t.Fatalf("configured exchange: %d %v", status, body)
+	}
+	fromConf := body["access_token"].(string)
+
+	chained := append([]string{"subject_token_type", idp.TokenTypeAccessToken}, orders...)
+	// Control: the configured server takes back its own token.
+	if status, body = postToken(t, confBase, exchangeForm(fromConf, chained...), "demo-client", "demo-secret"); status != 200 {
+		t.Fatalf("own token as subject: %d %v", status, body)
+	}
+	status, body = postToken(t, confBase, exchangeForm(fromMock, chained...), "demo-client", "demo-secret")
+	desc, _ := body["error_description"].(string)
+	if status != 400 || body["error"] != "invalid_request" || !strings.Contains(desc, `kid "`+mockKid+`" is not in the IDP's key set`) {
+		t.Fatalf("mock's token as subject of the configured server: %d %v", status, body)
+	}
+
+	if _, errOut, code := run(t, "inspect", fromMock, "--verify", "--jwks", confBase+"/jwks"); code != ExitRejected || !strings.Contains(errOut, "verification failed") {
+		t.Errorf("inspect --verify of the mock's token with the configured JWKS: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := run(t, "inspect", fromConf, "--verify", "--jwks", confBase+"/jwks"); code != 0 {
+		t.Errorf("inspect --verify of the configured server's token: exit %d %s", code, errOut)
+	}
+
+	// The mock's key survives a restart, so its tokens do too.
+	again, _ := startServe(t, "--mock", "--store", "memory:")
+	if kid := jwksKid(t, again); kid != mockKid {
+		t.Errorf("restarted mock publishes %s, want %s", kid, mockKid)
 	}
 }

@@ -22,9 +22,9 @@ type BuildOptions struct {
 // Build assembles an engine from a validated config: the signer, the
 // trusted IDPs and the store. ctx bounds background key refreshes.
 func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Engine, error) {
-	keyFile := cfg.Signing.KeyFile
-	if keyFile != "" && !filepath.IsAbs(keyFile) && cfg.Dir != "" {
-		keyFile = filepath.Join(cfg.Dir, keyFile)
+	keyFile := ""
+	if cfg.Signing.KeyFile != "" {
+		keyFile = SigningKeyFile(cfg, opts.Home)
 	}
 	signer, err := LoadSigner(cfg.Signing.Alg, keyFile, opts.Home)
 	if err != nil {
@@ -37,4 +37,18 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Engine,
 		return nil, err
 	}
 	return NewEngine(cfg, Options{Registry: registry, Store: opts.Store, Signer: signer, Clock: opts.Clock})
+}
+
+// SigningKeyFile is the file Build signs with: the config's key_file
+// (relative to the config's folder), or else the key generated for the
+// config's algorithm in home.
+func SigningKeyFile(cfg *config.Config, home string) string {
+	keyFile := cfg.Signing.KeyFile
+	if keyFile == "" {
+		return GeneratedKeyFile(home, cfg.Signing.Alg)
+	}
+	if !filepath.IsAbs(keyFile) && cfg.Dir != "" {
+		keyFile = filepath.Join(cfg.Dir, keyFile)
+	}
+	return keyFile
 }

@@ -33,6 +33,12 @@ type Signer struct {
 	keys   idp.KeySet
 }
 
+// GeneratedKeyFile is where LoadSigner keeps the generated key for alg in
+// home.
+func GeneratedKeyFile(home, alg string) string {
+	return filepath.Join(home, "sts-"+strings.ToLower(alg)+".pem")
+}
+
 // LoadSigner reads the signing key from keyFile. With no keyFile it uses
 // the key for alg in home, generating it (mode 0600) the first time.
 func LoadSigner(alg, keyFile, home string) (*Signer, error) {
@@ -40,7 +46,7 @@ func LoadSigner(alg, keyFile, home string) (*Signer, error) {
 		if home == "" {
 			return nil, errors.New("signing: no key_file and no IDTX_HOME to keep a generated key in")
 		}
-		keyFile = filepath.Join(home, "sts-"+strings.ToLower(alg)+".pem")
+		keyFile = GeneratedKeyFile(home, alg)
 		if _, err := os.Stat(keyFile); errors.Is(err, fs.ErrNotExist) {
 			if err := generateKey(alg, keyFile); err != nil {
 				return nil, err
