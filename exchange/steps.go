@@ -280,7 +280,7 @@ func (e *Engine) checkHolder(c *Client, param string, id *idp.Identity) *Error {
 		return nil
 	}
 	owner, _ := id.Claims["client_id"].(string)
-	return ErrInvalidRequest("%s was issued to client %s; client %s may not present it (it is neither that client nor serves the token's audience)", param, clipText(owner), c.ID)
+	return ErrInvalidRequest("%s was issued to client %s; client %s may not present it (it is neither that client nor one that serves the token's audience)", param, clipText(owner), c.ID)
 }
 
 // holds reports whether client c is entitled to a token the STS issued.
