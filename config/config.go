@@ -29,6 +29,16 @@ type Config struct {
 	Services []Service `yaml:"services"`
 	Clients  []Client  `yaml:"clients"`
 
+	// RequireMayAct refuses every delegation whose subject token carries
+	// no may_act claim (RFC 8693 §4.4), whatever the service says.
+	// Without it, a subject without may_act may be delegated by any
+	// client allowed the delegation mode.
+	RequireMayAct bool `yaml:"require_may_act"`
+	// MaxDelegationDepth bounds the act chain of an issued token (RFC
+	// 8693 §4.1): the number of actors, newest first, nested in act.
+	// Default DefaultMaxDelegationDepth, at most MaxDelegationDepthLimit.
+	MaxDelegationDepth int `yaml:"max_delegation_depth"`
+
 	// ReadFile reads a file named in the config (a key, a JWKS): relative
 	// names are taken from the config file's folder, or from the embedded
 	// fixtures for the mock.
@@ -86,6 +96,14 @@ type Service struct {
 	// SubjectScopesOnly narrows the grant to scopes the subject token
 	// already carries (CONTRACT §4 step 6, "optionally a subset").
 	SubjectScopesOnly bool `yaml:"subject_scopes_only"`
+	// RequireMayAct refuses a delegation for this service when the
+	// subject token carries no may_act claim (RFC 8693 §4.4).
+	RequireMayAct bool `yaml:"require_may_act"`
+	// AllowScopeWidening lets a token the STS issued be exchanged for
+	// this service with scopes it did not carry. Off by default: a chained
+	// exchange grants no scope the subject token lacks (orders:read never
+	// becomes orders:write).
+	AllowScopeWidening bool `yaml:"allow_scope_widening"`
 }
 
 // Exchange modes a client may use (RFC 8693 §1.1).
@@ -102,6 +120,11 @@ type Client struct {
 	JWKSFile   string   `yaml:"jwks_file"`
 	Services   []string `yaml:"services"`
 	Modes      []string `yaml:"modes"`
+	// Serves names the services this client is the resource server of.
+	// It may present as subject or actor token, and introspect, a token
+	// the STS issued whose aud is one of those services; any other
+	// client may do so only for tokens issued to itself (client_id).
+	Serves []string `yaml:"serves"`
 }
 
 // Defaults applied where the config is silent.
@@ -109,6 +132,9 @@ const (
 	DefaultAlg           = "ES256"
 	DefaultTokenLifetime = 5 * time.Minute
 	DefaultClockSkew     = 30 * time.Second
+
+	DefaultMaxDelegationDepth = 5
+	MaxDelegationDepthLimit   = 16
 )
 
 // DefaultAlgorithms are accepted from a JWT IDP that names none.
@@ -178,6 +204,9 @@ func (c *Config) applyDefaults() {
 	if c.Signing.Alg == "" {
 		c.Signing.Alg = DefaultAlg
 	}
+	if c.MaxDelegationDepth == 0 {
+		c.MaxDelegationDepth = DefaultMaxDelegationDepth
+	}
 	for i := range c.IDPs {
 		p := &c.IDPs[i]
 		if p.Type == IDPTypeJWT && len(p.Algorithms) == 0 {
@@ -216,6 +245,9 @@ func (c *Config) validate() Problems {
 	case "ES256", "RS256", "EdDSA":
 	default:
 		add("signing.alg: %q is not one of ES256, RS256, EdDSA", c.Signing.Alg)
+	}
+	if c.MaxDelegationDepth < 1 || c.MaxDelegationDepth > MaxDelegationDepthLimit {
+		add("max_delegation_depth: %d is outside 1..%d", c.MaxDelegationDepth, MaxDelegationDepthLimit)
 	}
 
 	idpNames := map[string]bool{}
@@ -356,6 +388,11 @@ func (c *Config) validate() Problems {
 		for _, s := range cl.Services {
 			if s != "*" && !svcNames[s] {
 				add("%s: unknown service %q", where, s)
+			}
+		}
+		for _, s := range cl.Serves {
+			if !svcNames[s] {
+				add("%s: serves: unknown service %q (serves names services, never \"*\")", where, s)
 			}
 		}
 		for _, m := range cl.Modes {

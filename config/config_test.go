@@ -171,3 +171,38 @@ clients:
 		}
 	}
 }
+
+func TestDelegationAndServesKeys(t *testing.T) {
+	cfg, p := parse(t, `
+require_may_act: true
+services:
+  - {name: orders-api, scopes: {r: {}}, require_may_act: true, allow_scope_widening: true}
+  - {name: billing-api, scopes: {r: {}}}
+clients:
+  - {id: c, secret: s, services: ["*"], serves: [orders-api]}
+`)
+	if len(p) > 0 {
+		t.Fatal(p)
+	}
+	if !cfg.RequireMayAct || cfg.MaxDelegationDepth != config.DefaultMaxDelegationDepth {
+		t.Errorf("require_may_act %v, max_delegation_depth %d (want default 5)", cfg.RequireMayAct, cfg.MaxDelegationDepth)
+	}
+	if s := cfg.Services[0]; !s.RequireMayAct || !s.AllowScopeWidening || cfg.Services[1].AllowScopeWidening {
+		t.Errorf("services: %+v", cfg.Services)
+	}
+	if got := strings.Join(cfg.Clients[0].Serves, " "); got != "orders-api" {
+		t.Errorf("serves %q", got)
+	}
+
+	for _, tc := range []struct{ yaml, want string }{
+		{"max_delegation_depth: 17\n", "max_delegation_depth: 17 is outside 1..16"},
+		{"max_delegation_depth: -1\n", "max_delegation_depth: -1 is outside 1..16"},
+		{"clients:\n  - {id: c, secret: s, services: [\"*\"], serves: [nope]}\n", `clients[0] (c): serves: unknown service "nope"`},
+		{"clients:\n  - {id: c, secret: s, services: [\"*\"], serves: [\"*\"]}\n", `clients[0] (c): serves: unknown service "*" (serves names services, never "*")`},
+	} {
+		_, p := parse(t, "services:\n  - {name: s, scopes: {r: {}}}\n"+tc.yaml)
+		if len(p) != 1 || !strings.HasPrefix(p[0], tc.want) {
+			t.Errorf("%q: problems %q, want exactly one starting %q", tc.yaml, p, tc.want)
+		}
+	}
+}

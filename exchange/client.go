@@ -26,6 +26,7 @@ type Client struct {
 	allServices bool
 	services    map[string]bool
 	modes       []string
+	serves      map[string]bool // service names (clients[].serves)
 
 	// verified caches the SHA-256 of the last secret that matched
 	// secretHash, so a slow hash is paid once, not per request.
@@ -45,6 +46,12 @@ func newClient(c *config.Client, readFile func(string) ([]byte, error)) (*Client
 		}
 		if cl.keys, err = idp.StaticKeys(raw); err != nil {
 			return nil, fmt.Errorf("client %s: %w", c.ID, err)
+		}
+	}
+	if len(c.Serves) > 0 {
+		cl.serves = make(map[string]bool, len(c.Serves))
+		for _, s := range c.Serves {
+			cl.serves[s] = true
 		}
 	}
 	for _, s := range c.Services {

@@ -78,6 +78,10 @@ type State struct {
 	Actor      *idp.Identity
 	Scopes     []string // granted, set by the scope step
 	Result     *Result  // set by the issue step
+
+	// subjectChain is the act chain of a subject token the STS issued,
+	// newest actor first; nil for any other subject.
+	subjectChain []actor
 }
 
 // Mode is impersonation, or delegation when an actor token is present
@@ -111,6 +115,9 @@ type Engine struct {
 	now      func() time.Time
 	replay   *replayCache
 	steps    []Step
+
+	requireMayAct bool // config require_may_act
+	maxDepth      int  // config max_delegation_depth
 }
 
 // Options are the engine's dependencies, injected so tests control them.
@@ -138,6 +145,12 @@ func NewEngine(cfg *config.Config, opts Options) (*Engine, error) {
 		signer:   opts.Signer,
 		now:      opts.Clock,
 		replay:   newReplayCache(),
+
+		requireMayAct: cfg.RequireMayAct,
+		maxDepth:      cfg.MaxDelegationDepth,
+	}
+	if e.maxDepth == 0 { // a Config not built by config.Parse
+		e.maxDepth = config.DefaultMaxDelegationDepth
 	}
 	var audiences []string
 	for i := range cfg.Services {

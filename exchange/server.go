@@ -211,7 +211,10 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 }
 
 // Introspect reports whether token (a form field of req) is an active
-// token of this STS, with its claims (RFC 7662 §2.2).
+// token of this STS, with its claims (RFC 7662 §2.2). It answers only to
+// a caller entitled to the token, the client it was issued to or one that
+// serves its audience; to any other it is {"active": false}, so that a
+// client cannot learn about tokens it does not hold (RFC 7662 §4).
 func (e *Engine) Introspect(ctx context.Context, req *Request) (map[string]any, *Error) {
 	if req.ParseErr != nil {
 		return nil, req.ParseErr
@@ -220,7 +223,8 @@ func (e *Engine) Introspect(ctx context.Context, req *Request) (map[string]any, 
 		return nil, err
 	}
 	now := e.now()
-	if _, _, oerr := e.authenticate(ctx, req, now); oerr != nil {
+	c, _, oerr := e.authenticate(ctx, req, now)
+	if oerr != nil {
 		return nil, oerr
 	}
 	token := req.Form.Get("token")
@@ -231,7 +235,7 @@ func (e *Engine) Introspect(ctx context.Context, req *Request) (map[string]any, 
 		return map[string]any{"active": false}, nil
 	}
 	id, err := e.self.Validate(ctx, token, idp.TokenTypeJWT)
-	if err != nil {
+	if err != nil || !e.holds(c, id) {
 		return map[string]any{"active": false}, nil
 	}
 	out := make(map[string]any, len(id.Claims)+3)

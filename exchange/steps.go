@@ -156,18 +156,41 @@ func (e *Engine) stepTarget(_ context.Context, s *State) Outcome {
 }
 
 // stepSubject validates the subject token with the configuration of the
-// IDP that issued it.
+// IDP that issued it. A token this STS issued is accepted only from a
+// client entitled to hold it, and only its act chain is ever carried
+// into a new token: an external IDP's act was checked by no one here.
 func (e *Engine) stepSubject(ctx context.Context, s *State) Outcome {
 	id, o := e.validateToken(ctx, "subject_token", s.SubjectToken, s.SubjectTokenType)
 	if id == nil {
 		return o
 	}
 	s.Subject = id
+	if id.IDP != SelfIDP {
+		if id.Act != nil {
+			o.Evidence["act"] = "not carried over: an act from IDP " + id.IDP + " is not the STS's to vouch for"
+		}
+		return o
+	}
+	if err := e.checkHolder(s.Client, "subject_token", id); err != nil {
+		return fail(err)
+	}
+	chain, err := e.ownChain(id)
+	if err != nil {
+		return fail(err)
+	}
+	s.subjectChain = chain
+	if len(chain) > 0 {
+		o.Evidence["act_depth"] = strconv.Itoa(len(chain))
+	}
 	return o
 }
 
 // stepActor validates the actor token of a delegation and holds it to the
-// subject's may_act claim (RFC 8693 §4.4).
+// subject's may_act claim (RFC 8693 §4.4): a may_act that is present must
+// name the actor; without one, the client's delegation mode (checked by
+// the client step) decides, unless a targeted service or the whole
+// config sets require_may_act. The new act chain must fit in
+// max_delegation_depth.
 func (e *Engine) stepActor(ctx context.Context, s *State) Outcome {
 	if s.ActorToken == "" {
 		return skip("no actor_token: impersonation")
@@ -177,18 +200,141 @@ func (e *Engine) stepActor(ctx context.Context, s *State) Outcome {
 		return o
 	}
 	s.Actor = id
-	if s.Subject.MayAct == nil {
-		return fail(ErrInvalidRequest("actor_token: the subject token has no may_act claim allowing %s to act", clipText(id.Subject)))
+	if id.IDP == SelfIDP {
+		if err := e.checkHolder(s.Client, "actor_token", id); err != nil {
+			return fail(err)
+		}
 	}
-	if sub, _ := s.Subject.MayAct["sub"].(string); sub != id.Subject {
-		return fail(ErrInvalidRequest("actor_token: sub %q is not the may_act sub of the subject token", clipText(id.Subject)))
+	why, err := e.checkMayAct(s)
+	if err != nil {
+		return fail(err)
 	}
-	if iss, ok := s.Subject.MayAct["iss"].(string); ok && iss != id.Issuer {
-		return fail(ErrInvalidRequest("actor_token: iss %q is not the may_act iss %q", clipText(id.Issuer), clipText(iss)))
+	if depth := len(s.subjectChain) + 1; depth > e.maxDepth {
+		return fail(ErrInvalidRequest("actor_token: the act chain would be %d actors deep; max_delegation_depth is %d", depth, e.maxDepth))
 	}
-	return pass(fmt.Sprintf("%s may act for %s", id.Subject, s.Subject.Subject), map[string]string{
-		"actor": id.Subject, "actor_idp": id.IDP,
-	})
+	o.Reason = fmt.Sprintf("%s may act for %s: %s", id.Subject, s.Subject.Subject, why)
+	o.Evidence["actor"], o.Evidence["actor_idp"] = id.Subject, id.IDP
+	o.Evidence["act_depth"] = strconv.Itoa(len(s.subjectChain) + 1)
+	return o
+}
+
+// checkMayAct holds the actor to the subject token's may_act (RFC 8693
+// §4.4) and says why the actor may act.
+func (e *Engine) checkMayAct(s *State) (string, *Error) {
+	sub, actor := s.Subject, s.Actor
+	raw, present := sub.Claims["may_act"]
+	if !present {
+		if e.requireMayAct {
+			return "", ErrInvalidRequest("actor_token: subject token has no may_act and the configuration requires it (require_may_act)")
+		}
+		for _, svc := range s.Services {
+			if svc.RequireMayAct {
+				return "", ErrInvalidRequest("actor_token: subject token has no may_act and service %s requires it (require_may_act)", svc.Name)
+			}
+		}
+		return "the subject token has no may_act; client " + s.Client.ID + " may delegate", nil
+	}
+	mayAct, ok := raw.(map[string]any)
+	if !ok {
+		return "", ErrInvalidRequest("subject_token: may_act is not a JSON object (RFC 8693 §4.4)")
+	}
+	want, ok := mayAct["sub"].(string)
+	if !ok || want == "" {
+		return "", ErrInvalidRequest("subject_token: may_act names no sub; it must name the actor (RFC 8693 §4.4)")
+	}
+	if want != actor.Subject {
+		return "", ErrInvalidRequest("actor_token: sub %q is not the may_act sub of the subject token", clipText(actor.Subject))
+	}
+	// A may_act without iss names an actor of the subject's own issuer:
+	// "gateway" at one IDP is not "gateway" at every IDP.
+	iss, what := sub.Issuer, "the subject's own issuer (may_act has no iss)"
+	if v, ok := mayAct["iss"]; ok {
+		if iss, ok = v.(string); !ok {
+			return "", ErrInvalidRequest("subject_token: may_act iss is not a string")
+		}
+		what = "the may_act iss"
+	}
+	if actor.Issuer != iss {
+		return "", ErrInvalidRequest("actor_token: iss %q is not %s %q", clipText(actor.Issuer), what, clipText(iss))
+	}
+	// Any other member is a claim identifying the actor too; one this
+	// check skipped would let a party the subject did not name act.
+	for k, v := range mayAct {
+		if k == "sub" || k == "iss" {
+			continue
+		}
+		want, ok := v.(string)
+		if got, _ := actor.Claims[k].(string); !ok || got != want {
+			return "", ErrInvalidRequest("actor_token: claim %q does not match the subject's may_act", clipText(k))
+		}
+	}
+	return "named by the subject's may_act", nil
+}
+
+// checkHolder accepts a token the STS issued only from a client entitled
+// to hold it: the client it was issued to, or a client that serves one of
+// its audiences (clients[].serves). Anyone else holding it got it from a
+// resource server it was not meant for.
+func (e *Engine) checkHolder(c *Client, param string, id *idp.Identity) *Error {
+	if e.holds(c, id) {
+		return nil
+	}
+	owner, _ := id.Claims["client_id"].(string)
+	return ErrInvalidRequest("%s was issued to client %s; client %s may not present it (it is neither that client nor one that serves the token's audience)", param, clipText(owner), c.ID)
+}
+
+// holds reports whether client c is entitled to a token the STS issued.
+func (e *Engine) holds(c *Client, id *idp.Identity) bool {
+	if owner, _ := id.Claims["client_id"].(string); owner == c.ID {
+		return true
+	}
+	if len(c.serves) == 0 {
+		return false
+	}
+	match := func(aud any) bool {
+		a, _ := aud.(string)
+		svc, ok := e.targets[a]
+		return ok && svc.Audience == a && c.serves[svc.Name]
+	}
+	switch aud := id.Claims["aud"].(type) {
+	case string:
+		return match(aud)
+	case []any:
+		return slices.ContainsFunc(aud, match)
+	}
+	return false
+}
+
+// actor is one link of an act chain (RFC 8693 §4.1).
+type actor struct{ sub, iss string }
+
+// ownChain reads the act chain of a token this STS issued, newest actor
+// first. Only sub and iss are kept; a malformed chain, or one deeper than
+// max_delegation_depth, is refused.
+func (e *Engine) ownChain(id *idp.Identity) ([]actor, *Error) {
+	raw, present := id.Claims["act"]
+	if !present {
+		return nil, nil
+	}
+	var chain []actor
+	for {
+		act, ok := raw.(map[string]any)
+		if !ok {
+			return nil, ErrInvalidRequest("subject_token: act at depth %d is not a JSON object (RFC 8693 §4.1)", len(chain)+1)
+		}
+		if len(chain) == e.maxDepth {
+			return nil, ErrInvalidRequest("subject_token: its act chain is deeper than max_delegation_depth %d", e.maxDepth)
+		}
+		sub, _ := act["sub"].(string)
+		iss, _ := act["iss"].(string)
+		if sub == "" || iss == "" {
+			return nil, ErrInvalidRequest("subject_token: act at depth %d lacks a sub or iss string (RFC 8693 §4.1)", len(chain)+1)
+		}
+		chain = append(chain, actor{sub: sub, iss: iss})
+		if raw, present = act["act"]; !present {
+			return chain, nil
+		}
+	}
 }
 
 // validateToken runs a subject or actor token through the registry.
@@ -206,8 +352,12 @@ func (e *Engine) validateToken(ctx context.Context, param, token, tokenType stri
 }
 
 // stepScope settles the granted scopes: those requested, or the targets'
-// defaults; each offered by a target; within the subject's own scopes
-// where the service says so.
+// defaults. A scope must be offered by at least one target (each service
+// in aud receives the token, so a scope of one of them is fine), and the
+// rules of every target that offers it apply: a second audience offering
+// the same scope name never relaxes the first's rules. Where the subject
+// is a token this STS issued, no scope it lacked is granted unless every
+// offering service sets allow_scope_widening.
 func (e *Engine) stepScope(_ context.Context, s *State) Outcome {
 	requested := s.RequestedScopes
 	source := "requested"
@@ -220,31 +370,33 @@ func (e *Engine) stepScope(_ context.Context, s *State) Outcome {
 			return fail(ErrInvalidScope("no scope requested and %s has no default scopes", s.Services[0].Name))
 		}
 	}
+	own := s.Subject.IDP == SelfIDP
 	granted := make([]string, 0, len(requested))
 	for _, sc := range requested {
 		if slices.Contains(granted, sc) {
 			continue
 		}
-		svc := s.serviceOffering(sc)
-		if svc == nil {
-			return fail(ErrInvalidScope("scope %q is not offered by %s", clipText(sc), s.serviceNames()))
+		offered := false
+		for _, svc := range s.Services {
+			if !svc.offers(sc) {
+				continue
+			}
+			offered = true
+			held := slices.Contains(s.Subject.Scopes, sc)
+			if svc.SubjectScopesOnly && !held {
+				return fail(ErrInvalidScope("scope %q is not among the subject token's scopes, and %s grants no more than those", clipText(sc), svc.Name))
+			}
+			if own && !svc.AllowScopeWidening && !held {
+				return fail(ErrInvalidScope("scope %q is not among the scopes of the subject token this STS issued, and %s does not allow widening them (allow_scope_widening)", clipText(sc), svc.Name))
+			}
 		}
-		if svc.SubjectScopesOnly && !slices.Contains(s.Subject.Scopes, sc) {
-			return fail(ErrInvalidScope("scope %q is not among the subject token's scopes, and %s grants no more than those", sc, svc.Name))
+		if !offered {
+			return fail(ErrInvalidScope("scope %q is not offered by %s", clipText(sc), s.serviceNames()))
 		}
 		granted = append(granted, sc)
 	}
 	s.Scopes = granted
 	return pass(source+" scopes: "+strings.Join(granted, " "), map[string]string{"scope": strings.Join(granted, " ")})
-}
-
-func (s *State) serviceOffering(scope string) *Service {
-	for _, svc := range s.Services {
-		if svc.offers(scope) {
-			return svc
-		}
-	}
-	return nil
 }
 
 func (s *State) serviceNames() string {
@@ -350,16 +502,27 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 	})
 }
 
-// actClaim is the act claim of a delegation (RFC 8693 §4.1): the actor,
-// with any act it already carried nested inside to record the chain. An
-// impersonation of a chained token keeps the chain it had.
+// actClaim is the act claim of the issued token (RFC 8693 §4.1), newest
+// actor outermost: in delegation the actor, with the subject's earlier
+// chain nested under it; in impersonation the subject's chain as it was.
+// Only chains read from the STS's own tokens are carried (ownChain), and
+// only sub and iss of each actor. The actor token's own act is not
+// copied: it records whom the actor acted for, another chain than the
+// subject's, and would splice a party the subject never delegated to.
 func actClaim(s *State) map[string]any {
-	if s.Actor == nil {
-		return s.Subject.Act
+	var act map[string]any
+	link := func(a actor) {
+		m := map[string]any{"sub": a.sub, "iss": a.iss}
+		if act != nil {
+			m["act"] = act
+		}
+		act = m
 	}
-	act := map[string]any{"sub": s.Actor.Subject, "iss": s.Actor.Issuer}
-	if s.Actor.Act != nil {
-		act["act"] = s.Actor.Act
+	for i := len(s.subjectChain) - 1; i >= 0; i-- {
+		link(s.subjectChain[i])
+	}
+	if s.Actor != nil {
+		link(actor{sub: s.Actor.Subject, iss: s.Actor.Issuer})
 	}
 	return act
 }
