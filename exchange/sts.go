@@ -90,6 +90,7 @@ func Discover(ctx context.Context, client *http.Client, sts string) (string, err
 	}
 	for _, c := range candidates {
 		var meta struct {
+			Issuer        string `json:"issuer"`
 			TokenEndpoint string `json:"token_endpoint"`
 		}
 		status, err := idp.FetchJSON(ctx, client, c, &meta)
@@ -97,6 +98,15 @@ func Discover(ctx context.Context, client *http.Client, sts string) (string, err
 			return "", &UnreachableError{URL: c, Err: err}
 		}
 		if err == nil && meta.TokenEndpoint != "" {
+			// RFC 8414 §3.3: the metadata must name the issuer it was
+			// fetched for, or a document planted elsewhere could send the
+			// client's credentials to a host of its choosing.
+			if strings.TrimSuffix(meta.Issuer, "/") != issuer {
+				return "", fmt.Errorf("metadata at %s names issuer %q, not %q (RFC 8414 §3.3): not sending credentials to its token_endpoint; give the token endpoint itself with --sts", c, clipText(meta.Issuer), issuer)
+			}
+			if t, err := url.Parse(meta.TokenEndpoint); err != nil || (t.Scheme != "https" && t.Scheme != "http") || t.Host == "" {
+				return "", fmt.Errorf("metadata at %s has token_endpoint %q, not an http(s) URL", c, clipText(meta.TokenEndpoint))
+			}
 			return meta.TokenEndpoint, nil
 		}
 	}

@@ -31,9 +31,28 @@ func TestDiscover(t *testing.T) {
 	mux.HandleFunc("/realms/b/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"issuer": srvURL + "/realms/b", "token_endpoint": srvURL + "/realms/b/protocol/openid-connect/token"})
 	})
+	// A document that names another issuer would redirect credentials.
+	mux.HandleFunc("/realms/evil/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{"issuer": "https://attacker.test", "token_endpoint": "https://attacker.test/token"})
+	})
+	mux.HandleFunc("/realms/noiss/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{"token_endpoint": "https://attacker.test/token"})
+	})
+	mux.HandleFunc("/realms/js/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{"issuer": srvURL + "/realms/js", "token_endpoint": "javascript:alert(1)"})
+	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	srvURL = srv.URL
+	for path, want := range map[string]string{
+		"/realms/evil":  `names issuer "https://attacker.test", not "` + srv.URL + `/realms/evil" (RFC 8414 §3.3)`,
+		"/realms/noiss": `names issuer "", not`,
+		"/realms/js":    `has token_endpoint "javascript:alert(1)", not an http(s) URL`,
+	} {
+		if got, err := exchange.Discover(context.Background(), srv.Client(), srv.URL+path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Discover(%s) = %q, %v; want an error containing %s", path, got, err, want)
+		}
+	}
 	tests := map[string]string{
 		srv.URL + "/realms/a":        srv.URL + "/realms/a/tok",
 		srv.URL + "/realms/b/":       srv.URL + "/realms/b/protocol/openid-connect/token",
