@@ -220,7 +220,7 @@ func (e *Engine) Introspect(ctx context.Context, req *Request) (map[string]any, 
 		return nil, err
 	}
 	now := e.now()
-	if _, _, oerr := e.authenticate(ctx, req, now); oerr != nil {
+	if _, _, _, oerr := e.authenticate(ctx, req, now); oerr != nil {
 		return nil, oerr
 	}
 	token := req.Form.Get("token")
