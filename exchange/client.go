@@ -244,7 +244,7 @@ func (e *Engine) checkAssertion(ctx context.Context, assertion, formID string, n
 	if err != nil {
 		return nil, id, ErrInvalidClient("client_assertion: %v", err)
 	}
-	if oerr := e.checkAssertionAudience(tok.Header["typ"], claims.Audience); oerr != nil {
+	if oerr := e.checkAssertionType(tok.Header["typ"], claims.Audience); oerr != nil {
 		return nil, id, oerr
 	}
 	if claims.ExpiresAt.Sub(now) > maxAssertionLifetime {
@@ -272,7 +272,8 @@ func (e *Engine) checkAssertion(ctx context.Context, assertion, formID string, n
 // (draft-ietf-oauth-rfc7523bis).
 const typClientAuth = "client-authentication+jwt"
 
-// checkAssertionAudience holds aud to one value that names this STS: the
+// checkAssertionType holds typ to JWT or client-authentication+jwt, and
+// aud to one value that names this STS: the
 // issuer identifier, or the token endpoint URL that clients such as
 // oauth2c send (RFC 7523 §3). Another value beside it is refused: an
 // assertion a client made for another server that also names this one
@@ -282,11 +283,16 @@ const typClientAuth = "client-authentication+jwt"
 // Introspection authenticates with this same check: the draft names the
 // issuer identifier for every endpoint, so the introspection endpoint URL
 // is not an accepted aud.
-func (e *Engine) checkAssertionAudience(typ any, aud jwt.ClaimStrings) *Error {
-	t, _ := typ.(string)
+func (e *Engine) checkAssertionType(typ any, aud jwt.ClaimStrings) *Error {
+	raw, _ := typ.(string)
 	// RFC 7515 §4.1.9: the media type is case-insensitive and may omit
 	// "application/".
-	t = strings.TrimPrefix(strings.ToLower(t), "application/")
+	t := strings.TrimPrefix(strings.ToLower(raw), "application/")
+	if t != "" && t != "jwt" && t != typClientAuth {
+		// RFC 8725 §3.11: another kind of JWT (an access token, a
+		// logout token) does not pass for a client assertion.
+		return ErrInvalidClient("client_assertion: typ %q is not JWT or %s", clipText(raw), typClientAuth)
+	}
 	if len(aud) != 1 {
 		return ErrInvalidClient("client_assertion: aud has %d values; it must be exactly one, %s or %s (audience injection, draft-ietf-oauth-rfc7523bis)",
 			len(aud), e.issuer, e.TokenEndpoint())
