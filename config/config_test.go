@@ -83,7 +83,7 @@ clients:
 		`services[0] (svc): default scope "write" is not one of its scopes`,
 		"services[0] (svc): token_lifetime 48h0m0s is outside 1s..24h",
 		"clients[0] (c): needs exactly one of secret, secret_hash, jwks_file",
-		"clients[0] (c): secret_hash is neither bcrypt",
+		"clients[0] (c): secret_hash: not a bcrypt ($2b$…) or argon2id ($argon2id$v=19$…) hash",
 		`clients[0] (c): unknown service "nope"`,
 		`clients[0] (c): unknown mode "sudo"`,
 	}
@@ -203,6 +203,31 @@ clients:
 		_, p := parse(t, "services:\n  - {name: s, scopes: {r: {}}}\n"+tc.yaml)
 		if len(p) != 1 || !strings.HasPrefix(p[0], tc.want) {
 			t.Errorf("%q: problems %q, want exactly one starting %q", tc.yaml, p, tc.want)
+		}
+	}
+}
+
+// A secret_hash too costly to verify under load is refused when the config
+// is read, naming the client and the ceiling.
+func TestSecretHashCeilings(t *testing.T) {
+	const key = "$c2FsdHNhbHRzYWx0$MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"
+	tests := []struct{ hash, want string }{
+		{"$argon2id$v=19$m=131072,t=1,p=1" + key, "clients[0] (big): secret_hash: argon2id m=131072 KiB exceeds the 64 MiB ceiling"},
+		{"$argon2id$v=19$m=65536,t=11,p=1" + key, "clients[0] (big): secret_hash: argon2id t=11 exceeds the ceiling of 10 passes"},
+		{"$argon2id$v=19$m=65536,t=1,p=17" + key, "clients[0] (big): secret_hash: argon2id p=17 exceeds the ceiling of 16 lanes"},
+		{"$2b$15$" + strings.Repeat("a", 53), "clients[0] (big): secret_hash: bcrypt cost 15 exceeds the ceiling of 14"},
+		{"$argon2id$v=19$m=65536,t=1,p=1" + key, ""},
+		{"$2b$14$" + strings.Repeat("a", 53), ""},
+	}
+	for _, tt := range tests {
+		_, p := parse(t, `
+services:
+  - {name: s, scopes: {r: {}}}
+clients:
+  - {id: big, secret_hash: "`+tt.hash+`", services: ["*"]}
+`)
+		if got := strings.Join(p, "\n"); got != tt.want {
+			t.Errorf("secret_hash %.40s…: problems %q, want %q", tt.hash, got, tt.want)
 		}
 	}
 }

@@ -6,38 +6,46 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/secret"
 )
 
 // Client is a configured OAuth client, ready to authenticate.
 type Client struct {
 	ID          string
-	secretSum   []byte // SHA-256 of a plain secret, compared in constant time
-	secretHash  string // bcrypt or argon2id
+	secretSum   []byte         // SHA-256 of a plain secret, compared in constant time
+	secretHash  *secret.Params // bcrypt or argon2id
 	keys        idp.KeySet
 	allServices bool
 	services    map[string]bool
 	modes       []string
 	serves      map[string]bool // service names (clients[].serves)
 
-	// verified caches the SHA-256 of the last secret that matched
-	// secretHash, so a slow hash is paid once, not per request.
-	verified sync.Map
+	// verified remembers secrets that matched secretHash for a while, so
+	// that a legitimate client pays the slow hash once, not per request.
+	verified verifiedSecrets
 }
 
 func newClient(c *config.Client, readFile func(string) ([]byte, error)) (*Client, error) {
-	cl := &Client{ID: c.ID, secretHash: c.SecretHash, services: map[string]bool{}, modes: c.Modes}
+	cl := &Client{ID: c.ID, services: map[string]bool{}, modes: c.Modes}
 	if c.Secret != "" {
 		sum := sha256.Sum256([]byte(c.Secret))
 		cl.secretSum = sum[:]
+	}
+	if c.SecretHash != "" {
+		h, err := secret.ParseHash(c.SecretHash)
+		if err != nil {
+			return nil, fmt.Errorf("client %s: secret_hash: %w", c.ID, err)
+		}
+		cl.secretHash = h
 	}
 	if c.JWKSFile != "" {
 		raw, err := readFile(c.JWKSFile)
@@ -66,44 +74,84 @@ func newClient(c *config.Client, readFile func(string) ([]byte, error)) (*Client
 // MayUse reports whether the client may exchange for service.
 func (c *Client) MayUse(service string) bool { return c.allServices || c.services[service] }
 
-// checkSecret compares secret with the configured one in constant time.
-func (c *Client) checkSecret(secret string) bool {
-	sum := sha256.Sum256([]byte(secret))
-	switch {
-	case c.secretSum != nil:
-		return subtle.ConstantTimeCompare(sum[:], c.secretSum) == 1
-	case c.secretHash != "":
-		if _, ok := c.verified.Load(sum); ok {
-			return true
-		}
-		if !verifyHash(c.secretHash, secret) {
-			return false
-		}
-		c.verified.Store(sum, struct{}{})
-		return true
-	}
-	return false
+// How long, and how many, verified secrets a hashed client keeps.
+const (
+	verifiedTTL = 5 * time.Minute
+	maxVerified = 4 // a client has one secret, two while rotating it
+)
+
+// verifiedSecrets maps the SHA-256 of a secret that matched the client's
+// hash to when that stops counting, on the engine's clock. Only matches
+// are kept, so a flood of wrong secrets cannot grow it.
+type verifiedSecrets struct {
+	mu    sync.Mutex
+	until map[[32]byte]time.Time
 }
 
-// verifyHash checks secret against a bcrypt or PHC argon2id hash.
-func verifyHash(hash, secret string) bool {
-	if strings.HasPrefix(hash, "$argon2id$") {
-		return verifyArgon2id(hash, secret)
+func (v *verifiedSecrets) has(sum [32]byte, now time.Time) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	until, ok := v.until[sum]
+	if ok && !until.After(now) {
+		delete(v.until, sum)
+		return false
 	}
-	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(secret)) == nil
+	return ok
+}
+
+func (v *verifiedSecrets) add(sum [32]byte, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.until == nil {
+		v.until = map[[32]byte]time.Time{}
+	}
+	if _, ok := v.until[sum]; !ok && len(v.until) >= maxVerified { // forget the one that expires first
+		var oldest [32]byte
+		var first time.Time
+		for k, u := range v.until {
+			if first.IsZero() || u.Before(first) {
+				oldest, first = k, u
+			}
+		}
+		delete(v.until, oldest)
+	}
+	v.until[sum] = now.Add(verifiedTTL)
+}
+
+// checkSecret compares plain with the client's secret: a plain secret in
+// constant time; a hashed one from the verified cache or through the
+// engine's bounded pool, which may answer secret.ErrBusy.
+func (e *Engine) checkSecret(ctx context.Context, c *Client, plain string, now time.Time) (bool, error) {
+	sum := sha256.Sum256([]byte(plain))
+	switch {
+	case c.secretSum != nil:
+		return subtle.ConstantTimeCompare(sum[:], c.secretSum) == 1, nil
+	case c.secretHash != nil:
+		if c.verified.has(sum, now) {
+			return true, nil
+		}
+		ok, err := e.pool.Verify(ctx, c.secretHash, plain)
+		if ok {
+			c.verified.add(sum, now)
+		}
+		return ok, err
+	}
+	return false, nil
 }
 
 // Limits on a private_key_jwt client assertion (RFC 7523 §3).
 const (
 	maxAssertionLifetime = 5 * time.Minute
 	assertionLeeway      = 30 * time.Second
+	maxJTIBytes          = 256
 )
 
 var assertionAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 // authenticate identifies the client by exactly one method (RFC 6749
-// §2.3: a client MUST NOT use more than one).
-func (e *Engine) authenticate(ctx context.Context, req *Request, now time.Time) (*Client, string, *Error) {
+// §2.3: a client MUST NOT use more than one). It also returns the client
+// id that was tried, for the audit line of a failure.
+func (e *Engine) authenticate(ctx context.Context, req *Request, now time.Time) (c *Client, method, tried string, err *Error) {
 	form := req.Form
 	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
 	assertion, assertionType := form.Get("client_assertion"), form.Get("client_assertion_type")
@@ -115,127 +163,155 @@ func (e *Engine) authenticate(ctx context.Context, req *Request, now time.Time) 
 	}
 	switch {
 	case n > 1:
-		return nil, "", ErrInvalidRequest("more than one client authentication method used (RFC 6749 §2.3)")
+		return nil, "", formID, ErrInvalidRequest("more than one client authentication method used (RFC 6749 §2.3)")
 	case n == 0 && formID != "":
-		return nil, "", ErrInvalidClient("client %q sent no credentials; public clients may not exchange tokens", clipText(formID))
+		return nil, "", formID, ErrInvalidClient("client %q sent no credentials; public clients may not exchange tokens", clipText(formID))
 	case n == 0:
-		return nil, "", ErrInvalidClient("client authentication is required")
+		return nil, "", "", ErrInvalidClient("client authentication is required")
 	}
 
 	if req.Basic != nil {
-		c, err := e.checkSecretAuth(req.Basic.ID, req.Basic.Secret, formID, AuthClientSecretBasic)
-		if err != nil {
+		c, err := e.checkSecretAuth(ctx, req.Basic.ID, req.Basic.Secret, formID, AuthClientSecretBasic, now)
+		if err != nil && err.Status == http.StatusUnauthorized {
 			err.BasicChallenge = true
 		}
-		return c, AuthClientSecretBasic, err
+		return c, AuthClientSecretBasic, req.Basic.ID, err
 	}
 	if formSecret != "" {
-		c, err := e.checkSecretAuth(formID, formSecret, formID, AuthClientSecretPost)
-		return c, AuthClientSecretPost, err
+		c, err := e.checkSecretAuth(ctx, formID, formSecret, formID, AuthClientSecretPost, now)
+		return c, AuthClientSecretPost, formID, err
 	}
 	if assertionType != ClientAssertionTypeJWTBearer {
-		return nil, "", ErrInvalidClient("client_assertion_type must be %s", ClientAssertionTypeJWTBearer)
+		return nil, "", formID, ErrInvalidClient("client_assertion_type must be %s", ClientAssertionTypeJWTBearer)
 	}
-	c, err := e.checkAssertion(ctx, assertion, formID, now)
-	return c, AuthPrivateKeyJWT, err
+	c, tried, err = e.checkAssertion(ctx, assertion, formID, now)
+	return c, AuthPrivateKeyJWT, tried, err
 }
 
-func (e *Engine) checkSecretAuth(id, secret, formID, method string) (*Client, *Error) {
+func (e *Engine) checkSecretAuth(ctx context.Context, id, plain, formID, method string, now time.Time) (*Client, *Error) {
 	if formID != "" && formID != id {
 		return nil, ErrInvalidRequest("client_id %q does not match the authenticated client", clipText(formID))
 	}
-	c, ok := e.clients[id]
-	if !ok || !c.checkSecret(secret) {
+	c, known := e.clients[id]
+	var ok bool
+	var err error
+	if known {
+		ok, err = e.checkSecret(ctx, c, plain, now)
+	} else if e.dummy != nil {
+		// An unknown id pays what a hashed client pays, through the same
+		// pool, so that response times do not list the client ids.
+		_, err = e.pool.Verify(ctx, e.dummy, plain)
+	}
+	if err != nil {
+		oerr := ErrTemporarilyUnavailable("client authentication (%s): every secret hash verifier is busy; retry in %s", method, e.pool.MaxWait())
+		oerr.Cause, oerr.RetryAfter = err, e.pool.MaxWait()
+		return nil, oerr
+	}
+	if !ok {
 		return nil, ErrInvalidClient("client authentication failed (%s): unknown client or wrong secret", method)
 	}
 	return c, nil
 }
 
 // checkAssertion verifies a private_key_jwt client assertion (RFC 7523
-// §3): iss and sub are the client id, aud names this STS, exp is required
-// and near, and a jti is accepted once until its exp.
-func (e *Engine) checkAssertion(ctx context.Context, assertion, formID string, now time.Time) (*Client, *Error) {
+// §3): iss and sub are the client id, aud names this STS and nothing
+// else, exp is required and near, and a jti is accepted once until its
+// exp. It returns the client id the assertion claims, for the audit line.
+func (e *Engine) checkAssertion(ctx context.Context, assertion, formID string, now time.Time) (*Client, string, *Error) {
 	if assertion == "" {
-		return nil, ErrInvalidClient("client_assertion is missing")
+		return nil, formID, ErrInvalidClient("client_assertion is missing")
 	}
 	if err := idp.Precheck(assertion); err != nil {
-		return nil, ErrInvalidClient("client_assertion: %v", err)
+		return nil, formID, ErrInvalidClient("client_assertion: %v", err)
 	}
 	var claims jwt.RegisteredClaims
 	// The client is named by the unverified iss only to find its keys;
 	// the signature then proves it.
 	if _, _, err := jwt.NewParser().ParseUnverified(assertion, &claims); err != nil {
-		return nil, ErrInvalidClient("client_assertion is not a JWT")
+		return nil, formID, ErrInvalidClient("client_assertion is not a JWT")
 	}
 	id := claims.Issuer
 	if formID != "" && formID != id {
-		return nil, ErrInvalidClient("client_id %q does not match the assertion's iss", clipText(formID))
+		return nil, formID, ErrInvalidClient("client_id %q does not match the assertion's iss", clipText(formID))
 	}
 	c, ok := e.clients[id]
 	if !ok || c.keys == nil {
-		return nil, ErrInvalidClient("client authentication failed (private_key_jwt): unknown client or no registered keys")
+		return nil, id, ErrInvalidClient("client authentication failed (private_key_jwt): unknown client or no registered keys")
 	}
 	claims = jwt.RegisteredClaims{}
-	_, err := jwt.ParseWithClaims(assertion, &claims, func(t *jwt.Token) (any, error) { return c.keys.Key(ctx, t) },
+	tok, err := jwt.ParseWithClaims(assertion, &claims, func(t *jwt.Token) (any, error) { return c.keys.Key(ctx, t) },
 		jwt.WithValidMethods(assertionAlgs),
 		jwt.WithStrictDecoding(),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuer(id),
 		jwt.WithSubject(id),
-		jwt.WithAudience(e.TokenEndpoint(), e.issuer),
 		jwt.WithLeeway(assertionLeeway),
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
 	if err != nil {
-		reason := err.Error()
-		if errors.Is(err, jwt.ErrTokenInvalidAudience) {
-			reason = fmt.Sprintf("aud must name %s or %s", e.TokenEndpoint(), e.issuer)
-		}
-		return nil, ErrInvalidClient("client_assertion: %s", reason)
+		return nil, id, ErrInvalidClient("client_assertion: %v", err)
+	}
+	if oerr := e.checkAssertionType(tok.Header["typ"], claims.Audience); oerr != nil {
+		return nil, id, oerr
 	}
 	if claims.ExpiresAt.Sub(now) > maxAssertionLifetime {
-		return nil, ErrInvalidClient("client_assertion: exp is more than %s ahead", maxAssertionLifetime)
+		return nil, id, ErrInvalidClient("client_assertion: exp is more than %s ahead", maxAssertionLifetime)
 	}
 	if claims.ID == "" {
-		return nil, ErrInvalidClient("client_assertion: jti is required")
+		return nil, id, ErrInvalidClient("client_assertion: jti is required")
 	}
-	if !e.replay.add(id+"\x00"+claims.ID, claims.ExpiresAt.Add(assertionLeeway), now) {
-		return nil, ErrInvalidClient("client_assertion: jti %q was already used", clipText(claims.ID))
+	if len(claims.ID) > maxJTIBytes {
+		return nil, id, ErrInvalidClient("client_assertion: jti is longer than %d bytes", maxJTIBytes)
 	}
-	return c, nil
+	switch err := e.replay.Use(ctx, id, claims.ID, claims.ExpiresAt.Add(assertionLeeway)); {
+	case err == nil:
+	case errors.Is(err, ErrReplayed):
+		return nil, id, ErrInvalidClient("client_assertion: jti %q was already used", clipText(claims.ID))
+	case errors.Is(err, ErrReplayLimit):
+		return nil, id, ErrInvalidClient("client_assertion: %v; use shorter-lived assertions", err)
+	default:
+		return nil, id, ErrServer(fmt.Errorf("replay cache: %w", err))
+	}
+	return c, id, nil
 }
 
-// replayCache remembers client assertion jti values until they expire.
-type replayCache struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
+// typClientAuth is the explicit type of a client assertion
+// (draft-ietf-oauth-rfc7523bis).
+const typClientAuth = "client-authentication+jwt"
 
-// maxReplayEntries bounds memory; past it, new assertions are refused
-// rather than old ones forgotten early.
-const maxReplayEntries = 100_000
-
-func newReplayCache() *replayCache { return &replayCache{seen: map[string]time.Time{}} }
-
-// add records key until exp and reports whether it was new.
-func (r *replayCache) add(key string, exp, now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if until, ok := r.seen[key]; ok && until.After(now) {
-		return false
+// checkAssertionType holds typ to JWT or client-authentication+jwt, and
+// aud to one value that names this STS: the
+// issuer identifier, or the token endpoint URL that clients such as
+// oauth2c send (RFC 7523 §3). Another value beside it is refused: an
+// assertion a client made for another server that also names this one
+// must not work here (the audience injection that
+// draft-ietf-oauth-rfc7523bis closes). An assertion typed
+// client-authentication+jwt follows the draft and names the issuer alone.
+// Introspection authenticates with this same check: the draft names the
+// issuer identifier for every endpoint, so the introspection endpoint URL
+// is not an accepted aud.
+func (e *Engine) checkAssertionType(typ any, aud jwt.ClaimStrings) *Error {
+	raw, _ := typ.(string)
+	// RFC 7515 §4.1.9: the media type is case-insensitive and may omit
+	// "application/".
+	t := strings.TrimPrefix(strings.ToLower(raw), "application/")
+	if t != "" && t != "jwt" && t != typClientAuth {
+		// RFC 8725 §3.11: another kind of JWT (an access token, a
+		// logout token) does not pass for a client assertion.
+		return ErrInvalidClient("client_assertion: typ %q is not JWT or %s", clipText(raw), typClientAuth)
 	}
-	if len(r.seen) >= maxReplayEntries {
-		for k, until := range r.seen {
-			if !until.After(now) {
-				delete(r.seen, k)
-			}
-		}
-		if len(r.seen) >= maxReplayEntries {
-			return false
-		}
+	if len(aud) != 1 {
+		return ErrInvalidClient("client_assertion: aud has %d values; it must be exactly one, %s or %s (audience injection, draft-ietf-oauth-rfc7523bis)",
+			len(aud), e.issuer, e.TokenEndpoint())
 	}
-	r.seen[key] = exp
-	return true
+	switch {
+	case t == typClientAuth && aud[0] != e.issuer:
+		return ErrInvalidClient("client_assertion: typ %s requires aud to be the issuer %s alone, not %q (draft-ietf-oauth-rfc7523bis)",
+			typClientAuth, e.issuer, clipText(aud[0]))
+	case aud[0] != e.issuer && aud[0] != e.TokenEndpoint():
+		return ErrInvalidClient("client_assertion: aud %q must be %s or %s (RFC 7523 §3)", clipText(aud[0]), e.issuer, e.TokenEndpoint())
+	}
+	return nil
 }
 
 // Service is a configured downstream service.

@@ -9,6 +9,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/secret"
 )
 
 // Status is a step's outcome.
@@ -113,7 +114,9 @@ type Engine struct {
 	store    consent.Store
 	signer   *Signer
 	now      func() time.Time
-	replay   *replayCache
+	replay   ReplayCache
+	pool     *secret.Pool
+	dummy    *secret.Params // verified for unknown client ids
 	steps    []Step
 
 	requireMayAct bool // config require_may_act
@@ -126,6 +129,11 @@ type Options struct {
 	Store    consent.Store
 	Signer   *Signer
 	Clock    func() time.Time
+	// HashPool verifies hashed client secrets (default secret.NewPool(0, 0)).
+	HashPool *secret.Pool
+	// Replay records client assertion jti values (default a
+	// MemoryReplayCache on Clock).
+	Replay ReplayCache
 }
 
 // NewEngine builds an engine for cfg. cfg.Issuer must be set.
@@ -144,13 +152,20 @@ func NewEngine(cfg *config.Config, opts Options) (*Engine, error) {
 		store:    opts.Store,
 		signer:   opts.Signer,
 		now:      opts.Clock,
-		replay:   newReplayCache(),
+		replay:   opts.Replay,
+		pool:     opts.HashPool,
 
 		requireMayAct: cfg.RequireMayAct,
 		maxDepth:      cfg.MaxDelegationDepth,
 	}
 	if e.maxDepth == 0 { // a Config not built by config.Parse
 		e.maxDepth = config.DefaultMaxDelegationDepth
+	}
+	if e.replay == nil {
+		e.replay = NewMemoryReplayCache(e.now, 0)
+	}
+	if e.pool == nil {
+		e.pool = secret.NewPool(0, 0)
 	}
 	var audiences []string
 	for i := range cfg.Services {
@@ -168,6 +183,12 @@ func NewEngine(cfg *config.Config, opts Options) (*Engine, error) {
 			return nil, err
 		}
 		e.clients[c.ID] = c
+		// The first hashed client's parameters, with a random digest, for
+		// unknown ids: with hashed clients that share parameters (as
+		// `idtx secret hash` makes them), timing tells no id apart.
+		if e.dummy == nil && c.secretHash != nil {
+			e.dummy = c.secretHash.Dummy()
+		}
 	}
 	// The STS trusts its own tokens for chained exchanges: a service that
 	// holds one exchanges it onwards.
@@ -229,4 +250,11 @@ func skip(reason string) Outcome { return Outcome{Status: Skip, Reason: reason} 
 
 func fail(err *Error) Outcome {
 	return Outcome{Status: Fail, Reason: err.Description, Err: err}
+}
+
+// failWith is a failure with the evidence it was decided on.
+func failWith(err *Error, evidence map[string]string) Outcome {
+	o := fail(err)
+	o.Evidence = evidence
+	return o
 }

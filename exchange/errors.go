@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Error is an OAuth error response (RFC 6749 §5.2). Handlers return it and
@@ -15,6 +17,9 @@ type Error struct {
 	Cause       error  `json:"-"`
 	// BasicChallenge adds WWW-Authenticate: Basic to a 401 (RFC 6749 §5.2).
 	BasicChallenge bool `json:"-"`
+	// RetryAfter, when set, is sent as Retry-After with a 503 (RFC 9110
+	// §10.2.3), in whole seconds rounded up.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -82,6 +87,9 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	h := w.Header()
 	if e.Status == http.StatusUnauthorized && e.BasicChallenge {
 		h.Set("WWW-Authenticate", `Basic realm="idtx", charset="UTF-8"`)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
 	writeJSON(w, e.Status, e)
 }

@@ -63,7 +63,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 		extra  []string
 		reason string
 	}{
-		{"wrong aud", jwt.MapClaims{"aud": "https://other-sts.test/token"}, nil, "aud must name https://sts.test/token"},
+		{"wrong aud", jwt.MapClaims{"aud": "https://other-sts.test/token"}, nil, `aud "https://other-sts.test/token" must be https://sts.test or https://sts.test/token (RFC 7523 §3)`},
 		{"no exp", jwt.MapClaims{"exp": nil}, nil, "token is missing required claim"},
 		{"exp too far", jwt.MapClaims{"exp": t0.Add(time.Hour).Unix()}, nil, "exp is more than 5m0s ahead"},
 		{"expired", jwt.MapClaims{"exp": t0.Add(-time.Hour).Unix()}, nil, "token is expired"},

@@ -28,6 +28,7 @@ import (
 	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/secret"
 )
 
 // t0 is the fake clock's start; no test reads the real clock for a verdict.
@@ -145,6 +146,7 @@ type env struct {
 	engine  *exchange.Engine
 	handler http.Handler
 	now     time.Time
+	pool    *secret.Pool // verifies hashed client secrets; counts them
 }
 
 func newEnv(t testing.TB) *env {
@@ -153,6 +155,11 @@ func newEnv(t testing.TB) *env {
 
 // newEnvWith builds an env; edit may change the config text and files.
 func newEnvWith(t testing.TB, store consent.Store, edit func(yaml string, files map[string][]byte) string) *env {
+	return newEnvOpts(t, store, edit, nil)
+}
+
+// newEnvOpts is newEnvWith where opts may also change the engine's options.
+func newEnvOpts(t testing.TB, store consent.Store, edit func(yaml string, files map[string][]byte) string, opts func(*exchange.Options)) *env {
 	t.Helper()
 	keys := rsaKeys()
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -188,7 +195,12 @@ func newEnvWith(t testing.TB, store consent.Store, edit func(yaml string, files 
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.engine, err = exchange.NewEngine(cfg, exchange.Options{Registry: reg, Store: store, Signer: e.sts, Clock: clock})
+	o := exchange.Options{Registry: reg, Store: store, Signer: e.sts, Clock: clock, HashPool: secret.NewPool(0, 0)}
+	if opts != nil {
+		opts(&o)
+	}
+	e.pool = o.HashPool
+	e.engine, err = exchange.NewEngine(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -223,7 +223,7 @@ func (e *Engine) Introspect(ctx context.Context, req *Request) (map[string]any, 
 		return nil, err
 	}
 	now := e.now()
-	c, _, oerr := e.authenticate(ctx, req, now)
+	c, _, _, oerr := e.authenticate(ctx, req, now)
 	if oerr != nil {
 		return nil, oerr
 	}

@@ -114,9 +114,15 @@ func tokenTypeParam(f url.Values, name string, required bool) (string, *Error) {
 // stepClient authenticates the client and checks that it may use this
 // mode of exchange.
 func (e *Engine) stepClient(ctx context.Context, s *State) Outcome {
-	c, method, err := e.authenticate(ctx, s.Req, s.Now)
+	c, method, tried, err := e.authenticate(ctx, s.Req, s.Now)
 	if err != nil {
-		return fail(err)
+		// The id that was tried goes to the audit line: a run of failures
+		// for one id is a guessing attack worth seeing.
+		var evidence map[string]string
+		if tried != "" {
+			evidence = map[string]string{"client_id": clipText(tried)}
+		}
+		return failWith(err, evidence)
 	}
 	s.Client, s.AuthMethod = c, method
 	if !slices.Contains(c.modes, s.Mode()) {

@@ -70,8 +70,10 @@ func peekJWT(token, tokenType string) (*peeked, error) {
 	if strings.EqualFold(p.alg, "none") {
 		return nil, fmt.Errorf("%w: alg %q is refused: tokens must be signed", ErrInvalid, clip(p.alg))
 	}
-	if err := checkTyp(p.typ, tokenType); err != nil {
-		return nil, err
+	if tokenType != anyTyp {
+		if err := checkTyp(p.typ, tokenType); err != nil {
+			return nil, err
+		}
 	}
 	cl, err := scanObject(p.claims, "iss")
 	if err != nil {
@@ -305,8 +307,13 @@ func (s *jsonScanner) str() (string, error) {
 
 // Precheck refuses a compact JWT with the header and structure attacks of
 // RFC 8725 (alg none, key-bearing or critical headers, duplicate members,
-// nested or encrypted tokens) before any key is looked up.
+// nested or encrypted tokens) before any key is looked up. The typ header
+// is left to the caller: a client assertion has its own
+// (client-authentication+jwt, draft-ietf-oauth-rfc7523bis).
 func Precheck(token string) error {
-	_, err := peekJWT(token, TokenTypeJWT)
+	_, err := peekJWT(token, anyTyp)
 	return err
 }
+
+// anyTyp makes peekJWT leave the typ header to its caller.
+const anyTyp = "\x00any"

@@ -1,0 +1,131 @@
+package exchange
+
+import (
+	"container/heap"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ReplayCache remembers the jti of each private_key_jwt client assertion
+// until the assertion expires, so that each is accepted once (RFC 7523
+// §3, item 7). It is an interface so that replicas can share one (a
+// database); MemoryReplayCache serves a single process.
+type ReplayCache interface {
+	// Use records jti for client until exp. It returns an error wrapping
+	// ErrReplayed if the jti is already recorded and unexpired, or
+	// ErrReplayLimit (a *ReplayLimitError) if the client holds too many
+	// unexpired ones; other clients are not affected.
+	Use(ctx context.Context, client, jti string, exp time.Time) error
+}
+
+// ErrReplayed is a client assertion jti that was already used.
+var ErrReplayed = errors.New("jti was already used")
+
+// ErrReplayLimit is a client with too many unexpired assertions recorded.
+var ErrReplayLimit = errors.New("too many unexpired client assertions")
+
+// ReplayLimitError says which client hit its bound, and the bound.
+type ReplayLimitError struct {
+	Client string
+	Limit  int
+}
+
+func (e *ReplayLimitError) Error() string {
+	return fmt.Sprintf("client %s has %d unexpired assertions (the limit)", e.Client, e.Limit)
+}
+
+// Is makes a ReplayLimitError match ErrReplayLimit.
+func (e *ReplayLimitError) Is(target error) bool { return target == ErrReplayLimit }
+
+// DefaultReplayLimit bounds each client's unexpired jti values. At the
+// maximum assertion lifetime of 5 minutes it allows 33 new assertions a
+// second from one client, sustained.
+const DefaultReplayLimit = 10_000
+
+// MemoryReplayCache is a ReplayCache in memory. Each client has its own
+// bound, so that one client filling its share locks out no other, and a
+// min-heap of expiries: each Use first drops that client's expired
+// entries from the top of the heap, so no request scans the cache.
+type MemoryReplayCache struct {
+	now   func() time.Time
+	limit int
+
+	mu      sync.Mutex
+	clients map[string]*clientReplays
+}
+
+// NewMemoryReplayCache returns a cache on the given clock that holds at
+// most limit unexpired jti values per client (DefaultReplayLimit if 0).
+func NewMemoryReplayCache(now func() time.Time, limit int) *MemoryReplayCache {
+	if limit <= 0 {
+		limit = DefaultReplayLimit
+	}
+	return &MemoryReplayCache{now: now, limit: limit, clients: map[string]*clientReplays{}}
+}
+
+// clientReplays is one client's jti values: a set, and a min-heap of
+// expiries to evict from. A jti is kept as its SHA-256, so its length
+// costs nothing.
+type clientReplays struct {
+	until  map[[32]byte]time.Time
+	expiry expiryHeap
+}
+
+type replayEntry struct {
+	until time.Time
+	key   [32]byte
+}
+
+type expiryHeap []replayEntry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].until.Before(h[j].until) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(replayEntry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// Use implements ReplayCache. Each entry is pushed and popped once, so a
+// call costs O(log n) in the client's own entries, amortised.
+func (r *MemoryReplayCache) Use(_ context.Context, client, jti string, exp time.Time) error {
+	now := r.now()
+	key := sha256.Sum256([]byte(jti))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.clients[client]
+	if c == nil {
+		c = &clientReplays{until: map[[32]byte]time.Time{}}
+		r.clients[client] = c
+	}
+	for len(c.expiry) > 0 && !c.expiry[0].until.After(now) {
+		e := heap.Pop(&c.expiry).(replayEntry)
+		delete(c.until, e.key)
+	}
+	if _, ok := c.until[key]; ok {
+		return ErrReplayed
+	}
+	if len(c.until) >= r.limit {
+		return &ReplayLimitError{Client: client, Limit: r.limit}
+	}
+	c.until[key] = exp
+	heap.Push(&c.expiry, replayEntry{until: exp, key: key})
+	return nil
+}
+
+// Len is the number of jti values held for client, expired or not.
+func (r *MemoryReplayCache) Len(client string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.clients[client]; c != nil {
+		return len(c.until)
+	}
+	return 0
+}
