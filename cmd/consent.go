@@ -62,6 +62,9 @@ JWT IDP "mock", and say so on stderr.`,
 			if err != nil {
 				return err
 			}
+			if err := o.checkIDP(idp); err != nil {
+				return err
+			}
 			return o.withStore(c.Context(), func(s consent.Store) error {
 				if err := s.Grant(c.Context(), idp, o.user, o.service, scopes); err != nil {
 					return err
@@ -121,9 +124,6 @@ JSON: "legacy": true) and are never honoured; re-key them with
 		RunE: func(c *cobra.Command, _ []string) error {
 			if o.output != "text" && o.output != "json" {
 				return usageError("-o must be text or json, not %q", o.output)
-			}
-			if err := o.checkIDP(o.idp); err != nil {
-				return err
 			}
 			return o.withStore(c.Context(), func(s consent.Store) error {
 				f := consent.Filter{IDP: o.idp, User: o.user, Service: o.service}
@@ -244,8 +244,15 @@ service, and removes them from the legacy set.`,
 			})
 		},
 	}
+	for sub, usage := range map[*cobra.Command]string{
+		grant:   "the IDP the user comes from (default: the only IDP of --config, else mock)",
+		revoke:  "the IDP the user comes from (default: the only IDP of --config, else mock)",
+		list:    "only consents of users of this IDP (default: every IDP)",
+		migrate: "the IDP the legacy consents' users came from (required)",
+	} {
+		sub.Flags().StringVar(&o.idp, "idp", "", usage)
+	}
 	for _, sub := range []*cobra.Command{grant, revoke, list, migrate} {
-		sub.Flags().StringVar(&o.idp, "idp", "", "the IDP the user comes from (a name from the server config)")
 		sub.Flags().StringVar(&o.user, "user", "", "user (the subject token's sub)")
 		sub.Flags().StringVar(&o.service, "service", "", "service name")
 	}
@@ -284,7 +291,7 @@ func (o *consentOptions) loadConfig() error {
 // picking one would put a consent on the wrong users.
 func (o *consentOptions) idpFor() (string, error) {
 	if o.idp != "" {
-		return o.idp, o.checkIDP(o.idp)
+		return o.idp, nil
 	}
 	if o.cfg == nil {
 		fmt.Fprintf(o.io.Err, "idtx: --idp not given: using IDP %s\n", mockidp.Name)
@@ -299,7 +306,9 @@ func (o *consentOptions) idpFor() (string, error) {
 }
 
 // checkIDP refuses an IDP that --config's file does not name, so a typo
-// does not store a consent nobody can use.
+// does not store a consent nobody can use. Only what stores a consent
+// checks: revoking or listing the consents of an IDP since removed from
+// the config must stay possible.
 func (o *consentOptions) checkIDP(name string) error {
 	if o.cfg == nil || name == "" || slices.Contains(o.idpNames(), name) {
 		return nil
