@@ -132,6 +132,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return err
 	}
 	defer store.Close()
+	if err := warnLegacyConsents(ctx, o.io, store); err != nil {
+		return err
+	}
 	if o.mock {
 		if err := mockidp.SeedConsents(ctx, store); err != nil {
 			return fmt.Errorf("seed mock consents: %w", err)

@@ -151,7 +151,7 @@ func TestServeMockEndToEnd(t *testing.T) {
 	if status != 400 || body["error"] != "consent_required" {
 		t.Fatalf("bob without consent: %d %v", status, body)
 	}
-	if _, errOut, code := run(t, "consent", "grant", "--user", "bob", "--service", "billing-api", "--scope", "billing:read"); code != 0 {
+	if _, errOut, code := run(t, "consent", "grant", "--idp", mockidp.Name, "--user", "bob", "--service", "billing-api", "--scope", "billing:read"); code != 0 {
 		t.Fatalf("consent grant: %d %s", code, errOut)
 	}
 	if status, body = postToken(t, base, exchangeForm(bob), "demo-client", "demo-secret"); status != 200 {

@@ -7,7 +7,7 @@ import (
 	"sync"
 )
 
-type key struct{ user, service string }
+type key struct{ idp, user, service string }
 
 // Memory is a Store in memory, for tests and `--store memory:`.
 type Memory struct {
@@ -18,10 +18,13 @@ type Memory struct {
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory { return &Memory{m: map[key]map[string]bool{}} }
 
-func (s *Memory) Grant(_ context.Context, user, service string, scopes []string) error {
+func (s *Memory) Grant(_ context.Context, idp, user, service string, scopes []string) error {
+	if err := checkKey(idp, user, service); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := key{user, service}
+	k := key{idp, user, service}
 	if s.m[k] == nil {
 		s.m[k] = map[string]bool{}
 	}
@@ -31,21 +34,30 @@ func (s *Memory) Grant(_ context.Context, user, service string, scopes []string)
 	return nil
 }
 
-func (s *Memory) Revoke(_ context.Context, user, service string, scopes []string) error {
+func (s *Memory) Revoke(_ context.Context, idp, user, service string, scopes []string) (int, error) {
+	if err := checkKey(idp, user, service); err != nil {
+		return 0, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := key{user, service}
+	k := key{idp, user, service}
+	have := s.m[k]
+	removed := 0
 	if len(scopes) == 0 {
+		removed = len(have)
 		delete(s.m, k)
-		return nil
+		return removed, nil
 	}
 	for _, sc := range scopes {
-		delete(s.m[k], sc)
+		if have[sc] {
+			delete(have, sc)
+			removed++
+		}
 	}
-	if len(s.m[k]) == 0 {
+	if len(have) == 0 {
 		delete(s.m, k)
 	}
-	return nil
+	return removed, nil
 }
 
 func (s *Memory) List(_ context.Context, f Filter) ([]Consent, error) {
@@ -53,10 +65,10 @@ func (s *Memory) List(_ context.Context, f Filter) ([]Consent, error) {
 	defer s.mu.RUnlock()
 	var out []Consent
 	for k, scopes := range s.m {
-		if (f.User != "" && f.User != k.user) || (f.Service != "" && f.Service != k.service) {
+		if (f.IDP != "" && f.IDP != k.idp) || (f.User != "" && f.User != k.user) || (f.Service != "" && f.Service != k.service) {
 			continue
 		}
-		c := Consent{User: k.user, Service: k.service}
+		c := Consent{IDP: k.idp, User: k.user, Service: k.service}
 		for sc := range scopes {
 			c.Scopes = append(c.Scopes, sc)
 		}
@@ -64,18 +76,15 @@ func (s *Memory) List(_ context.Context, f Filter) ([]Consent, error) {
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b Consent) int {
-		if a.User != b.User {
-			return cmp.Compare(a.User, b.User)
-		}
-		return cmp.Compare(a.Service, b.Service)
+		return cmp.Or(cmp.Compare(a.IDP, b.IDP), cmp.Compare(a.User, b.User), cmp.Compare(a.Service, b.Service))
 	})
 	return out, nil
 }
 
-func (s *Memory) Missing(_ context.Context, user, service string, scopes []string) ([]string, error) {
+func (s *Memory) Missing(_ context.Context, idp, user, service string, scopes []string) ([]string, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return missingFrom(s.m[key{user, service}], scopes), nil
+	return missingFrom(s.m[key{idp, user, service}], scopes), nil
 }
 
 func (s *Memory) Close() error { return nil }

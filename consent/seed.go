@@ -8,7 +8,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// ParseSeed reads a YAML or JSON list of {user, service, scopes}, strictly.
+// ParseSeed reads a YAML or JSON list of {idp, user, service, scopes},
+// strictly: an unknown key is an error naming it, and every entry names
+// the IDP its user comes from.
 func ParseSeed(data []byte) ([]Consent, error) {
 	var list []Consent
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -17,8 +19,8 @@ func ParseSeed(data []byte) ([]Consent, error) {
 		return nil, fmt.Errorf("consent seed: %w", err)
 	}
 	for i, c := range list {
-		if c.User == "" || c.Service == "" || len(c.Scopes) == 0 {
-			return nil, fmt.Errorf("consent seed: entry %d needs user, service and scopes", i+1)
+		if c.IDP == "" || c.User == "" || c.Service == "" || len(c.Scopes) == 0 {
+			return nil, fmt.Errorf("consent seed: entry %d needs idp, user, service and scopes", i+1)
 		}
 	}
 	return list, nil
@@ -27,7 +29,7 @@ func ParseSeed(data []byte) ([]Consent, error) {
 // Seed grants every consent in list; running it twice changes nothing.
 func Seed(ctx context.Context, s Store, list []Consent) error {
 	for _, c := range list {
-		if err := s.Grant(ctx, c.User, c.Service, c.Scopes); err != nil {
+		if err := s.Grant(ctx, c.IDP, c.User, c.Service, c.Scopes); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite: the binary stays cgo-free
@@ -21,8 +22,23 @@ type SQLite struct {
 	missing *sql.Stmt
 }
 
+// schemaVersion is the PRAGMA user_version of the current schema. Schema 1
+// (idtx before consents named their IDP) never set user_version, so it
+// reads as 0, like an empty file; the two are told apart by the table.
+const schemaVersion = 2
+
+// schema is version 2: a consent names its IDP. legacy_consents holds the
+// rows of a schema 1 file, kept apart so that no lookup can honour them.
 const schema = `
 CREATE TABLE IF NOT EXISTS consents (
+	idp     TEXT NOT NULL,
+	user    TEXT NOT NULL,
+	service TEXT NOT NULL,
+	scope   TEXT NOT NULL,
+	granted_at INTEGER NOT NULL DEFAULT (unixepoch()),
+	PRIMARY KEY (idp, user, service, scope)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS legacy_consents (
 	user    TEXT NOT NULL,
 	service TEXT NOT NULL,
 	scope   TEXT NOT NULL,
@@ -34,7 +50,10 @@ CREATE TABLE IF NOT EXISTS consents (
 // writers queue on the busy timeout.
 var maxConns = max(4, 2*runtime.GOMAXPROCS(0))
 
-// OpenSQLite opens (creating if needed) the database at path.
+// OpenSQLite opens (creating if needed) the database at path, migrating a
+// file of an earlier schema first. Consents of schema 1, which did not
+// name an IDP, are moved to the legacy set: listed, never honoured (see
+// LegacyStore).
 func OpenSQLite(path string) (*SQLite, error) {
 	if path == "" {
 		return nil, fmt.Errorf("sqlite store: empty path")
@@ -53,7 +72,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
 	}
-	if _, err := db.Exec(schema); err != nil {
+	if err := migrate(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
 	}
@@ -62,17 +81,82 @@ func OpenSQLite(path string) (*SQLite, error) {
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
 	s := &SQLite{db: db}
-	if s.missing, err = db.Prepare(`SELECT scope FROM consents WHERE user = ? AND service = ?`); err != nil {
+	if s.missing, err = db.Prepare(`SELECT scope FROM consents WHERE idp = ? AND user = ? AND service = ?`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
 	}
 	return s, nil
 }
 
-func (s *SQLite) Grant(ctx context.Context, user, service string, scopes []string) error {
+// migrate brings the file to schemaVersion in one immediate transaction,
+// so two processes opening a file at once migrate it once.
+func migrate(db *sql.DB) error {
+	tx, err := db.BeginTx(context.Background(), nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		return err
+	}
+	switch {
+	case version == schemaVersion:
+		return nil
+	case version > schemaVersion:
+		return fmt.Errorf("schema version %d is newer than this idtx knows (%d): use a newer idtx", version, schemaVersion)
+	case version != 0:
+		return fmt.Errorf("unknown schema version %d", version)
+	}
+	cols, err := columns(tx, "consents")
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(cols) == 0: // a new file
+	case slices.Equal(cols, []string{"user", "service", "scope", "granted_at"}):
+		// Schema 1: keyed by user alone. Its rows must not be read as a
+		// consent of any one IDP, so they move aside whole.
+		if _, err := tx.Exec(`ALTER TABLE consents RENAME TO legacy_consents`); err != nil {
+			return fmt.Errorf("migrate schema 1: %w", err)
+		}
+	default:
+		return fmt.Errorf("table consents has unknown columns (%s) and no schema version: not an idtx consent store", strings.Join(cols, ", "))
+	}
+	if _, err := tx.Exec(schema); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// columns lists table's columns in order; none when it does not exist.
+func columns(tx *sql.Tx, table string) ([]string, error) {
+	rows, err := tx.Query(`SELECT name FROM pragma_table_info(?) ORDER BY cid`, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cols []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		cols = append(cols, c)
+	}
+	return cols, rows.Err()
+}
+
+func (s *SQLite) Grant(ctx context.Context, idp, user, service string, scopes []string) error {
+	if err := checkKey(idp, user, service); err != nil {
+		return err
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for _, sc := range scopes {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO consents (user, service, scope) VALUES (?, ?, ?)`, user, service, sc); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO consents (idp, user, service, scope) VALUES (?, ?, ?, ?)`, idp, user, service, sc); err != nil {
 				return err
 			}
 		}
@@ -80,58 +164,115 @@ func (s *SQLite) Grant(ctx context.Context, user, service string, scopes []strin
 	})
 }
 
-func (s *SQLite) Revoke(ctx context.Context, user, service string, scopes []string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if len(scopes) == 0 {
-			_, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE user = ? AND service = ?`, user, service)
+func (s *SQLite) Revoke(ctx context.Context, idp, user, service string, scopes []string) (int, error) {
+	if err := checkKey(idp, user, service); err != nil {
+		return 0, err
+	}
+	removed := 0
+	del := func(tx *sql.Tx, q string, args ...any) error {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
 			return err
 		}
+		n, err := res.RowsAffected()
+		removed += int(n)
+		return err
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if len(scopes) == 0 {
+			return del(tx, `DELETE FROM consents WHERE idp = ? AND user = ? AND service = ?`, idp, user, service)
+		}
 		for _, sc := range scopes {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM consents WHERE user = ? AND service = ? AND scope = ?`, user, service, sc); err != nil {
+			if err := del(tx, `DELETE FROM consents WHERE idp = ? AND user = ? AND service = ? AND scope = ?`, idp, user, service, sc); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return 0, err
+	}
+	return removed, nil
+}
+
+// where builds the WHERE clause of f's non-empty fields.
+func where(f Filter, withIDP bool) (string, []any) {
+	var conds []string
+	var args []any
+	for _, c := range []struct{ col, v string }{{"idp", f.IDP}, {"user", f.User}, {"service", f.Service}} {
+		if c.v == "" || (c.col == "idp" && !withIDP) {
+			continue
+		}
+		conds, args = append(conds, c.col+" = ?"), append(args, c.v)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
 func (s *SQLite) List(ctx context.Context, f Filter) ([]Consent, error) {
-	var where []string
-	var args []any
-	if f.User != "" {
-		where, args = append(where, "user = ?"), append(args, f.User)
-	}
-	if f.Service != "" {
-		where, args = append(where, "service = ?"), append(args, f.Service)
-	}
-	q := `SELECT user, service, scope FROM consents`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY user, service, scope`, args...)
+	w, args := where(f, true)
+	return s.list(ctx, `SELECT idp, user, service, scope FROM consents`+w+` ORDER BY idp, user, service, scope`, args, false)
+}
+
+// LegacyConsents lists the schema 1 consents that named no IDP.
+func (s *SQLite) LegacyConsents(ctx context.Context, f Filter) ([]Consent, error) {
+	w, args := where(f, false)
+	return s.list(ctx, `SELECT '', user, service, scope FROM legacy_consents`+w+` ORDER BY user, service, scope`, args, true)
+}
+
+func (s *SQLite) list(ctx context.Context, q string, args []any, legacy bool) ([]Consent, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []Consent
 	for rows.Next() {
-		var user, service, scope string
-		if err := rows.Scan(&user, &service, &scope); err != nil {
+		var idp, user, service, scope string
+		if err := rows.Scan(&idp, &user, &service, &scope); err != nil {
 			return nil, err
 		}
-		if n := len(out); n > 0 && out[n-1].User == user && out[n-1].Service == service {
+		if n := len(out); n > 0 && out[n-1].IDP == idp && out[n-1].User == user && out[n-1].Service == service {
 			out[n-1].Scopes = append(out[n-1].Scopes, scope)
 			continue
 		}
-		out = append(out, Consent{User: user, Service: service, Scopes: []string{scope}})
+		out = append(out, Consent{IDP: idp, User: user, Service: service, Scopes: []string{scope}, Legacy: legacy})
 	}
 	return out, rows.Err()
 }
 
-func (s *SQLite) Missing(ctx context.Context, user, service string, scopes []string) ([]string, error) {
+// AdoptLegacy re-keys schema 1 consents to users of idp.
+func (s *SQLite) AdoptLegacy(ctx context.Context, idp string, f Filter) (int, error) {
+	if idp == "" {
+		return 0, ErrEmptyKey
+	}
+	w, args := where(f, false)
+	moved := 0
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO consents (idp, user, service, scope, granted_at)
+			SELECT ?, user, service, scope, granted_at FROM legacy_consents`+w, append([]any{idp}, args...)...); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM legacy_consents`+w, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		moved = int(n)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return moved, nil
+}
+
+func (s *SQLite) Missing(ctx context.Context, idp, user, service string, scopes []string) ([]string, error) {
 	// A point read of a local file: not worth the watcher goroutine that
 	// database/sql and the driver start per query for a cancellable ctx.
-	rows, err := s.missing.QueryContext(context.WithoutCancel(ctx), user, service)
+	rows, err := s.missing.QueryContext(context.WithoutCancel(ctx), idp, user, service)
 	if err != nil {
 		return nil, err
 	}
@@ -163,3 +304,5 @@ func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return tx.Commit()
 }
+
+var _ LegacyStore = (*SQLite)(nil)

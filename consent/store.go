@@ -1,42 +1,77 @@
-// Package consent stores which scopes each user has consented to give each
-// service. The token exchange never asks for consent (CONTRACT §4 step 7):
-// it only looks here, so this store is a distinct concept with its own
-// backends (memory, SQLite), all held to one conformance suite.
+// Package consent stores which scopes each user of each IDP has consented
+// to give each service. The token exchange never asks for consent
+// (CONTRACT §4 step 7): it only looks here, so this store is a distinct
+// concept with its own backends (memory, SQLite), all held to one
+// conformance suite.
+//
+// A consent is keyed by (idp, user, service, scope): the same subject
+// string from two IDPs names two people, and a user of one IDP never
+// rides on a consent given by a user of another.
 package consent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 )
 
-// Consent is one user's consent to one service's scopes.
+// Consent is one IDP user's consent to one service's scopes.
 type Consent struct {
+	IDP     string   `json:"idp" yaml:"idp"`
 	User    string   `json:"user" yaml:"user"`
 	Service string   `json:"service" yaml:"service"`
 	Scopes  []string `json:"scopes" yaml:"scopes"`
+	// Legacy marks a consent stored before consents named their IDP; it
+	// is listed but never honoured (see LegacyStore). Never read from a
+	// seed file.
+	Legacy bool `json:"legacy,omitempty" yaml:"-"`
 }
 
 // Filter narrows List; an empty field matches everything.
 type Filter struct {
+	IDP     string
 	User    string
 	Service string
 }
 
+// ErrEmptyKey is a Grant or Revoke without an IDP, user or service: a
+// consent must name whose it is.
+var ErrEmptyKey = errors.New("consent needs an idp, a user and a service")
+
 // Store holds consents. Grant and Revoke are idempotent.
 type Store interface {
-	// Grant records consent to scopes, keeping any already granted.
-	Grant(ctx context.Context, user, service string, scopes []string) error
-	// Revoke removes consent to scopes, or to every scope when none is named.
-	Revoke(ctx context.Context, user, service string, scopes []string) error
-	// List returns consents sorted by user then service, scopes sorted.
+	// Grant records idp's user's consent to scopes, keeping any already
+	// granted. An empty idp, user or service is ErrEmptyKey.
+	Grant(ctx context.Context, idp, user, service string, scopes []string) error
+	// Revoke removes consent to scopes, or to every scope when none is
+	// named, and returns how many scope grants it removed.
+	Revoke(ctx context.Context, idp, user, service string, scopes []string) (removed int, err error)
+	// List returns consents sorted by idp, then user, then service, with
+	// scopes sorted.
 	List(ctx context.Context, f Filter) ([]Consent, error)
-	// Missing returns the scopes, in the order asked, that user has not
-	// consented to give service.
-	Missing(ctx context.Context, user, service string, scopes []string) ([]string, error)
+	// Missing returns the scopes, in the order asked, that idp's user has
+	// not consented to give service.
+	Missing(ctx context.Context, idp, user, service string, scopes []string) ([]string, error)
 	Close() error
+}
+
+// LegacyStore is a Store that may hold consents from before consents named
+// their IDP (a SQLite file of an earlier idtx). Those are never honoured:
+// a consent given by "alice" of an unknown IDP must not let "alice" of
+// any IDP through. They stay listed until re-keyed to the IDP they were
+// given for with AdoptLegacy (`idtx consent migrate --idp NAME`).
+type LegacyStore interface {
+	Store
+	// LegacyConsents lists the consents without an IDP, Legacy set,
+	// filtered by f's User and Service, sorted by user then service.
+	LegacyConsents(ctx context.Context, f Filter) ([]Consent, error)
+	// AdoptLegacy grants the legacy consents matching f's User and
+	// Service to users of idp, removes them from the legacy set, and
+	// returns how many scope grants it moved.
+	AdoptLegacy(ctx context.Context, idp string, f Filter) (int, error)
 }
 
 // Open opens the store a URL names: "memory:" or "sqlite:PATH" (a bare
@@ -80,6 +115,14 @@ func DefaultURL() (string, error) {
 		return "", err
 	}
 	return "sqlite:" + filepath.Join(h, "idtx.db"), nil
+}
+
+// checkKey refuses a consent that does not say whose it is.
+func checkKey(idp, user, service string) error {
+	if idp == "" || user == "" || service == "" {
+		return ErrEmptyKey
+	}
+	return nil
 }
 
 func missingFrom(have map[string]bool, scopes []string) []string {

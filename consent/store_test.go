@@ -2,7 +2,10 @@ package consent_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/idtx/idtx/consent"
@@ -38,15 +41,128 @@ func TestSQLiteSharedBetweenProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if m, _ := server.Missing(ctx, "bob", "billing-api", []string{"billing:read"}); len(m) != 1 {
+	if m, _ := server.Missing(ctx, "mock", "bob", "billing-api", []string{"billing:read"}); len(m) != 1 {
 		t.Fatalf("missing = %v before grant", m)
 	}
-	if err := cli.Grant(ctx, "bob", "billing-api", []string{"billing:read"}); err != nil {
+	if err := cli.Grant(ctx, "mock", "bob", "billing-api", []string{"billing:read"}); err != nil {
 		t.Fatal(err)
 	}
 	cli.Close()
-	if m, _ := server.Missing(ctx, "bob", "billing-api", []string{"billing:read"}); len(m) != 0 {
+	if m, _ := server.Missing(ctx, "mock", "bob", "billing-api", []string{"billing:read"}); len(m) != 0 {
 		t.Fatalf("missing = %v after grant by another handle", m)
+	}
+}
+
+// schema1 is the consent table of idtx before consents named their IDP,
+// exactly as that version created it.
+const schema1 = `
+CREATE TABLE IF NOT EXISTS consents (
+	user    TEXT NOT NULL,
+	service TEXT NOT NULL,
+	scope   TEXT NOT NULL,
+	granted_at INTEGER NOT NULL DEFAULT (unixepoch()),
+	PRIMARY KEY (user, service, scope)
+) WITHOUT ROWID;
+INSERT INTO consents (user, service, scope, granted_at) VALUES
+	('alice', 'billing-api', 'billing:read', 1700000000),
+	('alice', 'billing-api', 'billing:write', 1700000000),
+	('bob', 'orders-api', 'orders:read', 1700000000);`
+
+func rawDB(t *testing.T, path, script string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(script); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A store written by the earlier schema is migrated at open: its
+// consents, which never said which IDP's user gave them, are kept as
+// legacy consents that no IDP's user is ever granted by, until re-keyed.
+func TestSQLiteMigratesSchema1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "idtx.db")
+	rawDB(t, path, schema1)
+	ctx := context.Background()
+
+	s, err := consent.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, idp := range []string{"mock", "mock-saml", "idtx", ""} {
+		if m, err := s.Missing(ctx, idp, "alice", "billing-api", []string{"billing:read"}); err != nil || len(m) != 1 {
+			t.Errorf("Missing(%q, alice) = %v, %v: a legacy consent was honoured", idp, m, err)
+		}
+	}
+	if list, err := s.List(ctx, consent.Filter{}); err != nil || len(list) != 0 {
+		t.Fatalf("List = %+v, %v: legacy consents listed as keyed ones", list, err)
+	}
+	legacy, err := s.LegacyConsents(ctx, consent.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(legacy) != 2 || !legacy[0].Legacy || legacy[0].IDP != "" || legacy[0].User != "alice" ||
+		strings.Join(legacy[0].Scopes, " ") != "billing:read billing:write" || legacy[1].User != "bob" {
+		t.Fatalf("LegacyConsents = %+v", legacy)
+	}
+	if l, _ := s.LegacyConsents(ctx, consent.Filter{Service: "orders-api"}); len(l) != 1 || l[0].User != "bob" {
+		t.Fatalf("LegacyConsents(orders-api) = %+v", l)
+	}
+	s.Close()
+
+	// Opening again changes nothing; the version is recorded.
+	s, err = consent.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if l, _ := s.LegacyConsents(ctx, consent.Filter{}); len(l) != 2 {
+		t.Fatalf("after reopening, LegacyConsents = %+v", l)
+	}
+
+	// Re-keying, by user, to the IDP the operator says they came from.
+	if _, err := s.AdoptLegacy(ctx, "", consent.Filter{}); !errors.Is(err, consent.ErrEmptyKey) {
+		t.Fatalf("AdoptLegacy without an idp = %v", err)
+	}
+	n, err := s.AdoptLegacy(ctx, "mock", consent.Filter{User: "alice"})
+	if err != nil || n != 2 {
+		t.Fatalf("AdoptLegacy(mock, alice) = %d, %v; want 2", n, err)
+	}
+	if m, _ := s.Missing(ctx, "mock", "alice", "billing-api", []string{"billing:read", "billing:write"}); len(m) != 0 {
+		t.Errorf("mock's alice still misses %v after re-keying", m)
+	}
+	if m, _ := s.Missing(ctx, "mock-saml", "alice", "billing-api", []string{"billing:read"}); len(m) != 1 {
+		t.Errorf("mock-saml's alice rides on the re-keyed consent")
+	}
+	if l, _ := s.LegacyConsents(ctx, consent.Filter{}); len(l) != 1 || l[0].User != "bob" {
+		t.Fatalf("LegacyConsents after re-keying alice = %+v", l)
+	}
+	if n, _ := s.AdoptLegacy(ctx, "mock", consent.Filter{User: "alice"}); n != 0 {
+		t.Fatalf("second AdoptLegacy moved %d", n)
+	}
+}
+
+func TestSQLiteRefusesUnknownSchemas(t *testing.T) {
+	for name, c := range map[string]struct{ script, err string }{
+		"newer version":   {`PRAGMA user_version = 99`, "schema version 99 is newer than this idtx knows (2)"},
+		"unknown version": {`PRAGMA user_version = 1`, "unknown schema version 1"},
+		"foreign table":   {`CREATE TABLE consents (who TEXT, what TEXT)`, "table consents has unknown columns (who, what)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "idtx.db")
+			rawDB(t, path, c.script)
+			s, err := consent.OpenSQLite(path)
+			if err == nil {
+				s.Close()
+				t.Fatal("opened")
+			}
+			if !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("err = %v, want %q", err, c.err)
+			}
+		})
 	}
 }
 
@@ -55,5 +171,29 @@ func TestOpenRefusesUnknownKinds(t *testing.T) {
 		if _, err := consent.Open(url); err == nil {
 			t.Errorf("Open(%q) succeeded", url)
 		}
+	}
+}
+
+func TestParseSeed(t *testing.T) {
+	list, err := consent.ParseSeed([]byte(`
+- idp: mock
+  user: alice
+  service: billing-api
+  scopes: [billing:read]
+`))
+	if err != nil || len(list) != 1 || list[0].IDP != "mock" {
+		t.Fatalf("ParseSeed = %+v, %v", list, err)
+	}
+	for name, c := range map[string]struct{ seed, err string }{
+		"no idp":       {"- {user: alice, service: billing-api, scopes: [x]}", "entry 1 needs idp, user, service and scopes"},
+		"typo in idp":  {"- {ipd: mock, user: alice, service: billing-api, scopes: [x]}", "field ipd not found"},
+		"legacy field": {"- {idp: mock, legacy: true, user: alice, service: billing-api, scopes: [x]}", "field legacy not found"},
+		"json":         {`[{"idp": "mock", "user": "alice", "service": "s"}]`, "entry 1 needs idp, user, service and scopes"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := consent.ParseSeed([]byte(c.seed)); err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("err = %v, want %q", err, c.err)
+			}
+		})
 	}
 }

@@ -142,8 +142,8 @@ func TestErrorTable(t *testing.T) {
 		{"audience not allowed for client", e.form(good, "audience", "billing-api"), []string{"restricted-client", "restricted-secret"}, 400, "invalid_target", "restricted-client may not exchange for service billing-api"},
 		{"scope unknown for service", e.form(good, "scope", "billing:read"), nil, 400, "invalid_scope", `scope "billing:read" is not offered by orders-api`},
 		{"scope beyond the subject's", e.form(good, "audience", "narrow-api", "scope", "narrow:b"), nil, 400, "invalid_scope", "not among the subject token's scopes"},
-		{"consent missing", e.form(good, "audience", "billing-api", "scope", "billing:write"), nil, 400, "consent_required", "alice has not consented to billing:write for billing-api"},
-		{"consent missing for another user", e.form(e.subject(jwt.MapClaims{"sub": "bob"}), "audience", "billing-api"), nil, 400, "consent_required", "bob has not consented to billing:read"},
+		{"consent missing", e.form(good, "audience", "billing-api", "scope", "billing:write"), nil, 400, "consent_required", "alice of IDP corp has not consented to billing:write for billing-api"},
+		{"consent missing for another user", e.form(e.subject(jwt.MapClaims{"sub": "bob"}), "audience", "billing-api"), nil, 400, "consent_required", "bob of IDP corp has not consented to billing:read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

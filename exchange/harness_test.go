@@ -206,7 +206,7 @@ func newEnvOpts(t testing.TB, store consent.Store, edit func(yaml string, files 
 	}
 	e.handler = exchange.NewHandler(e.engine, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
-	if err := store.Grant(ctx, "alice", "billing-api", []string{"billing:read"}); err != nil {
+	if err := store.Grant(ctx, "corp", "alice", "billing-api", []string{"billing:read"}); err != nil {
 		t.Fatal(err)
 	}
 	return e

@@ -414,9 +414,12 @@ func (s *State) serviceNames() string {
 }
 
 // stepConsent requires a stored consent for every granted scope that needs
-// one. The exchange never asks: consent is given elsewhere, beforehand.
+// one. The exchange never asks: consent is given elsewhere, beforehand. A
+// consent is looked up for the IDP the user came from as well as the
+// user: the same sub from another trusted IDP (a partner, a SAML IDP whose
+// NameIDs users influence) is another user and rides on nothing.
 func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
-	user := s.Subject.Subject
+	user, idpName := s.Subject.Subject, userIDP(s.Subject)
 	checked := 0
 	for _, svc := range s.Services {
 		var need []string
@@ -429,18 +432,32 @@ func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
 			continue
 		}
 		checked += len(need)
-		missing, err := e.store.Missing(ctx, user, svc.Name, need)
+		missing, err := e.store.Missing(ctx, idpName, user, svc.Name, need)
 		if err != nil {
 			return fail(ErrServer(fmt.Errorf("consent store: %w", err)))
 		}
 		if len(missing) > 0 {
-			return fail(ErrConsentRequired("%s has not consented to %s for %s", clipText(user), strings.Join(missing, " "), svc.Name))
+			return fail(ErrConsentRequired("%s of IDP %s has not consented to %s for %s",
+				clipText(user), clipText(idpName), strings.Join(missing, " "), svc.Name))
 		}
 	}
 	if checked == 0 {
 		return skip("no granted scope needs consent")
 	}
-	return pass(user+" has consented to every scope that needs it", map[string]string{"user": user})
+	return pass(user+" of IDP "+idpName+" has consented to every scope that needs it", map[string]string{"idp": idpName, "user": user})
+}
+
+// userIDP is the IDP the subject's user came from: the validating IDP, or
+// for the STS's own (chained) tokens the original IDP its idp claim
+// carries, so a chained exchange is held to the same consents and the
+// issued token names the same IDP as the first.
+func userIDP(id *idp.Identity) string {
+	if id.IDP == SelfIDP {
+		if orig, ok := id.Claims["idp"].(string); ok && orig != "" {
+			return orig
+		}
+	}
+	return id.IDP
 }
 
 // stepWorkflows runs the services' business rules.
@@ -471,12 +488,6 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 	if !exp.After(now) {
 		return fail(ErrInvalidRequest("subject_token expires before a token could be issued"))
 	}
-	idpName := s.Subject.IDP
-	if idpName == SelfIDP { // chained: keep the IDP the user came from
-		if orig, ok := s.Subject.Claims["idp"].(string); ok {
-			idpName = orig
-		}
-	}
 	claims := &AccessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    e.issuer,
@@ -488,7 +499,7 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 		},
 		ClientID: s.Client.ID,
 		Scope:    strings.Join(s.Scopes, " "),
-		IDP:      idpName,
+		IDP:      userIDP(s.Subject),
 		Act:      actClaim(s),
 	}
 	token, err := e.signer.Sign(claims)

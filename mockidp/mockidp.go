@@ -39,7 +39,9 @@ func Config() (*config.Config, error) {
 	return config.LoadFS(fixtures.FS, fixtures.MockConfig)
 }
 
-// SeedConsents grants the mock's fixture consents; it is idempotent.
+// SeedConsents grants the mock's fixture consents (alice of the mock JWT
+// IDP and alice of the mock SAML IDP, each for billing-api billing:read);
+// it is idempotent.
 func SeedConsents(ctx context.Context, s consent.Store) error {
 	data, err := fixtures.FS.ReadFile(fixtures.MockConsents)
 	if err != nil {

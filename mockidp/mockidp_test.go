@@ -2,6 +2,7 @@ package mockidp_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +43,23 @@ func TestSeedConsentsIsIdempotent(t *testing.T) {
 		}
 	}
 	list, _ := s.List(ctx, consent.Filter{})
-	if len(list) != 1 || list[0].User != "alice" || list[0].Service != "billing-api" || len(list[0].Scopes) != 1 {
-		t.Fatalf("seeded %v", list)
+	if len(list) != 2 {
+		t.Fatalf("seeded %+v, want alice of each of the mock's JWT and SAML IDPs", list)
+	}
+	for i, idp := range []string{mockidp.Name, mockidp.SAMLName} {
+		if c := list[i]; c.IDP != idp || c.User != "alice" || c.Service != "billing-api" || len(c.Scopes) != 1 || c.Scopes[0] != "billing:read" {
+			t.Errorf("seeded %+v, want alice of %s for billing-api billing:read", c, idp)
+		}
+	}
+	// Every seeded IDP is one the mock trusts.
+	cfg, err := mockidp.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list {
+		if !slices.ContainsFunc(cfg.IDPs, func(d config.IDP) bool { return d.Name == c.IDP }) {
+			t.Errorf("seeded consent of IDP %q, which the mock config does not trust", c.IDP)
+		}
 	}
 }
 
