@@ -190,7 +190,7 @@ an error naming it. Seeding twice changes nothing.`,
 			}
 			list, err := consent.ParseSeed(data)
 			if err != nil {
-				return usageError("%s: %v", name, err)
+				return usageError("%s: %w", name, err)
 			}
 			for i, cn := range list {
 				if err := o.checkIDP(cn.IDP); err != nil {

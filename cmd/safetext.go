@@ -8,6 +8,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/idtx/idtx/config"
 )
 
@@ -120,7 +122,8 @@ func safeJSON(data []byte) []byte {
 }
 
 // errorText is err's message for stderr, through safeText. The one
-// multi-line error, a config's list of problems, keeps a line per problem.
+// multi-line errors, a config's list of problems and a YAML decoding
+// error, keep a line per problem, each escaped.
 func errorText(err error) string {
 	msg := err.Error()
 	var p config.Problems
@@ -132,6 +135,18 @@ func errorText(err error) string {
 				lines[i] = safeText(line)
 			}
 			return safeText(before) + config.Problems(lines).Error() + safeText(after)
+		}
+	}
+	// A YAML decoding error lists one problem a line; keep the lines.
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		if whole := te.Error(); strings.Contains(msg, whole) {
+			before, after, _ := strings.Cut(msg, whole)
+			lines := strings.Split(whole, "\n")
+			for i, line := range lines {
+				lines[i] = safeText(line)
+			}
+			return safeText(before) + strings.Join(lines, "\n") + safeText(after)
 		}
 	}
 	return safeText(msg)
