@@ -62,4 +62,3 @@ func newEnv(t *testing.T) *env {
 	f := newFixture(t)
 	return &env{fixture: f, srv: startServer(t, serveOptions{config: f.config})}
 }
-
