@@ -280,7 +280,10 @@ clients:
 
 // newFixture writes a configuration and its key files into a temporary
 // folder.
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB) *fixture { return newFixtureWith(t, "") }
+
+// newFixtureWith is newFixture with more IDPs (YAML list items) trusted.
+func newFixtureWith(t testing.TB, moreIDPs string) *fixture {
 	t.Helper()
 	rsaKeys := strongRSA()
 	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -298,7 +301,7 @@ func newFixture(t testing.TB) *fixture {
 		foreignSAML: newSAMLSigner(t, rsaKeys[4], "evil"),
 	}
 	files := map[string][]byte{
-		"sts.yaml":      []byte(fixtureConfig),
+		"sts.yaml":      []byte(strings.Replace(fixtureConfig, "idps:\n", "idps:\n"+moreIDPs, 1)),
 		"corp.jwks":     jwks(f.corp),
 		"partner.jwks":  jwks(f.partner),
 		"weak.jwks":     jwks(f.weak),

@@ -279,6 +279,15 @@ func samlRows() []row {
 		samlRow("signed assertion in a Response signed by a foreign key", func(t testing.TB, e *env) string {
 			return xmlString(t, e.foreignSAML.sign(t, samlResponse(statusOK, e.saml.sign(t, samlAssertion(samlOptions{})))))
 		}, "the certificate in the signature of the Response is not one of IDP corp-saml's certificates"),
+		samlRow("signed assertion in a Response whose signature is broken", func(t testing.TB, e *env) string {
+			r := e.saml.sign(t, samlResponse(statusOK, e.saml.sign(t, samlAssertion(samlOptions{}))))
+			r.CreateAttr("Destination", "https://sp.evil.test/acs")
+			return xmlString(t, r)
+		}, "signature of the Response does not verify"),
+		samlRow("XML that does not survive a round trip", func(t testing.TB, e *env) string {
+			a := signed(samlOptions{})(t, e)
+			return strings.Replace(a, "</saml:Assertion>", `<saml:Advice><p:0 xmlns:p="urn:a"/></saml:Advice></saml:Assertion>`, 1)
+		}, "XML does not survive a round trip"),
 		samlRow("certificate embedded in the signature", func(t testing.TB, e *env) string {
 			return xmlString(t, e.foreignSAML.sign(t, samlAssertion(samlOptions{})))
 		}, "the certificate in the signature of the Assertion is not one of IDP corp-saml's certificates"),

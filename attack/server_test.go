@@ -2,6 +2,7 @@ package attack
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -170,5 +171,80 @@ func TestMockKeyNotShared(t *testing.T) {
 		if realKeys[k] {
 			t.Skip("known hole: mock key (issue 8 item 8): serve --mock signs with the configured server's key (" + k + ")")
 		}
+	}
+}
+
+// TestRemoteKeys serves an IDP's JWKS from a loopback server: tokens with
+// unknown kids cause at most one fetch per refresh interval, and an IDP
+// that goes down leaves its cached keys in use.
+func TestRemoteKeys(t *testing.T) {
+	remote := newJWTKey("RS256", strongRSA()[2])
+	var fetches atomic.Int64
+	var down atomic.Bool
+	keys := jwks(remote)
+	jwksSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(keys)
+	}))
+	defer jwksSrv.Close()
+	const remoteIssuer = "https://remote.idp.test"
+	f := newFixtureWith(t, `  - name: remote
+    type: jwt
+    issuer: `+remoteIssuer+`
+    jwks_uri: `+jwksSrv.URL+`/jwks
+    audiences: [`+stsAudience+`]
+`)
+	e := &env{fixture: f, srv: startServer(t, serveOptions{config: f.config})}
+	valid := func() url.Values {
+		return exchangeForm(remote.sign(t, claims(map[string]any{"iss": remoteIssuer}), nil))
+	}
+	e.srv.mustExchange(t, valid())
+	before := fetches.Load()
+	for i := range 20 {
+		tok := remote.sign(t, claims(map[string]any{"iss": remoteIssuer}), map[string]any{"kid": fmt.Sprintf("unknown-%d", i)})
+		expectRefusal(t, e.srv.exchange(t, exchangeForm(tok)), http.StatusBadRequest, "invalid_request", "is not in the IDP's key set")
+	}
+	if n := fetches.Load() - before; n > 1 {
+		t.Errorf("20 unknown kids caused %d JWKS fetches, want at most 1 per refresh interval", n)
+	}
+	down.Store(true)
+	e.srv.mustExchange(t, valid())
+	t.Logf("JWKS fetched %d time(s) in all", fetches.Load())
+}
+
+// TestNoSecretsInAnswersOrLogs sends a wrong client secret and a subject
+// token, and checks that neither the secret nor the token's signature
+// comes back in an error or goes to the server's log.
+func TestNoSecretsInAnswersOrLogs(t *testing.T) {
+	e := newEnv(t)
+	const canary = "canary-secret-8c1f0b"
+	tok := e.corp.sign(t, claims(map[string]any{"aud": "other-rp"}), nil)
+	sig := tok[strings.LastIndex(tok, ".")+1:]
+	answers := []*response{
+		e.srv.exchange(t, exchangeForm(tok), "demo-client", canary),
+		e.srv.exchange(t, exchangeForm(tok, "client_id", "demo-client", "client_secret", canary), "", ""),
+		e.srv.exchange(t, exchangeForm(tok)),
+		e.srv.do(t, &request{path: "/introspect", form: url.Values{"token": {tok}}, basic: &[2]string{"demo-client", canary}}),
+	}
+	for _, r := range answers {
+		if r.status == http.StatusOK && r.str("error") == "" && r.body["active"] == nil {
+			t.Fatalf("got %d %s, want a refusal", r.status, r.raw)
+		}
+		if s := string(r.raw); strings.Contains(s, canary) || strings.Contains(s, sig) {
+			t.Errorf("answer %s echoes the secret or the token", s)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // let the log lines arrive
+	log := e.srv.stderr.String()
+	if !strings.Contains(log, "exchange refused") {
+		t.Fatalf("no refusal was logged:\n%s", log)
+	}
+	if strings.Contains(log, canary) || strings.Contains(log, sig) {
+		t.Errorf("the server's log holds the secret or the token:\n%s", log)
 	}
 }
