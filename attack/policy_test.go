@@ -1,6 +1,9 @@
 package attack
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"testing"
@@ -283,9 +286,18 @@ func clientRows() []row {
 		unauthorized("client assertion for another server", assertReq(func(t testing.TB, e *env) string {
 			return e.client.assertion(t, "jwt-client", "https://other-sts.test/token", nil)
 		}), "aud must name"),
-		unauthorized("client assertion signed by another key", assertReq(func(t testing.TB, e *env) string {
+		unauthorized("client assertion signed by an unregistered key", assertReq(func(t testing.TB, e *env) string {
 			return e.impostor.assertion(t, "jwt-client", e.srv.URL+"/token", nil)
-		}), "client_assertion:"),
+		}), "is not in the IDP's key set"),
+		unauthorized("client assertion signed by another key under the client's kid", assertReq(func(t testing.TB, e *env) string {
+			other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forged := newJWTKey("ES256", other)
+			forged.kid = e.client.kid
+			return forged.assertion(t, "jwt-client", e.srv.URL+"/token", nil)
+		}), "client_assertion: token signature is invalid"),
 		unauthorized("client assertion with alg none", assertReq(func(t testing.TB, e *env) string {
 			c := map[string]any{"iss": "jwt-client", "sub": "jwt-client", "aud": e.srv.URL + "/token", "exp": time.Now().Add(time.Minute).Unix(), "jti": randomID()}
 			return b64([]byte(`{"alg":"none"}`)) + "." + b64([]byte(mustJSON(c))) + "."
@@ -300,7 +312,7 @@ func clientRows() []row {
 		unauthorized("client assertion valid for an hour", assertReq(assertWith(map[string]any{"exp": time.Now().Add(time.Hour).Unix()})),
 			"exp is more than 5m0s ahead"),
 		unauthorized("client assertion without jti", assertReq(assertWith(map[string]any{"jti": nil})), "jti is required"),
-		unauthorized("client assertion without exp", assertReq(assertWith(map[string]any{"exp": nil})), "exp"),
+		unauthorized("client assertion without exp", assertReq(assertWith(map[string]any{"exp": nil})), "exp claim is required"),
 		{
 			name: "client assertion audience naming others too",
 			build: assertReq(func(t testing.TB, e *env) string {
