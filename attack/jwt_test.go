@@ -122,6 +122,10 @@ func jwtRows() []row {
 			c := mustJSON(claims(map[string]any{"aud": "other-rp"}))
 			return e.corp.signRaw(t, fmt.Sprintf(`{"alg":"RS256","kid":%q}`, e.corp.kid), strings.TrimSuffix(c, "}")+`,"AUD":"idtx-sts"}`)
 		}, `claims: duplicate member "AUD"`),
+		jwtRow("duplicate sub inside may_act", func(t testing.TB, e *env) string {
+			c := mustJSON(claims(nil))
+			return e.corp.signRaw(t, fmt.Sprintf(`{"alg":"RS256","kid":%q}`, e.corp.kid), strings.TrimSuffix(c, "}")+`,"may_act":{"sub":"svc-bot","sub":"admin"}}`)
+		}, `claims: duplicate member "sub"`),
 		jwtRow("escaped duplicate iss", func(t testing.TB, e *env) string {
 			c := mustJSON(claims(nil))
 			return e.corp.signRaw(t, fmt.Sprintf(`{"alg":"RS256","kid":%q}`, e.corp.kid), strings.TrimSuffix(c, "}")+`,"\u0069ss":"https://partner.idp.test"}`)

@@ -47,7 +47,7 @@ func mockRows() []row {
 		{
 			name:       "a user without seeded consent",
 			build:      billing(mockJWT(mockidp.TokenOptions{Sub: "mallory"})),
-			wantStatus: http.StatusBadRequest, wantCode: "consent_required", wantReason: "mallory has not consented to billing:read for billing-api",
+			wantStatus: http.StatusBadRequest, wantCode: "consent_required", wantReason: "has not consented to billing:read for billing-api",
 		},
 		jwtRow("alg none on the mock", unsigned("none"), "tokens must be signed"),
 		samlRow("XSW on the mock's own SAML IDP", func(t testing.TB, e *env) string {

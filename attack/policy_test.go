@@ -138,7 +138,7 @@ func policyRows() []row {
 			build: func(t testing.TB, e *env) *request {
 				return subjectReq(e.corp.sign(t, claims(map[string]any{"sub": "bob"}), nil), "audience", "billing-api", "scope", "billing:read")
 			},
-			wantStatus: http.StatusBadRequest, wantCode: "consent_required", wantReason: "bob has not consented to billing:read for billing-api",
+			wantStatus: http.StatusBadRequest, wantCode: "consent_required", wantReason: "has not consented to billing:read for billing-api",
 		},
 		{
 			name:       "wrong grant type",

@@ -264,7 +264,7 @@ func samlRows() []row {
 		samlRow("DOCTYPE with an entity", func(t testing.TB, e *env) string {
 			a := signed(samlOptions{})(t, e)
 			return `<!DOCTYPE saml:Assertion [<!ENTITY who "admin">]>` + a
-		}, "DOCTYPE"),
+		}, "a DOCTYPE is refused"),
 		samlRow("unsigned assertion", func(t testing.TB, e *env) string {
 			return xmlString(t, samlAssertion(samlOptions{}))
 		}, "neither the assertion nor the response is signed"),

@@ -97,7 +97,7 @@ func TestConsentRevokedBetweenExchanges(t *testing.T) {
 		t.Fatalf("idtx consent revoke: %v\n%s", err, errOut)
 	}
 	r := e.srv.exchange(t, billing(e.corp, corpIssuer))
-	expectRefusal(t, r, http.StatusBadRequest, "consent_required", "alice has not consented to billing:read for billing-api")
+	expectRefusal(t, r, http.StatusBadRequest, "consent_required", "has not consented to billing:read for billing-api")
 }
 
 // TestIntrospectionForOthers asks /introspect (RFC 7662) about a token
@@ -246,5 +246,33 @@ func TestNoSecretsInAnswersOrLogs(t *testing.T) {
 	}
 	if strings.Contains(log, canary) || strings.Contains(log, sig) {
 		t.Errorf("the server's log holds the secret or the token:\n%s", log)
+	}
+}
+
+// TestMetadataIgnoresHost sends a forged Host header: the issuer and
+// endpoints in the metadata come from config or the listen address, never
+// from the request, so nobody can point clients elsewhere (RFC 8414 §3.3).
+func TestMetadataIgnoresHost(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		req, err := http.NewRequest(http.MethodGet, e.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "sts.evil.test"
+		req.Header.Set("X-Forwarded-Host", "sts.evil.test")
+		resp, err := apiClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var meta map[string]any
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			t.Fatalf("%s: %s", path, raw)
+		}
+		if meta["issuer"] != e.srv.URL || strings.Contains(string(raw), "evil") {
+			t.Errorf("%s with a forged Host names %s", path, raw)
+		}
 	}
 }
