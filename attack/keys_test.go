@@ -264,6 +264,7 @@ services:
   - name: wide-api
     scopes: {narrow:b: {}}
     token_lifetime: 5m
+    require_may_act: true
 clients:
   - id: demo-client
     secret: demo-secret

@@ -118,11 +118,25 @@ func policyRows() []row {
 			wantStatus: http.StatusBadRequest, wantCode: "invalid_request", wantReason: `actor_token: sub "mallory" is not the may_act sub`,
 		},
 		{
-			name: "actor without may_act in the subject",
+			// Without may_act the client's delegation mode decides...
+			name: "actor without may_act, client allowed delegation",
 			build: func(t testing.TB, e *env) *request {
 				return subjectReq(corp(t, e), "actor_token", e.corp.sign(t, claims(map[string]any{"sub": "svc-bot"}), nil), "actor_token_type", tokenTypeJWT)
 			},
-			wantStatus: http.StatusBadRequest, wantCode: "invalid_request", wantReason: "actor_token: the subject token has no may_act claim",
+			wantStatus: http.StatusOK, check: func(_ *env, c map[string]any) error {
+				if act, _ := c["act"].(map[string]any); act["sub"] != "svc-bot" || act["iss"] != corpIssuer || len(act) != 2 {
+					return fmt.Errorf("act = %v, want exactly {sub: svc-bot, iss: corp}", c["act"])
+				}
+				return nil
+			},
+		},
+		{
+			// ...unless the service requires may_act.
+			name: "actor without may_act, service requires it",
+			build: func(t testing.TB, e *env) *request {
+				return subjectReq(corp(t, e), "actor_token", e.corp.sign(t, claims(map[string]any{"sub": "svc-bot"}), nil), "actor_token_type", tokenTypeJWT, "audience", "wide-api")
+			},
+			wantStatus: http.StatusBadRequest, wantCode: "invalid_request", wantReason: "actor_token: subject token has no may_act and service wide-api requires it (require_may_act)",
 		},
 		{
 			name: "invalid actor token",
@@ -285,7 +299,7 @@ func clientRows() []row {
 		}, "was already used"),
 		unauthorized("client assertion for another server", assertReq(func(t testing.TB, e *env) string {
 			return e.client.assertion(t, "jwt-client", "https://other-sts.test/token", nil)
-		}), "aud must name"),
+		}), `aud "https://other-sts.test/token" must be`),
 		unauthorized("client assertion signed by an unregistered key", assertReq(func(t testing.TB, e *env) string {
 			return e.impostor.assertion(t, "jwt-client", e.srv.URL+"/token", nil)
 		}), "is not in the IDP's key set"),
