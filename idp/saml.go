@@ -21,6 +21,8 @@ const (
 	nsSAML1Protocol = "urn:oasis:names:tc:SAML:1.0:protocol"
 	nsDSig          = "http://www.w3.org/2000/09/xmldsig#"
 	bearerSAML2     = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+	bearerSAML1     = "urn:oasis:names:tc:SAML:1.0:cm:bearer"
+	successSAML2    = "urn:oasis:names:tc:SAML:2.0:status:Success"
 )
 
 // MaxSAMLBytes caps a SAML token, encoded, before anything else is done.
@@ -46,6 +48,29 @@ type Assertion struct {
 	// CertFingerprint is the SHA-256 of the certificate in the signature's
 	// KeyInfo, if any (inspect only: trust never comes from it).
 	CertFingerprint string
+
+	confirmations []confirmation
+	audienceSets  [][]string    // one per AudienceRestriction
+	response      *responseInfo // nil for a bare assertion
+}
+
+// confirmation is one SubjectConfirmation: for SAML 2.0 with its
+// SubjectConfirmationData; for SAML 1.1 one per statement's Subject, with
+// the bearer method if it lists it.
+type confirmation struct {
+	method                  string
+	notBefore, notOnOrAfter time.Time
+	recipient               string
+	statement               string // SAML 1.1: the statement the Subject is in
+}
+
+// responseInfo is what the checks read from a Response around the
+// assertion.
+type responseInfo struct {
+	status       string // the top-level StatusCode's Value
+	success      bool   // Value is Success (a QName resolved, for 1.1)
+	destination  string // Destination (2.0) or Recipient (1.1)
+	issueInstant time.Time
 }
 
 // SAMLConfig configures a SAML validator.
@@ -60,6 +85,13 @@ type SAMLConfig struct {
 	// Claims maps attribute names to claim names (e.g. a Group URI to
 	// "groups"); mapped attributes become claims of the identity.
 	Claims map[string]string
+	// Recipients, when set, are the URLs a Response's Destination and a
+	// bearer SubjectConfirmationData's Recipient may name; a SAML 2.0
+	// bearer confirmation must then name one (SAML 2.0 Profiles
+	// §4.1.4.2).
+	Recipients []string
+	// MaxAge, when set, bounds the assertion's age from its IssueInstant.
+	MaxAge time.Duration
 }
 
 // SAML validates SAML 2.0 and 1.1 assertions from one IDP.
@@ -102,10 +134,14 @@ func (v *SAML) validate(d *document, tokenType string) (*Identity, error) {
 	if a.Issuer != v.cfg.Issuer {
 		return nil, fmt.Errorf("%w: Issuer %q is not %q", ErrUntrusted, clip(a.Issuer), v.cfg.Issuer)
 	}
-	if err := v.checkConditions(a); err != nil {
+	if err := v.checkResponse(a.response); err != nil {
 		return nil, err
 	}
-	return v.identity(a), nil
+	exp, err := v.checkConditions(a)
+	if err != nil {
+		return nil, err
+	}
+	return v.identity(a, exp), nil
 }
 
 func versionName(v int) string {

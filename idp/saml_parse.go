@@ -17,16 +17,25 @@ type document struct {
 	assertion *etree.Element // the one assertion, unverified
 }
 
-// parseSAML runs the first steps of the pipeline (SECURITY.md): size cap,
-// decoding (never inflating), the xml-roundtrip-validator check, no
-// DOCTYPE, and exactly one assertion in the whole document.
+// parseSAML runs the first steps of the pipeline: size cap, decoding
+// (never inflating), UTF-8 only, the xml-roundtrip-validator check, no
+// DOCTYPE, nothing but the root element outside the prolog and epilog's
+// whitespace, comments and processing instructions, and exactly one
+// assertion in the whole document.
 func parseSAML(token string) (*document, error) {
 	if len(token) > MaxSAMLBytes {
 		return nil, fmt.Errorf("%w: SAML token is longer than %d bytes", ErrMalformed, MaxSAMLBytes)
 	}
 	format, xml := Sniff(token)
 	if format != FormatSAML2 && format != FormatSAML1 {
+		if enc := wideBOM(rawXML(token)); enc != "" {
+			return nil, fmt.Errorf("%w: the document starts with a %s byte order mark; only UTF-8 is accepted", ErrMalformed, enc)
+		}
 		return nil, fmt.Errorf("%w: not a SAML assertion or response (raw XML, base64 or base64url)", ErrMalformed)
+	}
+	xml, err := checkEncoding(xml)
+	if err != nil {
+		return nil, err
 	}
 	if err := roundTrip(xml); err != nil {
 		return nil, fmt.Errorf("%w: XML does not survive a round trip: %v", ErrMalformed, err)
@@ -43,6 +52,9 @@ func parseSAML(token string) (*document, error) {
 		if d, ok := t.(*etree.Directive); ok && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(d.Data)), "DOCTYPE") {
 			return nil, fmt.Errorf("%w: a DOCTYPE is refused", ErrMalformed)
 		}
+	}
+	if err := checkOutsideRoot(doc); err != nil {
+		return nil, err
 	}
 	root := doc.Root()
 	if root == nil {
@@ -139,24 +151,26 @@ func readAssertion(el *etree.Element, version int) (*Assertion, error) {
 		}
 		a.Subject = fullText(ids[0])
 		for _, sc := range childNS(subjects[0], "SubjectConfirmation", ns) {
-			if sc.SelectAttrValue("Method", "") != bearerSAML2 {
-				continue
-			}
-			for _, scd := range childNS(sc, "SubjectConfirmationData", ns) {
-				t, err := attrTime(scd, "NotOnOrAfter")
-				if err != nil {
+			c := confirmation{method: sc.SelectAttrValue("Method", "")}
+			scds := childNS(sc, "SubjectConfirmationData", ns)
+			switch {
+			case len(scds) > 1:
+				return bad("a SubjectConfirmation has %d SubjectConfirmationData elements; at most one is allowed", len(scds))
+			case len(scds) == 1:
+				if c.notBefore, err = attrTime(scds[0], "NotBefore"); err != nil {
 					return nil, err
 				}
-				if !t.IsZero() && (a.BearerNotOnOrAfter.IsZero() || t.Before(a.BearerNotOnOrAfter)) {
-					a.BearerNotOnOrAfter = t
+				if c.notOnOrAfter, err = attrTime(scds[0], "NotOnOrAfter"); err != nil {
+					return nil, err
 				}
+				c.recipient = scds[0].SelectAttrValue("Recipient", "")
+			}
+			a.confirmations = append(a.confirmations, c)
+			if c.method == bearerSAML2 && !c.notOnOrAfter.IsZero() && (a.BearerNotOnOrAfter.IsZero() || c.notOnOrAfter.Before(a.BearerNotOnOrAfter)) {
+				a.BearerNotOnOrAfter = c.notOnOrAfter
 			}
 		}
-		for _, ar := range childNS(conditions[0], "AudienceRestriction", ns) {
-			for _, au := range childNS(ar, "Audience", ns) {
-				a.Audiences = append(a.Audiences, fullText(au))
-			}
-		}
+		a.readAudiences(conditions[0], "AudienceRestriction", ns)
 		for _, st := range childNS(el, "AttributeStatement", ns) {
 			for _, at := range childNS(st, "Attribute", ns) {
 				name := at.SelectAttrValue("Name", "")
@@ -177,6 +191,17 @@ func readAssertion(el *etree.Element, version int) (*Assertion, error) {
 				continue
 			}
 			for _, subj := range childNS(st, "Subject", ns) {
+				// SAML 1.1 Core §2.4.2: a SubjectConfirmation lists one
+				// or more ConfirmationMethods; any one confirms.
+				c := confirmation{statement: st.Tag}
+				for _, sc := range childNS(subj, "SubjectConfirmation", ns) {
+					for _, m := range childNS(sc, "ConfirmationMethod", ns) {
+						if method := fullText(m); c.method != bearerSAML1 {
+							c.method = method
+						}
+					}
+				}
+				a.confirmations = append(a.confirmations, c)
 				ids := childNS(subj, "NameIdentifier", ns)
 				if len(ids) != 1 {
 					return bad("a Subject has %d NameIdentifier elements; exactly one is required", len(ids))
@@ -196,11 +221,7 @@ func readAssertion(el *etree.Element, version int) (*Assertion, error) {
 				}
 			}
 		}
-		for _, ar := range childNS(conditions[0], "AudienceRestrictionCondition", ns) {
-			for _, au := range childNS(ar, "Audience", ns) {
-				a.Audiences = append(a.Audiences, fullText(au))
-			}
-		}
+		a.readAudiences(conditions[0], "AudienceRestrictionCondition", ns)
 	}
 	if a.Subject == "" {
 		return bad("the assertion names no subject")
@@ -209,6 +230,19 @@ func readAssertion(el *etree.Element, version int) (*Assertion, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// readAudiences reads each audience restriction of conditions: tag is
+// AudienceRestriction (SAML 2.0) or AudienceRestrictionCondition (1.1).
+func (a *Assertion) readAudiences(conditions *etree.Element, tag, ns string) {
+	for _, ar := range childNS(conditions, tag, ns) {
+		var set []string
+		for _, au := range childNS(ar, "Audience", ns) {
+			set = append(set, fullText(au))
+		}
+		a.Audiences = append(a.Audiences, set...)
+		a.audienceSets = append(a.audienceSets, set)
+	}
 }
 
 // childNS are el's child elements named tag in namespace ns.
@@ -245,4 +279,125 @@ func attrTime(el *etree.Element, name string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%w: %s %q is not an xs:dateTime", ErrMalformed, name, clip(s))
 	}
 	return t, nil
+}
+
+// utf8BOM is U+FEFF encoded in UTF-8 (XML 1.0 Appendix F.1).
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// checkEncoding holds the document to UTF-8 (XML 1.0 §4.3.3): an encoding
+// declaration, if any, names UTF-8 or US-ASCII (then every byte is ASCII),
+// and a byte order mark, if any, is UTF-8's, which it returns the document
+// without. A declaration that disagrees with the bytes is how one parser
+// in a chain reads other characters than the one that checked the
+// signature.
+func checkEncoding(xml []byte) ([]byte, error) {
+	bom := bytes.HasPrefix(xml, utf8BOM)
+	xml = bytes.TrimPrefix(xml, utf8BOM)
+	enc, err := declaredEncoding(xml)
+	switch {
+	case err != nil:
+		return nil, err
+	case enc == "" || strings.EqualFold(enc, "UTF-8"):
+		return xml, nil
+	case strings.EqualFold(enc, "US-ASCII") && bom:
+		return nil, fmt.Errorf("%w: the XML declaration names US-ASCII, but the document starts with a UTF-8 byte order mark", ErrMalformed)
+	case strings.EqualFold(enc, "US-ASCII"):
+		for i, b := range xml {
+			if b >= 0x80 {
+				return nil, fmt.Errorf("%w: the XML declaration names US-ASCII, but byte %d is not ASCII", ErrMalformed, i)
+			}
+		}
+		return xml, nil
+	}
+	return nil, fmt.Errorf("%w: the XML declaration names encoding %q; only UTF-8 (or US-ASCII) is accepted", ErrMalformed, clip(enc))
+}
+
+// declaredEncoding is the encoding pseudo-attribute of xml's declaration
+// (XML 1.0 §2.8, §4.3.3), or "" without a declaration or without one.
+func declaredEncoding(xml []byte) (string, error) {
+	if len(xml) < 6 || !bytes.HasPrefix(xml, []byte("<?xml")) || !isXMLSpace(xml[5]) {
+		return "", nil
+	}
+	end := bytes.Index(xml, []byte("?>"))
+	if end < 0 {
+		return "", fmt.Errorf("%w: the XML declaration is not closed", ErrMalformed)
+	}
+	decl := string(xml[5:end])
+	i := strings.Index(decl, "encoding")
+	if i < 0 {
+		return "", nil
+	}
+	rest := strings.TrimLeft(decl[i+len("encoding"):], " \t\r\n")
+	if !strings.HasPrefix(rest, "=") {
+		return "", fmt.Errorf("%w: the XML declaration's encoding has no value", ErrMalformed)
+	}
+	rest = strings.TrimLeft(rest[1:], " \t\r\n")
+	if rest == "" || (rest[0] != '"' && rest[0] != '\'') {
+		return "", fmt.Errorf("%w: the XML declaration's encoding is not quoted", ErrMalformed)
+	}
+	v, _, ok := strings.Cut(rest[1:], rest[:1])
+	if !ok {
+		return "", fmt.Errorf("%w: the XML declaration's encoding is not quoted", ErrMalformed)
+	}
+	return v, nil
+}
+
+func isXMLSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\r' || b == '\n' }
+
+// wideBOM names the UTF-16 or UTF-32 byte order mark xml starts with, or
+// "" (XML 1.0 Appendix F.1).
+func wideBOM(xml []byte) string {
+	for _, b := range []struct {
+		name string
+		mark []byte
+	}{
+		{"UTF-32", []byte{0x00, 0x00, 0xFE, 0xFF}}, {"UTF-32", []byte{0xFF, 0xFE, 0x00, 0x00}},
+		{"UTF-16", []byte{0xFE, 0xFF}}, {"UTF-16", []byte{0xFF, 0xFE}},
+	} {
+		if bytes.HasPrefix(xml, b.mark) {
+			return b.name
+		}
+	}
+	return ""
+}
+
+// rawXML is token as raw bytes or decoded base64, for a refusal message.
+func rawXML(token string) []byte {
+	if b := DecodeBase64(token); b != nil {
+		return b
+	}
+	return []byte(token)
+}
+
+// checkOutsideRoot refuses anything but whitespace, comments and
+// processing instructions before or after the root element (XML 1.0 §2.1
+// and §2.8: a document is one element, with a prolog and Misc after it).
+// Parsers disagree on what trails a document: a second root element, or
+// text, is read by some and dropped by others.
+func checkOutsideRoot(doc *etree.Document) error {
+	roots := 0
+	for i, t := range doc.Child {
+		where := "before"
+		if roots > 0 {
+			where = "after"
+		}
+		switch t := t.(type) {
+		case *etree.Element:
+			if roots++; roots > 1 {
+				return fmt.Errorf("%w: element %s after the root element; a document has one root", ErrMalformed, clip(t.FullTag()))
+			}
+		case *etree.CharData:
+			if t.IsCData() || strings.Trim(t.Data, " \t\r\n") != "" {
+				return fmt.Errorf("%w: text %s the root element; only whitespace, comments and processing instructions may be there", ErrMalformed, where)
+			}
+		case *etree.ProcInst:
+			if i > 0 && strings.EqualFold(t.Target, "xml") {
+				return fmt.Errorf("%w: an XML declaration that does not open the document (XML 1.0 §2.8)", ErrMalformed)
+			}
+		case *etree.Comment:
+		default: // a directive: <!DOCTYPE is refused above, nothing else is XML
+			return fmt.Errorf("%w: a <! declaration %s the root element; only whitespace, comments and processing instructions may be there", ErrMalformed, where)
+		}
+	}
+	return nil
 }

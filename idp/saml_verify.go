@@ -99,6 +99,15 @@ func (v *SAML) verify(d *document) (*Assertion, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.root != d.assertion {
+		resp := response // as for the Issuer: these checks only refuse
+		if resp == nil {
+			resp = d.root
+		}
+		if a.response, err = readResponse(resp, d.version); err != nil {
+			return nil, err
+		}
+	}
 	a.SignedBy, a.SignatureAlgorithm, a.DigestAlgorithm = signedBy, sigAlg, digestAlg
 	return a, nil
 }
