@@ -387,7 +387,7 @@ func checkOutsideRoot(doc *etree.Document) error {
 				return fmt.Errorf("%w: element %s after the root element; a document has one root", ErrMalformed, clip(t.FullTag()))
 			}
 		case *etree.CharData:
-			if t.IsCData() || strings.Trim(t.Data, " \t\r\n") != "" {
+			if strings.Trim(t.Data, " \t\r\n") != "" {
 				return fmt.Errorf("%w: text %s the root element; only whitespace, comments and processing instructions may be there", ErrMalformed, where)
 			}
 		case *etree.ProcInst:
