@@ -774,3 +774,32 @@ func TestSAMLExpiry(t *testing.T) {
 		})
 	}
 }
+
+// recipients and max_age reach the validator from the config.
+func TestSAMLRecipientsAndMaxAgeFromConfig(t *testing.T) {
+	cert := mockidp.CertificatePEM()
+	reg, err := idp.FromConfig(t.Context(), []config.IDP{{
+		Name: "corp", Type: config.IDPTypeSAML, Issuer: mockidp.SAMLIssuer, CertificateFile: "c.pem",
+		Audiences: []string{"idtx-sts"}, ClockSkew: 30 * time.Second, Recipients: []string{recipient}, MaxAge: 5 * time.Minute,
+	}}, idp.Options{Clock: func() time.Time { return samlNow }, ReadFile: func(string) ([]byte, error) { return cert, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withRecipient := func(a *etree.Element) { bearerData(a).CreateAttr("Recipient", recipient) }
+	for _, tt := range []struct {
+		name, token, want string
+	}{
+		{"control", xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice"}, withRecipient)), ""},
+		{"no Recipient", xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice"}, nil)),
+			`invalid token: the bearer SubjectConfirmationData has no Recipient; IDP corp requires one of its recipients ["https://sts.example/token"]`},
+		{"too old", xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice", Now: samlNow.Add(-6 * time.Minute)}, withRecipient)),
+			"invalid token: issued at 2026-05-06T07:02:09Z, older than IDP corp's max_age 5m0s (now 2026-05-06T07:08:09Z)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := reg.Validate(t.Context(), b64(tt.token), idp.TokenTypeSAML2)
+			if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
