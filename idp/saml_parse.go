@@ -3,6 +3,7 @@ package idp
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -312,8 +313,12 @@ func checkEncoding(xml []byte) ([]byte, error) {
 	return nil, fmt.Errorf("%w: the XML declaration names encoding %q; only UTF-8 (or US-ASCII) is accepted", ErrMalformed, clip(enc))
 }
 
-// declaredEncoding is the encoding pseudo-attribute of xml's declaration
-// (XML 1.0 §2.8, §4.3.3), or "" without a declaration or without one.
+// declaredEncoding is the encoding pseudo-attribute of xml's declaration,
+// or "" without a declaration or without one. The declaration is read by
+// XML 1.0 §2.8's grammar (version, then optionally encoding, then
+// optionally standalone, each once): encoding/xml reads the first
+// "encoding=" it finds, and a declaration two readers read differently is
+// refused rather than guessed at.
 func declaredEncoding(xml []byte) (string, error) {
 	if len(xml) < 6 || !bytes.HasPrefix(xml, []byte("<?xml")) || !isXMLSpace(xml[5]) {
 		return "", nil
@@ -322,24 +327,41 @@ func declaredEncoding(xml []byte) (string, error) {
 	if end < 0 {
 		return "", fmt.Errorf("%w: the XML declaration is not closed", ErrMalformed)
 	}
-	decl := string(xml[5:end])
-	i := strings.Index(decl, "encoding")
-	if i < 0 {
-		return "", nil
+	bad := fmt.Errorf("%w: the XML declaration is not version, encoding and standalone in that order (XML 1.0 §2.8)", ErrMalformed)
+	rest := string(xml[5:end])
+	var encoding string
+	names := []string{"version", "encoding", "standalone"}
+	for {
+		trimmed := strings.TrimLeft(rest, " \t\r\n")
+		if trimmed == "" {
+			break
+		}
+		if len(trimmed) == len(rest) { // pseudo-attributes are separated by space
+			return "", bad
+		}
+		name, value, ok := strings.Cut(trimmed, "=")
+		name = strings.TrimRight(name, " \t\r\n")
+		i := slices.Index(names, name)
+		if !ok || i < 0 || (i > 0 && names[0] == "version") {
+			return "", bad
+		}
+		value = strings.TrimLeft(value, " \t\r\n")
+		if value == "" || (value[0] != '"' && value[0] != '\'') {
+			return "", bad
+		}
+		v, after, ok := strings.Cut(value[1:], value[:1])
+		if !ok {
+			return "", bad
+		}
+		if name == "encoding" {
+			encoding = v
+		}
+		names, rest = names[i+1:], after
 	}
-	rest := strings.TrimLeft(decl[i+len("encoding"):], " \t\r\n")
-	if !strings.HasPrefix(rest, "=") {
-		return "", fmt.Errorf("%w: the XML declaration's encoding has no value", ErrMalformed)
+	if len(names) == 3 { // no version
+		return "", bad
 	}
-	rest = strings.TrimLeft(rest[1:], " \t\r\n")
-	if rest == "" || (rest[0] != '"' && rest[0] != '\'') {
-		return "", fmt.Errorf("%w: the XML declaration's encoding is not quoted", ErrMalformed)
-	}
-	v, _, ok := strings.Cut(rest[1:], rest[:1])
-	if !ok {
-		return "", fmt.Errorf("%w: the XML declaration's encoding is not quoted", ErrMalformed)
-	}
-	return v, nil
+	return encoding, nil
 }
 
 func isXMLSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\r' || b == '\n' }
