@@ -80,6 +80,14 @@ type IDP struct {
 	AllowSHA1 bool `yaml:"allow_sha1"`
 	// Claims maps SAML attribute names to claim names.
 	Claims map[string]string `yaml:"claims"`
+	// Recipients, when set, are the URLs a SAML IDP may name as the
+	// Response's Destination and the bearer SubjectConfirmationData's
+	// Recipient (SAML 2.0 Profiles §4.1.4.2); a bearer confirmation must
+	// then name one of them. Unset, neither is checked.
+	Recipients []string `yaml:"recipients"`
+	// MaxAge, when set, bounds how long after its IssueInstant a SAML
+	// assertion is accepted, however late its NotOnOrAfter.
+	MaxAge time.Duration `yaml:"max_age"`
 }
 
 // Scope is one scope a service offers.
@@ -302,12 +310,23 @@ func (c *Config) validate() Problems {
 			if d.CertificateFile != "" || d.MetadataFile != "" || d.AllowSHA1 || len(d.Claims) > 0 {
 				add("%s: certificate_file, metadata_file, allow_sha1 and claims are for saml IDPs", where)
 			}
+			if len(d.Recipients) > 0 || d.MaxAge != 0 {
+				add("%s: recipients and max_age are for saml IDPs", where)
+			}
 		case IDPTypeSAML:
 			if (d.CertificateFile != "") == (d.MetadataFile != "") {
 				add("%s: a saml IDP needs exactly one of certificate_file, metadata_file", where)
 			}
 			if d.JWKSURI != "" || d.JWKSFile != "" || d.Discovery || len(d.Algorithms) > 0 {
 				add("%s: jwks_uri, jwks_file, discovery and algorithms are for jwt IDPs", where)
+			}
+			for _, r := range d.Recipients {
+				if u, err := url.Parse(r); err != nil || !u.IsAbs() {
+					add("%s: recipient %q is not an absolute URI (a Destination or Recipient the IDP sends)", where, r)
+				}
+			}
+			if d.MaxAge < 0 || d.MaxAge > 24*time.Hour {
+				add("%s: max_age %s is outside 0..24h (0 or unset: no bound beyond NotOnOrAfter)", where, d.MaxAge)
 			}
 		case IDPTypeIntrospection:
 			add("%s: type %q is not supported by this build (supported: jwt, saml)", where, d.Type)

@@ -231,3 +231,37 @@ clients:
 		}
 	}
 }
+
+func TestSAMLRecipientsAndMaxAge(t *testing.T) {
+	cfg, p := parse(t, `
+idps:
+  - {name: a, type: saml, issuer: https://a, audiences: [sts], certificate_file: c.pem, recipients: ["https://sts.example/token"], max_age: 10m}
+  - {name: b, type: saml, issuer: https://b, audiences: [sts], certificate_file: c.pem, recipients: ["/token", "sts.example"], max_age: -1s}
+  - {name: c, type: saml, issuer: https://c, audiences: [sts], certificate_file: c.pem, max_age: 25h}
+  - {name: d, type: jwt, issuer: https://d, audiences: [sts], jwks_file: k.json, recipients: ["https://sts.example/token"]}
+  - {name: e, type: jwt, issuer: https://e, audiences: [sts], jwks_file: k.json, max_age: 1m}
+services:
+  - {name: s, scopes: {r: {}}}
+clients:
+  - {id: c, secret: s, services: ["*"]}
+`)
+	want := []string{
+		`idps[1] (b): recipient "/token" is not an absolute URI (a Destination or Recipient the IDP sends)`,
+		`idps[1] (b): recipient "sts.example" is not an absolute URI (a Destination or Recipient the IDP sends)`,
+		"idps[1] (b): max_age -1s is outside 0..24h (0 or unset: no bound beyond NotOnOrAfter)",
+		"idps[2] (c): max_age 25h0m0s is outside 0..24h (0 or unset: no bound beyond NotOnOrAfter)",
+		"idps[3] (d): recipients and max_age are for saml IDPs",
+		"idps[4] (e): recipients and max_age are for saml IDPs",
+	}
+	if got := strings.Join(p, "\n"); len(p) != len(want) {
+		t.Fatalf("problems:\n%s", got)
+	}
+	for i, w := range want {
+		if p[i] != w {
+			t.Errorf("problem %d = %q, want %q", i, p[i], w)
+		}
+	}
+	if a := cfg.IDPs[0]; a.MaxAge != 10*time.Minute || len(a.Recipients) != 1 || a.Recipients[0] != "https://sts.example/token" {
+		t.Errorf("decoded %+v", a)
+	}
+}

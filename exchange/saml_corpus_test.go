@@ -71,7 +71,7 @@ func TestSAMLCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			status, body := corpusExchange(t, dir, c, string(token))
+			status, body := corpusExchange(t, dir, c, string(token), "")
 			sub := issuedSubject(t, body)
 			switch c.Expect {
 			case "accept":
@@ -101,7 +101,7 @@ func TestSAMLCorpus(t *testing.T) {
 	}
 }
 
-func corpusExchange(t *testing.T, dir string, c corpusCase, token string) (int, map[string]any) {
+func corpusExchange(t *testing.T, dir string, c corpusCase, token, idpExtra string) (int, map[string]any) {
 	t.Helper()
 	at, err := time.Parse(time.RFC3339Nano, c.At)
 	if err != nil {
@@ -116,13 +116,14 @@ idps:
     certificate_file: %q
     audiences: [%q]
     allow_sha1: %v
+    %s
 services:
   - name: orders-api
     scopes: {orders:read: {}}
     default_scopes: [orders:read]
 clients:
   - {id: demo-client, secret: demo-secret, services: ["*"]}
-`, c.IDPIssuer, c.Certificate, c.Audience, c.AllowSHA1)
+`, c.IDPIssuer, c.Certificate, c.Audience, c.AllowSHA1, idpExtra)
 	cfg, err := config.Parse([]byte(yaml), dir, func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) })
 	if err != nil {
 		t.Fatal(err)

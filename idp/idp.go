@@ -210,5 +210,6 @@ func samlFromConfig(d config.IDP, opts Options) (*SAML, error) {
 	return NewSAML(SAMLConfig{
 		Name: d.Name, Issuer: d.Issuer, Certificates: certs, Audiences: d.Audiences,
 		AllowSHA1: d.AllowSHA1, ClockSkew: d.ClockSkew, Clock: opts.Clock, Claims: d.Claims,
+		Recipients: d.Recipients, MaxAge: d.MaxAge,
 	})
 }

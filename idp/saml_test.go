@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/xml"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -459,5 +460,373 @@ func TestSAMLFromConfig(t *testing.T) {
 	}
 	if _, err := build(metadata("https://other.example/saml")); err == nil || !strings.Contains(err.Error(), `metadata_file names entityID "https://other.example/saml", not the issuer`) {
 		t.Fatalf("entityID mismatch: %v", err)
+	}
+}
+
+// signedAssertion is a mock SAML 2.0 assertion issued at o.Now (samlNow by
+// default), changed by mutate and signed again with the mock's key.
+func signedAssertion(t testing.TB, o mockidp.TokenOptions, mutate func(a *etree.Element)) *etree.Element {
+	t.Helper()
+	a := unsignedAssertion(t, o)
+	if mutate != nil {
+		mutate(a)
+	}
+	mockSAMLSigner(t).sign(t, a, false)
+	return a
+}
+
+// signedAssertion1 is the same for SAML 1.1.
+func signedAssertion1(t testing.TB, o mockidp.TokenOptions, mutate func(a *etree.Element)) *etree.Element {
+	t.Helper()
+	if o.Now.IsZero() {
+		o.Now = samlNow
+	}
+	raw, err := mockidp.SAMLXML(o, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	a := doc.Root()
+	a.RemoveChild(a.SelectElement("Signature"))
+	if mutate != nil {
+		mutate(a)
+	}
+	mockSAMLSigner(t).sign(t, a, false)
+	return a
+}
+
+// responseWith wraps an assertion in a SAML 2.0 Response with the given
+// extra attributes and top-level StatusCode.
+func responseWith(t testing.TB, attrs, status, inner string) *etree.Element {
+	t.Helper()
+	doc := etree.NewDocument()
+	err := doc.ReadFromString(`<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_resp1" Version="2.0" IssueInstant="2026-05-06T07:08:09Z"` + attrs + `>` +
+		`<saml:Issuer>` + mockidp.SAMLIssuer + `</saml:Issuer>` + status + inner + `</samlp:Response>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc.Root()
+}
+
+const (
+	success2  = `<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>`
+	recipient = "https://sts.example/token"
+)
+
+func bearerData(a *etree.Element) *etree.Element {
+	return a.FindElement("./Subject/SubjectConfirmation/SubjectConfirmationData")
+}
+
+func addConfirmation(a *etree.Element, method string) *etree.Element {
+	sc := a.SelectElement("Subject").CreateElement("saml:SubjectConfirmation")
+	sc.CreateAttr("Method", method)
+	return sc
+}
+
+// SAML subject tokens are bearer assertions for this STS: each case sends
+// one that is not, and expects the exact refusal.
+func TestSAMLBearerAssertionsForThisSTS(t *testing.T) {
+	const (
+		hok = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
+		sv  = "urn:oasis:names:tc:SAML:2.0:cm:sender-vouches"
+	)
+	mock := mockSAMLSigner(t)
+	at := func(d time.Duration) string { return samlNow.Add(d).UTC().Format(time.RFC3339) }
+	assertion := func(mutate func(a *etree.Element)) string {
+		return xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice"}, mutate))
+	}
+	good := assertion(nil)
+	signedResponse := func(attrs, status, inner string) string {
+		r := responseWith(t, attrs, status, inner)
+		mock.sign(t, r, false)
+		return xmlOf(t, r)
+	}
+	withRecipient := func(a *etree.Element) { bearerData(a).CreateAttr("Recipient", recipient) }
+	saml1 := func(mutate func(a *etree.Element)) string {
+		return xmlOf(t, signedAssertion1(t, mockidp.TokenOptions{Sub: "alice", Claims: map[string]any{"groups": "staff"}}, mutate))
+	}
+	response1 := func(attrs, status, inner string) string {
+		return `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:1.0:protocol" ResponseID="_r1" MajorVersion="1" MinorVersion="1" IssueInstant="2026-05-06T07:08:09Z"` + attrs + `>` +
+			`<samlp:Status><samlp:StatusCode Value="` + status + `"/></samlp:Status>` + inner + `</samlp:Response>`
+	}
+	utf16 := func(s string) string {
+		b := []byte{0xFF, 0xFE}
+		for _, r := range s {
+			b = append(b, byte(r), byte(r>>8))
+		}
+		return string(b)
+	}
+	nonASCII := `<?xml version="1.0" encoding="US-ASCII"?>` + xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alicé"}, nil))
+
+	plain := idp.SAMLConfig{}
+	strict := idp.SAMLConfig{Recipients: []string{recipient}}
+	aged := idp.SAMLConfig{MaxAge: 5 * time.Minute}
+	twoNames := idp.SAMLConfig{Audiences: []string{"idtx-sts", "sts-alias"}}
+
+	tests := []struct {
+		name      string
+		cfg       idp.SAMLConfig
+		token     string
+		tokenType string
+		want      string // the exact refusal; "" for a control that is accepted
+	}{
+		// A bearer confirmation is required (SAML 2.0 Profiles §4.1.4.2).
+		{"control: bearer", plain, good, "", ""},
+		{"holder-of-key alone", plain, assertion(func(a *etree.Element) {
+			a.FindElement("./Subject/SubjectConfirmation").CreateAttr("Method", hok)
+		}), "", `invalid token: the Subject has no bearer SubjectConfirmation (urn:oasis:names:tc:SAML:2.0:cm:bearer; found ["urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"]): holder-of-key and sender-vouches are refused`},
+		{"sender-vouches alone", plain, assertion(func(a *etree.Element) {
+			a.FindElement("./Subject/SubjectConfirmation").CreateAttr("Method", sv)
+		}), "", `invalid token: the Subject has no bearer SubjectConfirmation (urn:oasis:names:tc:SAML:2.0:cm:bearer; found ["urn:oasis:names:tc:SAML:2.0:cm:sender-vouches"]): holder-of-key and sender-vouches are refused`},
+		{"no SubjectConfirmation", plain, assertion(func(a *etree.Element) {
+			s := a.SelectElement("Subject")
+			s.RemoveChild(s.SelectElement("SubjectConfirmation"))
+		}), "", `invalid token: the Subject has no bearer SubjectConfirmation (urn:oasis:names:tc:SAML:2.0:cm:bearer; found []): holder-of-key and sender-vouches are refused`},
+		{"bearer without SubjectConfirmationData", plain, assertion(func(a *etree.Element) {
+			sc := a.FindElement("./Subject/SubjectConfirmation")
+			sc.RemoveChild(sc.SelectElement("SubjectConfirmationData"))
+		}), "", "invalid token: the bearer SubjectConfirmationData has no NotOnOrAfter (SAML 2.0 Profiles §4.1.4.2)"},
+		{"bearer without NotOnOrAfter", plain, assertion(func(a *etree.Element) { bearerData(a).RemoveAttr("NotOnOrAfter") }), "",
+			"invalid token: the bearer SubjectConfirmationData has no NotOnOrAfter (SAML 2.0 Profiles §4.1.4.2)"},
+		{"bearer expired, Conditions not", plain, assertion(func(a *etree.Element) { bearerData(a).CreateAttr("NotOnOrAfter", at(-time.Minute)) }), "",
+			"invalid token: bearer confirmation expired at 2026-05-06T07:07:09Z (now 2026-05-06T07:08:09Z)"},
+		{"bearer expired 20s ago: within the skew", plain, assertion(func(a *etree.Element) { bearerData(a).CreateAttr("NotOnOrAfter", at(-20*time.Second)) }), "", ""},
+		{"bearer NotBefore ahead", plain, assertion(func(a *etree.Element) { bearerData(a).CreateAttr("NotBefore", at(time.Minute)) }), "",
+			"invalid token: the bearer SubjectConfirmationData is not valid before 2026-05-06T07:09:09Z (now 2026-05-06T07:08:09Z); a bearer confirmation has no NotBefore (SAML 2.0 Profiles §4.1.4.2)"},
+		{"control: bearer NotBefore past", plain, assertion(func(a *etree.Element) { bearerData(a).CreateAttr("NotBefore", at(-time.Minute)) }), "", ""},
+		{"control: bearer NotBefore 20s ahead, within the skew", plain, assertion(func(a *etree.Element) { bearerData(a).CreateAttr("NotBefore", at(20*time.Second)) }), "", ""},
+		{"holder-of-key beside an expired bearer", plain, assertion(func(a *etree.Element) {
+			bearerData(a).CreateAttr("NotOnOrAfter", at(-time.Minute))
+			addConfirmation(a, hok)
+		}), "", "invalid token: bearer confirmation expired at 2026-05-06T07:07:09Z (now 2026-05-06T07:08:09Z)"},
+		{"control: holder-of-key beside a valid bearer", plain, assertion(func(a *etree.Element) { addConfirmation(a, hok) }), "", ""},
+		{"control: an expired bearer beside a valid one", plain, assertion(func(a *etree.Element) {
+			bearerData(a).CreateAttr("NotOnOrAfter", at(-time.Minute))
+			addConfirmation(a, "urn:oasis:names:tc:SAML:2.0:cm:bearer").CreateElement("saml:SubjectConfirmationData").CreateAttr("NotOnOrAfter", at(time.Minute))
+		}), "", ""},
+		{"two SubjectConfirmationData in one confirmation", plain, assertion(func(a *etree.Element) {
+			sc := a.FindElement("./Subject/SubjectConfirmation")
+			sc.AddChild(sc.SelectElement("SubjectConfirmationData").Copy())
+		}), "", "malformed token: a SubjectConfirmation has 2 SubjectConfirmationData elements; at most one is allowed"},
+
+		// recipients: the bearer Recipient is then required and checked.
+		{"control: recipients set, Recipient listed", strict, assertion(withRecipient), "", ""},
+		{"recipients set, no Recipient", strict, good, "",
+			`invalid token: the bearer SubjectConfirmationData has no Recipient; IDP mock-saml requires one of its recipients ["https://sts.example/token"]`},
+		{"recipients set, another Recipient", strict, assertion(func(a *etree.Element) { bearerData(a).CreateAttr("Recipient", "https://sp.example/acs") }), "",
+			`invalid token: bearer SubjectConfirmationData Recipient "https://sp.example/acs" is not one of IDP mock-saml's recipients ["https://sts.example/token"]`},
+		{"control: no recipients, any Recipient", plain, assertion(func(a *etree.Element) { bearerData(a).CreateAttr("Recipient", "https://sp.example/acs") }), "", ""},
+
+		// Several AudienceRestrictions are intersected (SAML 2.0 Core §2.5.1.4).
+		{"a second AudienceRestriction without this STS", plain, assertion(func(a *etree.Element) {
+			a.SelectElement("Conditions").CreateElement("saml:AudienceRestriction").CreateElement("saml:Audience").SetText("billing-api")
+		}), "", `invalid token: AudienceRestriction 2 of 2 (audience ["billing-api"]) names none of IDP mock-saml's audiences ["idtx-sts"]; each must (SAML 2.0 Core §2.5.1.4)`},
+		{"an empty second AudienceRestriction", plain, assertion(func(a *etree.Element) {
+			a.SelectElement("Conditions").CreateElement("saml:AudienceRestriction")
+		}), "", `invalid token: AudienceRestriction 2 of 2 (audience []) names none of IDP mock-saml's audiences ["idtx-sts"]; each must (SAML 2.0 Core §2.5.1.4)`},
+		{"control: this STS in both AudienceRestrictions", plain, assertion(func(a *etree.Element) {
+			ar := a.SelectElement("Conditions").CreateElement("saml:AudienceRestriction")
+			ar.CreateElement("saml:Audience").SetText("billing-api")
+			ar.CreateElement("saml:Audience").SetText("idtx-sts")
+		}), "", ""},
+		{"each restriction names another of the STS's audiences", twoNames, assertion(func(a *etree.Element) {
+			a.SelectElement("Conditions").CreateElement("saml:AudienceRestriction").CreateElement("saml:Audience").SetText("sts-alias")
+			a.SelectElement("Conditions").CreateElement("saml:AudienceRestriction").CreateElement("saml:Audience").SetText("idtx-sts")
+			c := a.SelectElement("Conditions")
+			c.RemoveChild(c.SelectElement("AudienceRestriction")) // the mock's, naming idtx-sts
+		}), "", `invalid token: no one of IDP mock-saml's audiences ["idtx-sts" "sts-alias"] is in every AudienceRestriction (SAML 2.0 Core §2.5.1.4: the assertion is for their intersection)`},
+
+		// The Response: Status, Destination, IssueInstant.
+		{"control: signed Response, Success", strict, signedResponse(` Destination="`+recipient+`"`, success2, assertion(withRecipient)), "", ""},
+		{"signed Response, status Requester", plain, signedResponse("", `<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"/></samlp:Status>`, good), "",
+			`invalid token: the Response's StatusCode is "urn:oasis:names:tc:SAML:2.0:status:Requester", not Success: the IDP did not authenticate the subject`},
+		{"unsigned Response around a signed assertion, status Responder", plain, xmlOf(t, responseWith(t, "", `<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:StatusCode></samlp:Status>`, good)), "",
+			`invalid token: the Response's StatusCode is "urn:oasis:names:tc:SAML:2.0:status:Responder", not Success: the IDP did not authenticate the subject`},
+		{"Response without Status", plain, signedResponse("", "", good), "", "malformed token: the Response has 0 Status elements; exactly one is required"},
+		{"Response with two StatusCodes", plain, signedResponse("", `<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"/><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>`, good), "",
+			"malformed token: the Response Status has 2 StatusCode elements; exactly one is required"},
+		{"recipients set, Destination not listed", strict, signedResponse(` Destination="https://sp.example/acs"`, success2, assertion(withRecipient)), "",
+			`invalid token: Response Destination "https://sp.example/acs" is not one of IDP mock-saml's recipients ["https://sts.example/token"]`},
+		{"control: recipients set, no Destination", strict, signedResponse("", success2, assertion(withRecipient)), "", ""},
+		{"control: no recipients, any Destination", plain, signedResponse(` Destination="https://sp.example/acs"`, success2, good), "", ""},
+		{"Response IssueInstant ahead", plain, strings.Replace(xmlOf(t, responseWith(t, "", success2, good)), `IssueInstant="2026-05-06T07:08:09Z"`, `IssueInstant="2026-05-06T07:09:09Z"`, 1), "",
+			"invalid token: Response IssueInstant 2026-05-06T07:09:09Z is in the future (now 2026-05-06T07:08:09Z, allowed lead 30s)"},
+
+		// The assertion's IssueInstant and max_age.
+		// The lead allowed is the skew, or the lag the IDP itself declared by
+		// dating NotBefore before IssueInstant (Okta: five minutes), at most 5m.
+		{"IssueInstant ahead, NotBefore the same instant", plain, assertion(func(a *etree.Element) {
+			a.CreateAttr("IssueInstant", at(time.Minute))
+			a.FindElement("saml:Conditions").CreateAttr("NotBefore", at(time.Minute))
+		}), "", "invalid token: not valid before 2026-05-06T07:09:09Z (now 2026-05-06T07:08:09Z)"},
+		{"IssueInstant 2m ahead, NotBefore 20s ahead: 1m40s declared", plain, assertion(func(a *etree.Element) {
+			a.CreateAttr("IssueInstant", at(2*time.Minute))
+			a.FindElement("saml:Conditions").CreateAttr("NotBefore", at(20*time.Second))
+		}), "", "invalid token: IssueInstant 2026-05-06T07:10:09Z is in the future (now 2026-05-06T07:08:09Z, allowed lead 1m40s)"},
+		{"IssueInstant ahead, no NotBefore", plain, assertion(func(a *etree.Element) {
+			a.CreateAttr("IssueInstant", at(time.Minute))
+			a.FindElement("saml:Conditions").RemoveAttr("NotBefore")
+		}), "", "invalid token: IssueInstant 2026-05-06T07:09:09Z is in the future (now 2026-05-06T07:08:09Z, allowed lead 30s)"},
+		{"control: Okta-style, IssueInstant 4m15s ahead, NotBefore 5m before it", plain, assertion(func(a *etree.Element) {
+			a.CreateAttr("IssueInstant", at(4*time.Minute+15*time.Second))
+			a.FindElement("saml:Conditions").CreateAttr("NotBefore", at(-45*time.Second))
+		}), "", ""},
+		{"IssueInstant 6m ahead, NotBefore 10m before it: the lead is capped at 5m", plain, assertion(func(a *etree.Element) {
+			a.CreateAttr("IssueInstant", at(6*time.Minute))
+			a.FindElement("saml:Conditions").CreateAttr("NotBefore", at(-4*time.Minute))
+		}), "", "invalid token: IssueInstant 2026-05-06T07:14:09Z is in the future (now 2026-05-06T07:08:09Z, allowed lead 5m0s)"},
+		{"control: IssueInstant 20s ahead, within the skew", plain, assertion(func(a *etree.Element) { a.CreateAttr("IssueInstant", at(20*time.Second)) }), "", ""},
+		{"no IssueInstant", plain, assertion(func(a *etree.Element) { a.RemoveAttr("IssueInstant") }), "", "malformed token: the assertion has no IssueInstant"},
+		{"older than max_age", aged, xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice", Now: samlNow.Add(-10 * time.Minute)}, nil)), "",
+			"invalid token: issued at 2026-05-06T06:58:09Z, older than IDP mock-saml's max_age 5m0s (now 2026-05-06T07:08:09Z)"},
+		{"control: younger than max_age", aged, xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice", Now: samlNow.Add(-4 * time.Minute)}, nil)), "", ""},
+
+		// The document: one root, UTF-8.
+		{"an element after the root", plain, good + `<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"/>`, "",
+			"malformed token: element saml:Assertion after the root element; a document has one root"},
+		{"text after the root", plain, good + "\nadmin", "", "malformed token: text after the root element; only whitespace, comments and processing instructions may be there"},
+		{"CDATA after the root", plain, good + "<![CDATA[admin]]>", "", "malformed token: text after the root element; only whitespace, comments and processing instructions may be there"},
+		{"a second XML declaration after the root", plain, good + `<?xml version="1.0"?>`, "", "malformed token: an XML declaration that does not open the document (XML 1.0 §2.8)"},
+		{"control: whitespace, a comment and a PI after the root", plain, good + "\n<!-- end -->\n<?idtx note?>\n", "", ""},
+		{"control: a UTF-8 declaration", plain, `<?xml version="1.0" encoding="UTF-8"?>` + "\n" + good, "", ""},
+		{"control: a US-ASCII declaration over ASCII", plain, `<?xml version='1.0' encoding='us-ascii'?>` + good, "", ""},
+		{"a US-ASCII declaration over UTF-8", plain, nonASCII, "", fmt.Sprintf("malformed token: the XML declaration names US-ASCII, but byte %d is not ASCII", strings.IndexByte(nonASCII, 0xC3))},
+		{"an ISO-8859-1 declaration", plain, `<?xml version="1.0" encoding="ISO-8859-1"?>` + good, "",
+			`malformed token: the XML declaration names encoding "ISO-8859-1"; only UTF-8 (or US-ASCII) is accepted`},
+		{"a UTF-16 declaration over UTF-8 bytes", plain, `<?xml version="1.0" encoding="UTF-16"?>` + good, "",
+			`malformed token: the XML declaration names encoding "UTF-16"; only UTF-8 (or US-ASCII) is accepted`},
+		{"two encodings in the declaration", plain, `<?xml version="1.0" encoding ="UTF-8" encoding="ISO-8859-1"?>` + good, "",
+			"malformed token: the XML declaration is not version, encoding and standalone in that order (XML 1.0 §2.8)"},
+		{"encoding before version", plain, `<?xml encoding="UTF-8" version="1.0"?>` + good, "",
+			"malformed token: the XML declaration is not version, encoding and standalone in that order (XML 1.0 §2.8)"},
+		{"pseudo-attributes run together", plain, `<?xml version="1.0"encoding="ISO-8859-1"?>` + good, "",
+			"malformed token: the XML declaration is not version, encoding and standalone in that order (XML 1.0 §2.8)"},
+		{"control: a full declaration", plain, `<?xml version = '1.0' encoding = "utf-8" standalone="no" ?>` + good, "", ""},
+		{"control: a UTF-8 byte order mark", plain, "\uFEFF" + `<?xml version="1.0" encoding="UTF-8"?>` + good, "", ""},
+		{"a UTF-8 byte order mark under a US-ASCII declaration", plain, "\uFEFF" + `<?xml version="1.0" encoding="US-ASCII"?>` + good, "",
+			"malformed token: the XML declaration names US-ASCII, but the document starts with a UTF-8 byte order mark"},
+		{"a UTF-16 document", plain, utf16(`<?xml version="1.0" encoding="UTF-16"?>` + good), "",
+			"malformed token: the document starts with a UTF-16 byte order mark; only UTF-8 is accepted"},
+
+		// SAML 1.1: every Subject bearer, Status a QName, Recipient.
+		{"control: SAML 1.1 bearer", plain, saml1(nil), idp.TokenTypeSAML1, ""},
+		{"SAML 1.1 sender-vouches in one statement", plain, saml1(func(a *etree.Element) {
+			a.FindElement("./AttributeStatement/Subject/SubjectConfirmation/ConfirmationMethod").SetText("urn:oasis:names:tc:SAML:1.0:cm:sender-vouches")
+		}), idp.TokenTypeSAML1, `invalid token: the Subject of the AttributeStatement has no bearer ConfirmationMethod (urn:oasis:names:tc:SAML:1.0:cm:bearer; found "urn:oasis:names:tc:SAML:1.0:cm:sender-vouches"): holder-of-key and sender-vouches are refused`},
+		{"control: SAML 1.1 holder-of-key and bearer listed", plain, saml1(func(a *etree.Element) {
+			for _, sc := range a.FindElements(".//SubjectConfirmation") {
+				sc.InsertChildAt(0, sc.SelectElement("ConfirmationMethod").Copy())
+				sc.SelectElement("ConfirmationMethod").SetText("urn:oasis:names:tc:SAML:1.0:cm:holder-of-key")
+			}
+		}), idp.TokenTypeSAML1, ""},
+		{"SAML 1.1 without SubjectConfirmation", plain, saml1(func(a *etree.Element) {
+			s := a.FindElement("./AuthenticationStatement/Subject")
+			s.RemoveChild(s.SelectElement("SubjectConfirmation"))
+		}), idp.TokenTypeSAML1, `invalid token: the Subject of the AuthenticationStatement has no bearer ConfirmationMethod (urn:oasis:names:tc:SAML:1.0:cm:bearer; found ""): holder-of-key and sender-vouches are refused`},
+		{"control: SAML 1.1 Response, samlp:Success", strict, response1(` Recipient="`+recipient+`"`, "samlp:Success", saml1(nil)), idp.TokenTypeSAML1, ""},
+		{"SAML 1.1 Response, samlp:Requester", plain, response1("", "samlp:Requester", saml1(nil)), idp.TokenTypeSAML1,
+			`invalid token: the Response's StatusCode is "samlp:Requester", not Success: the IDP did not authenticate the subject`},
+		{"SAML 1.1 Response, Success in another namespace", plain, response1(` xmlns:x="urn:x"`, "x:Success", saml1(nil)), idp.TokenTypeSAML1,
+			`invalid token: the Response's StatusCode is "x:Success", not Success: the IDP did not authenticate the subject`},
+		{"SAML 1.1 Response, Recipient not listed", strict, response1(` Recipient="https://sp.example/acs"`, "samlp:Success", saml1(nil)), idp.TokenTypeSAML1,
+			`invalid token: Response Destination "https://sp.example/acs" is not one of IDP mock-saml's recipients ["https://sts.example/token"]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Name, cfg.Issuer, cfg.Certificates = "mock-saml", mockidp.SAMLIssuer, []*x509.Certificate{mock.cert}
+			if cfg.Audiences == nil {
+				cfg.Audiences = []string{"idtx-sts"}
+			}
+			cfg.ClockSkew, cfg.Clock = 30*time.Second, func() time.Time { return samlNow }
+			v, err := idp.NewSAML(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokenType := tt.tokenType
+			if tokenType == "" {
+				tokenType = idp.TokenTypeSAML2
+			}
+			id, err := v.Validate(t.Context(), b64(tt.token), tokenType)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("valid input refused: %v", err)
+			case tt.want == "":
+				if id.Subject != "alice" {
+					t.Fatalf("subject %q", id.Subject)
+				}
+			case err == nil:
+				t.Fatalf("accepted (identity %+v), want %q", id, tt.want)
+			case err.Error() != tt.want:
+				t.Fatalf("got  %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// The subject token expires with the earliest of Conditions NotOnOrAfter,
+// the bearer confirmation that passed, and IssueInstant plus max_age.
+func TestSAMLExpiry(t *testing.T) {
+	at := func(d time.Duration) string { return samlNow.Add(d).UTC().Format(time.RFC3339) }
+	for _, tt := range []struct {
+		name   string
+		maxAge time.Duration
+		mutate func(a *etree.Element)
+		want   time.Time
+	}{
+		{"Conditions", 0, func(a *etree.Element) { bearerData(a).CreateAttr("NotOnOrAfter", at(2*time.Hour)) }, samlNow.Add(time.Hour)},
+		{"bearer", 0, func(a *etree.Element) { bearerData(a).CreateAttr("NotOnOrAfter", at(10*time.Minute)) }, samlNow.Add(10 * time.Minute)},
+		{"the bearer that passed", 0, func(a *etree.Element) {
+			bearerData(a).CreateAttr("NotOnOrAfter", at(-time.Minute))
+			addConfirmation(a, "urn:oasis:names:tc:SAML:2.0:cm:bearer").CreateElement("saml:SubjectConfirmationData").CreateAttr("NotOnOrAfter", at(20*time.Minute))
+		}, samlNow.Add(20 * time.Minute)},
+		{"max_age", 5 * time.Minute, nil, samlNow.Add(5 * time.Minute)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := idp.NewSAML(idp.SAMLConfig{Name: "mock-saml", Issuer: mockidp.SAMLIssuer, Certificates: []*x509.Certificate{mockSAMLSigner(t).cert},
+				Audiences: []string{"idtx-sts"}, MaxAge: tt.maxAge, ClockSkew: 30 * time.Second, Clock: func() time.Time { return samlNow }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := v.Validate(t.Context(), b64(xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice"}, tt.mutate))), idp.TokenTypeSAML2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !id.Expiry.Equal(tt.want) || id.Claims["exp"] != tt.want.Unix() {
+				t.Fatalf("expiry %s (exp %v), want %s", id.Expiry, id.Claims["exp"], tt.want)
+			}
+		})
+	}
+}
+
+// recipients and max_age reach the validator from the config.
+func TestSAMLRecipientsAndMaxAgeFromConfig(t *testing.T) {
+	cert := mockidp.CertificatePEM()
+	reg, err := idp.FromConfig(t.Context(), []config.IDP{{
+		Name: "corp", Type: config.IDPTypeSAML, Issuer: mockidp.SAMLIssuer, CertificateFile: "c.pem",
+		Audiences: []string{"idtx-sts"}, ClockSkew: 30 * time.Second, Recipients: []string{recipient}, MaxAge: 5 * time.Minute,
+	}}, idp.Options{Clock: func() time.Time { return samlNow }, ReadFile: func(string) ([]byte, error) { return cert, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withRecipient := func(a *etree.Element) { bearerData(a).CreateAttr("Recipient", recipient) }
+	for _, tt := range []struct {
+		name, token, want string
+	}{
+		{"control", xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice"}, withRecipient)), ""},
+		{"no Recipient", xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice"}, nil)),
+			`invalid token: the bearer SubjectConfirmationData has no Recipient; IDP corp requires one of its recipients ["https://sts.example/token"]`},
+		{"too old", xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice", Now: samlNow.Add(-6 * time.Minute)}, withRecipient)),
+			"invalid token: issued at 2026-05-06T07:02:09Z, older than IDP corp's max_age 5m0s (now 2026-05-06T07:08:09Z)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := reg.Validate(t.Context(), b64(tt.token), idp.TokenTypeSAML2)
+			if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

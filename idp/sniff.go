@@ -32,7 +32,7 @@ func Sniff(token string) (Format, []byte) {
 	if t == "" {
 		return FormatUnknown, nil
 	}
-	if strings.HasPrefix(t, "<") {
+	if strings.HasPrefix(strings.TrimPrefix(t, "\ufeff"), "<") { // a UTF-8 byte order mark may lead
 		return samlFormat([]byte(t))
 	}
 	if looksCompact(t, 2) {
@@ -41,7 +41,7 @@ func Sniff(token string) (Format, []byte) {
 	if looksCompact(t, 4) {
 		return FormatJWE, nil
 	}
-	if xml := DecodeBase64(t); xml != nil && bytes.HasPrefix(bytes.TrimSpace(xml), []byte("<")) {
+	if xml := DecodeBase64(t); xml != nil && bytes.HasPrefix(bytes.TrimPrefix(bytes.TrimSpace(xml), utf8BOM), []byte("<")) {
 		return samlFormat(xml)
 	}
 	return FormatUnknown, nil

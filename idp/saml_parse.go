@@ -1,0 +1,425 @@
+package idp
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+)
+
+// document is a SAML token decoded, round-trip checked and parsed.
+type document struct {
+	doc       *etree.Document
+	root      *etree.Element
+	version   int
+	assertion *etree.Element // the one assertion, unverified
+}
+
+// parseSAML runs the first steps of the pipeline: size cap, decoding
+// (never inflating), UTF-8 only, the xml-roundtrip-validator check, no
+// DOCTYPE, nothing but the root element outside the prolog and epilog's
+// whitespace, comments and processing instructions, and exactly one
+// assertion in the whole document.
+func parseSAML(token string) (*document, error) {
+	if len(token) > MaxSAMLBytes {
+		return nil, fmt.Errorf("%w: SAML token is longer than %d bytes", ErrMalformed, MaxSAMLBytes)
+	}
+	format, xml := Sniff(token)
+	if format != FormatSAML2 && format != FormatSAML1 {
+		if enc := wideBOM(rawXML(token)); enc != "" {
+			return nil, fmt.Errorf("%w: the document starts with a %s byte order mark; only UTF-8 is accepted", ErrMalformed, enc)
+		}
+		return nil, fmt.Errorf("%w: not a SAML assertion or response (raw XML, base64 or base64url)", ErrMalformed)
+	}
+	xml, err := checkEncoding(xml)
+	if err != nil {
+		return nil, err
+	}
+	if err := roundTrip(xml); err != nil {
+		return nil, fmt.Errorf("%w: XML does not survive a round trip: %v", ErrMalformed, err)
+	}
+	if bytes.Contains(xml, []byte("<!DOCTYPE")) || bytes.Contains(xml, []byte("<!ENTITY")) {
+		return nil, fmt.Errorf("%w: a DOCTYPE is refused", ErrMalformed)
+	}
+	doc := etree.NewDocument()
+	doc.ReadSettings.Permissive = false
+	if err := doc.ReadFromBytes(xml); err != nil {
+		return nil, fmt.Errorf("%w: XML: %v", ErrMalformed, err)
+	}
+	for _, t := range doc.Child {
+		if d, ok := t.(*etree.Directive); ok && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(d.Data)), "DOCTYPE") {
+			return nil, fmt.Errorf("%w: a DOCTYPE is refused", ErrMalformed)
+		}
+	}
+	if err := checkOutsideRoot(doc); err != nil {
+		return nil, err
+	}
+	root := doc.Root()
+	if root == nil {
+		return nil, fmt.Errorf("%w: empty XML document", ErrMalformed)
+	}
+	d := &document{doc: doc, root: root}
+	ns := root.NamespaceURI()
+	switch {
+	case root.Tag == "Response" && ns == nsSAML2Protocol, root.Tag == "Assertion" && ns == NamespaceSAML2Assertion:
+		d.version = 2
+	case root.Tag == "Response" && ns == nsSAML1Protocol, root.Tag == "Assertion" && ns == NamespaceSAML1Assertion:
+		d.version = 1
+	default:
+		return nil, fmt.Errorf("%w: root element is %s, not a SAML Response or Assertion", ErrMalformed, clip(root.FullTag()))
+	}
+	assertionNS := NamespaceSAML2Assertion
+	if d.version == 1 {
+		assertionNS = NamespaceSAML1Assertion
+	}
+	// Count every Assertion in the document, wherever it hides: a second
+	// one is how signature wrapping (XSW) gets an unsigned copy read.
+	var all []*etree.Element
+	var walk func(*etree.Element)
+	walk = func(e *etree.Element) {
+		if e.Tag == "Assertion" || e.Tag == "EncryptedAssertion" {
+			all = append(all, e)
+		}
+		for _, c := range e.ChildElements() {
+			walk(c)
+		}
+	}
+	walk(root)
+	switch {
+	case len(all) != 1:
+		return nil, fmt.Errorf("%w: the document holds %d assertions; exactly one is accepted", ErrMalformed, len(all))
+	case all[0].Tag == "EncryptedAssertion":
+		return nil, fmt.Errorf("%w: encrypted assertions are not supported", ErrMalformed)
+	case all[0].NamespaceURI() != assertionNS:
+		return nil, fmt.Errorf("%w: the assertion is not in the %s namespace", ErrMalformed, assertionNS)
+	case root.Tag == "Response" && all[0].Parent() != root:
+		return nil, fmt.Errorf("%w: the assertion is not a child of the Response", ErrMalformed)
+	}
+	d.assertion = all[0]
+	return d, nil
+}
+
+// issuer is the unverified issuer of the assertion, to pick the IDP.
+func (d *document) issuer() string {
+	if d.version == 1 {
+		return d.assertion.SelectAttrValue("Issuer", "")
+	}
+	if is := childNS(d.assertion, "Issuer", NamespaceSAML2Assertion); len(is) == 1 {
+		return fullText(is[0])
+	}
+	return ""
+}
+
+// readAssertion reads the fields of a (validated) assertion element,
+// requiring exactly one Issuer, one subject and one Conditions.
+func readAssertion(el *etree.Element, version int) (*Assertion, error) {
+	a := &Assertion{Version: version, Attributes: map[string][]string{}}
+	bad := func(format string, args ...any) (*Assertion, error) {
+		return nil, fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+	}
+	ns := NamespaceSAML2Assertion
+	if version == 1 {
+		ns = NamespaceSAML1Assertion
+	}
+	conditions := childNS(el, "Conditions", ns)
+	if len(conditions) != 1 {
+		return bad("the assertion has %d Conditions; exactly one is required", len(conditions))
+	}
+	var err error
+	if a.NotBefore, err = attrTime(conditions[0], "NotBefore"); err != nil {
+		return nil, err
+	}
+	if a.NotOnOrAfter, err = attrTime(conditions[0], "NotOnOrAfter"); err != nil {
+		return nil, err
+	}
+	if version == 2 {
+		a.ID = el.SelectAttrValue("ID", "")
+		issuers := childNS(el, "Issuer", ns)
+		if len(issuers) != 1 {
+			return bad("the assertion has %d Issuer elements; exactly one is required", len(issuers))
+		}
+		a.Issuer = fullText(issuers[0])
+		subjects := childNS(el, "Subject", ns)
+		if len(subjects) != 1 {
+			return bad("the assertion has %d Subject elements; exactly one is required", len(subjects))
+		}
+		ids := childNS(subjects[0], "NameID", ns)
+		if len(ids) != 1 {
+			return bad("the Subject has %d NameID elements; exactly one is required", len(ids))
+		}
+		a.Subject = fullText(ids[0])
+		for _, sc := range childNS(subjects[0], "SubjectConfirmation", ns) {
+			c := confirmation{method: sc.SelectAttrValue("Method", "")}
+			scds := childNS(sc, "SubjectConfirmationData", ns)
+			switch {
+			case len(scds) > 1:
+				return bad("a SubjectConfirmation has %d SubjectConfirmationData elements; at most one is allowed", len(scds))
+			case len(scds) == 1:
+				if c.notBefore, err = attrTime(scds[0], "NotBefore"); err != nil {
+					return nil, err
+				}
+				if c.notOnOrAfter, err = attrTime(scds[0], "NotOnOrAfter"); err != nil {
+					return nil, err
+				}
+				c.recipient = scds[0].SelectAttrValue("Recipient", "")
+			}
+			a.confirmations = append(a.confirmations, c)
+			if c.method == bearerSAML2 && !c.notOnOrAfter.IsZero() && (a.BearerNotOnOrAfter.IsZero() || c.notOnOrAfter.Before(a.BearerNotOnOrAfter)) {
+				a.BearerNotOnOrAfter = c.notOnOrAfter
+			}
+		}
+		a.readAudiences(conditions[0], "AudienceRestriction", ns)
+		for _, st := range childNS(el, "AttributeStatement", ns) {
+			for _, at := range childNS(st, "Attribute", ns) {
+				name := at.SelectAttrValue("Name", "")
+				for _, av := range childNS(at, "AttributeValue", ns) {
+					a.Attributes[name] = append(a.Attributes[name], fullText(av))
+				}
+			}
+		}
+	} else {
+		a.ID = el.SelectAttrValue("AssertionID", "")
+		a.Issuer = el.SelectAttrValue("Issuer", "")
+		if a.Issuer == "" {
+			return bad("the assertion has no Issuer")
+		}
+		// SAML 1.1 repeats the Subject in each statement: all must agree.
+		for _, st := range el.ChildElements() {
+			if st.NamespaceURI() != ns || !strings.HasSuffix(st.Tag, "Statement") {
+				continue
+			}
+			for _, subj := range childNS(st, "Subject", ns) {
+				// SAML 1.1 Core §2.4.2: a SubjectConfirmation lists one
+				// or more ConfirmationMethods; any one confirms.
+				c := confirmation{statement: st.Tag}
+				for _, sc := range childNS(subj, "SubjectConfirmation", ns) {
+					for _, m := range childNS(sc, "ConfirmationMethod", ns) {
+						if method := fullText(m); c.method != bearerSAML1 {
+							c.method = method
+						}
+					}
+				}
+				a.confirmations = append(a.confirmations, c)
+				ids := childNS(subj, "NameIdentifier", ns)
+				if len(ids) != 1 {
+					return bad("a Subject has %d NameIdentifier elements; exactly one is required", len(ids))
+				}
+				if s := fullText(ids[0]); a.Subject == "" {
+					a.Subject = s
+				} else if s != a.Subject {
+					return bad("the statements name different subjects")
+				}
+			}
+			if st.Tag == "AttributeStatement" {
+				for _, at := range childNS(st, "Attribute", ns) {
+					name := at.SelectAttrValue("AttributeName", "")
+					for _, av := range childNS(at, "AttributeValue", ns) {
+						a.Attributes[name] = append(a.Attributes[name], fullText(av))
+					}
+				}
+			}
+		}
+		a.readAudiences(conditions[0], "AudienceRestrictionCondition", ns)
+	}
+	if a.Subject == "" {
+		return bad("the assertion names no subject")
+	}
+	if a.IssueInstant, err = attrTime(el, "IssueInstant"); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// readAudiences reads each audience restriction of conditions: tag is
+// AudienceRestriction (SAML 2.0) or AudienceRestrictionCondition (1.1).
+func (a *Assertion) readAudiences(conditions *etree.Element, tag, ns string) {
+	for _, ar := range childNS(conditions, tag, ns) {
+		var set []string
+		for _, au := range childNS(ar, "Audience", ns) {
+			set = append(set, fullText(au))
+		}
+		a.Audiences = append(a.Audiences, set...)
+		a.audienceSets = append(a.audienceSets, set)
+	}
+}
+
+// childNS are el's child elements named tag in namespace ns.
+func childNS(el *etree.Element, tag, ns string) []*etree.Element {
+	var out []*etree.Element
+	for _, c := range el.ChildElements() {
+		if c.Tag == tag && c.NamespaceURI() == ns {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// fullText joins every text node of el, across comments: etree's Text()
+// stops at the first comment, which is how "alice@x.com<!---->.evil.com"
+// would read as alice@x.com (CVE-2017-11427).
+func fullText(el *etree.Element) string {
+	var b strings.Builder
+	for _, t := range el.Child {
+		if cd, ok := t.(*etree.CharData); ok {
+			b.WriteString(cd.Data)
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func attrTime(el *etree.Element, name string) (time.Time, error) {
+	s := el.SelectAttrValue(name, "")
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: %s %q is not an xs:dateTime", ErrMalformed, name, clip(s))
+	}
+	return t, nil
+}
+
+// utf8BOM is U+FEFF encoded in UTF-8 (XML 1.0 Appendix F.1).
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// checkEncoding holds the document to UTF-8 (XML 1.0 §4.3.3): an encoding
+// declaration, if any, names UTF-8 or US-ASCII (then every byte is ASCII),
+// and a byte order mark, if any, is UTF-8's, which it returns the document
+// without. A declaration that disagrees with the bytes is how one parser
+// in a chain reads other characters than the one that checked the
+// signature.
+func checkEncoding(xml []byte) ([]byte, error) {
+	bom := bytes.HasPrefix(xml, utf8BOM)
+	xml = bytes.TrimPrefix(xml, utf8BOM)
+	enc, err := declaredEncoding(xml)
+	switch {
+	case err != nil:
+		return nil, err
+	case enc == "" || strings.EqualFold(enc, "UTF-8"):
+		return xml, nil
+	case strings.EqualFold(enc, "US-ASCII") && bom:
+		return nil, fmt.Errorf("%w: the XML declaration names US-ASCII, but the document starts with a UTF-8 byte order mark", ErrMalformed)
+	case strings.EqualFold(enc, "US-ASCII"):
+		for i, b := range xml {
+			if b >= 0x80 {
+				return nil, fmt.Errorf("%w: the XML declaration names US-ASCII, but byte %d is not ASCII", ErrMalformed, i)
+			}
+		}
+		return xml, nil
+	}
+	return nil, fmt.Errorf("%w: the XML declaration names encoding %q; only UTF-8 (or US-ASCII) is accepted", ErrMalformed, clip(enc))
+}
+
+// declaredEncoding is the encoding pseudo-attribute of xml's declaration,
+// or "" without a declaration or without one. The declaration is read by
+// XML 1.0 §2.8's grammar (version, then optionally encoding, then
+// optionally standalone, each once): encoding/xml reads the first
+// "encoding=" it finds, and a declaration two readers read differently is
+// refused rather than guessed at.
+func declaredEncoding(xml []byte) (string, error) {
+	if len(xml) < 6 || !bytes.HasPrefix(xml, []byte("<?xml")) || !isXMLSpace(xml[5]) {
+		return "", nil
+	}
+	end := bytes.Index(xml, []byte("?>"))
+	if end < 0 {
+		return "", fmt.Errorf("%w: the XML declaration is not closed", ErrMalformed)
+	}
+	bad := fmt.Errorf("%w: the XML declaration is not version, encoding and standalone in that order (XML 1.0 §2.8)", ErrMalformed)
+	rest := string(xml[5:end])
+	var encoding string
+	names := []string{"version", "encoding", "standalone"}
+	for {
+		trimmed := strings.TrimLeft(rest, " \t\r\n")
+		if trimmed == "" {
+			break
+		}
+		if len(trimmed) == len(rest) { // pseudo-attributes are separated by space
+			return "", bad
+		}
+		name, value, ok := strings.Cut(trimmed, "=")
+		name = strings.TrimRight(name, " \t\r\n")
+		i := slices.Index(names, name)
+		if !ok || i < 0 || (i > 0 && names[0] == "version") {
+			return "", bad
+		}
+		value = strings.TrimLeft(value, " \t\r\n")
+		if value == "" || (value[0] != '"' && value[0] != '\'') {
+			return "", bad
+		}
+		v, after, ok := strings.Cut(value[1:], value[:1])
+		if !ok {
+			return "", bad
+		}
+		if name == "encoding" {
+			encoding = v
+		}
+		names, rest = names[i+1:], after
+	}
+	if len(names) == 3 { // no version
+		return "", bad
+	}
+	return encoding, nil
+}
+
+func isXMLSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\r' || b == '\n' }
+
+// wideBOM names the UTF-16 or UTF-32 byte order mark xml starts with, or
+// "" (XML 1.0 Appendix F.1).
+func wideBOM(xml []byte) string {
+	for _, b := range []struct {
+		name string
+		mark []byte
+	}{
+		{"UTF-32", []byte{0x00, 0x00, 0xFE, 0xFF}}, {"UTF-32", []byte{0xFF, 0xFE, 0x00, 0x00}},
+		{"UTF-16", []byte{0xFE, 0xFF}}, {"UTF-16", []byte{0xFF, 0xFE}},
+	} {
+		if bytes.HasPrefix(xml, b.mark) {
+			return b.name
+		}
+	}
+	return ""
+}
+
+// rawXML is token as raw bytes or decoded base64, for a refusal message.
+func rawXML(token string) []byte {
+	if b := DecodeBase64(token); b != nil {
+		return b
+	}
+	return []byte(token)
+}
+
+// checkOutsideRoot refuses anything but whitespace, comments and
+// processing instructions before or after the root element (XML 1.0 §2.1
+// and §2.8: a document is one element, with a prolog and Misc after it).
+// Parsers disagree on what trails a document: a second root element, or
+// text, is read by some and dropped by others.
+func checkOutsideRoot(doc *etree.Document) error {
+	roots := 0
+	for i, t := range doc.Child {
+		where := "before"
+		if roots > 0 {
+			where = "after"
+		}
+		switch t := t.(type) {
+		case *etree.Element:
+			if roots++; roots > 1 {
+				return fmt.Errorf("%w: element %s after the root element; a document has one root", ErrMalformed, clip(t.FullTag()))
+			}
+		case *etree.CharData:
+			if strings.Trim(t.Data, " \t\r\n") != "" {
+				return fmt.Errorf("%w: text %s the root element; only whitespace, comments and processing instructions may be there", ErrMalformed, where)
+			}
+		case *etree.ProcInst:
+			if i > 0 && strings.EqualFold(t.Target, "xml") {
+				return fmt.Errorf("%w: an XML declaration that does not open the document (XML 1.0 §2.8)", ErrMalformed)
+			}
+		case *etree.Comment:
+		default: // a directive: <!DOCTYPE is refused above, nothing else is XML
+			return fmt.Errorf("%w: a <! declaration %s the root element; only whitespace, comments and processing instructions may be there", ErrMalformed, where)
+		}
+	}
+	return nil
+}
