@@ -159,8 +159,8 @@ clients:
 	want := []string{
 		"idps[0] (a): a saml IDP needs exactly one of certificate_file, metadata_file",
 		"idps[1] (b): a saml IDP needs exactly one of certificate_file, metadata_file",
-		"idps[2] (c): jwks_uri, jwks_file, discovery and algorithms are for jwt IDPs",
-		"idps[3] (d): certificate_file, metadata_file, allow_sha1 and claims are for saml IDPs",
+		"idps[2] (c): jwks_uri, jwks_file, discovery, algorithms and access_token_typ are for jwt IDPs",
+		"idps[3] (d): certificate_file, metadata_file and allow_sha1 are for saml IDPs",
 	}
 	if got := strings.Join(p, "\n"); len(p) != len(want) {
 		t.Fatalf("problems:\n%s", got)
