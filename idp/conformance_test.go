@@ -252,8 +252,10 @@ func TestConformanceIntrospection(t *testing.T) {
 			Forge: func(t testing.TB, tok idptest.Token) string {
 				return "int_never-issued-" + base64.RawURLEncoding.EncodeToString([]byte(tok.Subject))
 			},
-			Tamper: func(t testing.TB, token string) string { return token[:len(token)-1] + map[bool]string{true: "B", false: "A"}[strings.HasSuffix(token, "A")] },
-			Down:   func(testing.TB) { srv.Close() },
+			Tamper: func(t testing.TB, token string) string {
+				return token[:len(token)-1] + map[bool]string{true: "B", false: "A"}[strings.HasSuffix(token, "A")]
+			},
+			Down: func(testing.TB) { srv.Close() },
 		}
 	})
 }
@@ -300,4 +302,3 @@ func TestConformanceMockInternal(t *testing.T) {
 		}
 	})
 }
-
