@@ -199,7 +199,7 @@ func (v *Introspection) ask(ctx context.Context, endpoint, token string) (map[st
 	resp, err := v.client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w: introspection endpoint of IDP %s did not answer within %s", ErrUnavailable, v.cfg.Name, IntrospectionTimeout)
+			return nil, fmt.Errorf("%w: introspection endpoint of IDP %s did not answer in time (at most %s)", ErrUnavailable, v.cfg.Name, IntrospectionTimeout)
 		}
 		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s is unreachable: %v", ErrUnavailable, v.cfg.Name, err)
 	}
