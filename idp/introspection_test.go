@@ -82,7 +82,9 @@ func TestIntrospectionUnavailable(t *testing.T) {
 		{"500", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }, "idp unavailable: introspection endpoint of IDP internal answered status 500"},
 		{"503", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }, "idp unavailable: introspection endpoint of IDP internal answered status 503"},
 		{"401", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(401) }, "idp unavailable: introspection endpoint of IDP internal refused the STS's client credentials (status 401): check client_id and client_secret"},
-		{"redirect not followed", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "https://evil.example/", http.StatusTemporaryRedirect) }, "idp unavailable: introspection endpoint of IDP internal answered status 307"},
+		{"redirect not followed", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "https://evil.example/", http.StatusTemporaryRedirect)
+		}, "idp unavailable: introspection endpoint of IDP internal answered status 307"},
 		{"garbage", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) }, "idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: not a JSON object"},
 		{"duplicate active", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"active":false,"active":true}`)) }, `idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: duplicate member "active"`},
 		{"no active", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"sub":"alice"}`)) }, "idp unavailable: introspection endpoint of IDP internal answered without a boolean active (RFC 7662 §2.2)"},
