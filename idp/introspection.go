@@ -56,10 +56,13 @@ type IntrospectionConfig struct {
 //
 // What it requires of an answer: "active": true (false is an invalid
 // token); sub, the user; exp, in the future, so that an issued token never
-// outlives the subject token; aud containing one of the IDP's audiences,
-// as for a jwt IDP: the binding of the token to this STS (an answer
-// without aud is refused); iss, when present, equal to the IDP's issuer;
-// nbf, when present, not in the future. A refresh token (Dex's token_use,
+// outlives the subject token; aud, when present, containing one of the
+// IDP's audiences, as for a jwt IDP. RFC 7662 §2.2 makes aud optional, and
+// some endpoints (zitadel/oidc's example OP) leave it out and answer
+// active only to a client the token is meant for (RFC 7662 §4): then that
+// answer, given to the STS's own credentials, binds the token to this STS.
+// iss, when present, must equal the IDP's issuer; nbf, when present, not
+// be in the future. A refresh token (Dex's token_use,
 // Keycloak's typ Refresh) is refused. Positive answers are cached, keyed
 // by the token's SHA-256, until exp or CacheTTL, whichever is sooner: a
 // token revoked at the IDP is accepted for at most CacheTTL more.
@@ -260,15 +263,14 @@ func (v *Introspection) identity(answer map[string]any, now time.Time) (*Identit
 			return nil, fmt.Errorf("%w: not valid before %s (now %s)", ErrInvalid, t.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 		}
 	}
-	aud := stringList(answer["aud"])
-	if _, single := answer["aud"].(string); single {
-		aud = []string{answer["aud"].(string)}
-	}
-	if len(aud) == 0 {
-		return nil, fmt.Errorf("%w: aud is required: the introspection answer of IDP %s names no audience, so nothing binds the token to this STS", ErrInvalid, v.cfg.Name)
-	}
-	if !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
-		return nil, fmt.Errorf("%w: aud %q contains none of IDP %s's audiences %q", ErrInvalid, clipAll(aud), v.cfg.Name, v.cfg.Audiences)
+	if raw, present := answer["aud"]; present {
+		aud := stringList(raw)
+		if s, single := raw.(string); single {
+			aud = []string{s}
+		}
+		if !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
+			return nil, fmt.Errorf("%w: aud %q contains none of IDP %s's audiences %q", ErrInvalid, clipAll(aud), v.cfg.Name, v.cfg.Audiences)
+		}
 	}
 	claims := answer
 	delete(claims, "active")
