@@ -92,8 +92,8 @@ type samlValidator interface {
 //     that IDP;
 //   - a compact JWT: the IDP named by iss, verified locally by a jwt IDP
 //     or introspected by an introspection IDP;
-//   - any other opaque access token: the single introspection IDP, when
-//     there is one without token_prefix.
+//   - any other opaque access token (a JWE included): the single
+//     introspection IDP, when there is one without token_prefix.
 type Registry struct {
 	byIssuer map[string]Validator // JWT iss: jwt and introspection IDPs
 	saml     map[string]Validator
@@ -169,8 +169,9 @@ func (r *Registry) Validate(ctx context.Context, token, tokenType string) (*Iden
 			return v.Validate(ctx, token, tokenType)
 		}
 	}
-	n := strings.Count(token, ".")
-	opaque := n != 2 && n != 4
+	// Opaque to the STS: anything but a compact JWS. A JWE is opaque too
+	// (zitadel/oidc issues its access tokens so); only its IDP reads it.
+	opaque := strings.Count(token, ".") != 2
 	if opaque && tokenType == TokenTypeAccessToken && len(r.opaque) > 0 {
 		if v := r.opaque[0]; len(r.opaque) == 1 && v.Route().TokenPrefix == "" {
 			return v.Validate(ctx, token, tokenType)

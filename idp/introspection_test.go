@@ -312,6 +312,14 @@ func TestRegistryRouting(t *testing.T) {
 		if id, err := r.Validate(t.Context(), a.issue("x", answer("https://a.test")), idp.TokenTypeAccessToken); err != nil || id.IDP != "a" {
 			t.Fatalf("%v %v", id, err)
 		}
+		// A JWE is opaque to the STS: zitadel/oidc's access tokens are.
+		jwe := "eyJhbGciOiJBMjU2R0NNS1ciLCJlbmMiOiJBMjU2R0NNIn0.k.iv.ct.tag"
+		a.mu.Lock()
+		a.issued[jwe] = answer("https://a.test")
+		a.mu.Unlock()
+		if id, err := r.Validate(t.Context(), jwe, idp.TokenTypeAccessToken); err != nil || id.IDP != "a" {
+			t.Fatalf("a JWE: %v %v", id, err)
+		}
 	})
 	t.Run("no introspection IDP", func(t *testing.T) {
 		r := idp.NewRegistry()
