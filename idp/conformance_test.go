@@ -216,6 +216,12 @@ func (s *introspectionServer) issue(prefix string, claims map[string]any) string
 	return tok
 }
 
+func (s *introspectionServer) setAnswer(f func(w http.ResponseWriter, r *http.Request)) {
+	s.mu.Lock()
+	s.answer = f
+	s.mu.Unlock()
+}
+
 func (s *introspectionServer) callCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,6 +2,7 @@ package idp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -99,7 +100,7 @@ func TestIntrospectionUnavailable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newIntrospectionServer(t)
-			srv.answer = tt.answer
+			srv.setAnswer(tt.answer)
 			v := introspectionValidator(t, srv.URL, func() time.Time { return now })
 			_, err := v.Validate(t.Context(), "int_x", idp.TokenTypeAccessToken)
 			if !errors.Is(err, idp.ErrUnavailable) || fmt.Sprint(err) != tt.want {
@@ -118,12 +119,12 @@ func TestIntrospectionUnavailable(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		release := make(chan struct{})
 		srv := newIntrospectionServer(t)
-		srv.answer = func(w http.ResponseWriter, r *http.Request) {
+		srv.setAnswer(func(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():
 			case <-release:
 			}
-		}
+		})
 		defer close(release)
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
@@ -375,5 +376,37 @@ func TestIntrospectionFromConfig(t *testing.T) {
 	}
 	if id, err := reg.Validate(t.Context(), srv.issue("int_", goodAnswer()), idp.TokenTypeAccessToken); err != nil || id.Subject != "alice" {
 		t.Fatalf("%v %v", id, err)
+	}
+}
+
+// Answers shaped as real endpoints send them validate: Dex (token_use,
+// ext), Keycloak (typ Bearer, azp, realm_access), zitadel/oidc (no aud).
+func TestIntrospectionRealAnswers(t *testing.T) {
+	exp := now.Add(time.Hour).Unix()
+	tests := map[string]map[string]any{
+		"dex": {"active": true, "client_id": "web", "exp": exp, "iat": now.Unix(), "nbf": now.Unix(), "sub": "CiQwOGE4Njg0Yi1kYjg4", "aud": "sts",
+			"iss": confIssuer, "jti": "x", "token_type": "Bearer", "token_use": "access_token", "ext": map[string]any{"email": "alice@example.com"}},
+		"keycloak": {"active": true, "exp": exp, "iat": now.Unix(), "jti": "y", "iss": confIssuer, "aud": []any{"sts", "account"}, "sub": "f3c2",
+			"typ": "Bearer", "azp": "web", "scope": "openid email", "realm_access": map[string]any{"roles": []any{"ops"}}, "client_id": "web", "username": "alice", "token_type": "Bearer"},
+		"zitadel": {"active": true, "scope": "openid profile", "client_id": "web", "exp": exp, "sub": "id1", "username": "alice"},
+	}
+	for name, answer := range tests {
+		t.Run(name, func(t *testing.T) {
+			srv := newIntrospectionServer(t)
+			srv.setAnswer(func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(answer) })
+			v := introspectionValidator(t, srv.URL, func() time.Time { return now }, func(c *idp.IntrospectionConfig) {
+				c.Claims = idp.ClaimMap{"groups": "realm_access.roles", "email": "ext.email"}
+			})
+			id, err := v.Validate(t.Context(), "int_x", idp.TokenTypeAccessToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.Subject != answer["sub"] || !id.Expiry.Equal(now.Add(time.Hour)) {
+				t.Errorf("identity %+v", id)
+			}
+			if name == "keycloak" && fmt.Sprint(id.Claims["groups"]) != "[ops]" || name == "dex" && id.Claims["email"] != "alice@example.com" {
+				t.Errorf("mapped claims %v", id.Claims)
+			}
+		})
 	}
 }
