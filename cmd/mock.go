@@ -40,18 +40,24 @@ func newMockTokenCmd(io *IO) *cobra.Command {
 		Long: `Print one subject token that 'idtx serve --mock' trusts, signed offline
 with the mock IDP's fixture key (public, for local development only): a
 JWT, or a SAML 2.0 or 1.1 assertion (base64url, as RFC 8693 sends it)
-whose attributes are --scope and the --claim values.`,
+whose attributes are --scope and the --claim values.
+
+--format opaque mints a token of the mock internal IDP (mock-internal):
+opaque to everyone but the running mock, which validates it through its
+own introspection endpoint (RFC 7662, POST /mock/introspect). Send it as
+subject_token_type access_token.`,
 		Example: `  $ idtx mock token --sub alice
   $ idtx mock token --sub bob --scope "billing:read" --ttl 10m
   $ idtx mock token --claim groups='["admins"]' --claim email=alice@example.com
   $ idtx mock token --sub alice --may-act gateway
-  $ idtx mock token --format saml2 --sub bob --claim groups='["ops","dev"]'`,
+  $ idtx mock token --format saml2 --sub bob --claim groups='["ops","dev"]'
+  $ idtx mock token --format opaque --sub alice --scope orders:read`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error { return runMockToken(o) },
 	}
 	f := c.Flags()
 	f.StringVar(&o.sub, "sub", mockidp.DefaultSub, "subject (sub claim)")
-	f.StringVar(&o.format, "format", "jwt", "token format: jwt, saml2 or saml1 (SAML base64url-encoded)")
+	f.StringVar(&o.format, "format", "jwt", "token format: jwt, saml2, saml1 (SAML base64url-encoded) or opaque (the mock internal IDP's)")
 	f.StringVar(&o.aud, "aud", mockidp.Audience, "audience (aud claim)")
 	f.StringVar(&o.scope, "scope", "", "space-separated scopes (scope claim)")
 	f.DurationVar(&o.ttl, "ttl", mockidp.DefaultTTL, "lifetime")
@@ -79,8 +85,10 @@ func runMockToken(o *mockTokenOptions) error {
 		}
 		version := map[string]int{"saml2": 2, "saml1": 1}[o.format]
 		tok, err = mockidp.SAML(opts, version)
+	case "opaque":
+		tok, err = mockidp.Opaque(opts)
 	default:
-		return usageError("--format %q is not supported (supported: jwt, saml2, saml1)", o.format)
+		return usageError("--format %q is not supported (supported: jwt, saml2, saml1, opaque)", o.format)
 	}
 	if err != nil {
 		return err

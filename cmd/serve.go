@@ -108,8 +108,14 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return err
 	}
 	defer ln.Close()
+	base := "http://" + ln.Addr().String()
 	if cfg.Issuer == "" {
-		cfg.Issuer = "http://" + ln.Addr().String()
+		cfg.Issuer = base
+	}
+	if o.mock {
+		// The mock internal IDP validates its opaque tokens through this
+		// server's own /mock/introspect.
+		mockidp.UseBaseURL(cfg, base)
 	}
 
 	home := o.home
@@ -154,7 +160,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	h := exchange.NewHandler(engine, log)
 	if o.mock {
-		h.Handle("/mock/", mockidp.Handler())
+		h.Handle("/mock/", mockidp.Handler(clock))
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -214,6 +220,7 @@ func printBanner(o *serveOptions, base, storeURL, keyFile string) {
 	}
 	fmt.Fprintf(w, "  signing key %s (the mock's own: a configured server never trusts it)\n", keyFile)
 	fmt.Fprintf(w, "  mock IDP    issuer %s, audience %s, keys GET %s/mock/jwks\n", mockidp.Issuer, mockidp.Audience, base)
+	fmt.Fprintf(w, "  mock internal IDP  opaque tokens (mock token --format opaque), introspected at POST %s%s\n", base, mockidp.IntrospectPath)
 	fmt.Fprintf(w, "  clients     %s / %s (all services), restricted-client / restricted-secret (orders-api)\n", mockidp.DemoClient, mockidp.DemoSecret)
 	self := selfCommand()
 	fmt.Fprintf(w, "\nTry it (the mock's keys are public: for local development only):\n")

@@ -184,6 +184,64 @@ func TestServeMockEndToEnd(t *testing.T) {
 	}
 }
 
+// The mock internal IDP end to end: an opaque token minted offline by
+// `mock token --format opaque` is validated by the running mock through
+// its own /mock/introspect, and exchanged; a tampered one is refused.
+func TestServeMockOpaqueToken(t *testing.T) {
+	t.Setenv("IDTX_HOME", t.TempDir())
+	base, stderr := startServe(t, "--mock", "--store", "memory:")
+	if want := "introspected at POST " + base + "/mock/introspect"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("banner lacks %q:\n%s", want, stderr)
+	}
+	opaque, _, code := run(t, "mock", "token", "--format", "opaque", "--sub", "alice", "--scope", "orders:read")
+	if code != 0 || !strings.HasPrefix(opaque, mockidp.InternalPrefix) {
+		t.Fatalf("mock token --format opaque: exit %d, %q", code, opaque)
+	}
+	form := func(tok string) url.Values {
+		return exchangeForm(tok, "audience", "orders-api", "scope", "orders:read",
+			"subject_token_type", "urn:ietf:params:oauth:token-type:access_token")
+	}
+	status, body := postToken(t, base, form(opaque), "demo-client", "demo-secret")
+	if status != 200 {
+		t.Fatalf("exchange of an opaque token: %d %v", status, body)
+	}
+	if c := claimsOf(t, body["access_token"].(string)); c["sub"] != "alice" || c["idp"] != mockidp.InternalName || c["scope"] != "orders:read" {
+		t.Errorf("claims %v", c)
+	}
+
+	// The CLI, as a user types it: exchange sends an opaque token as access_token.
+	out, errOut, code := run(t, "exchange", "--sts", base, "--subject-token", opaque, "--audience", "orders-api")
+	if code != 0 || claimsOf(t, out)["idp"] != mockidp.InternalName {
+		t.Fatalf("idtx exchange: exit %d, %s", code, errOut)
+	}
+
+	signed, mac, _ := strings.Cut(opaque, ".")
+	forged, _ := json.Marshal(map[string]any{"iss": mockidp.InternalIssuer, "sub": "root", "aud": "idtx-sts", "exp": time.Now().Add(time.Hour).Unix()})
+	for name, tok := range map[string]string{
+		"tampered MAC":    signed + "." + strings.Map(func(r rune) rune { return map[bool]rune{true: 'B', false: 'A'}[r == 'A'] }, mac[:1]) + mac[1:],
+		"tampered claims": mockidp.InternalPrefix + base64.RawURLEncoding.EncodeToString(forged) + "." + mac,
+	} {
+		status, body := postToken(t, base, form(tok), "demo-client", "demo-secret")
+		if status != 400 || body["error"] != "invalid_request" ||
+			body["error_description"] != "subject_token: invalid token: IDP mock-internal says the token is not active (RFC 7662 §2.2: expired, revoked or never issued)" {
+			t.Errorf("%s: %d %v", name, status, body)
+		}
+	}
+
+	// The introspection endpoint wants the fixture credentials.
+	req, _ := http.NewRequest(http.MethodPost, base+mockidp.IntrospectPath, strings.NewReader(url.Values{"token": {opaque}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(mockidp.InternalClientID, "wrong")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("introspect with a wrong secret: %d", resp.StatusCode)
+	}
+}
+
 // --clock starts the server's clock at a recorded instant; --store memory:
 // keeps nothing on disk and is still seeded with the mock's consents.
 func TestServeClockAndMemoryStore(t *testing.T) {

@@ -78,7 +78,12 @@ type IDP struct {
 	MetadataFile    string `yaml:"metadata_file"`
 	// AllowSHA1 accepts RSA-SHA1 and SHA-1 digests from a SAML IDP.
 	AllowSHA1 bool `yaml:"allow_sha1"`
-	// Claims maps SAML attribute names to claim names.
+	// Claims, for a saml IDP, maps attribute names to claim names. For a
+	// jwt or introspection IDP it maps a canonical claim name (groups,
+	// roles, email, scope, ...) to the path where this IDP keeps it: a
+	// name that is exactly a top-level claim (Auth0's
+	// "https://example.com/roles"), else dot-separated members of nested
+	// objects (Keycloak's "realm_access.roles").
 	Claims map[string]string `yaml:"claims"`
 	// Recipients, when set, are the URLs a SAML IDP may name as the
 	// Response's Destination and the bearer SubjectConfirmationData's
@@ -88,7 +93,32 @@ type IDP struct {
 	// MaxAge, when set, bounds how long after its IssueInstant a SAML
 	// assertion is accepted, however late its NotOnOrAfter.
 	MaxAge time.Duration `yaml:"max_age"`
+
+	// AccessTokenTyp, for a jwt IDP, is the JWT typ values accepted from a
+	// subject token presented as access_token: at+jwt, JWT, or "" for no
+	// typ (RFC 7515 §4.1.9: compared case-insensitively, "application/"
+	// optional). Empty accepts all three; [at+jwt] is strict RFC 9068.
+	AccessTokenTyp []string `yaml:"access_token_typ"`
+
+	// Introspection IDPs (RFC 7662).
+	IntrospectionEndpoint string `yaml:"introspection_endpoint"`
+	ClientID              string `yaml:"client_id"`
+	ClientSecret          string `yaml:"client_secret"`
+	ClientSecretFile      string `yaml:"client_secret_file"`
+	// TokenPrefix routes opaque tokens that start with it to this IDP.
+	TokenPrefix string `yaml:"token_prefix"`
+	// CacheTTL bounds how long a positive introspection answer is reused
+	// (never past the token's exp).
+	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
+
+// ReservedClaims cannot be the canonical name of a claim mapping: they
+// carry the token's identity, lifetime and delegation (RFC 7519 §4.1,
+// RFC 8693 §4.1, §4.4), which a mapping must never overwrite.
+var ReservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "may_act"}
+
+// DefaultCacheTTL is an introspection IDP's cache_ttl when unset.
+const DefaultCacheTTL = 60 * time.Second
 
 // Scope is one scope a service offers.
 type Scope struct {
@@ -225,6 +255,9 @@ func (c *Config) applyDefaults() {
 		if p.ClockSkew == 0 {
 			p.ClockSkew = DefaultClockSkew
 		}
+		if p.Type == IDPTypeIntrospection && p.CacheTTL == 0 {
+			p.CacheTTL = DefaultCacheTTL
+		}
 	}
 	for i := range c.Services {
 		s := &c.Services[i]
@@ -262,6 +295,7 @@ func (c *Config) validate() Problems {
 
 	idpNames := map[string]bool{}
 	issuers := map[string]string{}
+	var introspection []IDP
 	for i, d := range c.IDPs {
 		where := fmt.Sprintf("idps[%d]", i)
 		if d.Name == "" {
@@ -297,19 +331,26 @@ func (c *Config) validate() Problems {
 			if n != 1 {
 				add("%s: a jwt IDP needs exactly one of jwks_uri, jwks_file, discovery: true", where)
 			}
-			if d.JWKSURI != "" {
-				if u, err := url.Parse(d.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
-					add("%s: jwks_uri %q is not an http(s) URL", where, d.JWKSURI)
-				}
+			if d.JWKSURI != "" && !isHTTPURL(d.JWKSURI) {
+				add("%s: jwks_uri %q is not an http(s) URL", where, d.JWKSURI)
 			}
 			for _, a := range d.Algorithms {
 				if !slices.Contains(allowedIDPAlgorithms, a) {
 					add("%s: algorithm %q is not allowed (allowed: %s)", where, a, strings.Join(allowedIDPAlgorithms, " "))
 				}
 			}
-			if d.CertificateFile != "" || d.MetadataFile != "" || d.AllowSHA1 || len(d.Claims) > 0 {
-				add("%s: certificate_file, metadata_file, allow_sha1 and claims are for saml IDPs", where)
+			for _, t := range d.AccessTokenTyp {
+				if !slices.Contains([]string{"at+jwt", "jwt", ""}, NormalizeTyp(t)) {
+					add("%s: access_token_typ %q is not one of at+jwt, JWT, \"\" (no typ)", where, t)
+				}
 			}
+			if d.CertificateFile != "" || d.MetadataFile != "" || d.AllowSHA1 {
+				add("%s: certificate_file, metadata_file and allow_sha1 are for saml IDPs", where)
+			}
+			if d.hasIntrospectionKeys() {
+				add("%s: introspection_endpoint, client_id, client_secret, client_secret_file, token_prefix and cache_ttl are for introspection IDPs", where)
+			}
+			p = append(p, claimPaths(where, d.Claims)...)
 			if len(d.Recipients) > 0 || d.MaxAge != 0 {
 				add("%s: recipients and max_age are for saml IDPs", where)
 			}
@@ -317,8 +358,11 @@ func (c *Config) validate() Problems {
 			if (d.CertificateFile != "") == (d.MetadataFile != "") {
 				add("%s: a saml IDP needs exactly one of certificate_file, metadata_file", where)
 			}
-			if d.JWKSURI != "" || d.JWKSFile != "" || d.Discovery || len(d.Algorithms) > 0 {
-				add("%s: jwks_uri, jwks_file, discovery and algorithms are for jwt IDPs", where)
+			if d.JWKSURI != "" || d.JWKSFile != "" || d.Discovery || len(d.Algorithms) > 0 || len(d.AccessTokenTyp) > 0 {
+				add("%s: jwks_uri, jwks_file, discovery, algorithms and access_token_typ are for jwt IDPs", where)
+			}
+			if d.hasIntrospectionKeys() {
+				add("%s: introspection_endpoint, client_id, client_secret, client_secret_file, token_prefix and cache_ttl are for introspection IDPs", where)
 			}
 			for _, r := range d.Recipients {
 				if u, err := url.Parse(r); err != nil || !u.IsAbs() {
@@ -329,13 +373,40 @@ func (c *Config) validate() Problems {
 				add("%s: max_age %s is outside 0..24h (0 or unset: no bound beyond NotOnOrAfter)", where, d.MaxAge)
 			}
 		case IDPTypeIntrospection:
-			add("%s: type %q is not supported by this build (supported: jwt, saml)", where, d.Type)
+			if (d.IntrospectionEndpoint != "") == d.Discovery {
+				add("%s: an introspection IDP needs exactly one of introspection_endpoint, discovery: true", where)
+			}
+			if d.IntrospectionEndpoint != "" && !isHTTPURL(d.IntrospectionEndpoint) {
+				add("%s: introspection_endpoint %q is not an http(s) URL", where, d.IntrospectionEndpoint)
+			}
+			if d.ClientID == "" {
+				add("%s: client_id is required (the STS authenticates to the introspection endpoint, RFC 7662 §2.1)", where)
+			}
+			if (d.ClientSecret != "") == (d.ClientSecretFile != "") {
+				add("%s: an introspection IDP needs exactly one of client_secret, client_secret_file", where)
+			}
+			if d.CacheTTL < 0 || d.CacheTTL > time.Hour {
+				add("%s: cache_ttl %s is outside 0..1h", where, d.CacheTTL)
+			}
+			if d.TokenPrefix != "" && strings.HasPrefix("eyJ", d.TokenPrefix[:min(len(d.TokenPrefix), 3)]) {
+				add("%s: token_prefix %q would match every JWT (they start with eyJ)", where, d.TokenPrefix)
+			}
+			if d.JWKSURI != "" || d.JWKSFile != "" || len(d.Algorithms) > 0 || len(d.AccessTokenTyp) > 0 ||
+				d.CertificateFile != "" || d.MetadataFile != "" || d.AllowSHA1 {
+				add("%s: jwks_uri, jwks_file, algorithms, access_token_typ, certificate_file, metadata_file and allow_sha1 are not for introspection IDPs", where)
+			}
+			if len(d.Recipients) > 0 || d.MaxAge != 0 {
+				add("%s: recipients and max_age are for saml IDPs", where)
+			}
+			p = append(p, claimPaths(where, d.Claims)...)
+			introspection = append(introspection, d)
 		case "":
-			add("%s: type is required (jwt, saml)", where)
+			add("%s: type is required (jwt, saml, introspection)", where)
 		default:
 			add("%s: unknown type %q (jwt, saml, introspection)", where, d.Type)
 		}
 	}
+	p = append(p, introspectionRouting(introspection)...)
 
 	svcNames := map[string]bool{}
 	targets := map[string]string{}
@@ -423,6 +494,67 @@ func (c *Config) validate() Problems {
 		for _, m := range cl.Modes {
 			if m != ModeImpersonation && m != ModeDelegation {
 				add("%s: unknown mode %q (impersonation, delegation)", where, m)
+			}
+		}
+	}
+	return p
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+func (d *IDP) hasIntrospectionKeys() bool {
+	return d.IntrospectionEndpoint != "" || d.ClientID != "" || d.ClientSecret != "" ||
+		d.ClientSecretFile != "" || d.TokenPrefix != "" || d.CacheTTL != 0
+}
+
+// NormalizeTyp is a JWT typ value as RFC 7515 §4.1.9 compares it: lower
+// case, without the "application/" prefix.
+func NormalizeTyp(typ string) string {
+	t := strings.ToLower(typ)
+	return strings.TrimPrefix(t, "application/")
+}
+
+// claimPaths checks the claims mapping of a jwt or introspection IDP.
+func claimPaths(where string, claims map[string]string) Problems {
+	var p Problems
+	names := make([]string, 0, len(claims))
+	for name := range claims {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		path := claims[name]
+		switch {
+		case name == "":
+			p = append(p, fmt.Sprintf("%s: claims: an empty canonical name", where))
+		case slices.Contains(ReservedClaims, name):
+			p = append(p, fmt.Sprintf("%s: claims: %q is reserved and cannot be mapped (reserved: %s)", where, name, strings.Join(ReservedClaims, " ")))
+		}
+		if path == "" || strings.HasPrefix(path, ".") || strings.HasSuffix(path, ".") || strings.Contains(path, "..") {
+			p = append(p, fmt.Sprintf("%s: claims: %s: path %q is empty or has an empty segment (write a.b.c, or a top-level claim name)", where, name, path))
+		}
+	}
+	return p
+}
+
+// introspectionRouting refuses a set of introspection IDPs that would leave
+// an opaque token's IDP ambiguous: each token goes to exactly one endpoint.
+func introspectionRouting(idps []IDP) Problems {
+	var p Problems
+	if len(idps) < 2 {
+		return p
+	}
+	for i, a := range idps {
+		if a.TokenPrefix == "" {
+			p = append(p, fmt.Sprintf("idps (%s): token_prefix is required when there is more than one introspection IDP, so that an opaque token goes to exactly one endpoint", a.Name))
+			continue
+		}
+		for _, b := range idps[i+1:] {
+			if b.TokenPrefix != "" && (strings.HasPrefix(a.TokenPrefix, b.TokenPrefix) || strings.HasPrefix(b.TokenPrefix, a.TokenPrefix)) {
+				p = append(p, fmt.Sprintf("idps (%s, %s): token_prefix %q and %q overlap: a token could match both", a.Name, b.Name, a.TokenPrefix, b.TokenPrefix))
 			}
 		}
 	}

@@ -127,7 +127,7 @@ func TestMockConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.IDPs) != 2 || len(cfg.Services) != 2 || len(cfg.Clients) != 2 {
+	if len(cfg.IDPs) != 3 || len(cfg.Services) != 2 || len(cfg.Clients) != 2 {
 		t.Fatalf("mock config: %s", cfg.Summary())
 	}
 }
@@ -159,8 +159,8 @@ clients:
 	want := []string{
 		"idps[0] (a): a saml IDP needs exactly one of certificate_file, metadata_file",
 		"idps[1] (b): a saml IDP needs exactly one of certificate_file, metadata_file",
-		"idps[2] (c): jwks_uri, jwks_file, discovery and algorithms are for jwt IDPs",
-		"idps[3] (d): certificate_file, metadata_file, allow_sha1 and claims are for saml IDPs",
+		"idps[2] (c): jwks_uri, jwks_file, discovery, algorithms and access_token_typ are for jwt IDPs",
+		"idps[3] (d): certificate_file, metadata_file and allow_sha1 are for saml IDPs",
 	}
 	if got := strings.Join(p, "\n"); len(p) != len(want) {
 		t.Fatalf("problems:\n%s", got)
@@ -263,5 +263,75 @@ clients:
 	}
 	if a := cfg.IDPs[0]; a.MaxAge != 10*time.Minute || len(a.Recipients) != 1 || a.Recipients[0] != "https://sts.example/token" {
 		t.Errorf("decoded %+v", a)
+	}
+}
+
+// The keys of issue 9: access_token_typ, claims for jwt IDPs, and
+// introspection IDPs, each problem with its exact text.
+func TestIDPKeys(t *testing.T) {
+	const tail = `
+services:
+  - {name: s, scopes: {r: {}}}
+clients:
+  - {id: c, secret: s, services: ["*"]}
+`
+	tests := []struct {
+		name, idps string
+		want       []string
+	}{
+		{"valid", `
+  - {name: kc, type: jwt, issuer: https://kc, jwks_file: k, audiences: [sts], access_token_typ: [at+jwt, application/JWT, ""],
+     claims: {groups: realm_access.roles, roles: "https://example.com/roles", scope: scp}}
+  - {name: in, type: introspection, issuer: https://in, introspection_endpoint: https://in/introspect, client_id: idtx,
+     client_secret_file: in.secret, token_prefix: in_, audiences: [sts], claims: {email: email}}
+  - {name: in2, type: introspection, issuer: https://in2, discovery: true, client_id: idtx, client_secret: x, token_prefix: in2x, audiences: [sts]}`, nil},
+		{"access_token_typ", `
+  - {name: a, type: jwt, issuer: https://a, jwks_file: k, audiences: [sts], access_token_typ: [logout+jwt]}
+  - {name: b, type: saml, issuer: https://b, certificate_file: c, audiences: [sts], access_token_typ: [JWT]}`, []string{
+			`idps[0] (a): access_token_typ "logout+jwt" is not one of at+jwt, JWT, "" (no typ)`,
+			"idps[1] (b): jwks_uri, jwks_file, discovery, algorithms and access_token_typ are for jwt IDPs",
+		}},
+		{"claims", `
+  - {name: a, type: jwt, issuer: https://a, jwks_file: k, audiences: [sts], claims: {sub: email, "": x, groups: "", roles: a..b, scope: .scp, may_act: x}}`, []string{
+			`idps[0] (a): claims: an empty canonical name`,
+			`idps[0] (a): claims: groups: path "" is empty or has an empty segment (write a.b.c, or a top-level claim name)`,
+			`idps[0] (a): claims: "may_act" is reserved and cannot be mapped (reserved: iss sub aud exp iat nbf jti act may_act)`,
+			`idps[0] (a): claims: roles: path "a..b" is empty or has an empty segment (write a.b.c, or a top-level claim name)`,
+			`idps[0] (a): claims: scope: path ".scp" is empty or has an empty segment (write a.b.c, or a top-level claim name)`,
+			`idps[0] (a): claims: "sub" is reserved and cannot be mapped (reserved: iss sub aud exp iat nbf jti act may_act)`,
+		}},
+		{"introspection incomplete", `
+  - {name: a, type: introspection, issuer: https://a, audiences: [sts], client_secret: x, client_secret_file: f, cache_ttl: 2h, jwks_file: k}
+  - {name: b, type: introspection, issuer: https://b, audiences: [sts], introspection_endpoint: "ftp://b", discovery: true, client_id: i, client_secret: x}`, []string{
+			"idps[0] (a): an introspection IDP needs exactly one of introspection_endpoint, discovery: true",
+			"idps[0] (a): client_id is required (the STS authenticates to the introspection endpoint, RFC 7662 §2.1)",
+			"idps[0] (a): an introspection IDP needs exactly one of client_secret, client_secret_file",
+			"idps[0] (a): cache_ttl 2h0m0s is outside 0..1h",
+			"idps[0] (a): jwks_uri, jwks_file, algorithms, access_token_typ, certificate_file, metadata_file and allow_sha1 are not for introspection IDPs",
+			"idps[1] (b): an introspection IDP needs exactly one of introspection_endpoint, discovery: true",
+			`idps[1] (b): introspection_endpoint "ftp://b" is not an http(s) URL`,
+			"idps (a): token_prefix is required when there is more than one introspection IDP, so that an opaque token goes to exactly one endpoint",
+			"idps (b): token_prefix is required when there is more than one introspection IDP, so that an opaque token goes to exactly one endpoint",
+		}},
+		{"introspection ambiguous", `
+  - {name: a, type: introspection, issuer: https://a, audiences: [sts], introspection_endpoint: https://a/i, client_id: i, client_secret: x, token_prefix: ab}
+  - {name: b, type: introspection, issuer: https://b, audiences: [sts], introspection_endpoint: https://b/i, client_id: i, client_secret: x, token_prefix: abc}
+  - {name: c, type: introspection, issuer: https://c, audiences: [sts], introspection_endpoint: https://c/i, client_id: i, client_secret: x, token_prefix: ey}
+  - {name: d, type: jwt, issuer: https://d, audiences: [sts], jwks_file: k, token_prefix: d_, client_id: i}`, []string{
+			`idps[2] (c): token_prefix "ey" would match every JWT (they start with eyJ)`,
+			"idps[3] (d): introspection_endpoint, client_id, client_secret, client_secret_file, token_prefix and cache_ttl are for introspection IDPs",
+			`idps (a, b): token_prefix "ab" and "abc" overlap: a token could match both`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, p := parse(t, "idps:"+tt.idps+tail)
+			if strings.Join(p, "\n") != strings.Join(tt.want, "\n") {
+				t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(p, "\n"), strings.Join(tt.want, "\n"))
+			}
+			if tt.want == nil && cfg.IDPs[1].CacheTTL != config.DefaultCacheTTL {
+				t.Errorf("cache_ttl default = %s", cfg.IDPs[1].CacheTTL)
+			}
+		})
 	}
 }

@@ -200,7 +200,7 @@ func NewEngine(cfg *config.Config, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.registry.AddJWT(self); err != nil {
+	if err := e.registry.Add(self); err != nil {
 		return nil, fmt.Errorf("engine: an IDP has the STS's own issuer %s: %w", e.issuer, err)
 	}
 	e.self = self

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -212,6 +213,7 @@ func TestJWTAttacks(t *testing.T) {
 	validParts := strings.Split(e.subject(nil), ".")
 	claimsJSON := `{"iss":"https://idp.test","sub":"alice","aud":"idtx-sts","exp":` + itoa(t0.Add(time.Hour).Unix()) + `}`
 	hdr := `{"alg":"RS256","kid":"` + e.corp.kid + `"}`
+	otherClaims := e.claims(jwt.MapClaims{"iss": "https://other.test"})
 
 	tests := []struct {
 		name, token, tokenType, desc string
@@ -239,7 +241,8 @@ func TestJWTAttacks(t *testing.T) {
 		{"no aud", e.subject(jwt.MapClaims{"aud": nil}), "", "aud is required"},
 		{"issuer mix-up: other IDP's key", e.other.sign(t, c, nil), "", "is not in the IDP's key set"},
 		{"issuer mix-up: other IDP's key under corp's kid", e.other.sign(t, c, map[string]any{"kid": e.corp.kid}), "", "signature does not verify with IDP corp's key"},
-		{"ID token as access token", e.subject(nil), idp.TokenTypeAccessToken, `typ "JWT" is not at+jwt`},
+		{"typ JWT as access token, IDP strict", e.other.sign(t, otherClaims, nil), idp.TokenTypeAccessToken, `typ "JWT" is not one of IDP other's access_token_typ [at+jwt] for subject_token_type access_token`},
+		{"no typ as access token, IDP strict", e.other.sign(t, otherClaims, map[string]any{"typ": nil}), idp.TokenTypeAccessToken, `typ "" is not one of IDP other's access_token_typ [at+jwt]`},
 		{"access token as ID token", e.corp.sign(t, c, map[string]any{"typ": "at+jwt"}), idp.TokenTypeIDToken, "typ at+jwt is an access token, presented as an id_token"},
 		{"unknown typ", e.corp.sign(t, c, map[string]any{"typ": "logout+jwt"}), "", `typ "logout+jwt" is not a subject token type`},
 		{"nested JWT", e.corp.sign(t, c, map[string]any{"cty": "JWT"}), "", `header "cty" is refused`},
@@ -269,8 +272,18 @@ func TestJWTAttacks(t *testing.T) {
 		tok := e.subject(jwt.MapClaims{"exp": t0.Add(-5 * time.Second).Unix()})
 		expectError(t, e.post("/token", e.form(tok)), 400, "invalid_request", "expired at")
 	})
-	t.Run("at+jwt as access_token is accepted", func(t *testing.T) {
-		tok := e.corp.sign(t, c, map[string]any{"typ": "at+jwt"})
+	// Real IDPs' access tokens: at+jwt (RFC 9068), JWT (Keycloak, Entra
+	// ID, Auth0), none (Dex); typ compared as RFC 7515 §4.1.9 says.
+	for _, typ := range []any{"at+jwt", "JWT", nil, "application/AT+JWT", "jwt"} {
+		t.Run(fmt.Sprintf("typ %v as access_token is accepted", typ), func(t *testing.T) {
+			tok := e.corp.sign(t, c, map[string]any{"typ": typ})
+			if r := e.post("/token", e.form(tok, "subject_token_type", idp.TokenTypeAccessToken)); r.status != 200 {
+				t.Fatalf("%d %v", r.status, r.body)
+			}
+		})
+	}
+	t.Run("at+jwt as access_token, IDP strict", func(t *testing.T) {
+		tok := e.other.sign(t, otherClaims, map[string]any{"typ": "at+jwt"})
 		if r := e.post("/token", e.form(tok, "subject_token_type", idp.TokenTypeAccessToken)); r.status != 200 {
 			t.Fatalf("%d %v", r.status, r.body)
 		}

@@ -99,6 +99,7 @@ idps:
     issuer: https://other.test
     jwks_file: other.jwks
     audiences: [idtx-sts]
+    access_token_typ: [at+jwt]
 services:
   - name: orders-api
     audience: orders-api

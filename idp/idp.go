@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/idtx/idtx/config"
@@ -50,42 +52,96 @@ type Identity struct {
 }
 
 // Validator validates one token of a kind it knows. tokenType is a token
-// type URN; ctx bounds any remote call.
+// type URN; ctx bounds any remote call. Route says which tokens the
+// Registry sends it.
 type Validator interface {
 	Validate(ctx context.Context, token, tokenType string) (*Identity, error)
+	Route() Route
 }
 
-// Registry holds the trusted IDPs, keyed by issuer.
+// Route is what the Registry routes on, before anything in a token is
+// trusted.
+type Route struct {
+	Name string // the IDP's name
+	// Kind is config.IDPTypeJWT, IDPTypeSAML or IDPTypeIntrospection.
+	Kind string
+	// Issuer is the JWT iss (jwt, introspection) or SAML Issuer (saml)
+	// the validator answers for.
+	Issuer string
+	// TokenPrefix, for an introspection IDP, claims the opaque tokens that
+	// start with it; "" takes every opaque token, and only a registry's
+	// single introspection IDP may have it.
+	TokenPrefix string
+}
+
+// jwtValidator and samlValidator take a token the registry has already
+// split or parsed to route it, so that it is not read twice.
+type jwtValidator interface {
+	validate(ctx context.Context, p *peeked) (*Identity, error)
+}
+
+type samlValidator interface {
+	validate(d *document, tokenType string) (*Identity, error)
+}
+
+// Registry holds the trusted IDPs and sends each token to exactly one of
+// them (RFC 8725 §3.8: no issuer mix-up):
+//
+//   - saml1, saml2: the SAML IDP named by the assertion's Issuer;
+//   - an opaque token whose start is an introspection IDP's token_prefix:
+//     that IDP;
+//   - a compact JWT: the IDP named by iss, verified locally by a jwt IDP
+//     or introspected by an introspection IDP;
+//   - any other opaque access token (a JWE included): the single
+//     introspection IDP, when there is one without token_prefix.
 type Registry struct {
-	jwt  map[string]*JWT
-	saml map[string]*SAML
+	byIssuer map[string]Validator // JWT iss: jwt and introspection IDPs
+	saml     map[string]Validator
+	opaque   []Validator // introspection IDPs, for opaque tokens
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{jwt: map[string]*JWT{}, saml: map[string]*SAML{}}
+	return &Registry{byIssuer: map[string]Validator{}, saml: map[string]Validator{}}
 }
 
-// AddSAML trusts v for SAML assertions whose Issuer is v's entity ID.
-func (r *Registry) AddSAML(v *SAML) error {
-	if _, dup := r.saml[v.cfg.Issuer]; dup {
-		return fmt.Errorf("issuer %q is trusted twice", v.cfg.Issuer)
+// Add trusts v for the tokens its Route names. It refuses an issuer
+// trusted twice, and an introspection IDP whose token_prefix would leave
+// an opaque token's IDP ambiguous.
+func (r *Registry) Add(v Validator) error {
+	rt := v.Route()
+	switch rt.Kind {
+	case config.IDPTypeSAML:
+		if _, dup := r.saml[rt.Issuer]; dup {
+			return fmt.Errorf("issuer %q is trusted twice", rt.Issuer)
+		}
+		r.saml[rt.Issuer] = v
+		return nil
+	case config.IDPTypeJWT, config.IDPTypeIntrospection:
+	default:
+		return fmt.Errorf("idp %s: kind %q cannot be routed", rt.Name, rt.Kind)
 	}
-	r.saml[v.cfg.Issuer] = v
+	if _, dup := r.byIssuer[rt.Issuer]; dup {
+		return fmt.Errorf("issuer %q is trusted twice", rt.Issuer)
+	}
+	if rt.Kind == config.IDPTypeIntrospection {
+		for _, o := range r.opaque {
+			op := o.Route().TokenPrefix
+			if op == "" || rt.TokenPrefix == "" {
+				return fmt.Errorf("idp %s: introspection IDPs %s and %s need distinct token_prefix values", rt.Name, o.Route().Name, rt.Name)
+			}
+			if strings.HasPrefix(op, rt.TokenPrefix) || strings.HasPrefix(rt.TokenPrefix, op) {
+				return fmt.Errorf("idp %s: token_prefix %q overlaps IDP %s's %q", rt.Name, rt.TokenPrefix, o.Route().Name, op)
+			}
+		}
+		r.opaque = append(r.opaque, v)
+	}
+	r.byIssuer[rt.Issuer] = v
 	return nil
 }
 
-// AddJWT trusts v for JWTs whose iss is v's issuer.
-func (r *Registry) AddJWT(v *JWT) error {
-	if _, dup := r.jwt[v.issuer]; dup {
-		return fmt.Errorf("issuer %q is trusted twice", v.issuer)
-	}
-	r.jwt[v.issuer] = v
-	return nil
-}
-
-// Validate picks the IDP by the token's issuer, then validates the token
-// with that IDP's configuration only (RFC 8725 §3.8: no issuer mix-up).
+// Validate sends the token to the one IDP that may have issued it, and
+// validates it with that IDP's configuration only.
 func (r *Registry) Validate(ctx context.Context, token, tokenType string) (*Identity, error) {
 	switch tokenType {
 	case TokenTypeJWT, TokenTypeAccessToken, TokenTypeIDToken:
@@ -99,19 +155,52 @@ func (r *Registry) Validate(ctx context.Context, token, tokenType string) (*Iden
 		if !ok {
 			return nil, fmt.Errorf("%w: SAML Issuer %q is not a trusted IDP", ErrUntrusted, clip(iss))
 		}
-		return v.validate(d, tokenType)
+		if sv, ok := v.(samlValidator); ok {
+			return sv.validate(d, tokenType)
+		}
+		return v.Validate(ctx, token, tokenType)
+	case TokenTypeRefreshToken:
+		return nil, fmt.Errorf("%w: a refresh_token is for the authorization server that issued it only (RFC 6749 §1.5); exchange an access token", ErrUntrusted)
 	default:
 		return nil, fmt.Errorf("%w: token type %s is not accepted here", ErrUntrusted, tokenType)
 	}
+	for _, v := range r.opaque {
+		if p := v.Route().TokenPrefix; p != "" && strings.HasPrefix(token, p) {
+			return v.Validate(ctx, token, tokenType)
+		}
+	}
+	// Opaque to the STS: anything but a compact JWS. A JWE is opaque too
+	// (zitadel/oidc issues its access tokens so); only its IDP reads it.
+	opaque := strings.Count(token, ".") != 2
+	if opaque && tokenType == TokenTypeAccessToken && len(r.opaque) > 0 {
+		if v := r.opaque[0]; len(r.opaque) == 1 && v.Route().TokenPrefix == "" {
+			return v.Validate(ctx, token, tokenType)
+		}
+		return nil, fmt.Errorf("%w: an opaque token that starts with no introspection IDP's token_prefix (%s)", ErrUntrusted, r.prefixes())
+	}
 	p, err := peekJWT(token, tokenType)
 	if err != nil {
+		if opaque && tokenType == TokenTypeAccessToken {
+			return nil, fmt.Errorf("%w: no introspection IDP is configured for opaque access tokens", err)
+		}
 		return nil, err
 	}
-	v, ok := r.jwt[p.iss]
+	v, ok := r.byIssuer[p.iss]
 	if !ok {
 		return nil, fmt.Errorf("%w: iss %q is not a trusted IDP", ErrUntrusted, clip(p.iss))
 	}
-	return v.validate(ctx, p)
+	if jv, ok := v.(jwtValidator); ok {
+		return jv.validate(ctx, p)
+	}
+	return v.Validate(ctx, token, tokenType)
+}
+
+func (r *Registry) prefixes() string {
+	var out []string
+	for _, v := range r.opaque {
+		out = append(out, strconv.Quote(v.Route().TokenPrefix))
+	}
+	return strings.Join(out, ", ")
 }
 
 // clip shortens attacker-controlled text before it goes into an error.
@@ -131,55 +220,73 @@ type Options struct {
 	ReadFile func(name string) ([]byte, error)
 }
 
-// FromConfig builds a registry of every IDP in idps. ctx bounds the
-// background refresh of remote key sets.
+// Constructor builds the validator of one configured IDP of its type.
+// ctx bounds background work such as key refreshes.
+type Constructor func(ctx context.Context, d config.IDP, opts Options) (Validator, error)
+
+// constructors holds one Constructor per config type: adding a kind of
+// IDP is one entry here (as Dex's connector registry does).
+var constructors = map[string]Constructor{
+	config.IDPTypeJWT:           jwtFromConfig,
+	config.IDPTypeSAML:          func(_ context.Context, d config.IDP, opts Options) (Validator, error) { return samlFromConfig(d, opts) },
+	config.IDPTypeIntrospection: introspectionFromConfig,
+}
+
+// FromConfig builds a registry of every IDP in idps, each by the
+// constructor of its type. ctx bounds background work.
 func FromConfig(ctx context.Context, idps []config.IDP, opts Options) (*Registry, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: FetchTimeout}
 	}
 	r := NewRegistry()
 	for _, d := range idps {
-		if d.Type == config.IDPTypeSAML {
-			v, err := samlFromConfig(d, opts)
-			if err != nil {
-				return nil, err
-			}
-			if err := r.AddSAML(v); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if d.Type != config.IDPTypeJWT {
+		build, ok := constructors[d.Type]
+		if !ok {
 			return nil, fmt.Errorf("idp %s: type %q is not supported", d.Name, d.Type)
 		}
-		var keys KeySet
-		var err error
-		switch {
-		case d.JWKSFile != "":
-			var raw []byte
-			if raw, err = opts.ReadFile(d.JWKSFile); err == nil {
-				keys, err = StaticKeys(raw)
-			}
-		case d.JWKSURI != "":
-			keys, err = RemoteKeys(ctx, d.JWKSURI, opts.HTTPClient)
-		case d.Discovery:
-			keys = DiscoveredKeys(ctx, d.Issuer, opts.HTTPClient)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("idp %s: %w", d.Name, err)
-		}
-		v, err := NewJWT(JWTConfig{
-			Name: d.Name, Issuer: d.Issuer, Audiences: d.Audiences, Algorithms: d.Algorithms,
-			ClockSkew: d.ClockSkew, Clock: opts.Clock, Keys: keys,
-		})
+		v, err := build(ctx, d, opts)
 		if err != nil {
 			return nil, err
 		}
-		if err := r.AddJWT(v); err != nil {
+		if err := r.Add(v); err != nil {
 			return nil, err
 		}
 	}
 	return r, nil
+}
+
+func jwtFromConfig(ctx context.Context, d config.IDP, opts Options) (Validator, error) {
+	var keys KeySet
+	var err error
+	switch {
+	case d.JWKSFile != "":
+		var raw []byte
+		if raw, err = opts.ReadFile(d.JWKSFile); err == nil {
+			keys, err = StaticKeys(raw)
+		}
+	case d.JWKSURI != "":
+		keys, err = RemoteKeys(ctx, d.JWKSURI, opts.HTTPClient)
+	case d.Discovery:
+		keys = DiscoveredKeys(ctx, d.Issuer, opts.HTTPClient)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idp %s: %w", d.Name, err)
+	}
+	return NewJWT(JWTConfig{
+		Name: d.Name, Issuer: d.Issuer, Audiences: d.Audiences, Algorithms: d.Algorithms,
+		ClockSkew: d.ClockSkew, Clock: opts.Clock, Keys: keys,
+		AccessTokenTyp: d.AccessTokenTyp, Claims: d.Claims,
+	})
+}
+
+// Route names the SAML entity ID this validator answers for.
+func (v *SAML) Route() Route {
+	return Route{Name: v.cfg.Name, Kind: config.IDPTypeSAML, Issuer: v.cfg.Issuer}
+}
+
+// Route names the JWT issuer this validator answers for.
+func (v *JWT) Route() Route {
+	return Route{Name: v.name, Kind: config.IDPTypeJWT, Issuer: v.issuer}
 }
 
 func samlFromConfig(d config.IDP, opts Options) (*SAML, error) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/idtx/idtx/config"
 )
 
 // peeked is a compact JWT split and pre-checked, before any signature is
@@ -97,17 +99,17 @@ func decodeSegment(s string) ([]byte, error) {
 }
 
 // checkTyp holds the JWT typ header to the token type it was presented as
-// (RFC 8725 §3.11, RFC 9068 §2.1): an ID token cannot pass for an access
-// token, nor an access token for an ID token.
+// (RFC 8725 §3.11, RFC 9068 §2.1). Real IDPs issue access tokens with typ
+// at+jwt (RFC 9068), JWT (Keycloak, Entra ID, Auth0) or none (Dex), so
+// all three pass here; an IDP's access_token_typ narrows that. What is
+// refused everywhere: any other typ (a logout token, a DPoP proof, ...),
+// and an at+jwt presented as an id_token. typ is compared as RFC 7515
+// §4.1.9 says: case-insensitively, "application/" optional.
 func checkTyp(typ, tokenType string) error {
-	t := strings.ToLower(strings.TrimPrefix(strings.ToLower(typ), "application/"))
-	isAT := t == "at+jwt"
-	switch {
-	case t != "" && t != "jwt" && !isAT:
-		return fmt.Errorf("%w: typ %q is not a subject token type", ErrInvalid, clip(typ))
-	case tokenType == TokenTypeAccessToken && !isAT:
-		return fmt.Errorf("%w: typ %q is not at+jwt, required for subject_token_type access_token (RFC 9068 §2.1)", ErrInvalid, clip(typ))
-	case tokenType == TokenTypeIDToken && isAT:
+	switch t := config.NormalizeTyp(typ); {
+	case t != "" && t != "jwt" && t != "at+jwt":
+		return fmt.Errorf("%w: typ %q is not a subject token type (at+jwt, JWT or none)", ErrInvalid, clip(typ))
+	case tokenType == TokenTypeIDToken && t == "at+jwt":
 		return fmt.Errorf("%w: typ at+jwt is an access token, presented as an id_token", ErrInvalid)
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/idtx/idtx/config"
 )
 
 // MinRSABits is the smallest RSA modulus accepted from any key set
@@ -26,6 +28,8 @@ type JWT struct {
 	now       func() time.Time
 	keys      KeySet
 	parser    *jwt.Parser
+	atTyps    []string // accepted typ of access tokens, normalized
+	claims    ClaimMap
 }
 
 // JWTConfig configures a JWT validator.
@@ -37,7 +41,16 @@ type JWTConfig struct {
 	ClockSkew  time.Duration
 	Clock      func() time.Time
 	Keys       KeySet
+	// AccessTokenTyp narrows the typ accepted from a token presented as
+	// access_token (at+jwt, JWT, "" for none); empty accepts all three.
+	AccessTokenTyp []string
+	// Claims maps canonical claim names to where this IDP keeps them.
+	Claims ClaimMap
 }
+
+// defaultAccessTokenTyps are accepted from an access_token when the IDP
+// names none: RFC 9068's at+jwt, JWT, and no typ at all.
+var defaultAccessTokenTyps = []string{"at+jwt", "jwt", ""}
 
 // NewJWT returns a validator for cfg.
 func NewJWT(cfg JWTConfig) (*JWT, error) {
@@ -51,7 +64,14 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 	}
 	v := &JWT{
 		name: cfg.Name, issuer: cfg.Issuer, audiences: cfg.Audiences, algs: cfg.Algorithms,
-		skew: cfg.ClockSkew, now: cfg.Clock, keys: cfg.Keys,
+		skew: cfg.ClockSkew, now: cfg.Clock, keys: cfg.Keys, claims: cfg.Claims,
+		atTyps: defaultAccessTokenTyps,
+	}
+	if len(cfg.AccessTokenTyp) > 0 {
+		v.atTyps = nil
+		for _, t := range cfg.AccessTokenTyp {
+			v.atTyps = append(v.atTyps, config.NormalizeTyp(t))
+		}
 	}
 	v.parser = jwt.NewParser(
 		jwt.WithValidMethods(cfg.Algorithms),
@@ -82,6 +102,10 @@ func (v *JWT) validate(ctx context.Context, p *peeked) (*Identity, error) {
 	if !slices.Contains(v.algs, p.alg) {
 		return nil, fmt.Errorf("%w: alg %q is not allowed for IDP %s (allowed: %s)", ErrInvalid, clip(p.alg), v.name, strings.Join(v.algs, " "))
 	}
+	if p.ttype == TokenTypeAccessToken && !slices.Contains(v.atTyps, config.NormalizeTyp(p.typ)) {
+		return nil, fmt.Errorf("%w: typ %q is not one of IDP %s's access_token_typ [%s] for subject_token_type access_token (RFC 9068 §2.1)",
+			ErrInvalid, clip(p.typ), v.name, typList(v.atTyps))
+	}
 	var keyErr error
 	claims := jwt.MapClaims{}
 	_, err := v.parser.ParseWithClaims(p.raw, claims, func(t *jwt.Token) (any, error) {
@@ -105,11 +129,27 @@ func (v *JWT) validate(ctx context.Context, p *peeked) (*Identity, error) {
 	}
 	id := &Identity{
 		IDP: v.name, Issuer: v.issuer, Subject: sub, Claims: claims, Expiry: exp.Time,
-		Scopes: scopesOf(claims),
 	}
 	id.MayAct, _ = claims["may_act"].(map[string]any)
 	id.Act, _ = claims["act"].(map[string]any)
+	id.Scopes = v.claims.identityClaims(claims)
 	return id, nil
+}
+
+// typList shows normalized typ values as a config would name them.
+func typList(typs []string) string {
+	out := make([]string, len(typs))
+	for i, t := range typs {
+		switch t {
+		case "":
+			out[i] = `""`
+		case "jwt":
+			out[i] = "JWT"
+		default:
+			out[i] = t
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // explain turns a golang-jwt error into a reason a developer can act on.

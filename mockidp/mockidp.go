@@ -54,8 +54,13 @@ func SeedConsents(ctx context.Context, s consent.Store) error {
 	return consent.Seed(ctx, s, list)
 }
 
-// Handler serves the mock IDP's endpoints under /mock/.
-func Handler() http.Handler {
+// Handler serves the mock IDP's endpoints under /mock/; clock (nil:
+// time.Now) is the time the internal IDP's introspection endpoint checks
+// tokens at.
+func Handler(clock func() time.Time) http.Handler {
+	if clock == nil {
+		clock = time.Now
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /mock/jwks", func(w http.ResponseWriter, _ *http.Request) {
 		data, _ := fixtures.FS.ReadFile(fixtures.MockIDPJWKS)
@@ -63,11 +68,15 @@ func Handler() http.Handler {
 		w.Write(data)
 	})
 	mux.HandleFunc("GET /mock/saml/metadata", samlMetadata)
+	mux.HandleFunc("POST "+IntrospectPath, introspect(clock))
 	return mux
 }
 
 // TokenOptions shape a mock subject token.
 type TokenOptions struct {
+	// Issuer overrides the mock IDP's issuer (JWT iss, SAML Issuer,
+	// opaque iss), to mint tokens of an untrusted issuer in tests.
+	Issuer string
 	Sub    string
 	Aud    string
 	Scope  string
@@ -121,8 +130,12 @@ func JWT(o TokenOptions) (string, error) {
 		return "", fmt.Errorf("mock idp key: %w", err)
 	}
 	o = o.withDefaults()
+	iss := Issuer
+	if o.Issuer != "" {
+		iss = o.Issuer
+	}
 	claims := jwt.MapClaims{
-		"iss": Issuer,
+		"iss": iss,
 		"sub": o.Sub,
 		"aud": o.Aud,
 		"iat": o.Now.Unix(),

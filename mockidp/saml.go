@@ -70,6 +70,10 @@ func SAMLXML(o TokenOptions, version int) ([]byte, error) {
 		return nil, fmt.Errorf("mock saml key: %w", err)
 	}
 	o = o.withDefaults()
+	issuer := SAMLIssuer
+	if o.Issuer != "" {
+		issuer = o.Issuer
+	}
 	ts := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
 	attrs := map[string][]string{}
 	if o.Scope != "" {
@@ -101,7 +105,7 @@ func SAMLXML(o TokenOptions, version int) ([]byte, error) {
 		a.CreateAttr("MajorVersion", "1")
 		a.CreateAttr("MinorVersion", "1")
 		a.CreateAttr("AssertionID", id)
-		a.CreateAttr("Issuer", SAMLIssuer)
+		a.CreateAttr("Issuer", issuer)
 		a.CreateAttr("IssueInstant", ts(o.Now))
 		c := a.CreateElement("saml:Conditions")
 		c.CreateAttr("NotBefore", ts(o.Now))
@@ -135,7 +139,7 @@ func SAMLXML(o TokenOptions, version int) ([]byte, error) {
 		a.CreateAttr("ID", id)
 		a.CreateAttr("IssueInstant", ts(o.Now))
 		a.CreateAttr("Version", "2.0")
-		a.CreateElement("saml:Issuer").SetText(SAMLIssuer)
+		a.CreateElement("saml:Issuer").SetText(issuer)
 		s := a.CreateElement("saml:Subject")
 		nid := s.CreateElement("saml:NameID")
 		nid.CreateAttr("Format", "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified")

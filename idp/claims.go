@@ -1,0 +1,104 @@
+package idp
+
+import (
+	"strings"
+)
+
+// ClaimMap maps a canonical claim name (groups, roles, email, scope, ...)
+// to the path where one IDP keeps it, so that workflows and scope checks
+// see one shape whatever the IDP.
+//
+// A path is looked up in two ways, in order:
+//
+//  1. as the exact name of a top-level claim, so that names holding dots
+//     work as they are: Auth0's namespaced "https://example.com/roles";
+//  2. else as dot-separated member names into nested objects:
+//     Keycloak's "realm_access.roles" is claims["realm_access"]["roles"].
+//
+// A claim whose own name contains a dot is therefore reached only at the
+// top level. The canonical name is set on the identity's claims, or
+// removed when the path is absent, so that subject.groups always means
+// what the mapping says. groups and roles become lists of strings (a lone
+// string is a one-element list); scope accepts a space-separated string
+// or a list (Entra's scp, Okta's scp) and is stored as RFC 8693 §4.2's
+// space-separated string, and feeds Identity.Scopes.
+type ClaimMap map[string]string
+
+// listClaims are canonical names whose value is always a list.
+var listClaims = map[string]bool{"groups": true, "roles": true}
+
+// Lookup finds path in claims, by the rules of ClaimMap.
+func Lookup(claims map[string]any, path string) (any, bool) {
+	if v, ok := claims[path]; ok {
+		return v, true
+	}
+	var cur any = claims
+	for seg := range strings.SplitSeq(path, ".") {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = obj[seg]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// apply adds the canonical claims of m to claims, in place.
+func (m ClaimMap) apply(claims map[string]any) {
+	for name, path := range m {
+		v, ok := Lookup(claims, path)
+		if !ok || v == nil {
+			delete(claims, name)
+			continue
+		}
+		switch {
+		case name == "scope":
+			claims[name] = strings.Join(stringList(v), " ")
+		case listClaims[name]:
+			list := stringList(v)
+			if s, ok := v.(string); ok {
+				list = []string{s}
+			}
+			out := make([]any, len(list))
+			for i, s := range list {
+				out[i] = s
+			}
+			claims[name] = out
+		default:
+			claims[name] = v
+		}
+	}
+}
+
+// stringList reads a list of strings, a space-separated string for scope,
+// or a single string for a list claim; other members are dropped.
+func stringList(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return strings.Fields(x)
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	case []string:
+		return x
+	}
+	return nil
+}
+
+// identityClaims applies m to claims and returns the identity's scopes:
+// the mapped scope when m maps one, else scope or scp as the token has it.
+func (m ClaimMap) identityClaims(claims map[string]any) []string {
+	m.apply(claims)
+	if _, mapped := m["scope"]; mapped {
+		s, _ := claims["scope"].(string)
+		return strings.Fields(s)
+	}
+	return scopesOf(claims)
+}
