@@ -155,11 +155,21 @@ func jwtRows() []row {
 			return strings.Join(parts, ".")
 		}, "signature does not verify with IDP corp's key"),
 		row{
-			name: "id_token typ presented as access_token",
+			// Keycloak, Entra ID and Auth0 type their access tokens JWT: taken
+			// by default...
+			name: "typ JWT presented as access_token, lenient IDP",
 			build: func(t testing.TB, e *env) *request {
 				return subjectReq(e.corp.sign(t, claims(nil), map[string]any{"typ": "JWT"}), "subject_token_type", tokenTypeAccessToken)
 			},
-			wantStatus: http.StatusBadRequest, wantCode: "invalid_request", wantReason: "is not at+jwt, required for subject_token_type access_token",
+			wantStatus: http.StatusOK,
+		},
+		row{
+			// ...and refused by an IDP held to RFC 9068 (access_token_typ).
+			name: "typ JWT presented as access_token, strict IDP",
+			build: func(t testing.TB, e *env) *request {
+				return subjectReq(e.partner.sign(t, claims(map[string]any{"iss": partnerIssuer}), map[string]any{"typ": "JWT"}), "subject_token_type", tokenTypeAccessToken)
+			},
+			wantStatus: http.StatusBadRequest, wantCode: "invalid_request", wantReason: `typ "JWT" is not one of IDP partner's access_token_typ [at+jwt] for subject_token_type access_token (RFC 9068 §2.1)`,
 		},
 		row{
 			name: "access token presented as id_token",

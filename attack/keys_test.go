@@ -228,6 +228,7 @@ idps:
     issuer: ` + partnerIssuer + `
     jwks_file: partner.jwks
     audiences: [` + stsAudience + `]
+    access_token_typ: [at+jwt]
   - name: weak
     type: jwt
     issuer: ` + weakIssuer + `

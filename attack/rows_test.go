@@ -46,6 +46,9 @@ func runRows(t *testing.T, e *env, rows []row) {
 				t.Fatalf("got %d %s, want 200", got.status, got.raw)
 			}
 			claims := claimsOf(t, got.str("access_token"))
+			if r.check == nil {
+				return
+			}
 			if err := r.check(e, claims); err != nil {
 				if r.hole != "" {
 					t.Skipf("known hole: %s (%v)", r.hole, err)
