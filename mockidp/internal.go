@@ -53,27 +53,7 @@ func Opaque(o TokenOptions) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("mock internal key: %w", err)
 	}
-	o = o.withDefaults()
-	claims := map[string]any{
-		"iss": InternalIssuer,
-		"sub": o.Sub,
-		"aud": o.Aud,
-		"iat": o.Now.Unix(),
-		"exp": o.Now.Add(o.TTL).Unix(),
-		"jti": randomID(),
-	}
-	if o.Issuer != "" {
-		claims["iss"] = o.Issuer
-	}
-	if o.Scope != "" {
-		claims["scope"] = strings.Join(strings.Fields(o.Scope), " ")
-	}
-	if o.MayAct != "" {
-		claims["may_act"] = map[string]any{"sub": o.MayAct}
-	}
-	for k, v := range o.Claims {
-		claims[k] = v
-	}
+	claims := o.claims(InternalIssuer)
 	body, err := json.Marshal(claims)
 	if err != nil {
 		return "", err

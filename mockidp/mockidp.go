@@ -118,23 +118,14 @@ var signer = sync.OnceValues(func() (*jwtSigner, error) {
 	return &jwtSigner{key: key, kid: idp.Thumbprint(jwk)}, nil
 })
 
-type jwtSigner struct {
-	key crypto.Signer
-	kid string
-}
-
-// JWT signs a mock subject token, RS256 with the fixture key.
-func JWT(o TokenOptions) (string, error) {
-	s, err := signer()
-	if err != nil {
-		return "", fmt.Errorf("mock idp key: %w", err)
-	}
+// claims are the claims of a mock subject token issued by iss (unless the
+// options name another issuer): the JWT and the opaque token carry the same.
+func (o TokenOptions) claims(iss string) map[string]any {
 	o = o.withDefaults()
-	iss := Issuer
 	if o.Issuer != "" {
 		iss = o.Issuer
 	}
-	claims := jwt.MapClaims{
+	claims := map[string]any{
 		"iss": iss,
 		"sub": o.Sub,
 		"aud": o.Aud,
@@ -151,6 +142,21 @@ func JWT(o TokenOptions) (string, error) {
 	for k, v := range o.Claims {
 		claims[k] = v
 	}
+	return claims
+}
+
+type jwtSigner struct {
+	key crypto.Signer
+	kid string
+}
+
+// JWT signs a mock subject token, RS256 with the fixture key.
+func JWT(o TokenOptions) (string, error) {
+	s, err := signer()
+	if err != nil {
+		return "", fmt.Errorf("mock idp key: %w", err)
+	}
+	claims := jwt.MapClaims(o.claims(Issuer))
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	t.Header["kid"] = s.kid
 	return t.SignedString(s.key)
