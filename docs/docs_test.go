@@ -63,7 +63,7 @@ var shapes = map[string]shape{
 		scopes: "openid email profile",
 	},
 	"Entra ID (Azure AD)": {
-		header: map[string]any{"typ": "JWT", "x5t": "nOo3ZDrODXEK1jKWhXslHR_KXEg"},
+		header: map[string]any{"typ": "JWT"},
 		claims: map[string]any{
 			"aud": "6e8f0c2a-1b7d-4c3e-9f5a-0d2b8e4c7a91", "iss": "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
 			"aio": "AWQAm/8TAAAA", "azp": "1f0b9d3e-5c2a-4e7b-8a61-3d9c0e2f4b17", "azpacr": "1", "name": "Alice Example",
