@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -318,6 +319,15 @@ func TestRecipes(t *testing.T) {
 				}
 				if got := strings.Join(id.Scopes, " "); got != sh.scopes {
 					t.Errorf("as %s: scopes %q, want %q", tt, got, sh.scopes)
+				}
+			}
+			// A recipe's access_token_typ refuses a typ it does not list.
+			if len(d.AccessTokenTyp) > 0 && !slices.Contains(d.AccessTokenTyp, "") {
+				untyped := sh
+				untyped.header = map[string]any{}
+				_, err := reg.Validate(t.Context(), sign(t, key, kid, untyped), idp.TokenTypeAccessToken)
+				if want := fmt.Sprintf(`invalid token: typ "" is not one of IDP %s's access_token_typ`, d.Name); err == nil || !strings.HasPrefix(err.Error(), want) {
+					t.Errorf("no typ under access_token_typ %v: %v\nwant %s ...", d.AccessTokenTyp, err, want)
 				}
 			}
 			// The recipe's audiences bind the token: the same token for
