@@ -14,9 +14,11 @@ import (
 //     work as they are: Auth0's namespaced "https://example.com/roles";
 //  2. else as dot-separated member names into nested objects:
 //     Keycloak's "realm_access.roles" is claims["realm_access"]["roles"].
+//     A member name may hold dots itself, the longest one present first:
+//     Kubernetes' "kubernetes.io.namespace" is
+//     claims["kubernetes.io"]["namespace"].
 //
-// A claim whose own name contains a dot is therefore reached only at the
-// top level. The canonical name is set on the identity's claims, or
+// The canonical name is set on the identity's claims, or
 // removed when the path is absent, so that subject.groups always means
 // what the mapping says. groups and roles become lists of strings (a lone
 // string is a one-element list); scope accepts a space-separated string
@@ -32,17 +34,16 @@ func Lookup(claims map[string]any, path string) (any, bool) {
 	if v, ok := claims[path]; ok {
 		return v, true
 	}
-	var cur any = claims
-	for seg := range strings.SplitSeq(path, ".") {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = obj[seg]; !ok {
-			return nil, false
+	// The longest member name that is a prefix of path first; a path
+	// comes from config and a token nests at most maxJSONDepth deep.
+	for i := strings.LastIndex(path, "."); i > 0; i = strings.LastIndex(path[:i], ".") {
+		if obj, ok := claims[path[:i]].(map[string]any); ok {
+			if v, ok := Lookup(obj, path[i+1:]); ok {
+				return v, true
+			}
 		}
 	}
-	return cur, true
+	return nil, false
 }
 
 // apply adds the canonical claims of m to claims, in place.

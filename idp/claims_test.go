@@ -18,6 +18,7 @@ func TestLookup(t *testing.T) {
 		"a.b":                       "top",
 		"a":                         map[string]any{"b": "nested"},
 		"email":                     "alice@example.com",
+		"kubernetes.io":             map[string]any{"namespace": "ci", "serviceaccount": map[string]any{"name": "builder"}},
 	}
 	tests := []struct {
 		path string
@@ -27,6 +28,9 @@ func TestLookup(t *testing.T) {
 		{"realm_access.roles", []any{"a", "b"}},       // Keycloak: nested
 		{"a.b", "top"},                                // an exact top-level name wins
 		{"email", "alice@example.com"},
+		{"kubernetes.io.namespace", "ci"}, // a member name holding a dot
+		{"kubernetes.io.serviceaccount.name", "builder"},
+		{"kubernetes.io.missing", nil},
 		{"realm_access.missing", nil},
 		{"email.x", nil}, // not an object
 		{"missing", nil},

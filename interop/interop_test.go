@@ -70,7 +70,7 @@ func startZitadel(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storage.RegisterClients(storage.WebClient("idtx-client", "idtx-secret"))
+	storage.RegisterClients(storage.WebClient("idtx-client", "idtx-secret"), storage.WebClient(jwtClientID, "idtx-secret"))
 	st := &trustingStorage{Storage: storage.NewStorage(storage.NewUserStore(issuer)), registry: reg}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := &http.Server{Handler: exampleop.SetupServer(issuer, st, logger, false), ReadHeaderTimeout: 5 * time.Second}
