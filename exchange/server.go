@@ -133,14 +133,14 @@ func (h *Handler) audit(ctx context.Context, trace Trace, oerr *Error) {
 	attrs := make([]slog.Attr, 0, 8)
 	for _, e := range trace {
 		switch e.Step {
-		case "client":
-			attrs = append(attrs, slog.String("client", e.Evidence["client_id"]))
-		case "target":
-			attrs = append(attrs, slog.String("services", e.Evidence["services"]))
-		case "subject":
-			attrs = append(attrs, slog.String("sub", e.Evidence["sub"]), slog.String("idp", e.Evidence["idp"]))
-		case "issue":
-			attrs = append(attrs, slog.String("jti", e.Evidence["jti"]))
+		case StepClient:
+			attrs = append(attrs, slog.String("client", e.Evidence[EvidenceClientID]))
+		case StepTarget:
+			attrs = append(attrs, slog.String("services", e.Evidence[EvidenceServices]))
+		case StepSubject:
+			attrs = append(attrs, slog.String("sub", e.Evidence[EvidenceSubject]), slog.String("idp", e.Evidence[EvidenceIDP]))
+		case StepIssue:
+			attrs = append(attrs, slog.String("jti", e.Evidence[EvidenceJTI]))
 		}
 	}
 	if oerr == nil {

@@ -341,10 +341,12 @@ func (e *Engine) ownChain(id *idp.Identity) ([]actor, *Error) {
 func (e *Engine) validateToken(ctx context.Context, param, token, tokenType string) (*idp.Identity, Outcome) {
 	id, err := e.registry.Validate(ctx, token, tokenType)
 	if err != nil {
+		o := fail(ErrInvalidRequest("%s: %v", param, err))
 		if errors.Is(err, idp.ErrUnavailable) {
-			return nil, fail(ErrTemporarilyUnavailable("%s: %v", param, err))
+			o = fail(ErrTemporarilyUnavailable("%s: %v", param, err))
 		}
-		return nil, fail(ErrInvalidRequest("%s: %v", param, err))
+		o.Cause = err // the trace tells an untrusted issuer from a bad signature
+		return nil, o
 	}
 	return id, pass(param+" valid: "+id.Subject+" from IDP "+id.IDP, map[string]string{
 		"idp": id.IDP, "iss": id.Issuer, "sub": id.Subject, "exp": id.Expiry.UTC().Format(time.RFC3339),

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"time"
 
@@ -82,6 +83,17 @@ func (r *Registry) AddJWT(v *JWT) error {
 	}
 	r.jwt[v.issuer] = v
 	return nil
+}
+
+// With returns a copy of r that also trusts v; r itself is unchanged, so
+// one registry can back several engines.
+func (r *Registry) With(v *JWT) (*Registry, error) {
+	c := *r
+	c.jwt = maps.Clone(r.jwt)
+	if err := c.AddJWT(v); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 // Validate picks the IDP by the token's issuer, then validates the token
