@@ -79,7 +79,7 @@ func TestTraceIDInErrors(t *testing.T) {
 // exchanges; an exchange whose client did not authenticate is no one's.
 func TestTracesPerClient(t *testing.T) {
 	e, h := tracedEnv(t, 10, false)
-	e.post("/token", e.form(e.subject(nil)))                                          // demo-client ok
+	e.post("/token", e.form(e.subject(nil)))                                           // demo-client ok
 	e.post("/token", e.form(e.subject(nil)), "restricted-client", "restricted-secret") // ok
 	e.post("/token", e.form(e.subject(nil)), "demo-client", "wrong")                   // no one's
 	for _, tc := range []struct {
@@ -206,4 +206,3 @@ func getTracesBody(t *testing.T, h http.Handler, id string) (string, int) {
 	}
 	return string(body), code
 }
-
