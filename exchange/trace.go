@@ -1,8 +1,13 @@
 package exchange
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,4 +163,70 @@ func (e *Engine) NewRequest(auth ClientAuth, p ExchangeParams) (*Request, error)
 		req.Basic = &BasicAuth{ID: auth.ClientID, Secret: auth.Secret}
 	}
 	return req, nil
+}
+
+// TraceBase is the base URL of an idtx STS's /traces, from its issuer URL
+// or its token endpoint.
+func TraceBase(sts string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(sts, "/"), "/token"), "/")
+}
+
+// FetchTraces asks an idtx STS (base: its issuer URL) for the records
+// after since, newest first. auth, when its method is client_secret_basic,
+// authenticates the caller; the mock answers loopback callers without.
+func FetchTraces(ctx context.Context, client *http.Client, base string, since uint64, auth ClientAuth) ([]*Record, error) {
+	u := TraceBase(base) + "/traces"
+	if since > 0 {
+		u += "?since=" + strconv.FormatUint(since, 10)
+	}
+	var list TraceList
+	if err := getTraceJSON(ctx, client, u, auth, &list); err != nil {
+		return nil, err
+	}
+	return list.Traces, nil
+}
+
+// FetchTrace asks an idtx STS for the record of one exchange.
+func FetchTrace(ctx context.Context, client *http.Client, base, id string, auth ClientAuth) (*Record, error) {
+	var rec Record
+	if err := getTraceJSON(ctx, client, TraceBase(base)+"/traces/"+url.PathEscape(id), auth, &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+func getTraceJSON(ctx context.Context, client *http.Client, u string, auth ClientAuth, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if auth.Method == AuthClientSecretBasic || (auth.ClientID != "" && auth.Secret != "") {
+		req.SetBasicAuth(url.QueryEscape(auth.ClientID), url.QueryEscape(auth.Secret))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return &UnreachableError{URL: u, Err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8*maxResponse))
+	if err != nil {
+		return &UnreachableError{URL: u, Err: err}
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != "application/json" {
+		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		var oerr Error
+		if json.Unmarshal(body, &oerr) == nil && oerr.Code != "" {
+			oerr.Status = resp.StatusCode
+			return &oerr
+		}
+		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
+	}
+	return nil
 }
