@@ -48,6 +48,8 @@ type exchangeOptions struct {
 	output             string
 	timeout            time.Duration
 	cacert             string
+	verbose            bool
+	printCurl          bool
 }
 
 func newExchangeCmd(io *IO) *cobra.Command {
@@ -82,6 +84,8 @@ Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
 	f.StringVarP(&o.output, "output", "o", "token", "output: token, json or claims")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for the whole exchange")
 	f.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "print to stderr what was sent (secrets and tokens redacted), what came back, and an idtx STS's trace of a refusal")
+	f.BoolVar(&o.printCurl, "print-curl", false, "print an equivalent curl command instead of sending (secret as $IDTX_CLIENT_SECRET, tokens as $SUBJECT_TOKEN, $ACTOR_TOKEN)")
 	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
 	registerProfileCompletion(c)
 	return c
@@ -133,10 +137,26 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 		}
 		return usageError("%v", err)
 	}
-	res, raw, err := (&exchange.STS{TokenEndpoint: endpoint, HTTP: client, Auth: auth}).Exchange(ctx, params)
+	to := &exchange.STS{TokenEndpoint: endpoint, HTTP: client, Auth: auth}
+	if o.printCurl {
+		return printCurl(o.io.Out, to, params)
+	}
+	if o.verbose {
+		to.OnRequest = func(form url.Values, h http.Header) { printSent(o.io.Err, endpoint, form, h) }
+		to.OnResponse = func(status int, h http.Header, body []byte) { printReceived(o.io.Err, status, h, body) }
+	}
+	res, raw, err := to.Exchange(ctx, params)
 	var oerr *exchange.Error
 	switch {
 	case errors.As(err, &oerr):
+		if o.output == "json" {
+			if err := printRawJSON(o.io, raw); err != nil {
+				return err
+			}
+		}
+		if o.verbose && oerr.TraceID != "" {
+			o.printRefusalTrace(ctx, client, endpoint, auth, oerr.TraceID)
+		}
 		// The STS's own words, clipped; Run escapes them for the terminal.
 		shown := *oerr
 		shown.Code, shown.Description = clipRemote(oerr.Code, 64), clipRemote(oerr.Description, maxRemoteText)

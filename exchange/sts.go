@@ -29,7 +29,18 @@ type STS struct {
 	HTTP          *http.Client
 	Auth          ClientAuth
 	Now           func() time.Time
+
+	// OnRequest, if set, sees the form and headers just before they are
+	// sent, and OnResponse the answer (`idtx exchange -v`). Both hold
+	// secrets and tokens: redact before showing.
+	OnRequest  func(form url.Values, header http.Header)
+	OnResponse func(status int, header http.Header, body []byte)
 }
+
+// Form is the token request body and headers Exchange would send for p
+// (RFC 8693 §2.1, RFC 6749 §2.3), for showing the request another way
+// (`idtx exchange --print-curl`).
+func (s *STS) Form(p ExchangeParams) (url.Values, http.Header, error) { return s.form(p) }
 
 // ClientAuth is how the client authenticates to the STS.
 type ClientAuth struct {
@@ -221,6 +232,9 @@ func (s *STS) Exchange(ctx context.Context, p ExchangeParams) (*Result, []byte, 
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
+	if s.OnRequest != nil {
+		s.OnRequest(form, req.Header)
+	}
 	resp, err := s.HTTP.Do(req)
 	if err != nil {
 		return nil, nil, &UnreachableError{URL: s.TokenEndpoint, Err: err}
@@ -229,6 +243,9 @@ func (s *STS) Exchange(ctx context.Context, p ExchangeParams) (*Result, []byte, 
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
 		return nil, nil, &UnreachableError{URL: s.TokenEndpoint, Err: err}
+	}
+	if s.OnResponse != nil {
+		s.OnResponse(resp.StatusCode, resp.Header, body)
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
