@@ -114,6 +114,7 @@ identity providers, and the tools to see why an exchange failed.`,
 		newConsentCmd(io),
 		newConfigCmd(io),
 		newExplainCmd(io),
+		newWalkCmd(io),
 		newVersionCmd(io),
 	)
 	return root
