@@ -106,7 +106,7 @@ func (o *exchangeOptions) addRequestFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.clientSecretFile, "client-secret-file", "", "file holding the client secret, or - for stdin (default IDTX_CLIENT_SECRET)")
 	f.StringVar(&o.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none")
 	f.StringVar(&o.keyFile, "key-file", "", "private key (PEM) for private_key_jwt")
-	f.StringArrayVar(&o.params, "param", nil, "extra form field k=v, repeatable")
+	f.StringArrayVar(&o.params, "param", nil, "extra form field k=v, repeatable; replaces a field idtx sets (to test an STS's refusals)")
 }
 
 func runExchange(c *cobra.Command, o *exchangeOptions) error {

@@ -57,7 +57,7 @@ type ExchangeParams struct {
 	Audiences, Resources           []string
 	Scope                          string
 	RequestedTokenType             string
-	Extra                          url.Values // other form fields (Dex's connector_id, …)
+	Extra                          url.Values // other form fields (Dex's connector_id, …); they replace idtx's own
 }
 
 // UnreachableError is an STS that could not be reached, or that answered
@@ -119,9 +119,6 @@ func Discover(ctx context.Context, client *http.Client, sts string) (string, err
 // client in it or in the returned header (RFC 6749 §2.3).
 func (s *STS) form(p ExchangeParams) (url.Values, http.Header, error) {
 	f := url.Values{}
-	for k, v := range p.Extra {
-		f[k] = append([]string(nil), v...)
-	}
 	f.Set("grant_type", GrantTypeTokenExchange)
 	f.Set("subject_token", p.SubjectToken)
 	f.Set("subject_token_type", p.SubjectTokenType)
@@ -139,6 +136,12 @@ func (s *STS) form(p ExchangeParams) (url.Values, http.Header, error) {
 	}
 	for _, r := range p.Resources {
 		f.Add("resource", r)
+	}
+	// Extra fields come last and replace a field of the same name, so a
+	// user can send what an STS should refuse (--param grant_type=…);
+	// the client's authentication below still has the last word.
+	for k, v := range p.Extra {
+		f[k] = append([]string(nil), v...)
 	}
 	h := http.Header{}
 	a := s.Auth
