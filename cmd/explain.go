@@ -52,7 +52,8 @@ shows a client only its own exchanges; 'idtx serve --mock' answers
 anyone on loopback.
 
 -o json prints the schema of docs/explain.md. Exit codes: 0 the exchange
-succeeds (or succeeded), 3 refused, 2 usage, 4 STS unreachable.`,
+succeeds (or succeeded), 3 refused, 2 usage, 1 no such trace, 4 STS
+unreachable.`,
 		Example: `  $ idtx explain --subject-token "$(idtx mock token --sub bob)" --audience billing-api --scope billing:read
   $ idtx explain --config sts.yaml --client-id api --client-secret-file secret.txt \
       --subject-token @token.jwt --audience orders-api -o json

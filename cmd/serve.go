@@ -45,7 +45,9 @@ func newServeCmdWith(o *serveOptions) *cobra.Command {
 		Short: "Run the local Security Token Service",
 		Long: `Run the STS: POST /token (RFC 8693), metadata, /jwks, /introspect,
 /healthz and /metrics. With --mock it trusts the built-in mock IDP and
-needs no file, key or database first.`,
+needs no file, key or database first, and keeps the traces of its last
+200 exchanges at GET /traces (a config turns them on with traces: N; see
+docs/explain.md).`,
 		Example: `  $ idtx serve --mock
   $ idtx serve --config sts.yaml --listen 127.0.0.1:9000 --log-format json
   $ idtx serve --mock --clock 2025-01-01T12:00:00Z --store memory:`,
