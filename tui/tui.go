@@ -81,11 +81,11 @@ type grant struct {
 func New(opts Options) Model {
 	m := Model{
 		engine: opts.Engine, consents: opts.Consents, params: opts.Params, auth: opts.Auth,
-		width: 80, height: 24, st: newStyles(), status: opts.Note,
+		width: 80, height: 24, st: newStyles(),
 	}
 	m.rerun()
 	if opts.Note != "" {
-		m.status = opts.Note
+		m.status = opts.Note + "; " + m.status
 	}
 	return m
 }

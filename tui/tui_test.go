@@ -366,3 +366,10 @@ func pollOnce(t *testing.T, m Model) Model {
 	next, _ := m.Update(msg)
 	return next.(Model)
 }
+
+// A note (the store in use) leads the status line, before the verdict.
+func TestNote(t *testing.T) {
+	e, store := mockEngine(t)
+	m := New(Options{Engine: e, Consents: store, Params: params(mockToken(t, "alice"), "orders-api", ""), Auth: demo, Note: "store memory:"})
+	mustContain(t, m.View(), "store memory:; accepted: every step passed")
+}
