@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
@@ -47,6 +48,8 @@ type exchangeOptions struct {
 	output             string
 	timeout            time.Duration
 	cacert             string
+	verbose            bool
+	printCurl          bool
 }
 
 func newExchangeCmd(io *IO) *cobra.Command {
@@ -77,6 +80,20 @@ Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
 	f := c.Flags()
 	f.StringVar(&o.sts, "sts", DefaultSTS, "token endpoint, or issuer URL to discover it")
 	f.StringVar(&o.profile, "profile", "", "a saved profile (STS, client, auth method, secret)")
+	o.addRequestFlags(f)
+	f.StringVarP(&o.output, "output", "o", "token", "output: token, json or claims")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for the whole exchange")
+	f.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "print to stderr what was sent (secrets and tokens redacted), what came back, and an idtx STS's trace of a refusal")
+	f.BoolVar(&o.printCurl, "print-curl", false, "print an equivalent curl command instead of sending (secret as $IDTX_CLIENT_SECRET, tokens as $SUBJECT_TOKEN, $ACTOR_TOKEN)")
+	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
+	registerProfileCompletion(c)
+	return c
+}
+
+// addRequestFlags defines the flags of one token request, shared by
+// exchange, explain and walk.
+func (o *exchangeOptions) addRequestFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.subjectToken, "subject-token", "", "the token to exchange: literal, - or @file (required)")
 	f.StringVar(&o.subjectTokenType, "subject-token-type", "", "access_token|refresh_token|id_token|jwt|saml1|saml2 or a URN (default: jwt for a JWT, saml2 for XML)")
 	f.StringVar(&o.actorToken, "actor-token", "", "actor token for delegation: literal, - or @file")
@@ -89,13 +106,7 @@ Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
 	f.StringVar(&o.clientSecretFile, "client-secret-file", "", "file holding the client secret, or - for stdin (default IDTX_CLIENT_SECRET)")
 	f.StringVar(&o.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none")
 	f.StringVar(&o.keyFile, "key-file", "", "private key (PEM) for private_key_jwt")
-	f.StringArrayVar(&o.params, "param", nil, "extra form field k=v, repeatable")
-	f.StringVarP(&o.output, "output", "o", "token", "output: token, json or claims")
-	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for the whole exchange")
-	f.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
-	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
-	registerProfileCompletion(c)
-	return c
+	f.StringArrayVar(&o.params, "param", nil, "extra form field k=v, repeatable; replaces a field idtx sets (to test an STS's refusals)")
 }
 
 func runExchange(c *cobra.Command, o *exchangeOptions) error {
@@ -104,49 +115,13 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 	default:
 		return usageError("-o must be token, json or claims, not %q", o.output)
 	}
-	if o.subjectToken == "" {
-		return usageError("--subject-token is required (a literal, - for stdin, or @file)")
-	}
-	extra := url.Values{}
-	for _, p := range o.params {
-		k, v, ok := strings.Cut(p, "=")
-		if !ok || k == "" {
-			return usageError("--param %q is not k=v", p)
-		}
-		extra.Add(k, v)
-	}
-	if o.subjectToken == "-" && (o.actorToken == "-" || o.clientSecretFile == "-") {
-		return usageError("only one input can come from stdin")
-	}
-
-	auth, sts, err := o.clientAuth(c)
+	params, err := o.requestParams()
 	if err != nil {
 		return err
 	}
-	subject, err := readValue(o.subjectToken, o.io.In)
+	auth, sts, err := o.clientAuth(c, true)
 	if err != nil {
 		return err
-	}
-	params := exchange.ExchangeParams{
-		SubjectToken: subject, Audiences: o.audiences, Resources: o.resources, Scope: o.scope, Extra: extra,
-	}
-	if params.SubjectTokenType, err = tokenTypeFlag("--subject-token-type", o.subjectTokenType, subject); err != nil {
-		return err
-	}
-	if o.actorToken != "" {
-		if params.ActorToken, err = readValue(o.actorToken, o.io.In); err != nil {
-			return err
-		}
-		if params.ActorTokenType, err = tokenTypeFlag("--actor-token-type", o.actorTokenType, params.ActorToken); err != nil {
-			return err
-		}
-	} else if o.actorTokenType != "" {
-		return usageError("--actor-token-type without --actor-token")
-	}
-	if o.requestedTokenType != "" {
-		if params.RequestedTokenType = exchange.ResolveTokenType(o.requestedTokenType); params.RequestedTokenType == "" {
-			return usageError("--requested-token-type %q is not a known token type", o.requestedTokenType)
-		}
 	}
 
 	client, err := httpClient(o.cacert)
@@ -162,10 +137,26 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 		}
 		return usageError("%v", err)
 	}
-	res, raw, err := (&exchange.STS{TokenEndpoint: endpoint, HTTP: client, Auth: auth}).Exchange(ctx, params)
+	to := &exchange.STS{TokenEndpoint: endpoint, HTTP: client, Auth: auth}
+	if o.printCurl {
+		return printCurl(o.io.Out, to, params)
+	}
+	if o.verbose {
+		to.OnRequest = func(form url.Values, h http.Header) { printSent(o.io.Err, endpoint, form, h) }
+		to.OnResponse = func(status int, h http.Header, body []byte) { printReceived(o.io.Err, status, h, body) }
+	}
+	res, raw, err := to.Exchange(ctx, params)
 	var oerr *exchange.Error
 	switch {
 	case errors.As(err, &oerr):
+		if o.output == "json" {
+			if err := printRawJSON(o.io, raw); err != nil {
+				return err
+			}
+		}
+		if o.verbose && oerr.TraceID != "" {
+			o.printRefusalTrace(ctx, client, endpoint, auth, oerr.TraceID)
+		}
 		// The STS's own words, clipped; Run escapes them for the terminal.
 		shown := *oerr
 		shown.Code, shown.Description = clipRemote(oerr.Code, 64), clipRemote(oerr.Description, maxRemoteText)
@@ -178,9 +169,58 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 	return printResult(o.io, o.output, res, raw)
 }
 
+// requestParams reads the request's tokens and checks its flags.
+func (o *exchangeOptions) requestParams() (exchange.ExchangeParams, error) {
+	var params exchange.ExchangeParams
+	if o.subjectToken == "" {
+		return params, usageError("--subject-token is required (a literal, - for stdin, or @file)")
+	}
+	extra := url.Values{}
+	for _, p := range o.params {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return params, usageError("--param %q is not k=v", p)
+		}
+		extra.Add(k, v)
+	}
+	if o.subjectToken == "-" && (o.actorToken == "-" || o.clientSecretFile == "-") {
+		return params, usageError("only one input can come from stdin")
+	}
+
+	subject, err := readValue(o.subjectToken, o.io.In)
+	if err != nil {
+		return params, err
+	}
+	params = exchange.ExchangeParams{
+		SubjectToken: subject, Audiences: o.audiences, Resources: o.resources, Scope: o.scope, Extra: extra,
+	}
+	if params.SubjectTokenType, err = tokenTypeFlag("--subject-token-type", o.subjectTokenType, subject); err != nil {
+		return params, err
+	}
+	if o.actorToken != "" {
+		if params.ActorToken, err = readValue(o.actorToken, o.io.In); err != nil {
+			return params, err
+		}
+		if params.ActorTokenType, err = tokenTypeFlag("--actor-token-type", o.actorTokenType, params.ActorToken); err != nil {
+			return params, err
+		}
+	} else if o.actorTokenType != "" {
+		return params, usageError("--actor-token-type without --actor-token")
+	}
+	if o.requestedTokenType != "" {
+		if params.RequestedTokenType = exchange.ResolveTokenType(o.requestedTokenType); params.RequestedTokenType == "" {
+			return params, usageError("--requested-token-type %q is not a known token type", o.requestedTokenType)
+		}
+	}
+
+	return params, nil
+}
+
 // clientAuth settles the STS and the client's credentials from flags,
 // environment and profile, in that order of precedence.
-func (o *exchangeOptions) clientAuth(c *cobra.Command) (exchange.ClientAuth, string, error) {
+// With no client given, mockDefault picks the mock's demo client; else
+// that is a usage error.
+func (o *exchangeOptions) clientAuth(c *cobra.Command, mockDefault bool) (exchange.ClientAuth, string, error) {
 	flags := c.Flags()
 	sts, id, method, keyFile := o.sts, o.clientID, o.authMethod, o.keyFile
 	var secret string
@@ -225,6 +265,9 @@ func (o *exchangeOptions) clientAuth(c *cobra.Command) (exchange.ClientAuth, str
 	if id == "" {
 		if secret != "" || keyFile != "" {
 			return exchange.ClientAuth{}, "", usageError("a client secret or key was given without --client-id")
+		}
+		if !mockDefault {
+			return exchange.ClientAuth{}, "", usageError("no client given: use --client-id (the mock's %s is used only with the mock's config)", mockidp.DemoClient)
 		}
 		fmt.Fprintf(o.io.Err, "idtx: no client given: using the mock's %s\n", mockidp.DemoClient)
 		return exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}, sts, nil

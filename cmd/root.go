@@ -113,6 +113,8 @@ identity providers, and the tools to see why an exchange failed.`,
 		newMockCmd(io),
 		newConsentCmd(io),
 		newConfigCmd(io),
+		newExplainCmd(io),
+		newWalkCmd(io),
 		newVersionCmd(io),
 	)
 	return root

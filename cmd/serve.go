@@ -45,7 +45,9 @@ func newServeCmdWith(o *serveOptions) *cobra.Command {
 		Short: "Run the local Security Token Service",
 		Long: `Run the STS: POST /token (RFC 8693), metadata, /jwks, /introspect,
 /healthz and /metrics. With --mock it trusts the built-in mock IDP and
-needs no file, key or database first.`,
+needs no file, key or database first, and keeps the traces of its last
+200 exchanges at GET /traces (a config turns them on with traces: N; see
+docs/explain.md).`,
 		Example: `  $ idtx serve --mock
   $ idtx serve --config sts.yaml --listen 127.0.0.1:9000 --log-format json
   $ idtx serve --mock --clock 2025-01-01T12:00:00Z --store memory:`,
@@ -162,6 +164,13 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.mock {
 		h.Handle("/mock/", mockidp.Handler(clock))
 	}
+	traces := cfg.Traces
+	if o.mock && traces == 0 {
+		traces = config.DefaultMockTraces
+	}
+	// The mock's traces are open to loopback callers; a configured
+	// server's need client authentication (docs/explain.md).
+	h.EnableTraces(traces, o.mock)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -177,7 +186,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		// Keep stderr one JSON record a line for log collectors.
 		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", storeURL, "signing_key", keyFile, "mock", o.mock)
 	} else {
-		printBanner(o, cfg.Issuer, storeURL, keyFile)
+		printBanner(o, cfg.Issuer, storeURL, keyFile, traces)
 	}
 	if o.ready != nil {
 		o.ready("http://" + ln.Addr().String())
@@ -201,7 +210,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 // signing key, apart from the key a configured server generates.
 const mockKeyDir = "mock"
 
-func printBanner(o *serveOptions, base, storeURL, keyFile string) {
+func printBanner(o *serveOptions, base, storeURL, keyFile string, traces int) {
 	w := o.io.Err
 	mode := "config " + o.configFile
 	if o.mock {
@@ -214,6 +223,9 @@ func printBanner(o *serveOptions, base, storeURL, keyFile string) {
 	fmt.Fprintf(w, "  jwks        GET  %s/jwks\n", base)
 	fmt.Fprintf(w, "  health      GET  %s/healthz   metrics GET %s/metrics\n", base, base)
 	fmt.Fprintf(w, "  store       %s\n", storeURL)
+	if traces > 0 {
+		fmt.Fprintf(w, "  traces      GET  %s/traces (last %d exchanges; idtx explain --sts %s --last)\n", base, traces, base)
+	}
 	if !o.mock {
 		fmt.Fprintf(w, "  signing key %s\n", keyFile)
 		return

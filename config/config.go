@@ -40,6 +40,9 @@ type Config struct {
 	// 8693 §4.1): the number of actors, newest first, nested in act.
 	// Default DefaultMaxDelegationDepth, at most MaxDelegationDepthLimit.
 	MaxDelegationDepth int `yaml:"max_delegation_depth"`
+	// Traces is how many traces of its last exchanges the server keeps
+	// for GET /traces (docs/explain.md); 0, the default, keeps none.
+	Traces int `yaml:"traces"`
 
 	// ReadFile reads a file named in the config (a key, a JWKS): relative
 	// names are taken from the config file's folder, or from the embedded
@@ -175,6 +178,10 @@ const (
 
 	DefaultMaxDelegationDepth = 5
 	MaxDelegationDepthLimit   = 16
+	// MaxTraces bounds the traces: key; DefaultMockTraces is what
+	// `idtx serve --mock` keeps.
+	MaxTraces         = 10000
+	DefaultMockTraces = 200
 )
 
 // DefaultAlgorithms are accepted from a JWT IDP that names none.
@@ -291,6 +298,9 @@ func (c *Config) validate() Problems {
 	}
 	if c.MaxDelegationDepth < 1 || c.MaxDelegationDepth > MaxDelegationDepthLimit {
 		add("max_delegation_depth: %d is outside 1..%d", c.MaxDelegationDepth, MaxDelegationDepthLimit)
+	}
+	if c.Traces < 0 || c.Traces > MaxTraces {
+		add("traces: %d is outside 0..%d", c.Traces, MaxTraces)
 	}
 
 	idpNames := map[string]bool{}

@@ -197,6 +197,8 @@ clients:
 	for _, tc := range []struct{ yaml, want string }{
 		{"max_delegation_depth: 17\n", "max_delegation_depth: 17 is outside 1..16"},
 		{"max_delegation_depth: -1\n", "max_delegation_depth: -1 is outside 1..16"},
+		{"traces: -1\n", "traces: -1 is outside 0..10000"},
+		{"traces: 10001\n", "traces: 10001 is outside 0..10000"},
 		{"clients:\n  - {id: c, secret: s, services: [\"*\"], serves: [nope]}\n", `clients[0] (c): serves: unknown service "nope"`},
 		{"clients:\n  - {id: c, secret: s, services: [\"*\"], serves: [\"*\"]}\n", `clients[0] (c): serves: unknown service "*" (serves names services, never "*")`},
 	} {

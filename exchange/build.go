@@ -17,18 +17,25 @@ type BuildOptions struct {
 	Store      consent.Store
 	Clock      func() time.Time
 	HTTPClient *http.Client // for remote JWKS and discovery
+	// Signer, if set, signs instead of the config's key: an ephemeral
+	// one (NewEphemeralSigner) lets `idtx explain` build an engine that
+	// reads no key and writes nothing to disk.
+	Signer *Signer
 }
 
 // Build assembles an engine from a validated config: the signer, the
 // trusted IDPs and the store. ctx bounds background key refreshes.
 func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Engine, error) {
-	keyFile := ""
-	if cfg.Signing.KeyFile != "" {
-		keyFile = SigningKeyFile(cfg, opts.Home)
-	}
-	signer, err := LoadSigner(cfg.Signing.Alg, keyFile, opts.Home)
-	if err != nil {
-		return nil, err
+	signer := opts.Signer
+	if signer == nil {
+		keyFile := ""
+		if cfg.Signing.KeyFile != "" {
+			keyFile = SigningKeyFile(cfg, opts.Home)
+		}
+		var err error
+		if signer, err = LoadSigner(cfg.Signing.Alg, keyFile, opts.Home); err != nil {
+			return nil, err
+		}
 	}
 	registry, err := idp.FromConfig(ctx, cfg.IDPs, idp.Options{
 		HTTPClient: opts.HTTPClient, Clock: opts.Clock, ReadFile: cfg.ReadFile,

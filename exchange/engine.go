@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -22,17 +23,91 @@ const (
 	Skip Status = "skip"
 )
 
+// The steps of the flowchart, in the order they run (CONTRACT §4).
+const (
+	StepRequest   = "request"
+	StepClient    = "client"
+	StepTarget    = "target"
+	StepSubject   = "subject"
+	StepActor     = "actor"
+	StepScope     = "scope"
+	StepConsent   = "consent"
+	StepWorkflows = "workflows"
+	StepIssue     = "issue"
+)
+
+// stepNames is the flowchart's order; StepNames hands out copies.
+var stepNames = [...]string{StepRequest, StepClient, StepTarget, StepSubject, StepActor, StepScope, StepConsent, StepWorkflows, StepIssue}
+
+// StepNames lists the nine steps in the order they run.
+func StepNames() []string { return append([]string(nil), stepNames[:]...) }
+
+// Evidence keys the steps record. Evidence holds names, times, key ids and
+// scope sets, never a token, a secret or a signature.
+const (
+	EvidenceSubjectTokenType = "subject_token_type"
+	EvidenceMode             = "mode"
+	EvidenceClientID         = "client_id"
+	EvidenceMethod           = "method"
+	EvidenceServices         = "services"
+	EvidenceIDP              = "idp"
+	EvidenceIssuer           = "iss"
+	EvidenceSubject          = "sub"
+	EvidenceExpiry           = "exp"
+	EvidenceAct              = "act"
+	EvidenceActDepth         = "act_depth"
+	EvidenceActor            = "actor"
+	EvidenceActorIDP         = "actor_idp"
+	EvidenceScope            = "scope"
+	EvidenceUser             = "user"
+	EvidenceJTI              = "jti"
+	EvidenceKeyID            = "kid"
+)
+
+// Categories of a failed token validation: which of idp's error
+// categories the underlying error wraps, so that an untrusted issuer and
+// a bad signature are told apart though both answer invalid_request.
+const (
+	CategoryUntrustedIssuer = "untrusted_issuer"
+	CategoryInvalidToken    = "invalid_token"
+	CategoryMalformedToken  = "malformed_token"
+	CategoryIDPUnavailable  = "idp_unavailable"
+)
+
+// Category names the idp error category err wraps, or "".
+func Category(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, idp.ErrUntrusted):
+		return CategoryUntrustedIssuer
+	case errors.Is(err, idp.ErrInvalid):
+		return CategoryInvalidToken
+	case errors.Is(err, idp.ErrMalformed):
+		return CategoryMalformedToken
+	case errors.Is(err, idp.ErrUnavailable):
+		return CategoryIDPUnavailable
+	}
+	return ""
+}
+
 // Outcome is what one step concluded, and why.
 type Outcome struct {
 	Status   Status            `json:"outcome"`
 	Reason   string            `json:"reason"`
 	Evidence map[string]string `json:"evidence,omitempty"`
+	// Category is the idp error category of a failed token validation.
+	Category string `json:"category,omitempty"`
 	// Err is the OAuth error to answer with, for a failure.
 	Err *Error `json:"-"`
+	// Cause is the underlying error of a failure, when there is one (the
+	// idp validation error, a store error); never sent to a client.
+	Cause error `json:"-"`
 }
 
 // Entry is one step's record in a trace.
 type Entry struct {
+	N    int    `json:"n"` // 1-based position in the flowchart
 	Step string `json:"step"`
 	Outcome
 }
@@ -200,20 +275,21 @@ func NewEngine(cfg *config.Config, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := e.registry.Add(self); err != nil {
+	// A registry of the engine's own: the caller's stays as it was given.
+	if e.registry, err = e.registry.With(self); err != nil {
 		return nil, fmt.Errorf("engine: an IDP has the STS's own issuer %s: %w", e.issuer, err)
 	}
 	e.self = self
 	e.steps = []Step{
-		{"request", e.stepRequest},
-		{"client", e.stepClient},
-		{"target", e.stepTarget},
-		{"subject", e.stepSubject},
-		{"actor", e.stepActor},
-		{"scope", e.stepScope},
-		{"consent", e.stepConsent},
-		{"workflows", e.stepWorkflows},
-		{"issue", e.stepIssue},
+		{StepRequest, e.stepRequest},
+		{StepClient, e.stepClient},
+		{StepTarget, e.stepTarget},
+		{StepSubject, e.stepSubject},
+		{StepActor, e.stepActor},
+		{StepScope, e.stepScope},
+		{StepConsent, e.stepConsent},
+		{StepWorkflows, e.stepWorkflows},
+		{StepIssue, e.stepIssue},
 	}
 	return e, nil
 }
@@ -228,19 +304,80 @@ func (e *Engine) Issuer() string { return e.issuer }
 func (e *Engine) TokenEndpoint() string { return e.issuer + "/token" }
 
 // Run walks every step in order and stops at the first failure, returning
-// its OAuth error. The server, `idtx explain` and `idtx walk` all run this.
+// its OAuth error. It is a loop over Walk: the server, `idtx explain` and
+// `idtx walk` run the very same steps.
 func (e *Engine) Run(ctx context.Context, req *Request) (*Result, Trace, *Error) {
-	s := &State{Req: req, Now: e.now()}
-	trace := make(Trace, 0, len(e.steps))
-	for _, step := range e.steps {
-		o := step.Run(ctx, s)
-		trace = append(trace, Entry{Step: step.Name, Outcome: o})
-		if o.Status == Fail {
-			return nil, trace, o.Err
+	w := e.Walk(ctx, req)
+	for !w.done {
+		w.Next()
+	}
+	return w.state.Result, w.trace, w.err
+}
+
+// Walker runs one exchange a step at a time. It is not safe for use by
+// more than one goroutine.
+type Walker struct {
+	e     *Engine
+	ctx   context.Context
+	state State
+	trace Trace
+	buf   [len(stepNames)]Entry // trace's backing array: one allocation per exchange
+	next  int
+	done  bool
+	err   *Error
+}
+
+// Walk starts an exchange of req; nothing runs until Next. The clock is
+// read once, here: every step of the walk sees the same now.
+func (e *Engine) Walk(ctx context.Context, req *Request) *Walker {
+	w := &Walker{e: e, ctx: ctx}
+	w.state.Req, w.state.Now = req, e.now()
+	w.trace = w.buf[:0]
+	return w
+}
+
+// Next runs the next step and returns its entry; false when the walk was
+// already done (every step ran, or one failed) and nothing ran.
+func (w *Walker) Next() (Entry, bool) {
+	if w.done {
+		return Entry{}, false
+	}
+	step := w.e.steps[w.next]
+	o := step.Run(w.ctx, &w.state)
+	if o.Status == Fail {
+		if o.Cause == nil && o.Err != nil {
+			o.Cause = o.Err.Cause
+		}
+		if o.Category == "" {
+			o.Category = Category(o.Cause)
 		}
 	}
-	return s.Result, trace, nil
+	w.next++
+	entry := Entry{N: w.next, Step: step.Name, Outcome: o}
+	w.trace = append(w.trace, entry)
+	if o.Status == Fail {
+		w.done, w.err = true, o.Err
+	} else if w.next == len(w.e.steps) {
+		w.done = true
+	}
+	return entry, true
 }
+
+// State is what the steps have established so far.
+func (w *Walker) State() *State { return &w.state }
+
+// Steps lists the names of every step the walk may run, in order.
+func (w *Walker) Steps() []string { return StepNames() }
+
+// Trace is the entries of the steps run so far.
+func (w *Walker) Trace() Trace { return w.trace }
+
+// Done reports whether the walk is over: every step ran or one failed.
+func (w *Walker) Done() bool { return w.done }
+
+// Result is the issued token, or the OAuth error of the failed step; both
+// are nil while the walk is not done.
+func (w *Walker) Result() (*Result, *Error) { return w.state.Result, w.err }
 
 func pass(reason string, evidence map[string]string) Outcome {
 	return Outcome{Status: Pass, Reason: reason, Evidence: evidence}

@@ -13,8 +13,11 @@ import (
 type Error struct {
 	Code        string `json:"error"`
 	Description string `json:"error_description,omitempty"`
-	Status      int    `json:"-"`
-	Cause       error  `json:"-"`
+	// TraceID names the trace of the refused exchange at GET /traces/{id},
+	// an extra member RFC 6749 §5.2 allows; set only when traces are on.
+	TraceID string `json:"trace_id,omitempty"`
+	Status  int    `json:"-"`
+	Cause   error  `json:"-"`
 	// BasicChallenge adds WWW-Authenticate: Basic to a 401 (RFC 6749 §5.2).
 	BasicChallenge bool `json:"-"`
 	// RetryAfter, when set, is sent as Retry-After with a 503 (RFC 9110

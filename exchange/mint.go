@@ -138,7 +138,18 @@ func newJTI() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func generateKey(alg, path string) error {
+// NewEphemeralSigner signs with a key generated in memory for alg and
+// never written anywhere: for `idtx explain` and `idtx walk`, whose tokens
+// no one should keep.
+func NewEphemeralSigner(alg string) (*Signer, error) {
+	key, err := newKey(alg)
+	if err != nil {
+		return nil, err
+	}
+	return NewSigner(alg, key)
+}
+
+func newKey(alg string) (crypto.Signer, error) {
 	var key crypto.Signer
 	var err error
 	switch alg {
@@ -149,8 +160,13 @@ func generateKey(alg, path string) error {
 	case "EdDSA":
 		_, key, err = ed25519.GenerateKey(rand.Reader)
 	default:
-		return fmt.Errorf("signing: cannot generate a key for %q", alg)
+		return nil, fmt.Errorf("signing: cannot generate a key for %q", alg)
 	}
+	return key, err
+}
+
+func generateKey(alg, path string) error {
+	key, err := newKey(alg)
 	if err != nil {
 		return err
 	}

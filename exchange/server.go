@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +29,9 @@ type Handler struct {
 
 	exchanges *prometheus.CounterVec
 	latency   prometheus.Histogram
+
+	traces     *TraceRing // nil: traces are off
+	tracesOpen bool       // GET /traces answers loopback callers without client auth
 }
 
 // NewHandler returns the STS's HTTP handler.
@@ -116,6 +121,14 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	req := ReadRequest(w, r)
 	res, trace, oerr := h.engine.Run(r.Context(), req)
 	last := trace[len(trace)-1]
+	if h.traces != nil {
+		id := h.traces.Add(NewRecord(h.engine.now(), trace, nil, oerr))
+		if oerr != nil {
+			withID := *oerr
+			withID.TraceID = id
+			oerr = &withID
+		}
+	}
 	if oerr != nil {
 		WriteError(w, oerr)
 		h.exchanges.WithLabelValues(oerr.Code, last.Step).Inc()
@@ -128,19 +141,99 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	h.latency.Observe(time.Since(start).Seconds())
 }
 
+// EnableTraces keeps the traces of the last n exchanges for GET /traces
+// and GET /traces/{id}, and names a refusal's trace in its error response
+// (trace_id). A caller must authenticate as a client and sees only its
+// own exchanges; with open, a caller on a loopback address needs no
+// credentials and sees every exchange (`idtx serve --mock`).
+func (h *Handler) EnableTraces(n int, open bool) {
+	if n <= 0 || h.traces != nil {
+		return
+	}
+	h.traces, h.tracesOpen = NewTraceRing(n), open
+	h.mux.HandleFunc("GET /traces", h.listTraces)
+	h.mux.HandleFunc("GET /traces/{id}", h.getTrace)
+}
+
+// TraceList is the answer of GET /traces: newest first.
+type TraceList struct {
+	Traces []*Record `json:"traces"`
+}
+
+func (h *Handler) listTraces(w http.ResponseWriter, r *http.Request) {
+	client, ok := h.traceCaller(w, r)
+	if !ok {
+		return
+	}
+	var since uint64
+	if s := r.URL.Query().Get("since"); s != "" {
+		var err error
+		if since, err = strconv.ParseUint(s, 10, 64); err != nil {
+			WriteError(w, ErrInvalidRequest("since %q is not a trace id", clipText(s)))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, TraceList{Traces: h.traces.List(since, client)})
+}
+
+func (h *Handler) getTrace(w http.ResponseWriter, r *http.Request) {
+	client, ok := h.traceCaller(w, r)
+	if !ok {
+		return
+	}
+	rec, found := h.traces.Get(r.PathValue("id"), client)
+	if !found {
+		e := newError("not_found", http.StatusNotFound, "no trace %q: the server keeps only its last exchanges, and shows a client only its own", clipText(r.PathValue("id")))
+		WriteError(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+// traceCaller settles whose traces the caller may see: "" for all (open
+// and loopback), else the client it authenticates as (RFC 6749 §2.3).
+func (h *Handler) traceCaller(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if h.tracesOpen && isLoopback(r.RemoteAddr) {
+		return "", true
+	}
+	req := &Request{Form: url.Values{}}
+	if id, secret, ok := r.BasicAuth(); ok {
+		req.Basic = &BasicAuth{ID: unescape(id), Secret: unescape(secret)}
+	}
+	c, _, _, oerr := h.engine.authenticate(r.Context(), req, h.engine.now())
+	if oerr != nil {
+		if req.Basic == nil {
+			oerr = ErrInvalidClient("traces need client authentication (HTTP Basic, RFC 6749 §2.3.1)")
+		}
+		oerr.BasicChallenge = true
+		WriteError(w, oerr)
+		return "", false
+	}
+	return c.ID, true
+}
+
+func isLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // audit logs one line per exchange: who, for what, and which step decided.
 func (h *Handler) audit(ctx context.Context, trace Trace, oerr *Error) {
 	attrs := make([]slog.Attr, 0, 8)
 	for _, e := range trace {
 		switch e.Step {
-		case "client":
-			attrs = append(attrs, slog.String("client", e.Evidence["client_id"]))
-		case "target":
-			attrs = append(attrs, slog.String("services", e.Evidence["services"]))
-		case "subject":
-			attrs = append(attrs, slog.String("sub", e.Evidence["sub"]), slog.String("idp", e.Evidence["idp"]))
-		case "issue":
-			attrs = append(attrs, slog.String("jti", e.Evidence["jti"]))
+		case StepClient:
+			attrs = append(attrs, slog.String("client", e.Evidence[EvidenceClientID]))
+		case StepTarget:
+			attrs = append(attrs, slog.String("services", e.Evidence[EvidenceServices]))
+		case StepSubject:
+			attrs = append(attrs, slog.String("sub", e.Evidence[EvidenceSubject]), slog.String("idp", e.Evidence[EvidenceIDP]))
+		case StepIssue:
+			attrs = append(attrs, slog.String("jti", e.Evidence[EvidenceJTI]))
 		}
 	}
 	if oerr == nil {

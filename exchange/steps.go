@@ -347,10 +347,12 @@ func (e *Engine) ownChain(id *idp.Identity) ([]actor, *Error) {
 func (e *Engine) validateToken(ctx context.Context, param, token, tokenType string) (*idp.Identity, Outcome) {
 	id, err := e.registry.Validate(ctx, token, tokenType)
 	if err != nil {
+		o := fail(ErrInvalidRequest("%s: %v", param, err))
 		if errors.Is(err, idp.ErrUnavailable) {
-			return nil, fail(ErrTemporarilyUnavailable("%s: %v", param, err))
+			o = fail(ErrTemporarilyUnavailable("%s: %v", param, err))
 		}
-		return nil, fail(ErrInvalidRequest("%s: %v", param, err))
+		o.Cause = err // the trace tells an untrusted issuer from a bad signature
+		return nil, o
 	}
 	return id, pass(param+" valid: "+id.Subject+" from IDP "+id.IDP, map[string]string{
 		"idp": id.IDP, "iss": id.Issuer, "sub": id.Subject, "exp": id.Expiry.UTC().Format(time.RFC3339),
@@ -419,7 +421,7 @@ func (s *State) serviceNames() string {
 // user: the same sub from another trusted IDP (a partner, a SAML IDP whose
 // NameIDs users influence) is another user and rides on nothing.
 func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
-	user, idpName := s.Subject.Subject, userIDP(s.Subject)
+	user, idpName := s.Subject.Subject, UserIDP(s.Subject)
 	checked := 0
 	for _, svc := range s.Services {
 		var need []string
@@ -447,11 +449,11 @@ func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
 	return pass(user+" of IDP "+idpName+" has consented to every scope that needs it", map[string]string{"idp": idpName, "user": user})
 }
 
-// userIDP is the IDP the subject's user came from: the validating IDP, or
+// UserIDP is the IDP the subject's user came from: the validating IDP, or
 // for the STS's own (chained) tokens the original IDP its idp claim
 // carries, so a chained exchange is held to the same consents and the
 // issued token names the same IDP as the first.
-func userIDP(id *idp.Identity) string {
+func UserIDP(id *idp.Identity) string {
 	if id.IDP == SelfIDP {
 		if orig, ok := id.Claims["idp"].(string); ok && orig != "" {
 			return orig
@@ -499,7 +501,7 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 		},
 		ClientID: s.Client.ID,
 		Scope:    strings.Join(s.Scopes, " "),
-		IDP:      userIDP(s.Subject),
+		IDP:      UserIDP(s.Subject),
 		Act:      actClaim(s),
 	}
 	token, err := e.signer.Sign(claims)

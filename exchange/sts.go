@@ -29,7 +29,18 @@ type STS struct {
 	HTTP          *http.Client
 	Auth          ClientAuth
 	Now           func() time.Time
+
+	// OnRequest, if set, sees the form and headers just before they are
+	// sent, and OnResponse the answer (`idtx exchange -v`). Both hold
+	// secrets and tokens: redact before showing.
+	OnRequest  func(form url.Values, header http.Header)
+	OnResponse func(status int, header http.Header, body []byte)
 }
+
+// Form is the token request body and headers Exchange would send for p
+// (RFC 8693 §2.1, RFC 6749 §2.3), for showing the request another way
+// (`idtx exchange --print-curl`).
+func (s *STS) Form(p ExchangeParams) (url.Values, http.Header, error) { return s.form(p) }
 
 // ClientAuth is how the client authenticates to the STS.
 type ClientAuth struct {
@@ -46,7 +57,7 @@ type ExchangeParams struct {
 	Audiences, Resources           []string
 	Scope                          string
 	RequestedTokenType             string
-	Extra                          url.Values // other form fields (Dex's connector_id, …)
+	Extra                          url.Values // other form fields (Dex's connector_id, …); they replace idtx's own
 }
 
 // UnreachableError is an STS that could not be reached, or that answered
@@ -118,9 +129,6 @@ func Discover(ctx context.Context, client *http.Client, sts string) (string, err
 // client in it or in the returned header (RFC 6749 §2.3).
 func (s *STS) form(p ExchangeParams) (url.Values, http.Header, error) {
 	f := url.Values{}
-	for k, v := range p.Extra {
-		f[k] = append([]string(nil), v...)
-	}
 	f.Set("grant_type", GrantTypeTokenExchange)
 	f.Set("subject_token", p.SubjectToken)
 	f.Set("subject_token_type", p.SubjectTokenType)
@@ -138,6 +146,12 @@ func (s *STS) form(p ExchangeParams) (url.Values, http.Header, error) {
 	}
 	for _, r := range p.Resources {
 		f.Add("resource", r)
+	}
+	// Extra fields come last and replace a field of the same name, so a
+	// user can send what an STS should refuse (--param grant_type=…);
+	// the client's authentication below still has the last word.
+	for k, v := range p.Extra {
+		f[k] = append([]string(nil), v...)
 	}
 	h := http.Header{}
 	a := s.Auth
@@ -231,6 +245,9 @@ func (s *STS) Exchange(ctx context.Context, p ExchangeParams) (*Result, []byte, 
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
+	if s.OnRequest != nil {
+		s.OnRequest(form, req.Header)
+	}
 	resp, err := s.HTTP.Do(req)
 	if err != nil {
 		return nil, nil, &UnreachableError{URL: s.TokenEndpoint, Err: err}
@@ -239,6 +256,9 @@ func (s *STS) Exchange(ctx context.Context, p ExchangeParams) (*Result, []byte, 
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
 		return nil, nil, &UnreachableError{URL: s.TokenEndpoint, Err: err}
+	}
+	if s.OnResponse != nil {
+		s.OnResponse(resp.StatusCode, resp.Header, body)
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")

@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"net/http"
 	"strconv"
 	"strings"
@@ -138,6 +140,16 @@ func (r *Registry) Add(v Validator) error {
 	}
 	r.byIssuer[rt.Issuer] = v
 	return nil
+}
+
+// With returns a copy of r that also trusts v; r itself is unchanged, so
+// one registry can back several engines.
+func (r *Registry) With(v Validator) (*Registry, error) {
+	c := &Registry{byIssuer: maps.Clone(r.byIssuer), saml: maps.Clone(r.saml), opaque: slices.Clone(r.opaque)}
+	if err := c.Add(v); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Validate sends the token to the one IDP that may have issued it, and

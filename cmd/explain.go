@@ -1,0 +1,345 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/consent"
+	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/mockidp"
+)
+
+type explainOptions struct {
+	req        exchangeOptions // the request flags of `idtx exchange`
+	configFile string
+	store      string
+	at         string
+	output     string
+	sts        string
+	traceID    string
+	last       bool
+	timeout    time.Duration
+	cacert     string
+}
+
+func newExplainCmd(io *IO) *cobra.Command {
+	o := &explainOptions{req: exchangeOptions{io: io}}
+	c := &cobra.Command{
+		Use:   "explain --subject-token T [flags] | explain --sts URL (--trace ID | --last)",
+		Short: "Show every step of the flowchart for one exchange, offline or from a running STS",
+		Long: `Run one token exchange through the STS's own flowchart, offline, and print
+every step: its number, name, pass/fail/skip, a one-line reason and the
+evidence it used (which IDP matched, key id, times, scope sets, consents,
+the claims that would be minted). It takes the request flags of
+'idtx exchange' and a server config (default: the mock's). Nothing is
+sent anywhere and nothing is written: the engine signs with a key made in
+memory, and a --store that does not exist is not created (an empty
+memory: store is used instead, and said so).
+
+With --sts it prints the trace a running idtx STS kept of an exchange
+instead: --trace ID (the trace_id of a refusal) or --last. A configured
+server wants the client's credentials (--client-id and its secret) and
+shows a client only its own exchanges; 'idtx serve --mock' answers
+anyone on loopback.
+
+-o json prints the schema of docs/explain.md. Exit codes: 0 the exchange
+succeeds (or succeeded), 3 refused, 2 usage, 1 no such trace, 4 STS
+unreachable.`,
+		Example: `  $ idtx explain --subject-token "$(idtx mock token --sub bob)" --audience billing-api --scope billing:read
+  $ idtx explain --config sts.yaml --client-id api --client-secret-file secret.txt \
+      --subject-token @token.jwt --audience orders-api -o json
+  $ idtx explain --subject-token @old.jwt --audience orders-api --at 2026-01-02T03:04:05Z
+  $ idtx explain --sts http://127.0.0.1:8080 --last
+  $ idtx explain --sts http://127.0.0.1:8080 --trace 42`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runExplain(c, o) },
+	}
+	f := c.Flags()
+	o.req.addRequestFlags(f)
+	f.StringVar(&o.configFile, "config", "", "server config file (YAML) (default: the mock's)")
+	f.StringVar(&o.store, "store", "", "consent store URL, read only (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db)")
+	f.StringVar(&o.at, "at", "", "evaluate at this RFC 3339 instant instead of now")
+	f.StringVarP(&o.output, "output", "o", "text", "output: text or json (docs/explain.md)")
+	f.StringVar(&o.sts, "sts", "", "a running idtx STS whose trace to show (with --trace or --last)")
+	f.StringVar(&o.traceID, "trace", "", "with --sts: the trace id of an exchange (trace_id of a refusal)")
+	f.BoolVar(&o.last, "last", false, "with --sts: the STS's last exchange")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "with --sts: time limit")
+	f.StringVar(&o.cacert, "cacert", "", "with --sts: PEM file of CA certificates to trust")
+	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
+	return c
+}
+
+func runExplain(c *cobra.Command, o *explainOptions) error {
+	if o.output != "text" && o.output != "json" {
+		return usageError("-o must be text or json, not %q", o.output)
+	}
+	var rec *exchange.Record
+	var err error
+	if o.sts != "" || o.traceID != "" || o.last {
+		rec, err = o.fetch(c)
+	} else {
+		rec, err = o.offline(c)
+	}
+	if err != nil {
+		return err
+	}
+	io := o.req.io
+	if o.output == "json" {
+		if err := writeJSON(io, rec); err != nil {
+			return err
+		}
+	} else {
+		printRecord(io.Out, rec, newStyle(io.Out))
+	}
+	if rec.Error != nil {
+		return rejectedError(&exchange.Error{Code: rec.Error.Code, Description: rec.Error.Description})
+	}
+	return nil
+}
+
+// offline runs the request through a local engine.
+func (o *explainOptions) offline(c *cobra.Command) (*exchange.Record, error) {
+	local, err := openLocal(c.Context(), o.configFile, o.store, o.at, o.req.io.Err)
+	if err != nil {
+		return nil, err
+	}
+	defer local.store.Close()
+	params, err := o.req.requestParams()
+	if err != nil {
+		return nil, err
+	}
+	auth, _, err := o.req.clientAuth(c, local.mock)
+	if err != nil {
+		return nil, err
+	}
+	req, err := local.engine.NewRequest(auth, params)
+	if err != nil {
+		return nil, err
+	}
+	w := local.engine.Walk(c.Context(), req)
+	for !w.Done() {
+		w.Next()
+	}
+	res, oerr := w.Result()
+	return exchange.NewRecord(w.State().Now, w.Trace(), res, oerr), nil
+}
+
+// fetch reads one record from a running STS's /traces.
+func (o *explainOptions) fetch(c *cobra.Command) (*exchange.Record, error) {
+	switch {
+	case o.sts == "":
+		return nil, usageError("--trace and --last need --sts URL")
+	case o.last == (o.traceID != ""):
+		return nil, usageError("with --sts give exactly one of --trace ID or --last")
+	case o.req.subjectToken != "" || o.configFile != "" || o.at != "":
+		return nil, usageError("--sts shows a trace the STS kept: it takes no request, --config or --at")
+	}
+	auth, err := o.req.traceAuth(c)
+	if err != nil {
+		return nil, err
+	}
+	client, err := httpClient(o.cacert)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(c.Context(), o.timeout)
+	defer cancel()
+	var rec *exchange.Record
+	if o.last {
+		var list []*exchange.Record
+		if list, err = exchange.FetchTraces(ctx, client, o.sts, 0, auth); err == nil {
+			if len(list) == 0 {
+				return nil, errors.New("the STS holds no trace yet (is it an idtx STS with traces on?)")
+			}
+			rec = list[0]
+		}
+	} else {
+		rec, err = exchange.FetchTrace(ctx, client, o.sts, o.traceID, auth)
+	}
+	return rec, stsError(err)
+}
+
+// traceAuth is the client that asks a configured STS for its traces, or
+// none (the mock's traces are open on loopback).
+func (o *exchangeOptions) traceAuth(c *cobra.Command) (exchange.ClientAuth, error) {
+	if o.clientID == "" && os.Getenv("IDTX_CLIENT_ID") == "" && o.profile == "" {
+		return exchange.ClientAuth{}, nil
+	}
+	auth, _, err := o.clientAuth(c, false)
+	if err != nil {
+		return auth, err
+	}
+	if auth.Secret == "" {
+		return auth, usageError("traces need the client's secret (HTTP Basic): --client-secret-file or IDTX_CLIENT_SECRET")
+	}
+	auth.Method = exchange.AuthClientSecretBasic
+	return auth, nil
+}
+
+// stsError maps an error of talking to an STS to its exit code.
+func stsError(err error) error {
+	var oerr *exchange.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &oerr):
+		shown := *oerr
+		shown.Code, shown.Description = clipRemote(oerr.Code, 64), clipRemote(oerr.Description, maxRemoteText)
+		return &exitError{ExitFailure, &shown}
+	case exchange.IsUnreachable(err):
+		return unreachableError(err)
+	}
+	return err
+}
+
+// local is an engine built for explain and walk: a config, a read-only
+// view of the store, an in-memory signing key.
+type local struct {
+	cfg    *config.Config
+	engine *exchange.Engine
+	store  consent.Store
+	mock   bool
+	// storeURL is the store actually opened.
+	storeURL string
+}
+
+// openLocal builds the engine explain and walk run: the config's (or the
+// mock's), a signer made in memory, the clock at at (or now), and the
+// store as serve would open it, except that a SQLite file that does not
+// exist is not created: an empty memory: store stands in, with the mock's
+// consents when the config is the mock's. Notes go to stderr.
+func openLocal(ctx context.Context, configFile, storeURL, at string, stderr io.Writer) (*local, error) {
+	l := &local{mock: configFile == ""}
+	var err error
+	if l.mock {
+		l.cfg, err = mockidp.Config()
+	} else {
+		l.cfg, err = config.LoadFile(configFile)
+	}
+	if err != nil {
+		return nil, usageError("%w", err)
+	}
+	if l.cfg.Issuer == "" {
+		l.cfg.Issuer = DefaultSTS
+	}
+	clock := time.Now
+	if at != "" {
+		t, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			return nil, usageError("--at: %v", err)
+		}
+		clock = func() time.Time { return t }
+	}
+	if storeURL == "" {
+		if storeURL, err = consent.DefaultURL(); err != nil {
+			return nil, err
+		}
+		if s := l.cfg.StoreURL(); s != "" && os.Getenv("IDTX_STORE") == "" {
+			storeURL = s
+		}
+	}
+	if path, ok := sqlitePath(storeURL); ok {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(stderr, "idtx: store %s does not exist: using an empty memory: store (it is never created here)\n", safeText(storeURL))
+			storeURL = "memory:"
+		}
+	}
+	if l.store, err = consent.Open(storeURL); err != nil {
+		return nil, usageError("--store: %v", err)
+	}
+	l.storeURL = storeURL
+	if l.mock && storeURL == "memory:" {
+		if err := mockidp.SeedConsents(ctx, l.store); err != nil {
+			l.store.Close()
+			return nil, err
+		}
+		fmt.Fprintln(stderr, "idtx: with the mock's consents, as 'idtx serve --mock' seeds them")
+	}
+	signer, err := exchange.NewEphemeralSigner(l.cfg.Signing.Alg)
+	if err != nil {
+		l.store.Close()
+		return nil, err
+	}
+	if l.engine, err = exchange.Build(ctx, l.cfg, exchange.BuildOptions{Store: l.store, Clock: clock, Signer: signer}); err != nil {
+		l.store.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// sqlitePath is the file of a SQLite store URL (consent.Open's forms).
+func sqlitePath(u string) (string, bool) {
+	if p, ok := strings.CutPrefix(u, "sqlite:"); ok {
+		return p, true
+	}
+	if u == "memory:" || strings.Contains(u, "://") || strings.HasSuffix(u, ":") {
+		return "", false
+	}
+	return u, true
+}
+
+// printRecord prints a record as text: one block per step, then the
+// verdict and the claims. Every remote or token-derived text is escaped.
+func printRecord(w io.Writer, rec *exchange.Record, st style) {
+	if rec.ID != "" {
+		fmt.Fprintf(w, "trace %s at %s", safeText(rec.ID), rec.Time.Format(time.RFC3339))
+		if rec.ClientID != "" {
+			fmt.Fprintf(w, ", client %s", safeText(rec.ClientID))
+		}
+		fmt.Fprintln(w)
+	}
+	ran := map[string]bool{}
+	for _, e := range rec.Steps {
+		ran[e.Step] = true
+		mark := string(e.Status)
+		switch e.Status {
+		case exchange.Pass:
+			mark = st.green("pass")
+		case exchange.Fail:
+			mark = st.red("FAIL")
+		case exchange.Skip:
+			mark = st.yellow("skip")
+		}
+		fmt.Fprintf(w, "%2d %-10s %s  %s\n", e.N, safeText(e.Step), mark, safeText(e.Reason))
+		if e.Category != "" {
+			fmt.Fprintf(w, "   %-10s       category: %s\n", "", safeText(e.Category))
+		}
+		for _, k := range sortedKeys(e.Evidence) {
+			fmt.Fprintf(w, "   %-10s       %s: %s\n", "", safeText(k), safeText(e.Evidence[k]))
+		}
+	}
+	for i, name := range exchange.StepNames() {
+		if !ran[name] {
+			fmt.Fprintf(w, "%2d %-10s %s  not reached\n", i+1, name, "   -")
+		}
+	}
+	if rec.Error != nil {
+		fmt.Fprintf(w, "%s at step %s: %s: %s\n", st.red("refused"), safeText(rec.Error.Step), safeText(rec.Error.Code), safeText(rec.Error.Description))
+		return
+	}
+	fmt.Fprintln(w, st.green("ok")+": the exchange is accepted")
+	if len(rec.Claims) > 0 {
+		fmt.Fprintln(w, "claims of the issued token:")
+		for _, k := range sortedKeys(rec.Claims) {
+			fmt.Fprintf(w, "  %s: %s\n", safeText(k), safeText(compact(rec.Claims[k])))
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,111 @@
+package cmd
+
+import (
+	"errors"
+	"os"
+	"strings"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/idtx/idtx/tui"
+)
+
+type walkOptions struct {
+	explainOptions
+	// run, if set, replaces running the program (tests).
+	run func(m tea.Model) error
+}
+
+func newWalkCmd(io *IO) *cobra.Command {
+	o := &walkOptions{explainOptions: explainOptions{req: exchangeOptions{io: io}}}
+	c := &cobra.Command{
+		Use:   "walk --subject-token T [flags] | walk --sts URL",
+		Short: "Walk the exchange flowchart step by step in the terminal",
+		Long: `A terminal UI over the STS's own flowchart: the nine steps with a mark
+each, the selected step's reason and evidence beside them. It takes the
+flags of 'idtx explain' and runs offline: n runs the next step, r all of
+them, e edits the request, c grants a missing consent in the store (after
+y/n), t shows the decoded tokens, ? the keys, q quits.
+
+With --sts it lists a running idtx STS's exchanges as they arrive
+(GET /traces) and opens any one as a flowchart.
+
+It needs a terminal on stdin and stdout; 'idtx explain' prints the same
+trace as text or JSON anywhere (docs/explain.md).`,
+		Example: `  $ idtx walk --subject-token "$(idtx mock token --sub bob)" --audience billing-api --scope billing:read
+  $ idtx walk --config sts.yaml --client-id api --client-secret-file secret.txt --subject-token @t.jwt --audience orders-api
+  $ idtx walk --sts http://127.0.0.1:8080`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runWalk(c, o) },
+	}
+	f := c.Flags()
+	o.req.addRequestFlags(f)
+	f.StringVar(&o.configFile, "config", "", "server config file (YAML) (default: the mock's)")
+	f.StringVar(&o.store, "store", "", "consent store URL; c grants in it (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db; one that does not exist is not created)")
+	f.StringVar(&o.at, "at", "", "evaluate at this RFC 3339 instant instead of now")
+	f.StringVar(&o.sts, "sts", "", "list the exchanges of a running idtx STS instead")
+	f.StringVar(&o.cacert, "cacert", "", "with --sts: PEM file of CA certificates to trust")
+	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
+	return c
+}
+
+func runWalk(c *cobra.Command, o *walkOptions) error {
+	io := o.req.io
+	if o.run == nil && !(isTerminal(io.In) && isTerminal(io.Out)) {
+		return usageError("walk needs a terminal on stdin and stdout; 'idtx explain' (same flags) prints the same trace as text or -o json")
+	}
+	var model tea.Model
+	if o.sts != "" {
+		if o.req.subjectToken != "" || o.configFile != "" || o.at != "" {
+			return usageError("--sts lists the STS's own exchanges: it takes no request, --config or --at")
+		}
+		auth, err := o.req.traceAuth(c)
+		if err != nil {
+			return err
+		}
+		client, err := httpClient(o.cacert)
+		if err != nil {
+			return err
+		}
+		model = tui.NewLive(strings.TrimSuffix(o.sts, "/"), client, auth)
+	} else {
+		// The notes of openLocal go to the status line, not under the UI.
+		var notes strings.Builder
+		local, err := openLocal(c.Context(), o.configFile, o.store, o.at, &notes)
+		if err != nil {
+			return err
+		}
+		defer local.store.Close()
+		params, err := o.req.requestParams()
+		if err != nil {
+			return err
+		}
+		auth, _, err := o.req.clientAuth(c, local.mock)
+		if err != nil {
+			return err
+		}
+		note := strings.ReplaceAll(strings.TrimSpace(notes.String()), "\n", "; ")
+		note = strings.ReplaceAll(note, "idtx: ", "")
+		model = tui.New(tui.Options{Engine: local.engine, Consents: local.store, Params: params, Auth: auth, Note: note})
+	}
+	if o.run != nil {
+		return o.run(model)
+	}
+	if envSet("NO_COLOR") || os.Getenv("TERM") == "dumb" {
+		lipgloss.SetColorProfile(termenv.Ascii)
+	}
+	p := tea.NewProgram(model, tea.WithAltScreen(), tea.WithInput(io.In), tea.WithOutput(io.Out), tea.WithContext(c.Context()))
+	if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && c.Context().Err() == nil {
+		return err
+	}
+	return nil
+}
+
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,232 @@
+package exchange
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Record is one exchange as `idtx explain -o json` prints it and GET
+// /traces serves it (docs/explain.md): the steps that ran with their
+// outcomes, reasons and evidence, and the OAuth error of a refusal. It
+// holds no token, secret or signature: evidence is names, times, key ids
+// and scope sets.
+type Record struct {
+	ID       string    `json:"id,omitempty"`
+	Time     time.Time `json:"time"`
+	ClientID string    `json:"client_id,omitempty"`
+	// Outcome is "ok" or "refused".
+	Outcome string       `json:"outcome"`
+	Error   *RecordError `json:"error,omitempty"`
+	Steps   []Entry      `json:"steps"`
+	// Claims are the claims of the token that was (or would be) issued;
+	// explain shows them, live traces leave them out.
+	Claims map[string]any `json:"claims,omitempty"`
+}
+
+// RecordError is the refusal of a Record: the OAuth error (RFC 6749 §5.2),
+// its HTTP status, the step that failed and the idp error category.
+type RecordError struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	Status      int    `json:"status,omitempty"`
+	Step        string `json:"step"`
+	Category    string `json:"category,omitempty"`
+}
+
+// Record outcomes.
+const (
+	OutcomeOK      = "ok"
+	OutcomeRefused = "refused"
+)
+
+// NewRecord summarises a finished (or partly walked) exchange. The entries
+// are copied without their Go errors, so the record keeps nothing but
+// what it shows.
+func NewRecord(at time.Time, trace Trace, res *Result, oerr *Error) *Record {
+	r := &Record{Time: at.UTC(), Outcome: OutcomeOK, Steps: make([]Entry, len(trace))}
+	for i, e := range trace {
+		e.Err, e.Cause = nil, nil
+		r.Steps[i] = e
+		if e.Step == StepClient && e.Status == Pass {
+			r.ClientID = e.Evidence[EvidenceClientID]
+		}
+	}
+	if oerr != nil {
+		r.Outcome = OutcomeRefused
+		r.Error = &RecordError{Code: oerr.Code, Description: oerr.Description, Status: oerr.Status}
+		if n := len(trace); n > 0 {
+			r.Error.Step, r.Error.Category = trace[n-1].Step, trace[n-1].Category
+		}
+	}
+	if res != nil {
+		r.Claims = UnverifiedClaims(res.AccessToken)
+	}
+	return r
+}
+
+// UnverifiedClaims decodes the claims of a compact JWT without checking
+// anything: for showing a token this process just minted, never for
+// trusting one. Nil when token is not a JWT.
+func UnverifiedClaims(token string) map[string]any {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var claims map[string]any
+	if json.Unmarshal(payload, &claims) != nil {
+		return nil
+	}
+	return claims
+}
+
+// TraceRing keeps the records of the last exchanges, newest last, up to a
+// fixed number. Record ids count up from 1 in the life of the ring.
+type TraceRing struct {
+	mu   sync.Mutex
+	recs []*Record
+	size int
+	seq  uint64
+}
+
+// NewTraceRing keeps at most n records.
+func NewTraceRing(n int) *TraceRing { return &TraceRing{size: n, recs: make([]*Record, 0, n)} }
+
+// Add stores r under the next id, dropping the oldest record when full.
+func (t *TraceRing) Add(r *Record) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seq++
+	r.ID = strconv.FormatUint(t.seq, 10)
+	if len(t.recs) == t.size {
+		copy(t.recs, t.recs[1:])
+		t.recs = t.recs[:t.size-1]
+	}
+	t.recs = append(t.recs, r)
+	return r.ID
+}
+
+// List returns the records with an id above since, newest first; with
+// client set, only that client's.
+func (t *TraceRing) List(since uint64, client string) []*Record {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := []*Record{}
+	for i := len(t.recs) - 1; i >= 0; i-- {
+		r := t.recs[i]
+		if id, _ := strconv.ParseUint(r.ID, 10, 64); id <= since {
+			break
+		}
+		if client == "" || r.ClientID == client {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Get returns the record with id, if the ring still holds it; with client
+// set, only if it is that client's.
+func (t *TraceRing) Get(id, client string) (*Record, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range t.recs {
+		if r.ID == id && (client == "" || r.ClientID == client) {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+// NewRequest builds the token request the engine would receive from a
+// client authenticating with auth for p: the very form `idtx exchange`
+// sends (RFC 8693 §2.1), with a client assertion for this engine's token
+// endpoint when auth is private_key_jwt. For explain and walk.
+func (e *Engine) NewRequest(auth ClientAuth, p ExchangeParams) (*Request, error) {
+	form, header, err := (&STS{TokenEndpoint: e.TokenEndpoint(), Auth: auth, Now: e.now}).form(p)
+	if err != nil {
+		return nil, err
+	}
+	req := &Request{Form: form}
+	if header.Get("Authorization") != "" {
+		req.Basic = &BasicAuth{ID: auth.ClientID, Secret: auth.Secret}
+	}
+	return req, nil
+}
+
+// TraceBase is the base URL of an idtx STS's /traces, from its issuer URL
+// or its token endpoint.
+func TraceBase(sts string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(sts, "/"), "/token"), "/")
+}
+
+// FetchTraces asks an idtx STS (base: its issuer URL) for the records
+// after since, newest first. auth, when its method is client_secret_basic,
+// authenticates the caller; the mock answers loopback callers without.
+func FetchTraces(ctx context.Context, client *http.Client, base string, since uint64, auth ClientAuth) ([]*Record, error) {
+	u := TraceBase(base) + "/traces"
+	if since > 0 {
+		u += "?since=" + strconv.FormatUint(since, 10)
+	}
+	var list TraceList
+	if err := getTraceJSON(ctx, client, u, auth, &list); err != nil {
+		return nil, err
+	}
+	return list.Traces, nil
+}
+
+// FetchTrace asks an idtx STS for the record of one exchange.
+func FetchTrace(ctx context.Context, client *http.Client, base, id string, auth ClientAuth) (*Record, error) {
+	var rec Record
+	if err := getTraceJSON(ctx, client, TraceBase(base)+"/traces/"+url.PathEscape(id), auth, &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+func getTraceJSON(ctx context.Context, client *http.Client, u string, auth ClientAuth, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if auth.Method == AuthClientSecretBasic || (auth.ClientID != "" && auth.Secret != "") {
+		req.SetBasicAuth(url.QueryEscape(auth.ClientID), url.QueryEscape(auth.Secret))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return &UnreachableError{URL: u, Err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8*maxResponse))
+	if err != nil {
+		return &UnreachableError{URL: u, Err: err}
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != "application/json" {
+		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		var oerr Error
+		if json.Unmarshal(body, &oerr) == nil && oerr.Code != "" {
+			oerr.Status = resp.StatusCode
+			return &oerr
+		}
+		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package exchange_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/idp"
+)
+
+// tracedEnv is an env whose handler keeps traces.
+func tracedEnv(t *testing.T, n int, open bool) (*env, *exchange.Handler) {
+	e := newEnv(t)
+	h := exchange.NewHandler(e.engine, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.EnableTraces(n, open)
+	e.handler = h
+	return e, h
+}
+
+// getTraces GETs path from the handler, from remote (host:port), with
+// Basic credentials when basic is id, secret.
+func getTraces(t *testing.T, h http.Handler, path, remote string, basic ...string) (int, []byte) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.RemoteAddr = remote
+	if len(basic) == 2 {
+		req.SetBasicAuth(basic[0], basic[1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.Bytes()
+}
+
+func decodeList(t *testing.T, body []byte) []exchange.Record {
+	t.Helper()
+	var l struct{ Traces []exchange.Record }
+	if err := json.Unmarshal(body, &l); err != nil {
+		t.Fatalf("%s: %v", body, err)
+	}
+	return l.Traces
+}
+
+// A refusal names its trace (RFC 6749 §5.2 allows extra members), and the
+// trace says which step refused and why.
+func TestTraceIDInErrors(t *testing.T) {
+	e, h := tracedEnv(t, 10, false)
+	r := e.post("/token", e.form(e.subject(nil), "audience", "nope"))
+	expectError(t, r, 400, "invalid_target", `audience "nope" is not a registered service`)
+	id := r.str("trace_id")
+	if id == "" {
+		t.Fatalf("no trace_id in %v", r.body)
+	}
+	code, body := getTraces(t, h, "/traces/"+id, "192.0.2.1:1", "demo-client", "demo-secret")
+	var rec exchange.Record
+	if code != 200 || json.Unmarshal(body, &rec) != nil {
+		t.Fatalf("%d %s", code, body)
+	}
+	if rec.ID != id || rec.Outcome != "refused" || rec.Error.Step != "target" || rec.Error.Code != "invalid_target" || len(rec.Steps) != 3 || rec.ClientID != "demo-client" {
+		t.Fatalf("record %s", body)
+	}
+	// Without traces, no trace_id and no endpoint.
+	plain := newEnv(t)
+	if r := plain.post("/token", plain.form(plain.subject(nil), "audience", "nope")); r.str("trace_id") != "" {
+		t.Fatalf("trace_id without traces: %v", r.body)
+	}
+	if code, _ := getTraces(t, plain.handler, "/traces", "127.0.0.1:1"); code != 404 && code != 405 {
+		t.Fatalf("GET /traces without traces: %d", code)
+	}
+}
+
+// On a configured server a client must authenticate and sees only its own
+// exchanges; an exchange whose client did not authenticate is no one's.
+func TestTracesPerClient(t *testing.T) {
+	e, h := tracedEnv(t, 10, false)
+	e.post("/token", e.form(e.subject(nil)))                                           // demo-client ok
+	e.post("/token", e.form(e.subject(nil)), "restricted-client", "restricted-secret") // ok
+	e.post("/token", e.form(e.subject(nil)), "demo-client", "wrong")                   // no one's
+	for _, tc := range []struct {
+		name  string
+		basic []string
+		code  int
+		n     int
+	}{
+		{"no credentials", nil, 401, 0},
+		{"wrong secret", []string{"demo-client", "nope"}, 401, 0},
+		{"demo-client", []string{"demo-client", "demo-secret"}, 200, 1},
+		{"restricted-client", []string{"restricted-client", "restricted-secret"}, 200, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := getTraces(t, h, "/traces", "127.0.0.1:1", tc.basic...)
+			if code != tc.code {
+				t.Fatalf("%d %s", code, body)
+			}
+			if code == 401 {
+				if !strings.Contains(string(body), "invalid_client") {
+					t.Fatalf("%s", body)
+				}
+				return
+			}
+			list := decodeList(t, body)
+			if len(list) != tc.n || list[0].ClientID != tc.basic[0] {
+				t.Fatalf("%s", body)
+			}
+			// Another client's trace is not found.
+			other := "1"
+			if list[0].ID == "1" {
+				other = "2"
+			}
+			if code, _ := getTraces(t, h, "/traces/"+other, "127.0.0.1:1", tc.basic...); code != 404 {
+				t.Fatalf("another client's trace: %d", code)
+			}
+		})
+	}
+}
+
+// Open traces (the mock) answer loopback callers without credentials,
+// newest first, ?since= for polling; the ring keeps only the last n.
+func TestTracesOpenOnLoopback(t *testing.T) {
+	e, h := tracedEnv(t, 3, true)
+	for range 5 {
+		e.post("/token", e.form(e.subject(nil)))
+	}
+	code, body := getTraces(t, h, "/traces", "127.0.0.1:4000")
+	list := decodeList(t, body)
+	if code != 200 || len(list) != 3 || list[0].ID != "5" || list[2].ID != "3" {
+		t.Fatalf("%d %s", code, body)
+	}
+	_, body = getTraces(t, h, "/traces?since=4", "[::1]:4000")
+	if list := decodeList(t, body); len(list) != 1 || list[0].ID != "5" {
+		t.Fatalf("since=4: %s", body)
+	}
+	if code, body := getTraces(t, h, "/traces?since=x", "127.0.0.1:4000"); code != 400 || !strings.Contains(string(body), `since \"x\" is not a trace id`) {
+		t.Fatalf("since=x: %d %s", code, body)
+	}
+	if code, _ := getTraces(t, h, "/traces", "192.0.2.7:4000"); code != 401 {
+		t.Fatalf("open traces answered a non-loopback caller without credentials: %d", code)
+	}
+	if code, _ := getTraces(t, h, "/traces/1", "127.0.0.1:4000"); code != 404 {
+		t.Fatalf("trace 1 outlived the ring: %d", code)
+	}
+}
+
+// Traces never hold a token, a secret or a signature: every credential
+// used in a mix of accepted and refused exchanges is looked for in every
+// trace the server keeps.
+func TestTracesHoldNoSecrets(t *testing.T) {
+	e, h := tracedEnv(t, 100, true)
+	subject := e.subject(jwt.MapClaims{"may_act": map[string]any{"sub": "gateway"}})
+	actor := e.corp.sign(t, e.claims(jwt.MapClaims{"sub": "gateway"}), nil)
+	assertion := e.assertion(nil)
+	forged := e.other.sign(t, e.claims(nil), nil)
+	secrets := []string{subject, actor, assertion, forged, "demo-secret", "restricted-secret", "bcrypt-secret", "wrong-secret"}
+	var issued []string
+	for _, r := range []response{
+		e.post("/token", e.form(subject)),
+		e.post("/token", e.form(subject, "audience", "billing-api", "scope", "billing:write")),
+		e.post("/token", e.form(subject, "actor_token", actor, "actor_token_type", idp.TokenTypeJWT)),
+		e.post("/token", e.form(subject, "client_id", "demo-client", "client_secret", "demo-secret"), "-"),
+		e.post("/token", e.form(subject, "client_assertion_type", exchange.ClientAssertionTypeJWTBearer, "client_assertion", assertion)),
+		e.post("/token", e.form(subject), "bcrypt-client", "bcrypt-secret"),
+		e.post("/token", e.form(subject), "demo-client", "wrong-secret"),
+		e.post("/token", e.form(forged)),
+		e.post("/token", e.form(subject, "actor_token", forged, "actor_token_type", idp.TokenTypeJWT)),
+	} {
+		if tok := r.str("access_token"); tok != "" {
+			issued = append(issued, tok)
+		}
+	}
+	if len(issued) < 4 {
+		t.Fatalf("only %d exchanges succeeded", len(issued))
+	}
+	for _, tok := range append(secrets, issued...) {
+		secrets = append(secrets, tok)
+		if parts := strings.Split(tok, "."); len(parts) == 3 {
+			secrets = append(secrets, parts[2]) // the signature alone
+		}
+	}
+	_, body := getTraces(t, h, "/traces", "127.0.0.1:1")
+	list := decodeList(t, body)
+	if len(list) != 9 {
+		t.Fatalf("%d traces", len(list))
+	}
+	all := string(body)
+	for _, rec := range list {
+		b, _ := getTracesBody(t, h, rec.ID)
+		all += b
+	}
+	for i, s := range secrets {
+		if strings.Contains(all, s) {
+			t.Errorf("secret %d (%.12s…) is in a trace", i, s)
+		}
+	}
+}
+
+func getTracesBody(t *testing.T, h http.Handler, id string) (string, int) {
+	code, body := getTraces(t, h, "/traces/"+id, "127.0.0.1:1")
+	if code != 200 {
+		t.Fatalf("trace %s: %d", id, code)
+	}
+	return string(body), code
+}
