@@ -230,6 +230,20 @@ func policyRows() []row {
 				return nil
 			},
 		},
+		{
+			name: "an IDP's act claim is not nested under a delegation's actor",
+			build: func(t testing.TB, e *env) *request {
+				subject := e.corp.sign(t, claims(map[string]any{"act": map[string]any{"sub": "admin", "iss": e.srv.URL}}), nil)
+				return subjectReq(subject, "actor_token", e.corp.sign(t, claims(map[string]any{"sub": "svc-bot"}), nil), "actor_token_type", tokenTypeJWT)
+			},
+			wantStatus: http.StatusOK,
+			check: func(_ *env, c map[string]any) error {
+				if act, _ := c["act"].(map[string]any); act["sub"] != "svc-bot" || act["iss"] != corpIssuer || len(act) != 2 {
+					return fmt.Errorf("act = %v, want exactly {sub: svc-bot, iss: corp}", c["act"])
+				}
+				return nil
+			},
+		},
 	}
 }
 

@@ -33,6 +33,9 @@ type samlOptions struct {
 	notBefore    time.Time
 	notOnOrAfter time.Time
 	methods      []string // SubjectConfirmation methods; nil: bearer
+	// noConfirmationExpiry leaves NotOnOrAfter out of
+	// SubjectConfirmationData.
+	noConfirmationExpiry bool
 }
 
 func xsTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
@@ -73,7 +76,10 @@ func samlAssertion(o samlOptions) *etree.Element {
 	for _, m := range o.methods {
 		sc := s.CreateElement("saml:SubjectConfirmation")
 		sc.CreateAttr("Method", m)
-		sc.CreateElement("saml:SubjectConfirmationData").CreateAttr("NotOnOrAfter", xsTime(o.notOnOrAfter))
+		scd := sc.CreateElement("saml:SubjectConfirmationData")
+		if !o.noConfirmationExpiry {
+			scd.CreateAttr("NotOnOrAfter", xsTime(o.notOnOrAfter))
+		}
 	}
 	c := a.CreateElement("saml:Conditions")
 	c.CreateAttr("NotBefore", xsTime(o.notBefore))
@@ -319,6 +325,8 @@ func samlRows() []row {
 		// Bearer assertions for this STS (issue 8 item 6).
 		samlRow("holder-of-key confirmation only", signed(samlOptions{methods: []string{cmHolderKey}}),
 			`the Subject has no bearer SubjectConfirmation (`+cmBearer+`; found ["`+cmHolderKey+`"]): holder-of-key and sender-vouches are refused`),
+		samlRow("bearer confirmation without NotOnOrAfter", signed(samlOptions{noConfirmationExpiry: true}),
+			"the bearer SubjectConfirmationData has no NotOnOrAfter (SAML 2.0 Profiles §4.1.4.2)"),
 		samlRow("Response whose Status is not Success", func(t testing.TB, e *env) string {
 			return xmlString(t, e.saml.sign(t, samlResponse("urn:oasis:names:tc:SAML:2.0:status:Requester", samlAssertion(samlOptions{}))))
 		}, `the Response's StatusCode is "urn:oasis:names:tc:SAML:2.0:status:Requester", not Success: the IDP did not authenticate the subject`),
