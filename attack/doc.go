@@ -21,6 +21,10 @@
 // (request size caps, read timeouts); the abuse tests (idle connections,
 // huge bodies, slow clients, floods of wrong secrets) check that the
 // server stays healthy and within its memory bound meanwhile and after.
+// Attacks that take many requests are tests of their own: a flood of wrong
+// secrets for an argon2id client at the 64 MiB ceiling (RFC 9106), a
+// client filling its share of the private_key_jwt replay cache (RFC 7523
+// §3), and a three-hop delegation chain (RFC 8693 §4.1).
 //
 // No row is ever skipped: a row fails whenever the server lets its attack
 // through, so a hole that reopens shows as a failure.
