@@ -21,8 +21,11 @@
 // (request size caps, read timeouts); the abuse tests (idle connections,
 // huge bodies, slow clients, floods of wrong secrets) check that the
 // server stays healthy and within its memory bound meanwhile and after.
+// Attacks that take many requests are tests of their own: a flood of wrong
+// secrets for an argon2id client at the 64 MiB ceiling (RFC 9106), a
+// client filling its share of the private_key_jwt replay cache (RFC 7523
+// §3), and a three-hop delegation chain (RFC 8693 §4.1).
 //
-// A row for a hole still open on another branch names it: while the
-// server lets that attack through, the row is skipped with the words
-// "known hole", and it runs as written once the fix is merged.
+// No row is ever skipped: a row fails whenever the server lets its attack
+// through, so a hole that reopens shows as a failure.
 package attack

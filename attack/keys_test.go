@@ -208,6 +208,7 @@ type fixture struct {
 	weak     *jwtKey // IDP weak: a 1024-bit RSA key in its JWKS
 	impostor *jwtKey // trusted by nobody
 	client   *jwtKey // jwt-client's private_key_jwt key, ES256
+	client2  *jwtKey // jwt-client-2's private_key_jwt key, ES256
 
 	saml        samlSigner // IDP corp-saml
 	foreignSAML samlSigner // trusted by nobody
@@ -266,6 +267,18 @@ services:
     scopes: {narrow:b: {}}
     token_lifetime: 5m
     require_may_act: true
+  - name: hop1-api
+    scopes: {chain:read: {}}
+    default_scopes: [chain:read]
+    token_lifetime: 5m
+  - name: hop2-api
+    scopes: {chain:read: {}}
+    default_scopes: [chain:read]
+    token_lifetime: 5m
+  - name: hop3-api
+    scopes: {chain:read: {}}
+    default_scopes: [chain:read]
+    token_lifetime: 5m
 clients:
   - id: demo-client
     secret: demo-secret
@@ -278,19 +291,49 @@ clients:
   - id: jwt-client
     jwks_file: client.jwks
     services: ["*"]
+  - id: jwt-client-2
+    jwks_file: client2.jwks
+    services: ["*"]
+  # The resource servers behind hop1-api and hop2-api, each passing the
+  # token it received on to the next hop (RFC 8693 §1.1 delegation).
+  - id: hop1-client
+    secret: hop1-secret
+    services: [hop2-api]
+    serves: [hop1-api]
+    modes: [delegation]
+  - id: hop2-client
+    secret: hop2-secret
+    services: [hop3-api]
+    serves: [hop2-api]
+    modes: [delegation]
 `
 
 // newFixture writes a configuration and its key files into a temporary
 // folder.
-func newFixture(t testing.TB) *fixture { return newFixtureWith(t, "") }
+func newFixture(t testing.TB) *fixture { return newFixtureMore(t, fixtureMore{}) }
 
 // newFixtureWith is newFixture with more IDPs (YAML list items) trusted.
 func newFixtureWith(t testing.TB, moreIDPs string) *fixture {
+	return newFixtureMore(t, fixtureMore{idps: moreIDPs})
+}
+
+// fixtureMore is what a test adds to fixtureConfig.
+type fixtureMore struct {
+	idps    string // YAML list items under idps
+	clients string // YAML list items under clients
+	top     string // top-level keys
+}
+
+// newFixtureMore is newFixture with more IDPs, clients and top-level keys.
+func newFixtureMore(t testing.TB, more fixtureMore) *fixture {
 	t.Helper()
 	rsaKeys := strongRSA()
-	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	ecKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
 	}
 	f := &fixture{
 		dir:         t.TempDir(),
@@ -298,16 +341,19 @@ func newFixtureWith(t testing.TB, moreIDPs string) *fixture {
 		partner:     newJWTKey("RS256", rsaKeys[1]),
 		weak:        newJWTKey("RS256", weakRSA()),
 		impostor:    newJWTKey("RS256", rsaKeys[2]),
-		client:      newJWTKey("ES256", ec),
+		client:      newJWTKey("ES256", ecKey()),
+		client2:     newJWTKey("ES256", ecKey()),
 		saml:        newSAMLSigner(t, rsaKeys[3], "corp-saml"),
 		foreignSAML: newSAMLSigner(t, rsaKeys[4], "evil"),
 	}
 	files := map[string][]byte{
-		"sts.yaml":      []byte(strings.Replace(fixtureConfig, "idps:\n", "idps:\n"+moreIDPs, 1)),
+		// clients is the last list of fixtureConfig: more clients follow it.
+		"sts.yaml":      []byte(more.top + strings.Replace(fixtureConfig, "idps:\n", "idps:\n"+more.idps, 1) + more.clients),
 		"corp.jwks":     jwks(f.corp),
 		"partner.jwks":  jwks(f.partner),
 		"weak.jwks":     jwks(f.weak),
 		"client.jwks":   jwks(f.client),
+		"client2.jwks":  jwks(f.client2),
 		"corp-saml.pem": f.saml.certPEM(),
 		"mock-saml.pem": mockidp.CertificatePEM(),
 	}
@@ -367,6 +413,11 @@ func exchangeForm(subject string, kv ...string) url.Values {
 // assertion is a private_key_jwt client assertion (RFC 7523 §3) for aud,
 // signed with k; over changes its claims (nil deletes).
 func (k *jwtKey) assertion(t testing.TB, clientID, aud string, over map[string]any) string {
+	return k.assertionWith(t, clientID, aud, over, nil)
+}
+
+// assertionWith is assertion with header members added (nil deletes).
+func (k *jwtKey) assertionWith(t testing.TB, clientID, aud string, over, header map[string]any) string {
 	now := time.Now()
 	c := map[string]any{
 		"iss": clientID, "sub": clientID, "aud": aud,
@@ -379,7 +430,7 @@ func (k *jwtKey) assertion(t testing.TB, clientID, aud string, over map[string]a
 			c[name] = v
 		}
 	}
-	return k.sign(t, c, nil)
+	return k.sign(t, c, header)
 }
 
 // withAssertion adds private_key_jwt client authentication to form.

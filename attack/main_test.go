@@ -168,13 +168,20 @@ func (s *server) healthz() (time.Duration, error) {
 }
 
 // rssBytes is the process's resident set (VmRSS in /proc/PID/status).
-func (s *server) rssBytes() (int64, error) {
+func (s *server) rssBytes() (int64, error) { return s.procStatus("VmRSS") }
+
+// hwmBytes is the peak of the process's resident set since it started
+// (VmHWM in /proc/PID/status).
+func (s *server) hwmBytes() (int64, error) { return s.procStatus("VmHWM") }
+
+// procStatus reads a size field of /proc/PID/status, in bytes.
+func (s *server) procStatus(field string) (int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.PID))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) == 2 && f[1] == "kB" {
 				kb, err := strconv.ParseInt(f[0], 10, 64)
@@ -182,7 +189,7 @@ func (s *server) rssBytes() (int64, error) {
 			}
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", s.PID)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, s.PID)
 }
 
 // tailBuffer keeps the last 32 KiB written to it.

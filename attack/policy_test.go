@@ -182,7 +182,7 @@ func policyRows() []row {
 			},
 			wantStatus: http.StatusBadRequest, wantCode: "invalid_request", wantReason: "Content-Type must be application/x-www-form-urlencoded",
 		},
-		// Known holes of issue 8, closed on other branches.
+		// Scope side doors (issue 8 item 4).
 		{
 			name: "scope side door: a second audience offering the scope",
 			build: func(t testing.TB, e *env) *request {
@@ -192,24 +192,21 @@ func policyRows() []row {
 				r.form.Add("audience", "narrow-api")
 				return r
 			},
-			wantStatus: http.StatusBadRequest, wantCode: "invalid_scope", wantReason: `"narrow:b"`,
-			hole: "scope side doors (issue 8 item 4): with several audiences, subject_scopes_only on one is bypassed",
+			wantStatus: http.StatusBadRequest, wantCode: "invalid_scope", wantReason: `scope "narrow:b" is not among the subject token's scopes, and narrow-api grants no more than those`,
 		},
 		{
 			name: "scope side door: an STS token widened from orders:read to orders:write",
 			build: func(t testing.TB, e *env) *request {
 				return subjectReq(stsToken(t, e), "scope", "orders:write")
 			},
-			wantStatus: http.StatusBadRequest, wantCode: "invalid_scope", wantReason: `"orders:write"`,
-			hole: "scope side doors (issue 8 item 4): a chained exchange widens the subject token's scopes",
+			wantStatus: http.StatusBadRequest, wantCode: "invalid_scope", wantReason: `scope "orders:write" is not among the scopes of the subject token this STS issued, and orders-api does not allow widening them (allow_scope_widening)`,
 		},
 		{
 			name: "scope side door: another client's STS token",
 			build: func(t testing.TB, e *env) *request {
 				return withClient(subjectReq(stsToken(t, e)), "restricted-client", "restricted-secret")
 			},
-			wantStatus: http.StatusBadRequest, wantCode: "invalid_request", wantReason: "restricted-client",
-			hole: "scope side doors (issue 8 item 4): any client exchanges any STS token",
+			wantStatus: http.StatusBadRequest, wantCode: "invalid_request", wantReason: "subject_token was issued to client demo-client; client restricted-client may not present it (it is neither that client nor one that serves the token's audience)",
 		},
 		{
 			name: "may_act without iss names the subject's own issuer",
@@ -218,8 +215,7 @@ func policyRows() []row {
 				actor := e.partner.sign(t, claims(map[string]any{"iss": partnerIssuer, "sub": "svc-bot"}), nil)
 				return subjectReq(subject, "actor_token", actor, "actor_token_type", tokenTypeJWT)
 			},
-			wantStatus: http.StatusBadRequest, wantCode: "invalid_request", wantReason: "may_act",
-			hole: "scope side doors (issue 8 item 4): may_act without iss accepts an actor of any IDP",
+			wantStatus: http.StatusBadRequest, wantCode: "invalid_request", wantReason: `actor_token: iss "https://partner.idp.test" is not the subject's own issuer (may_act has no iss) "https://corp.idp.test"`,
 		},
 		{
 			name: "an IDP's act claim is not copied into an impersonation token",
@@ -233,7 +229,20 @@ func policyRows() []row {
 				}
 				return nil
 			},
-			hole: "act claims (issue 8 item 3): an external IDP's act is signed unchecked",
+		},
+		{
+			name: "an IDP's act claim is not nested under a delegation's actor",
+			build: func(t testing.TB, e *env) *request {
+				subject := e.corp.sign(t, claims(map[string]any{"act": map[string]any{"sub": "admin", "iss": e.srv.URL}}), nil)
+				return subjectReq(subject, "actor_token", e.corp.sign(t, claims(map[string]any{"sub": "svc-bot"}), nil), "actor_token_type", tokenTypeJWT)
+			},
+			wantStatus: http.StatusOK,
+			check: func(_ *env, c map[string]any) error {
+				if act, _ := c["act"].(map[string]any); act["sub"] != "svc-bot" || act["iss"] != corpIssuer || len(act) != 2 {
+					return fmt.Errorf("act = %v, want exactly {sub: svc-bot, iss: corp}", c["act"])
+				}
+				return nil
+			},
 		},
 	}
 }
@@ -297,9 +306,16 @@ func clientRows() []row {
 			e.srv.mustExchange(t, withAssertion(exchangeForm(corp(t, e)), "jwt-client", a))
 			return &request{form: withAssertion(exchangeForm(corp(t, e)), "jwt-client", a)}
 		}, "was already used"),
-		unauthorized("client assertion for another server", assertReq(func(t testing.TB, e *env) string {
-			return e.client.assertion(t, "jwt-client", "https://other-sts.test/token", nil)
-		}), `aud "https://other-sts.test/token" must be`),
+		{
+			name: "client assertion for another server",
+			build: assertReq(func(t testing.TB, e *env) string {
+				return e.client.assertion(t, "jwt-client", "https://other-sts.test/token", nil)
+			}),
+			wantStatus: http.StatusUnauthorized, wantCode: "invalid_client",
+			reasonFor: func(e *env) string {
+				return `client_assertion: aud "https://other-sts.test/token" must be ` + e.srv.URL + " or " + e.srv.URL + "/token (RFC 7523 §3)"
+			},
+		},
 		unauthorized("client assertion signed by an unregistered key", assertReq(func(t testing.TB, e *env) string {
 			return e.impostor.assertion(t, "jwt-client", e.srv.URL+"/token", nil)
 		}), "is not in the IDP's key set"),
@@ -327,14 +343,61 @@ func clientRows() []row {
 			"exp is more than 5m0s ahead"),
 		unauthorized("client assertion without jti", assertReq(assertWith(map[string]any{"jti": nil})), "jti is required"),
 		unauthorized("client assertion without exp", assertReq(assertWith(map[string]any{"exp": nil})), "exp claim is required"),
+		// The assertion's aud (RFC 7523 §3 with the audience injection fix
+		// of draft-ietf-oauth-rfc7523bis): one value, the issuer or the
+		// token endpoint, as a string or a one-element array.
 		{
 			name: "client assertion audience naming others too",
 			build: assertReq(func(t testing.TB, e *env) string {
 				return e.client.assertion(t, "jwt-client", "", map[string]any{"aud": []string{e.srv.URL, "https://other-sts.test"}})
 			}),
-			wantStatus: http.StatusUnauthorized, wantCode: "invalid_client", wantReason: "aud",
-			hole: "client assertion audience (issue 8 item 7): an aud array that also names others is accepted",
+			wantStatus: http.StatusUnauthorized, wantCode: "invalid_client",
+			reasonFor: func(e *env) string {
+				return "client_assertion: aud has 2 values; it must be exactly one, " + e.srv.URL + " or " + e.srv.URL + "/token (audience injection, draft-ietf-oauth-rfc7523bis)"
+			},
 		},
+		{
+			name: "client assertion audience naming the token endpoint and another",
+			build: assertReq(func(t testing.TB, e *env) string {
+				return e.client.assertion(t, "jwt-client", "", map[string]any{"aud": []string{"https://other-sts.test/token", e.srv.URL + "/token"}})
+			}),
+			wantStatus: http.StatusUnauthorized, wantCode: "invalid_client",
+			reasonFor: func(e *env) string {
+				return "client_assertion: aud has 2 values; it must be exactly one, " + e.srv.URL + " or " + e.srv.URL + "/token (audience injection, draft-ietf-oauth-rfc7523bis)"
+			},
+		},
+		{
+			name: "control: client assertion audience, the token endpoint in a one-element array",
+			build: assertReq(func(t testing.TB, e *env) string {
+				return e.client.assertion(t, "jwt-client", "", map[string]any{"aud": []string{e.srv.URL + "/token"}})
+			}),
+			wantStatus: http.StatusOK, check: claimIs("client_id", "jwt-client"),
+		},
+		{
+			name:       "control: client assertion audience, the issuer",
+			build:      assertReq(func(t testing.TB, e *env) string { return e.client.assertion(t, "jwt-client", e.srv.URL, nil) }),
+			wantStatus: http.StatusOK, check: claimIs("client_id", "jwt-client"),
+		},
+		{
+			name: "client assertion typed client-authentication+jwt for the token endpoint",
+			build: assertReq(func(t testing.TB, e *env) string {
+				return e.client.assertionWith(t, "jwt-client", e.srv.URL+"/token", nil, map[string]any{"typ": "client-authentication+jwt"})
+			}),
+			wantStatus: http.StatusUnauthorized, wantCode: "invalid_client",
+			reasonFor: func(e *env) string {
+				return "client_assertion: typ client-authentication+jwt requires aud to be the issuer " + e.srv.URL + ` alone, not "` + e.srv.URL + `/token" (draft-ietf-oauth-rfc7523bis)`
+			},
+		},
+		{
+			name: "control: client assertion typed client-authentication+jwt for the issuer",
+			build: assertReq(func(t testing.TB, e *env) string {
+				return e.client.assertionWith(t, "jwt-client", e.srv.URL, nil, map[string]any{"typ": "client-authentication+jwt"})
+			}),
+			wantStatus: http.StatusOK, check: claimIs("client_id", "jwt-client"),
+		},
+		unauthorized("client assertion typed as an access token", assertReq(func(t testing.TB, e *env) string {
+			return e.client.assertionWith(t, "jwt-client", e.srv.URL, nil, map[string]any{"typ": "at+jwt"})
+		}), `client_assertion: typ "at+jwt" is not JWT or client-authentication+jwt`),
 	}
 }
 

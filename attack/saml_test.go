@@ -33,6 +33,9 @@ type samlOptions struct {
 	notBefore    time.Time
 	notOnOrAfter time.Time
 	methods      []string // SubjectConfirmation methods; nil: bearer
+	// noConfirmationExpiry leaves NotOnOrAfter out of
+	// SubjectConfirmationData.
+	noConfirmationExpiry bool
 }
 
 func xsTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
@@ -73,7 +76,10 @@ func samlAssertion(o samlOptions) *etree.Element {
 	for _, m := range o.methods {
 		sc := s.CreateElement("saml:SubjectConfirmation")
 		sc.CreateAttr("Method", m)
-		sc.CreateElement("saml:SubjectConfirmationData").CreateAttr("NotOnOrAfter", xsTime(o.notOnOrAfter))
+		scd := sc.CreateElement("saml:SubjectConfirmationData")
+		if !o.noConfirmationExpiry {
+			scd.CreateAttr("NotOnOrAfter", xsTime(o.notOnOrAfter))
+		}
 	}
 	c := a.CreateElement("saml:Conditions")
 	c.CreateAttr("NotBefore", xsTime(o.notBefore))
@@ -316,30 +322,25 @@ func samlRows() []row {
 			a.CreateElement("saml:Advice").SetText(strings.Repeat("x", 20<<10))
 			return xmlString(t, e.saml.sign(t, a))
 		}, "subject_token is longer than 16384 bytes"),
-		// Known holes of issue 8, closed on other branches.
-		samlRowHole("holder-of-key confirmation only", signed(samlOptions{methods: []string{cmHolderKey}}), "bearer",
-			"SAML bearer (issue 8 item 6): holder-of-key alone is accepted"),
-		samlRowHole("Response whose Status is not Success", func(t testing.TB, e *env) string {
+		// Bearer assertions for this STS (issue 8 item 6).
+		samlRow("holder-of-key confirmation only", signed(samlOptions{methods: []string{cmHolderKey}}),
+			`the Subject has no bearer SubjectConfirmation (`+cmBearer+`; found ["`+cmHolderKey+`"]): holder-of-key and sender-vouches are refused`),
+		samlRow("bearer confirmation without NotOnOrAfter", signed(samlOptions{noConfirmationExpiry: true}),
+			"the bearer SubjectConfirmationData has no NotOnOrAfter (SAML 2.0 Profiles §4.1.4.2)"),
+		samlRow("Response whose Status is not Success", func(t testing.TB, e *env) string {
 			return xmlString(t, e.saml.sign(t, samlResponse("urn:oasis:names:tc:SAML:2.0:status:Requester", samlAssertion(samlOptions{}))))
-		}, "Status", "SAML status (issue 8 item 6): a failed Response is accepted"),
-		samlRowHole("two AudienceRestrictions, one for another SP", signed(samlOptions{audiences: [][]string{{stsAudience}, {"https://sp.evil.test"}}}),
-			"AudienceRestriction", "SAML audience intersection (issue 8 item 6): any one AudienceRestriction suffices"),
-		samlRowHole("IssueInstant in the future", signed(samlOptions{issueInstant: now.Add(time.Hour)}), "IssueInstant",
-			"SAML IssueInstant (issue 8 item 6): a future IssueInstant is accepted"),
-		samlRowHole("trailing element after the root", func(t testing.TB, e *env) string {
+		}, `the Response's StatusCode is "urn:oasis:names:tc:SAML:2.0:status:Requester", not Success: the IDP did not authenticate the subject`),
+		samlRow("two AudienceRestrictions, one for another SP", signed(samlOptions{audiences: [][]string{{stsAudience}, {"https://sp.evil.test"}}}),
+			`AudienceRestriction 2 of 2 (audience ["https://sp.evil.test"]) names none of IDP corp-saml's audiences ["idtx-sts"]; each must (SAML 2.0 Core §2.5.1.4)`),
+		samlRow("IssueInstant in the future", signed(samlOptions{issueInstant: now.Add(time.Hour)}),
+			"IssueInstant "+xsTime(now.Add(time.Hour))+" is in the future (now "),
+		samlRow("trailing element after the root", func(t testing.TB, e *env) string {
 			return signed(samlOptions{})(t, e) + `<saml:Assertion xmlns:saml="` + nsAssertion + `"/>`
-		}, "after the root", "SAML trailing content (issue 8 item 6): content after the root element"),
-		samlRowHole("XML declaration naming another encoding", func(t testing.TB, e *env) string {
+		}, "element saml:Assertion after the root element; a document has one root"),
+		samlRow("XML declaration naming another encoding", func(t testing.TB, e *env) string {
 			return `<?xml version="1.0" encoding="UTF-16"?>` + signed(samlOptions{})(t, e)
-		}, "encoding", "SAML trailing content (issue 8 item 6): the declared encoding is not checked"),
+		}, `the XML declaration names encoding "UTF-16"; only UTF-8 (or US-ASCII) is accepted`),
 	}
-}
-
-// samlRowHole is a SAML row for a known hole of issue 8.
-func samlRowHole(name string, doc func(t testing.TB, e *env) string, reason, hole string) row {
-	r := samlRow(name, doc, reason)
-	r.hole = hole
-	return r
 }
 
 // TestSAMLAttacks sends every SAML attack to a running server.

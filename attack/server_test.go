@@ -12,6 +12,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/idtx/idtx/mockidp"
 )
 
 // TestNoURLFromToken points every URL a token can carry at a loopback
@@ -52,25 +57,15 @@ func TestNoURLFromToken(t *testing.T) {
 	}
 }
 
-// consentFlags are the extra flags `idtx consent grant/revoke` need to
-// name the IDP of a user, when this build has them.
-func consentFlags(t testing.TB, home, idp string) []string {
-	out, errOut, _ := idtx(t, home, "consent", "grant", "--help")
-	if strings.Contains(out+errOut, "--idp") {
-		return []string{"--idp", idp}
-	}
-	return nil
-}
-
-// TestConsentRevokedBetweenExchanges revokes a consent with `idtx consent
-// revoke` on the SQLite store a running server uses: the next exchange
-// needs it again.
+// TestConsentRevokedBetweenExchanges grants corp's alice a consent with
+// `idtx consent grant --idp corp` and revokes it with `idtx consent
+// revoke` on the SQLite store a running server uses: partner's alice never
+// rides on it, and after the revocation corp's alice needs it again.
 func TestConsentRevokedBetweenExchanges(t *testing.T) {
 	f := newFixture(t)
 	home := t.TempDir()
 	store := "sqlite:" + filepath.Join(t.TempDir(), "consents.db")
-	idpFlag := consentFlags(t, home, "corp")
-	grant := append([]string{"consent", "grant", "--store", store, "--user", "alice", "--service", "billing-api", "--scope", "billing:read"}, idpFlag...)
+	grant := []string{"consent", "grant", "--store", store, "--idp", "corp", "--user", "alice", "--service", "billing-api", "--scope", "billing:read"}
 	if _, errOut, err := idtx(t, home, grant...); err != nil {
 		t.Fatalf("idtx consent grant: %v\n%s", err, errOut)
 	}
@@ -86,18 +81,15 @@ func TestConsentRevokedBetweenExchanges(t *testing.T) {
 
 	t.Run("a user of another IDP does not ride on it", func(t *testing.T) {
 		r := e.srv.exchange(t, billing(e.partner, partnerIssuer))
-		if r.status == http.StatusOK {
-			t.Skip("known hole: consent by IDP (issue 8 item 2): partner's alice rides on corp's alice's consent")
-		}
-		expectRefusal(t, r, http.StatusBadRequest, "consent_required", "has not consented to billing:read for billing-api")
+		expectRefusal(t, r, http.StatusBadRequest, "consent_required", "alice of IDP partner has not consented to billing:read for billing-api")
 	})
 
-	revoke := append([]string{"consent", "revoke", "--store", store, "--user", "alice", "--service", "billing-api"}, idpFlag...)
+	revoke := []string{"consent", "revoke", "--store", store, "--idp", "corp", "--user", "alice", "--service", "billing-api"}
 	if _, errOut, err := idtx(t, home, revoke...); err != nil {
 		t.Fatalf("idtx consent revoke: %v\n%s", err, errOut)
 	}
 	r := e.srv.exchange(t, billing(e.corp, corpIssuer))
-	expectRefusal(t, r, http.StatusBadRequest, "consent_required", "has not consented to billing:read for billing-api")
+	expectRefusal(t, r, http.StatusBadRequest, "consent_required", "alice of IDP corp has not consented to billing:read for billing-api")
 }
 
 // TestIntrospectionForOthers asks /introspect (RFC 7662) about a token
@@ -121,40 +113,38 @@ func TestIntrospectionForOthers(t *testing.T) {
 	t.Run("wrong secret", func(t *testing.T) {
 		expectRefusal(t, introspect(&[2]string{"demo-client", "wrong"}), http.StatusUnauthorized, "invalid_client", "client authentication failed")
 	})
-	t.Run("a client neither holding nor allowed the token's audience", func(t *testing.T) {
+	t.Run("a client neither holding nor serving the token's audience", func(t *testing.T) {
 		r := introspect(&[2]string{"restricted-client", "restricted-secret"})
-		if r.status != http.StatusOK {
-			t.Fatalf("got %d %s, want 200", r.status, r.raw)
-		}
-		if r.body["active"] == true {
-			t.Skip("known hole: introspection (issue 8 item 5): any client learns any token's claims")
-		}
-		if len(r.body) != 1 {
-			t.Fatalf("inactive answer %s carries more than active", r.raw)
+		if r.status != http.StatusOK || string(r.raw) != `{"active":false}`+"\n" && string(r.raw) != `{"active":false}` {
+			t.Fatalf("got %d %q, want 200 {\"active\":false} (RFC 7662 §4)", r.status, r.raw)
 		}
 	})
 }
 
 // TestMockKeyNotShared runs `serve --config` and `serve --mock` with the
 // same IDTX_HOME: the mock, whose tokens anyone can mint, must not sign
-// with the configured server's key.
+// with the configured server's key. A token the mock issued verifies with
+// the mock's JWKS and with no key of the configured server's.
 func TestMockKeyNotShared(t *testing.T) {
 	f := newFixture(t)
 	home := t.TempDir()
 	real := startServer(t, serveOptions{config: f.config, home: home})
 	mock := startServer(t, serveOptions{home: home})
-	keys := func(s *server) map[string]bool {
+	jwksOf := func(s *server) []byte {
 		resp, err := apiClient.Get(s.URL + "/jwks")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return raw
+	}
+	keys := func(raw []byte) map[string]bool {
 		var set struct {
 			Keys []map[string]any `json:"keys"`
 		}
-		raw, _ := io.ReadAll(resp.Body)
 		if err := json.Unmarshal(raw, &set); err != nil || len(set.Keys) == 0 {
-			t.Fatalf("%s/jwks: %s", s.URL, raw)
+			t.Fatalf("jwks: %s", raw)
 		}
 		out := map[string]bool{}
 		for _, k := range set.Keys {
@@ -166,11 +156,32 @@ func TestMockKeyNotShared(t *testing.T) {
 		}
 		return out
 	}
-	realKeys := keys(real)
-	for k := range keys(mock) {
+	realJWKS, mockJWKS := jwksOf(real), jwksOf(mock)
+	realKeys := keys(realJWKS)
+	for k := range keys(mockJWKS) {
 		if realKeys[k] {
-			t.Skip("known hole: mock key (issue 8 item 8): serve --mock signs with the configured server's key (" + k + ")")
+			t.Errorf("serve --mock publishes the configured server's key (%s)", k)
 		}
+	}
+
+	subject, err := mockidp.JWT(mockidp.TokenOptions{Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	minted, _ := mock.mustExchange(t, exchangeForm(subject))
+	verify := func(set []byte) error {
+		kf, err := keyfunc.NewJWKSetJSON(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = jwt.Parse(minted, kf.Keyfunc, jwt.WithoutClaimsValidation())
+		return err
+	}
+	if err := verify(mockJWKS); err != nil {
+		t.Fatalf("control: the mock's token does not verify with the mock's JWKS: %v", err)
+	}
+	if err := verify(realJWKS); err == nil {
+		t.Fatalf("a token the mock issued verifies with the configured server's JWKS")
 	}
 }
 

@@ -36,21 +36,30 @@ func TestHostileTextNeverReachesTheTerminal(t *testing.T) {
 	f := newFixture(t)
 	tok := f.corp.sign(t, claims(map[string]any{"sub": hostile, "name": hostile}), nil)
 
+	// Escaped, every control character is written as a Go escape.
+	const escaped = `\x1b]0;pwned\x07\x1b[2J\ridtx: exchange OK\x1b[8m`
 	cases := []struct {
 		name string
 		args []string
+		want string
 	}{
-		{"exchange: the STS's error_description", []string{"exchange", "--sts", sts.URL + "/token", "--subject-token", tok, "--audience", "orders-api"}},
-		{"inspect: claim values", []string{"inspect", tok}},
+		{"exchange: the STS's error_description", []string{"exchange", "--sts", sts.URL + "/token", "--subject-token", tok, "--audience", "orders-api"},
+			"idtx: invalid_request: " + escaped + "\n"},
+		{"inspect: claim values", []string{"inspect", tok}, " " + escaped + "\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out, errOut, _ := idtx(t, home, c.args...)
-			if !strings.Contains(out+errOut, "pwned") {
-				t.Fatalf("the hostile text is not shown at all; stdout %q stderr %q", out, errOut)
-			}
 			if r, ok := rawControl(out + errOut); ok {
-				t.Skipf("known hole: terminal escapes (issue 8 item 9): raw %U printed; stdout %q stderr %q", r, out, errOut)
+				t.Fatalf("raw %U printed; stdout %q stderr %q", r, out, errOut)
+			}
+			if !strings.Contains(out+errOut, c.want) {
+				t.Fatalf("want %q, the hostile text escaped; stdout %q stderr %q", c.want, out, errOut)
+			}
+			for _, line := range strings.Split(out+errOut, "\n") {
+				if strings.HasPrefix(line, "idtx: exchange OK") {
+					t.Fatalf("a forged line %q starts a line of its own", line)
+				}
 			}
 		})
 	}
