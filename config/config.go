@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/idtx/idtx/workflow"
 )
 
 // Config is a whole server configuration.
@@ -28,6 +30,9 @@ type Config struct {
 	IDPs     []IDP     `yaml:"idps"`
 	Services []Service `yaml:"services"`
 	Clients  []Client  `yaml:"clients"`
+	// Workflows are the business rules services name, run after consent
+	// (CONTRACT §4 step 8; docs/workflows.md).
+	Workflows []Workflow `yaml:"workflows"`
 
 	// ReadFile reads a file named in the config (a key, a JWKS): relative
 	// names are taken from the config file's folder, or from the embedded
@@ -86,6 +91,32 @@ type Service struct {
 	// SubjectScopesOnly narrows the grant to scopes the subject token
 	// already carries (CONTRACT §4 step 6, "optionally a subset").
 	SubjectScopesOnly bool `yaml:"subject_scopes_only"`
+	// Workflows names the workflows run, in order, for this service.
+	Workflows []string `yaml:"workflows"`
+	// Rules are the compiled Workflows, in the same order; Parse sets them.
+	Rules []*workflow.Workflow `yaml:"-"`
+}
+
+// Workflow is one named business rule: a CEL rule (deny_if with message,
+// claims, or both) or a webhook (webhook, secret, timeout).
+type Workflow struct {
+	Name    string            `yaml:"name"`
+	DenyIf  string            `yaml:"deny_if"`
+	Message string            `yaml:"message"`
+	Claims  map[string]string `yaml:"claims"`
+	Webhook string            `yaml:"webhook"`
+	Secret  string            `yaml:"secret"`
+	Timeout time.Duration     `yaml:"timeout"`
+	// Compiled is the checked, compiled rule; Parse sets it.
+	Compiled *workflow.Workflow `yaml:"-"`
+}
+
+// Spec is w as the workflow package takes it.
+func (w *Workflow) Spec() workflow.Spec {
+	return workflow.Spec{
+		Name: w.Name, DenyIf: w.DenyIf, Message: w.Message, Claims: w.Claims,
+		Webhook: w.Webhook, Secret: w.Secret, Timeout: w.Timeout,
+	}
 }
 
 // Exchange modes a client may use (RFC 8693 §1.1).
@@ -196,6 +227,12 @@ func (c *Config) applyDefaults() {
 			s.Audience = s.Name
 		}
 	}
+	for i := range c.Workflows {
+		w := &c.Workflows[i]
+		if w.Webhook != "" && w.Timeout == 0 {
+			w.Timeout = workflow.DefaultTimeout
+		}
+	}
 	for i := range c.Clients {
 		if len(c.Clients[i].Modes) == 0 {
 			c.Clients[i].Modes = []string{ModeImpersonation}
@@ -284,6 +321,36 @@ func (c *Config) validate() Problems {
 		}
 	}
 
+	// Workflows are compiled and type-checked here, so that a rule that
+	// cannot run is a config problem, never a refusal at request time.
+	workflows := map[string]*workflow.Workflow{}
+	for i := range c.Workflows {
+		w := &c.Workflows[i]
+		where := fmt.Sprintf("workflows[%d]", i)
+		if w.Name != "" {
+			where = fmt.Sprintf("workflows[%d] (%s)", i, w.Name)
+			if _, dup := workflows[w.Name]; dup {
+				add("%s: duplicate workflow name", where)
+			}
+		}
+		compiled, err := workflow.Compile(w.Spec())
+		if err != nil {
+			var joined interface{ Unwrap() []error }
+			if errors.As(err, &joined) {
+				for _, e := range joined.Unwrap() {
+					add("%s: %v", where, e)
+				}
+			} else {
+				add("%s: %v", where, err)
+			}
+			compiled = nil
+		}
+		w.Compiled = compiled
+		if _, dup := workflows[w.Name]; !dup {
+			workflows[w.Name] = compiled
+		}
+	}
+
 	svcNames := map[string]bool{}
 	targets := map[string]string{}
 	for i, s := range c.Services {
@@ -323,6 +390,20 @@ func (c *Config) validate() Problems {
 		}
 		if s.TokenLifetime < time.Second || s.TokenLifetime > 24*time.Hour {
 			add("%s: token_lifetime %s is outside 1s..24h", where, s.TokenLifetime)
+		}
+		c.Services[i].Rules = nil
+		seen := map[string]bool{}
+		for _, name := range s.Workflows {
+			compiled, ok := workflows[name]
+			switch {
+			case seen[name]:
+				add("%s: workflow %q is named twice", where, name)
+			case !ok:
+				add("%s: unknown workflow %q", where, name)
+			case compiled != nil:
+				c.Services[i].Rules = append(c.Services[i].Rules, compiled)
+			}
+			seen[name] = true
 		}
 	}
 
