@@ -77,7 +77,10 @@ type State struct {
 	Subject    *idp.Identity
 	Actor      *idp.Identity
 	Scopes     []string // granted, set by the scope step
-	Result     *Result  // set by the issue step
+	// Claims are the extra claims workflows added, set by the workflows
+	// step; never a reserved claim.
+	Claims map[string]any
+	Result *Result // set by the issue step
 }
 
 // Mode is impersonation, or delegation when an actor token is present
