@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/idtx/idtx/secret"
+	"github.com/idtx/idtx/workflow"
 )
 
 // Config is a whole server configuration.
@@ -30,6 +31,9 @@ type Config struct {
 	IDPs     []IDP     `yaml:"idps"`
 	Services []Service `yaml:"services"`
 	Clients  []Client  `yaml:"clients"`
+	// Workflows are the business rules services name, run after consent
+	// (CONTRACT §4 step 8; docs/workflows.md).
+	Workflows []Workflow `yaml:"workflows"`
 
 	// RequireMayAct refuses every delegation whose subject token carries
 	// no may_act claim (RFC 8693 §4.4), whatever the service says.
@@ -147,6 +151,32 @@ type Service struct {
 	// exchange grants no scope the subject token lacks (orders:read never
 	// becomes orders:write).
 	AllowScopeWidening bool `yaml:"allow_scope_widening"`
+	// Workflows names the workflows run, in order, for this service.
+	Workflows []string `yaml:"workflows"`
+	// Rules are the compiled Workflows, in the same order; Parse sets them.
+	Rules []*workflow.Workflow `yaml:"-"`
+}
+
+// Workflow is one named business rule: a CEL rule (deny_if with message,
+// claims, or both) or a webhook (webhook, secret, timeout).
+type Workflow struct {
+	Name    string            `yaml:"name"`
+	DenyIf  string            `yaml:"deny_if"`
+	Message string            `yaml:"message"`
+	Claims  map[string]string `yaml:"claims"`
+	Webhook string            `yaml:"webhook"`
+	Secret  string            `yaml:"secret"`
+	Timeout time.Duration     `yaml:"timeout"`
+	// Compiled is the checked, compiled rule; Parse sets it.
+	Compiled *workflow.Workflow `yaml:"-"`
+}
+
+// Spec is w as the workflow package takes it.
+func (w *Workflow) Spec() workflow.Spec {
+	return workflow.Spec{
+		Name: w.Name, DenyIf: w.DenyIf, Message: w.Message, Claims: w.Claims,
+		Webhook: w.Webhook, Secret: w.Secret, Timeout: w.Timeout,
+	}
 }
 
 // Exchange modes a client may use (RFC 8693 §1.1).
@@ -273,6 +303,12 @@ func (c *Config) applyDefaults() {
 		}
 		if s.Audience == "" {
 			s.Audience = s.Name
+		}
+	}
+	for i := range c.Workflows {
+		w := &c.Workflows[i]
+		if w.Webhook != "" && w.Timeout == 0 {
+			w.Timeout = workflow.DefaultTimeout
 		}
 	}
 	for i := range c.Clients {
@@ -418,6 +454,36 @@ func (c *Config) validate() Problems {
 	}
 	p = append(p, introspectionRouting(introspection)...)
 
+	// Workflows are compiled and type-checked here, so that a rule that
+	// cannot run is a config problem, never a refusal at request time.
+	workflows := map[string]*workflow.Workflow{}
+	for i := range c.Workflows {
+		w := &c.Workflows[i]
+		where := fmt.Sprintf("workflows[%d]", i)
+		if w.Name != "" {
+			where = fmt.Sprintf("workflows[%d] (%s)", i, w.Name)
+			if _, dup := workflows[w.Name]; dup {
+				add("%s: duplicate workflow name", where)
+			}
+		}
+		compiled, err := workflow.Compile(w.Spec())
+		if err != nil {
+			var joined interface{ Unwrap() []error }
+			if errors.As(err, &joined) {
+				for _, e := range joined.Unwrap() {
+					add("%s: %v", where, e)
+				}
+			} else {
+				add("%s: %v", where, err)
+			}
+			compiled = nil
+		}
+		w.Compiled = compiled
+		if _, dup := workflows[w.Name]; !dup {
+			workflows[w.Name] = compiled
+		}
+	}
+
 	svcNames := map[string]bool{}
 	targets := map[string]string{}
 	for i, s := range c.Services {
@@ -457,6 +523,20 @@ func (c *Config) validate() Problems {
 		}
 		if s.TokenLifetime < time.Second || s.TokenLifetime > 24*time.Hour {
 			add("%s: token_lifetime %s is outside 1s..24h", where, s.TokenLifetime)
+		}
+		c.Services[i].Rules = nil
+		seen := map[string]bool{}
+		for _, name := range s.Workflows {
+			compiled, ok := workflows[name]
+			switch {
+			case seen[name]:
+				add("%s: workflow %q is named twice", where, name)
+			case !ok:
+				add("%s: unknown workflow %q", where, name)
+			case compiled != nil:
+				c.Services[i].Rules = append(c.Services[i].Rules, compiled)
+			}
+			seen[name] = true
 		}
 	}
 

@@ -337,3 +337,68 @@ clients:
 		})
 	}
 }
+
+func TestWorkflows(t *testing.T) {
+	cfg, p := parse(t, `
+services:
+  - name: billing-api
+    scopes: {billing:read: {}}
+    workflows: [no-interns, tag-dept, fraud-check]
+workflows:
+  - name: no-interns
+    deny_if: 'has(subject.groups) && "interns" in subject.groups'
+    message: interns may not call billing
+  - name: tag-dept
+    claims: {dept: 'subject.email.split("@")[1]'}
+  - name: fraud-check
+    webhook: https://fraud.internal/check
+    secret: s3cret
+`)
+	if len(p) > 0 {
+		t.Fatal(p)
+	}
+	svc := cfg.Services[0]
+	if len(svc.Rules) != 3 || svc.Rules[0].Name() != "no-interns" || svc.Rules[2].Name() != "fraud-check" || !svc.Rules[2].IsWebhook() {
+		t.Fatalf("rules = %v", svc.Rules)
+	}
+	if cfg.Workflows[2].Timeout != 2*time.Second {
+		t.Errorf("webhook timeout = %s, want the 2s default", cfg.Workflows[2].Timeout)
+	}
+}
+
+func TestWorkflowProblems(t *testing.T) {
+	_, p := parse(t, `
+services:
+  - name: billing-api
+    scopes: {billing:read: {}}
+    workflows: [tag-dept, nope, tag-dept]
+workflows:
+  - name: no-interns
+    deny_if: 'subject.groups'
+    message: interns may not call billing
+  - name: tag-dept
+    claims: {dept: 'subject.email.split("@"', sub: '"mallory"'}
+  - name: hook
+    webhook: https://fraud.internal/check
+    timeout: 1m
+  - name: no-interns
+    deny_if: 'true'
+`)
+	want := []string{
+		"workflows[0] (no-interns): deny_if: has type dyn, want bool",
+		"workflows[1] (tag-dept): claims.dept: 1:",
+		`workflows[1] (tag-dept): claims.sub: "sub" is reserved: the STS sets it`,
+		"workflows[2] (hook): secret: required with webhook",
+		"workflows[2] (hook): timeout: 1m0s is outside 0..30s",
+		"workflows[3] (no-interns): duplicate workflow name",
+		"workflows[3] (no-interns): message: required with deny_if",
+		`services[0] (billing-api): unknown workflow "nope"`,
+		`services[0] (billing-api): workflow "tag-dept" is named twice`,
+	}
+	got := strings.Join(p, "\n")
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("problems lack %q:\n%s", w, got)
+		}
+	}
+}

@@ -41,6 +41,29 @@ func BenchmarkExchange(b *testing.B) {
 	benchExchanges(b, e.handler, body)
 }
 
+// BenchmarkExchangeWorkflows is BenchmarkExchange with one CEL deny rule
+// and one claims expression on billing-api. Target (issue 9): within
+// 10 µs/op of BenchmarkExchange; compare the two in one run:
+//
+//	go test -run '^$' -bench 'Exchange$|ExchangeWorkflows' -cpu 1 ./exchange
+func BenchmarkExchangeWorkflows(b *testing.B) {
+	store, err := consent.OpenSQLite(filepath.Join(b.TempDir(), "idtx.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	e := newEnvWith(b, store, withWorkflows("no-interns, tenant", `
+  - name: no-interns
+    deny_if: 'has(subject.groups) && "interns" in subject.groups'
+    message: interns may not call billing
+  - name: tenant
+    claims: {tenant: 'subject.iss.split("/")[2]'}
+`))
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	body := e.form(e.subject(nil), "audience", "billing-api", "scope", "billing:read").Encode()
+	benchExchanges(b, e.handler, body)
+}
+
 // benchExchanges posts the bodies in turn to h's /token as demo-client,
 // one per op.
 func benchExchanges(b *testing.B, h http.Handler, bodies ...string) {

@@ -153,6 +153,9 @@ type State struct {
 	Subject    *idp.Identity
 	Actor      *idp.Identity
 	Scopes     []string // granted, set by the scope step
+	// Claims are the extra claims workflows added, set by the workflows
+	// step; never a reserved claim.
+	Claims map[string]any
 	Result     *Result  // set by the issue step
 
 	// subjectChain is the act chain of a subject token the STS issued,

@@ -14,13 +14,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/workflow"
 )
 
 // Signer signs the access tokens the STS issues (RFC 9068).
@@ -129,6 +132,44 @@ type AccessClaims struct {
 	Scope    string         `json:"scope,omitempty"`
 	IDP      string         `json:"idp,omitempty"`
 	Act      map[string]any `json:"act,omitempty"`
+	// Extra are claims added by workflows (docs/workflows.md). They never
+	// replace a claim above: the workflow package refuses reserved names
+	// at load and from webhooks, and MarshalJSON skips any that slips by.
+	Extra map[string]any `json:"-"`
+}
+
+// accessClaims is AccessClaims without its MarshalJSON.
+type accessClaims AccessClaims
+
+// MarshalJSON writes the claims, then the Extra claims in name order,
+// leaving out any Extra claim whose name is reserved: all the STS sets
+// itself.
+func (c AccessClaims) MarshalJSON() ([]byte, error) {
+	base, err := json.Marshal(accessClaims(c))
+	if err != nil || len(c.Extra) == 0 {
+		return base, err
+	}
+	out := base[:len(base)-1] // drop the closing brace
+	for _, name := range slices.Sorted(maps.Keys(c.Extra)) {
+		if workflow.Reserved(name) { // every claim above is reserved (TestAccessClaimsAreReserved)
+			continue
+		}
+		k, err := json.Marshal(name)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(c.Extra[name])
+		if err != nil {
+			return nil, fmt.Errorf("claim %s: %w", k, err)
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, k...)
+		out = append(out, ':')
+		out = append(out, v...)
+	}
+	return append(out, '}'), nil
 }
 
 // newJTI returns 128 random bits, base64url.

@@ -2,14 +2,17 @@ package exchange_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/workflow"
 )
 
 // With no key_file the key is generated once into IDTX_HOME, mode 0600,
@@ -62,5 +65,34 @@ func TestSignerRefusesMismatchedKey(t *testing.T) {
 	}
 	if _, err := exchange.LoadSigner("ES256", filepath.Join(home, "missing.pem"), ""); err == nil {
 		t.Fatal("a missing key_file was accepted")
+	}
+}
+
+// TestAccessClaimsAreReserved: every claim the STS sets is one a workflow
+// may not set, so Extra can never replace it, even twice in one object.
+func TestAccessClaimsAreReserved(t *testing.T) {
+	c := exchange.AccessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: "i", Subject: "s", Audience: jwt.ClaimStrings{"a"}, ExpiresAt: jwt.NewNumericDate(t0),
+			NotBefore: jwt.NewNumericDate(t0), IssuedAt: jwt.NewNumericDate(t0), ID: "j",
+		},
+		ClientID: "c", Scope: "x", IDP: "p", Act: map[string]any{"sub": "b"},
+		Extra: map[string]any{"sub": "mallory", "scope": "admin", "dept": "sales"},
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatalf("%s: %v", data, err)
+	}
+	for k := range got {
+		if k != "dept" && !workflow.Reserved(k) {
+			t.Errorf("claim %q is set by the STS but not reserved for workflows", k)
+		}
+	}
+	if got["sub"] != "s" || got["scope"] != "x" || got["dept"] != "sales" || strings.Count(string(data), `"sub"`) != 2 { // sub, act.sub
+		t.Fatalf("claims = %s", data)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/workflow"
 )
 
 // Size limits of a request (SECURITY.md: "huge tokens").
@@ -462,9 +464,73 @@ func UserIDP(id *idp.Identity) string {
 	return id.IDP
 }
 
-// stepWorkflows runs the services' business rules.
-func (e *Engine) stepWorkflows(_ context.Context, s *State) Outcome {
-	return skip("no workflow rules are configured for " + s.serviceNames())
+// stepWorkflows runs each target service's workflows, in the order the
+// config lists them, after consent (docs/workflows.md). A rule that denies
+// is invalid_request (RFC 8693 §2.2.2); one that cannot be evaluated is
+// refused the same way; a webhook that gives no usable answer is
+// temporarily_unavailable. Nothing fails open.
+func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
+	var evidence map[string]string
+	var in *workflow.Input
+	for _, svc := range s.Services {
+		if len(svc.Rules) != len(svc.Workflows) { // a config that did not go through config.Parse
+			return fail(ErrServer(fmt.Errorf("service %s: workflows %v are not compiled", svc.Name, svc.Workflows)))
+		}
+		for _, w := range svc.Rules {
+			if in == nil {
+				in = s.workflowInput()
+				evidence = map[string]string{}
+			}
+			in.Service = workflow.Service{Name: svc.Name, Audience: svc.Audience}
+			key := "workflow." + w.Name()
+			if _, dup := evidence[key]; dup { // the same workflow for a second service
+				key += "@" + svc.Name
+			}
+			v, err := w.Run(ctx, in)
+			switch {
+			case errors.Is(err, workflow.ErrUnavailable):
+				return fail(ErrTemporarilyUnavailable("workflow %s: %v; try again later", w.Name(), err))
+			case err != nil:
+				return fail(ErrInvalidRequest("workflow %s: %v", w.Name(), err))
+			case !v.Allow && v.Reason == "":
+				return fail(ErrInvalidRequest("workflow %s denied the exchange for %s", w.Name(), svc.Name))
+			case !v.Allow:
+				return fail(ErrInvalidRequest("workflow %s denied: %s", w.Name(), v.Reason))
+			}
+			evidence[key] = "pass"
+			if len(v.Claims) > 0 {
+				if s.Claims == nil {
+					s.Claims = make(map[string]any, len(v.Claims))
+				}
+				for _, k := range slices.Sorted(maps.Keys(v.Claims)) {
+					s.Claims[k] = v.Claims[k] // a later workflow's value wins
+				}
+				evidence[key] = "claims " + strings.Join(slices.Sorted(maps.Keys(v.Claims)), " ")
+			}
+		}
+	}
+	if in == nil {
+		return skip("no workflow is configured for " + s.serviceNames())
+	}
+	return pass(fmt.Sprintf("%d workflow(s) allowed the exchange", len(evidence)), evidence)
+}
+
+// workflowInput is what the workflows see of the exchange so far.
+func (s *State) workflowInput() *workflow.Input {
+	in := &workflow.Input{
+		Subject: s.Subject.Claims,
+		Client:  s.Client.ID,
+		Scopes:  s.Scopes,
+		Request: workflow.Request{
+			Audiences: s.Audiences, Resources: s.Resources,
+			RequestedTokenType: s.RequestedTokenType, Mode: s.Mode(),
+		},
+		Now: s.Now,
+	}
+	if s.Actor != nil {
+		in.Actor = s.Actor.Claims
+	}
+	return in
 }
 
 // stepIssue mints the access token: exp is the least of the services'
@@ -503,6 +569,7 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 		Scope:    strings.Join(s.Scopes, " "),
 		IDP:      UserIDP(s.Subject),
 		Act:      actClaim(s),
+		Extra:    s.Claims,
 	}
 	token, err := e.signer.Sign(claims)
 	if err != nil {

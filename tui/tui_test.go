@@ -144,7 +144,7 @@ func TestViewFitsAndResizes(t *testing.T) {
 
 func TestMoveKeys(t *testing.T) {
 	m := newModel(t, "alice", "orders-api", "")
-	if m.cursor != 0 || statuses(m) != "request:pass client:pass target:pass subject:pass actor:skip scope:pass consent:skip workflows:skip issue:pass" {
+	if m.cursor != 0 || statuses(m) != "request:pass client:pass target:pass subject:pass actor:skip scope:pass consent:skip workflows:pass issue:pass" {
 		t.Fatalf("cursor %d, %s", m.cursor, statuses(m))
 	}
 	mustContain(t, m.View(), "> ✓ 1 request", "1 request: PASS", "token exchange request is well formed", "accepted")

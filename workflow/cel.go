@@ -1,0 +1,169 @@
+package workflow
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/ext"
+)
+
+// The variables a rule sees (docs/workflows.md). subject and actor are
+// maps of claims, so has(subject.groups) tests for a claim; actor is an
+// empty map when impersonating, so has(actor.sub) is false.
+const (
+	varSubject = "subject"
+	varActor   = "actor"
+	varClient  = "client"
+	varService = "service"
+	varScopes  = "scopes"
+	varRequest = "request"
+	varNow     = "now"
+)
+
+// env is the one CEL environment every rule is checked against; building
+// it takes milliseconds, so it is built once.
+var env = sync.OnceValues(func() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable(varSubject, cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable(varActor, cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable(varClient, cel.StringType),
+		cel.Variable(varService, cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable(varScopes, cel.ListType(cel.StringType)),
+		cel.Variable(varRequest, cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable(varNow, cel.TimestampType),
+		cel.CrossTypeNumericComparisons(true),
+		ext.Strings(),
+		ext.Sets(),
+		ext.Lists(),
+	)
+})
+
+// compileExpr parses and type-checks src; a deny_if must be bool.
+func compileExpr(src string, wantBool bool, costLimit uint64) (cel.Program, error) {
+	e, err := env()
+	if err != nil {
+		return nil, err
+	}
+	ast, iss := e.Compile(src)
+	if iss.Err() != nil {
+		msgs := make([]string, 0, len(iss.Errors()))
+		for _, ce := range iss.Errors() {
+			msgs = append(msgs, fmt.Sprintf("%d:%d: %s", ce.Location.Line(), ce.Location.Column()+1, ce.Message))
+		}
+		return nil, errors.New(strings.Join(msgs, "; "))
+	}
+	if wantBool && ast.OutputType() != cel.BoolType {
+		return nil, fmt.Errorf("has type %s, want bool (compare explicitly, e.g. subject.admin == true)", ast.OutputType())
+	}
+	return e.Program(ast, cel.CostLimit(costLimit), cel.EvalOptions(cel.OptOptimize))
+}
+
+// activation hands the rule the input's fields as it reads them: nothing
+// is converted for a variable the rule does not name.
+type activation struct{ in *Input }
+
+var emptyMap = map[string]any{}
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	in := a.in
+	switch name {
+	case varSubject:
+		if in.Subject == nil {
+			return emptyMap, true
+		}
+		return in.Subject, true
+	case varActor:
+		if in.Actor == nil {
+			return emptyMap, true
+		}
+		return in.Actor, true
+	case varClient:
+		return in.Client, true
+	case varService:
+		return map[string]string{"name": in.Service.Name, "audience": in.Service.Audience}, true
+	case varScopes:
+		return nonNil(in.Scopes), true
+	case varRequest:
+		return map[string]any{
+			"audiences":            nonNil(in.Request.Audiences),
+			"resources":            nonNil(in.Request.Resources),
+			"requested_token_type": in.Request.RequestedTokenType,
+			"mode":                 in.Request.Mode,
+		}, true
+	case varNow:
+		return in.Now, true
+	}
+	return nil, false
+}
+
+func (a *activation) Parent() cel.Activation { return nil }
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// maxDepth bounds the nesting of a claim value.
+const maxDepth = 16
+
+// native turns a CEL value into what encoding/json writes as the same
+// JSON: a claim must survive the trip into the token unchanged.
+func native(v ref.Val, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("value nested deeper than %d", maxDepth)
+	}
+	switch v.Type() {
+	case types.NullType:
+		return nil, nil
+	case types.BoolType, types.IntType, types.UintType, types.StringType:
+		return v.Value(), nil
+	case types.DoubleType:
+		f := v.Value().(float64)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("%v is not a JSON number", f)
+		}
+		return f, nil
+	case types.TimestampType:
+		return v.Value().(time.Time).UTC().Format(time.RFC3339Nano), nil
+	case types.DurationType:
+		return v.Value().(time.Duration).String(), nil
+	}
+	switch t := v.(type) {
+	case traits.Mapper:
+		out := map[string]any{}
+		for it := t.Iterator(); it.HasNext() == types.True; {
+			k := it.Next()
+			ks, ok := k.Value().(string)
+			if !ok {
+				return nil, fmt.Errorf("map key of type %s is not a string", k.Type().TypeName())
+			}
+			val, err := native(t.Get(k), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[ks] = val
+		}
+		return out, nil
+	case traits.Lister:
+		out := []any{}
+		for it := t.Iterator(); it.HasNext() == types.True; {
+			val, err := native(it.Next(), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, val)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("a value of type %s is not JSON", v.Type().TypeName())
+}
