@@ -112,6 +112,7 @@ identity providers, and the tools to see why an exchange failed.`,
 		newProfileCmd(io),
 		newMockCmd(io),
 		newConsentCmd(io),
+		newKeysCmd(io),
 		newConfigCmd(io),
 		newVersionCmd(io),
 	)

@@ -273,7 +273,8 @@ func (k signerKeys) Key(_ context.Context, t *jwt.Token) (any, error) {
 		}
 		return sk.public, nil
 	}
-	return nil, fmt.Errorf("no published key has kid %q", clipText(kid))
+	// The wording of the other IDPs (package idp): a retired key is gone.
+	return nil, fmt.Errorf("kid %q is not in the IDP's key set", clipText(kid))
 }
 
 // Sign signs claims as an RFC 9068 access token with the key that signs

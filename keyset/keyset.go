@@ -416,3 +416,6 @@ func (r Record) open(kek *KEK) (Key, error) {
 	}
 	return Key{ID: r.ID, Alg: r.Alg, Private: key, CreatedAt: r.CreatedAt, SignsFrom: r.SignsFrom, RetireAfter: r.RetireAfter}, nil
 }
+
+// Sealed reports whether r's private key is sealed under a KEK.
+func Sealed(r Record) bool { return strings.HasPrefix(r.Private, sealedPrefix) }
