@@ -44,7 +44,7 @@ grant and revoke use the only IDP of --config's file, or else the mock's
 JWT IDP "mock", and say so on stderr.`,
 		Args: noArgs,
 	}
-	c.PersistentFlags().StringVar(&o.store, "store", "", "consent store URL: sqlite:PATH or memory: (default IDTX_STORE, the store of --config, or IDTX_HOME/idtx.db)")
+	c.PersistentFlags().StringVar(&o.store, "store", "", "consent store URL: sqlite:PATH, memory: or postgres://... (default IDTX_STORE, the store of --config, or IDTX_HOME/idtx.db)")
 	c.PersistentFlags().StringVar(&o.config, "config", "", "a server config: its IDPs check --idp (and its only IDP is the default), its store is used")
 
 	grant := &cobra.Command{

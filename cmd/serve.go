@@ -18,6 +18,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/keyset"
 	"github.com/idtx/idtx/mockidp"
 )
 
@@ -58,7 +59,7 @@ docs/explain.md).`,
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on (port 0 picks a free one)")
 	f.StringVar(&o.configFile, "config", "", "server config file (YAML)")
 	f.BoolVar(&o.mock, "mock", false, "run with the built-in mock IDP, clients and services")
-	f.StringVar(&o.store, "store", "", "consent store URL: sqlite:PATH or memory: (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db)")
+	f.StringVar(&o.store, "store", "", "store URL: sqlite:PATH, memory: or postgres://... shared by replicas (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db)")
 	f.StringVar(&o.clock, "clock", "", "start the server's clock at this RFC 3339 instant (to replay recorded tokens)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	return c
@@ -149,16 +150,39 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		}
 	}
 
-	// The mock signs for anyone who asks, so it keeps a key of its own:
-	// a configured server in the same IDTX_HOME never trusts its tokens.
+	// The mock signs for anyone who asks, so it keeps a key file of its
+	// own: a configured server in the same IDTX_HOME never trusts its
+	// tokens. A configured server without key_file keeps its key set in
+	// the store, where replicas share it and rotation happens.
 	keyHome := home
 	if o.mock {
 		keyHome = filepath.Join(home, mockKeyDir)
 	}
-	keyFile := exchange.SigningKeyFile(cfg, keyHome)
-	engine, err := exchange.Build(ctx, cfg, exchange.BuildOptions{Home: keyHome, Store: store, Clock: clock})
+	opts := exchange.BuildOptions{Home: keyHome, Store: store, Clock: clock}
+	if pg, ok := store.(*consent.Postgres); ok {
+		opts.Replay = exchange.NewPostgresReplayCache(pg, clock, 0)
+	}
+	if !o.mock && cfg.Signing.KeyFile == "" {
+		if opts.Keys, err = keyset.ForStore(store); err != nil {
+			return err
+		}
+		if opts.KEK, err = keyset.LoadKEK(cfg.KEKFile()); err != nil {
+			return err
+		}
+		if opts.KEK == nil && storeURL != "memory:" {
+			warnNoKEK(o.io)
+		}
+	}
+	engine, err := exchange.Build(ctx, cfg, opts)
 	if err != nil {
 		return err
+	}
+	keyFile := exchange.SigningKeyFile(cfg, keyHome)
+	if opts.Keys != nil {
+		keyFile = "the store's key set (signing now: kid " + engine.Signer().KeyID() + ")"
+		go engine.Signer().Run(ctx, keyset.RefreshInterval, func(err error) {
+			log.Warn("signing keys: cannot read the key set; signing with the keys already read", "err", err)
+		})
 	}
 	h := exchange.NewHandler(engine, log)
 	if o.mock {
@@ -204,6 +228,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return err
 	}
 	return nil
+}
+
+// warnNoKEK says that private keys are stored in the clear.
+func warnNoKEK(io *IO) {
+	fmt.Fprintf(io.Err, "idtx: warning: signing keys are stored unencrypted in the store; "+
+		"set signing.kek_file or %s (base64 of 32 random bytes: openssl rand -base64 32) to seal them\n", keyset.EnvKEK)
 }
 
 // mockKeyDir is the folder of IDTX_HOME where `serve --mock` keeps its

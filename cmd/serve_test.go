@@ -360,7 +360,7 @@ clients:
 `
 	os.WriteFile(filepath.Join(dir, "sts.yaml"), []byte(conf), 0o600)
 	confBase, confErr := startServe(t, "--config", filepath.Join(dir, "sts.yaml"), "--store", "memory:")
-	if want := "signing key " + filepath.Join(home, "sts-es256.pem") + "\n"; !strings.Contains(confErr.String(), want) {
+	if want := "signing key the store's key set (signing now: kid "; !strings.Contains(confErr.String(), want) {
 		t.Errorf("config banner lacks %q:\n%s", want, confErr)
 	}
 	mockKid, confKid := jwksKid(t, mockBase), jwksKid(t, confBase)

@@ -60,7 +60,16 @@ type Config struct {
 type Signing struct {
 	Alg     string `yaml:"alg"`
 	KeyFile string `yaml:"key_file"`
+	// KEKFile holds the key-encryption key (base64 of 32 bytes) that seals
+	// the private keys kept in the store; IDTX_KEK when not set.
+	KEKFile string `yaml:"kek_file"`
+	// RotateEvery adds a new key to the store's key set this often; zero
+	// rotates only on `idtx keys rotate`.
+	RotateEvery time.Duration `yaml:"rotate_every"`
 }
+
+// MinRotateEvery is the shortest signing.rotate_every.
+const MinRotateEvery = time.Hour
 
 // IDP kinds.
 const (
@@ -331,6 +340,15 @@ func (c *Config) validate() Problems {
 	case "ES256", "RS256", "EdDSA":
 	default:
 		add("signing.alg: %q is not one of ES256, RS256, EdDSA", c.Signing.Alg)
+	}
+	switch {
+	case c.Signing.RotateEvery != 0 && c.Signing.KeyFile != "":
+		add("signing.rotate_every: a key_file does not rotate; remove key_file to keep the signing keys in the store")
+	case c.Signing.RotateEvery != 0 && c.Signing.RotateEvery < MinRotateEvery:
+		add("signing.rotate_every: %s is shorter than %s", c.Signing.RotateEvery, MinRotateEvery)
+	}
+	if c.Signing.KEKFile != "" && c.Signing.KeyFile != "" {
+		add("signing.kek_file: seals keys kept in the store, and key_file names a key outside it; remove one")
 	}
 	if c.MaxDelegationDepth < 1 || c.MaxDelegationDepth > MaxDelegationDepthLimit {
 		add("max_delegation_depth: %d is outside 1..%d", c.MaxDelegationDepth, MaxDelegationDepthLimit)
@@ -681,6 +699,25 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// KEKFile is signing.kek_file resolved against the config's folder, or
+// "" when the config names none.
+func (c *Config) KEKFile() string {
+	f := c.Signing.KEKFile
+	if f != "" && !filepath.IsAbs(f) && c.Dir != "" {
+		return filepath.Join(c.Dir, f)
+	}
+	return f
+}
+
+// MaxTokenLifetime is the longest token_lifetime of the services.
+func (c *Config) MaxTokenLifetime() time.Duration {
+	longest := DefaultTokenLifetime
+	for _, s := range c.Services {
+		longest = max(longest, s.TokenLifetime)
+	}
+	return longest
 }
 
 // StoreURL is the config's store with a relative SQLite path resolved

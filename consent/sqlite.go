@@ -25,7 +25,7 @@ type SQLite struct {
 // schemaVersion is the PRAGMA user_version of the current schema. Schema 1
 // (idtx before consents named their IDP) never set user_version, so it
 // reads as 0, like an empty file; the two are told apart by the table.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // schema is version 2: a consent names its IDP. legacy_consents holds the
 // rows of a schema 1 file, kept apart so that no lookup can honour them.
@@ -44,7 +44,20 @@ CREATE TABLE IF NOT EXISTS legacy_consents (
 	scope   TEXT NOT NULL,
 	granted_at INTEGER NOT NULL DEFAULT (unixepoch()),
 	PRIMARY KEY (user, service, scope)
-) WITHOUT ROWID;`
+) WITHOUT ROWID;` + keysSchema
+
+// keysSchema, added in version 3, holds the STS's signing keys (package
+// keyset): times are Unix seconds, retire_after NULL until a newer key
+// takes over.
+const keysSchema = `
+CREATE TABLE IF NOT EXISTS signing_keys (
+	kid          TEXT PRIMARY KEY,
+	alg          TEXT NOT NULL,
+	private_key  TEXT NOT NULL,
+	created_at   INTEGER NOT NULL,
+	signs_from   INTEGER NOT NULL,
+	retire_after INTEGER
+);`
 
 // maxConns bounds SQLite connections; WAL readers run side by side, and
 // writers queue on the busy timeout.
@@ -105,6 +118,14 @@ func migrate(db *sql.DB) error {
 		return nil
 	case version > schemaVersion:
 		return fmt.Errorf("schema version %d is newer than this idtx knows (%d): use a newer idtx", version, schemaVersion)
+	case version == 2:
+		if _, err := tx.Exec(keysSchema); err != nil {
+			return fmt.Errorf("migrate schema 2: %w", err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+			return err
+		}
+		return tx.Commit()
 	case version != 0:
 		return fmt.Errorf("unknown schema version %d", version)
 	}
@@ -292,6 +313,10 @@ func (s *SQLite) Missing(ctx context.Context, idp, user, service string, scopes 
 }
 
 func (s *SQLite) Close() error { return s.db.Close() }
+
+// DB is the database handle, for the other tables of the file (the
+// signing keys).
+func (s *SQLite) DB() *sql.DB { return s.db }
 
 func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)

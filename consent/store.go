@@ -1,7 +1,7 @@
 // Package consent stores which scopes each user of each IDP has consented
 // to give each service. The token exchange never asks for consent
 // (CONTRACT §4 step 7): it only looks here, so this store is a distinct
-// concept with its own backends (memory, SQLite), all held to one
+// concept with its own backends (memory, SQLite, PostgreSQL), all held to one
 // conformance suite.
 //
 // A consent is keyed by (idp, user, service, scope): the same subject
@@ -74,16 +74,19 @@ type LegacyStore interface {
 	AdoptLegacy(ctx context.Context, idp string, f Filter) (int, error)
 }
 
-// Open opens the store a URL names: "memory:" or "sqlite:PATH" (a bare
-// path is taken as SQLite too).
+// Open opens the store a URL names: "memory:", "sqlite:PATH" (a bare
+// path is taken as SQLite too) or "postgres://..." (shared by replicas).
 func Open(url string) (Store, error) {
 	switch {
 	case url == "memory:":
 		return NewMemory(), nil
 	case strings.HasPrefix(url, "sqlite:"):
 		return OpenSQLite(strings.TrimPrefix(url, "sqlite:"))
+	case IsPostgres(url):
+		return OpenPostgres(url)
 	case strings.Contains(url, "://"), strings.HasSuffix(url, ":"):
-		return nil, fmt.Errorf("store %q: unknown kind (memory:, sqlite:PATH)", url)
+		scheme, _, _ := strings.Cut(url, ":")
+		return nil, fmt.Errorf("store %q: unknown kind (memory:, sqlite:PATH, postgres://...)", clip(scheme))
 	default:
 		return OpenSQLite(url)
 	}
@@ -115,6 +118,14 @@ func DefaultURL() (string, error) {
 		return "", err
 	}
 	return "sqlite:" + filepath.Join(h, "idtx.db"), nil
+}
+
+// clip shortens text quoted in an error to 64 bytes.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
 
 // checkKey refuses a consent that does not say whose it is.

@@ -2,13 +2,17 @@ package exchange
 
 import (
 	"context"
+	"crypto"
+	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/keyset"
 )
 
 // BuildOptions are what Build needs beyond the config.
@@ -21,21 +25,34 @@ type BuildOptions struct {
 	// one (NewEphemeralSigner) lets `idtx explain` build an engine that
 	// reads no key and writes nothing to disk.
 	Signer *Signer
+	// Keys, when set and the config names no key_file, is the key set to
+	// sign with, shared by replicas through the store and rotated; nil
+	// signs with a key file in Home.
+	Keys keyset.Store
+	// KEK seals new keys in Keys and opens stored ones (nil: unsealed).
+	KEK *keyset.KEK
+	// Replay records client assertion jti values (default in memory).
+	Replay ReplayCache
 }
 
 // Build assembles an engine from a validated config: the signer, the
 // trusted IDPs and the store. ctx bounds background key refreshes.
 func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Engine, error) {
 	signer := opts.Signer
-	if signer == nil {
+	var err error
+	switch {
+	case signer != nil:
+	case cfg.Signing.KeyFile == "" && opts.Keys != nil:
+		signer, err = NewKeySetSigner(ctx, opts.Keys, KeyPolicy(cfg, opts.Home, opts.KEK), opts.Clock)
+	default:
 		keyFile := ""
 		if cfg.Signing.KeyFile != "" {
 			keyFile = SigningKeyFile(cfg, opts.Home)
 		}
-		var err error
-		if signer, err = LoadSigner(cfg.Signing.Alg, keyFile, opts.Home); err != nil {
-			return nil, err
-		}
+		signer, err = LoadSigner(cfg.Signing.Alg, keyFile, opts.Home)
+	}
+	if err != nil {
+		return nil, err
 	}
 	registry, err := idp.FromConfig(ctx, cfg.IDPs, idp.Options{
 		HTTPClient: opts.HTTPClient, Clock: opts.Clock, ReadFile: cfg.ReadFile,
@@ -43,7 +60,40 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Engine,
 	if err != nil {
 		return nil, err
 	}
-	return NewEngine(cfg, Options{Registry: registry, Store: opts.Store, Signer: signer, Clock: opts.Clock})
+	return NewEngine(cfg, Options{Registry: registry, Store: opts.Store, Signer: signer, Clock: opts.Clock, Replay: opts.Replay})
+}
+
+// KeyPolicy is how a server with cfg keeps a key set in the store: the
+// config's algorithm, longest token lifetime and rotation schedule. An
+// empty set starts with the key an earlier idtx generated into home, if
+// there is one, so that its tokens and the resource servers' cached /jwks
+// stay good.
+func KeyPolicy(cfg *config.Config, home string, kek *keyset.KEK) keyset.Policy {
+	p := keyset.Policy{
+		Alg: cfg.Signing.Alg, MaxTokenLifetime: cfg.MaxTokenLifetime(),
+		RotateEvery: cfg.Signing.RotateEvery, KEK: kek,
+	}
+	if home != "" {
+		if file := GeneratedKeyFile(home, cfg.Signing.Alg); fileExists(file) {
+			p.First = func() (crypto.Signer, error) {
+				data, err := os.ReadFile(file)
+				if err != nil {
+					return nil, fmt.Errorf("signing key: %w", err)
+				}
+				key, err := idp.ParsePrivateKey(data)
+				if err != nil {
+					return nil, fmt.Errorf("signing key %s: %w", file, err)
+				}
+				return key, nil
+			}
+		}
+	}
+	return p
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // SigningKeyFile is the file Build signs with: the config's key_file

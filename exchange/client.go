@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/secret"
 )
@@ -269,6 +270,10 @@ func (e *Engine) checkAssertion(ctx context.Context, assertion, formID string, n
 		return nil, id, ErrInvalidClient("client_assertion: jti %q was already used", clipText(claims.ID))
 	case errors.Is(err, ErrReplayLimit):
 		return nil, id, ErrInvalidClient("client_assertion: %v; use shorter-lived assertions", err)
+	case errors.Is(err, consent.ErrUnavailable):
+		oerr := ErrTemporarilyUnavailable("client_assertion: the jti replay cache is unavailable; retry shortly")
+		oerr.Cause = err
+		return nil, id, oerr
 	default:
 		return nil, id, ErrServer(fmt.Errorf("replay cache: %w", err))
 	}

@@ -272,7 +272,7 @@ func NewEngine(cfg *config.Config, opts Options) (*Engine, error) {
 	// holds one exchanges it onwards.
 	self, err := idp.NewJWT(idp.JWTConfig{
 		Name: SelfIDP, Issuer: e.issuer, Audiences: audiences,
-		Algorithms: []string{e.signer.Alg()}, ClockSkew: config.DefaultClockSkew,
+		Algorithms: e.signer.Algs(), ClockSkew: config.DefaultClockSkew,
 		Clock: e.now, Keys: e.signer.KeySet(),
 	})
 	if err != nil {
@@ -299,6 +299,9 @@ func NewEngine(cfg *config.Config, opts Options) (*Engine, error) {
 
 // SelfIDP is the IDP name of tokens the STS issued itself.
 const SelfIDP = "idtx"
+
+// Signer is the engine's signer (to refresh its key set).
+func (e *Engine) Signer() *Signer { return e.signer }
 
 // Issuer is the iss of the tokens the engine mints.
 func (e *Engine) Issuer() string { return e.issuer }

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -19,21 +20,45 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/workflow"
+	"github.com/idtx/idtx/keyset"
 )
 
-// Signer signs the access tokens the STS issues (RFC 9068).
+// Signer signs the access tokens the STS issues (RFC 9068). It signs
+// with one key of a key set, chosen by the engine's clock: a fixed key
+// (a key file), or a set kept in the store (package keyset) that rotates
+// and that replicas share.
 type Signer struct {
+	now  func() time.Time
+	view atomic.Pointer[signerView]
+
+	// For a key set in a store; nil store for a fixed key.
+	store  keyset.Store
+	policy keyset.Policy
+
+	jwksMu    sync.Mutex
+	jwksKids  string
+	jwksBytes []byte
+}
+
+// signerView is the key set as last read, sorted by SignsFrom.
+type signerView struct {
+	keys []keyset.Key
+	pubs map[string]signerKey // by kid
+}
+
+type signerKey struct {
 	alg    string
 	method jwt.SigningMethod
-	key    crypto.Signer
-	kid    string
-	jwks   []byte
-	keys   idp.KeySet
+	jwk    map[string]any
+	public crypto.PublicKey
 }
 
 // GeneratedKeyFile is where LoadSigner keeps the generated key for alg in
@@ -69,59 +94,201 @@ func LoadSigner(alg, keyFile, home string) (*Signer, error) {
 
 // NewSigner signs with key, which must suit alg (ES256, RS256 or EdDSA).
 func NewSigner(alg string, key crypto.Signer) (*Signer, error) {
-	s := &Signer{alg: alg, key: key}
-	switch k := key.(type) {
-	case *ecdsa.PrivateKey:
-		if alg != "ES256" || k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("signing: a P-256 key signs ES256 only, not %s", alg)
-		}
-		s.method = jwt.SigningMethodES256
-	case *rsa.PrivateKey:
-		if alg != "RS256" || k.N.BitLen() < idp.MinRSABits {
-			return nil, fmt.Errorf("signing: an RSA key (2048 bits or more) signs RS256 only, not %s", alg)
-		}
-		s.method = jwt.SigningMethodRS256
-	case ed25519.PrivateKey:
-		if alg != "EdDSA" {
-			return nil, fmt.Errorf("signing: an Ed25519 key signs EdDSA only, not %s", alg)
-		}
-		s.method = jwt.SigningMethodEdDSA
-	default:
-		return nil, fmt.Errorf("signing: unsupported key type %T", key)
+	if _, err := signingMethod(alg, key); err != nil {
+		return nil, err
 	}
-	jwk, err := idp.PublicJWK(key.Public())
+	kid, err := keyset.KeyID(key)
 	if err != nil {
 		return nil, err
 	}
-	s.kid = idp.Thumbprint(jwk)
-	jwk["kid"], jwk["alg"], jwk["use"] = s.kid, alg, "sig"
-	if s.jwks, err = json.Marshal(map[string]any{"keys": []any{jwk}}); err != nil {
-		return nil, err
-	}
-	if s.keys, err = idp.StaticKeys(s.jwks); err != nil {
+	s := &Signer{now: time.Now}
+	if err := s.setKeys([]keyset.Key{{ID: kid, Alg: alg, Private: key}}); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// Alg is the JWS algorithm the signer uses.
-func (s *Signer) Alg() string { return s.alg }
+// NewKeySetSigner signs with the key set in store: it gives the store a
+// first key when it has none (p.First, or a new one), and reads the set
+// again, applying p's rotation schedule, at each Refresh.
+func NewKeySetSigner(ctx context.Context, store keyset.Store, p keyset.Policy, now func() time.Time) (*Signer, error) {
+	if now == nil {
+		now = time.Now
+	}
+	s := &Signer{now: now, store: store, policy: p}
+	if err := s.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
-// KeyID is the RFC 7638 thumbprint of the public key.
-func (s *Signer) KeyID() string { return s.kid }
+// Refresh applies the rotation schedule and reads the key set again. On
+// an error the signer keeps the set it had: a database that went away
+// stops no signing.
+func (s *Signer) Refresh(ctx context.Context) error {
+	if s.store == nil {
+		return nil
+	}
+	if err := keyset.Ensure(ctx, s.store, s.now(), s.policy); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	keys, err := keyset.Load(ctx, s.store, s.policy.KEK)
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	return s.setKeys(keys)
+}
 
-// JWKS is the public key set, served at /jwks.
-func (s *Signer) JWKS() []byte { return s.jwks }
+// Run refreshes the key set every interval until ctx ends, reporting
+// failures to onErr.
+func (s *Signer) Run(ctx context.Context, interval time.Duration, onErr func(error)) {
+	if s.store == nil {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil && onErr != nil {
+				onErr(err)
+			}
+		}
+	}
+}
 
-// KeySet verifies the signer's own tokens.
-func (s *Signer) KeySet() idp.KeySet { return s.keys }
+func (s *Signer) setKeys(keys []keyset.Key) error {
+	if len(keys) == 0 {
+		return errors.New("signing: the key set is empty")
+	}
+	v := &signerView{keys: keys, pubs: make(map[string]signerKey, len(keys))}
+	for _, k := range keys {
+		m, err := signingMethod(k.Alg, k.Private)
+		if err != nil {
+			return fmt.Errorf("signing key %s: %w", k.ID, err)
+		}
+		jwk, err := idp.PublicJWK(k.Private.Public())
+		if err != nil {
+			return err
+		}
+		jwk["kid"], jwk["alg"], jwk["use"] = k.ID, k.Alg, "sig"
+		v.pubs[k.ID] = signerKey{alg: k.Alg, method: m, jwk: jwk, public: k.Private.Public()}
+	}
+	s.view.Store(v)
+	return nil
+}
 
-// Sign signs claims as an RFC 9068 access token: typ at+jwt, kid.
+// signingMethod is the JWS method for alg, if key suits it.
+func signingMethod(alg string, key crypto.Signer) (jwt.SigningMethod, error) {
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		if alg != "ES256" || k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("signing: a P-256 key signs ES256 only, not %s", alg)
+		}
+		return jwt.SigningMethodES256, nil
+	case *rsa.PrivateKey:
+		if alg != "RS256" || k.N.BitLen() < idp.MinRSABits {
+			return nil, fmt.Errorf("signing: an RSA key (2048 bits or more) signs RS256 only, not %s", alg)
+		}
+		return jwt.SigningMethodRS256, nil
+	case ed25519.PrivateKey:
+		if alg != "EdDSA" {
+			return nil, fmt.Errorf("signing: an Ed25519 key signs EdDSA only, not %s", alg)
+		}
+		return jwt.SigningMethodEdDSA, nil
+	}
+	return nil, fmt.Errorf("signing: unsupported key type %T", key)
+}
+
+// current is the key that signs now, in the view v.
+func (s *Signer) current(v *signerView) *keyset.Key {
+	if s.store == nil {
+		return &v.keys[0]
+	}
+	return keyset.Current(v.keys, s.now())
+}
+
+// published is the keys of v that /jwks shows now.
+func (s *Signer) published(v *signerView) []keyset.Key {
+	if s.store == nil {
+		return v.keys
+	}
+	return keyset.Published(v.keys, s.now(), s.policy.MaxTokenLifetime)
+}
+
+// Alg is the JWS algorithm of the key that signs now.
+func (s *Signer) Alg() string { return s.current(s.view.Load()).Alg }
+
+// Algs is every algorithm a key of the set may sign with: a rotation may
+// change the algorithm (keys rotate --alg).
+func (s *Signer) Algs() []string {
+	if s.store == nil {
+		return []string{s.Alg()}
+	}
+	return []string{"ES256", "RS256", "EdDSA"}
+}
+
+// KeyID is the RFC 7638 thumbprint of the key that signs now.
+func (s *Signer) KeyID() string { return s.current(s.view.Load()).ID }
+
+// JWKS is the published public key set, served at /jwks: the key that
+// signs now, the next one, and those whose tokens may not have expired.
+func (s *Signer) JWKS() []byte {
+	v := s.view.Load()
+	keys := s.published(v)
+	var kids strings.Builder
+	for _, k := range keys {
+		kids.WriteString(k.ID + " ")
+	}
+	s.jwksMu.Lock()
+	defer s.jwksMu.Unlock()
+	if s.jwksBytes != nil && s.jwksKids == kids.String() {
+		return s.jwksBytes
+	}
+	jwks := make([]any, 0, len(keys))
+	for _, k := range keys {
+		jwks = append(jwks, v.pubs[k.ID].jwk)
+	}
+	b, _ := json.Marshal(map[string]any{"keys": jwks})
+	s.jwksKids, s.jwksBytes = kids.String(), b
+	return b
+}
+
+// KeySet verifies the signer's own tokens with every published key.
+func (s *Signer) KeySet() idp.KeySet { return signerKeys{s} }
+
+type signerKeys struct{ s *Signer }
+
+// Key finds the published key the token names; its alg must be the key's
+// (RFC 8725 §3.1: the key fixes the algorithm, not the token).
+func (k signerKeys) Key(_ context.Context, t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	v := k.s.view.Load()
+	for _, pub := range k.s.published(v) {
+		if pub.ID != kid {
+			continue
+		}
+		sk := v.pubs[kid]
+		if t.Method.Alg() != sk.alg {
+			return nil, fmt.Errorf("key %s signs %s, not %s", clipText(kid), sk.alg, clipText(t.Method.Alg()))
+		}
+		return sk.public, nil
+	}
+	// The wording of the other IDPs (package idp): a retired key is gone.
+	return nil, fmt.Errorf("kid %q is not in the IDP's key set", clipText(kid))
+}
+
+// Sign signs claims as an RFC 9068 access token with the key that signs
+// now: typ at+jwt, kid.
 func (s *Signer) Sign(claims jwt.Claims) (string, error) {
-	t := jwt.NewWithClaims(s.method, claims)
+	v := s.view.Load()
+	k := s.current(v)
+	t := jwt.NewWithClaims(v.pubs[k.ID].method, claims)
 	t.Header["typ"] = "at+jwt"
-	t.Header["kid"] = s.kid
-	return t.SignedString(s.key)
+	t.Header["kid"] = k.ID
+	return t.SignedString(k.Private)
 }
 
 // AccessClaims are the claims of an issued token (RFC 9068 §2.2, RFC
@@ -183,31 +350,15 @@ func newJTI() string {
 // never written anywhere: for `idtx explain` and `idtx walk`, whose tokens
 // no one should keep.
 func NewEphemeralSigner(alg string) (*Signer, error) {
-	key, err := newKey(alg)
+	key, err := keyset.Generate(alg)
 	if err != nil {
 		return nil, err
 	}
 	return NewSigner(alg, key)
 }
 
-func newKey(alg string) (crypto.Signer, error) {
-	var key crypto.Signer
-	var err error
-	switch alg {
-	case "ES256":
-		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "RS256":
-		key, err = rsa.GenerateKey(rand.Reader, 3072)
-	case "EdDSA":
-		_, key, err = ed25519.GenerateKey(rand.Reader)
-	default:
-		return nil, fmt.Errorf("signing: cannot generate a key for %q", alg)
-	}
-	return key, err
-}
-
 func generateKey(alg, path string) error {
-	key, err := newKey(alg)
+	key, err := keyset.Generate(alg)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,11 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/idtx/idtx/consent"
 )
 
 // ReplayCache remembers the jti of each private_key_jwt client assertion
@@ -128,4 +133,70 @@ func (r *MemoryReplayCache) Len(client string) int {
 		return len(c.until)
 	}
 	return 0
+}
+
+// PostgresReplayCache is a ReplayCache in the client_assertions table of
+// a PostgreSQL store, shared by every replica: an assertion used at one
+// is refused at the others. Each client has its own bound, as in
+// MemoryReplayCache; a client's expired rows are deleted as it sends its
+// next assertion, so no request scans the table.
+type PostgresReplayCache struct {
+	pool  *pgxpool.Pool
+	now   func() time.Time
+	limit int
+}
+
+// NewPostgresReplayCache returns a cache in store's database on the given
+// clock, holding at most limit unexpired jti values per client
+// (DefaultReplayLimit if 0).
+func NewPostgresReplayCache(store *consent.Postgres, now func() time.Time, limit int) *PostgresReplayCache {
+	if limit <= 0 {
+		limit = DefaultReplayLimit
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &PostgresReplayCache{pool: store.Pool(), now: now, limit: limit}
+}
+
+// Use implements ReplayCache in one statement: it deletes the client's
+// expired rows (but the one for jti, which the insert takes over), counts
+// the unexpired ones, and inserts jti unless the count is at the bound.
+// The primary key makes the insert atomic across replicas: of two
+// replicas given one assertion at once, one inserts and the other
+// conflicts.
+func (r *PostgresReplayCache) Use(ctx context.Context, client, jti string, exp time.Time) error {
+	now := r.now()
+	key := sha256.Sum256([]byte(jti))
+	var inserted int
+	err := r.pool.QueryRow(ctx, `
+		WITH expired AS (
+			DELETE FROM client_assertions
+			WHERE client = $1 AND expires_at <= $3 AND jti_hash <> $2
+		), held AS (
+			SELECT count(*) AS n FROM client_assertions WHERE client = $1 AND expires_at > $3
+		), ins AS (
+			INSERT INTO client_assertions AS a (client, jti_hash, expires_at)
+			SELECT $1, $2, $4 FROM held WHERE held.n < $5
+			ON CONFLICT (client, jti_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at
+				WHERE a.expires_at <= $3
+			RETURNING 1
+		)
+		SELECT count(*) FROM ins`, client, key[:], now, exp, r.limit).Scan(&inserted)
+	if err != nil {
+		return fmt.Errorf("replay cache: %w", consent.PGError(err))
+	}
+	if inserted == 1 {
+		return nil
+	}
+	var unexpired bool
+	err = r.pool.QueryRow(ctx, `SELECT expires_at > $3 FROM client_assertions WHERE client = $1 AND jti_hash = $2`,
+		client, key[:], now).Scan(&unexpired)
+	switch {
+	case err == nil && unexpired:
+		return ErrReplayed
+	case err != nil && !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("replay cache: %w", consent.PGError(err))
+	}
+	return &ReplayLimitError{Client: client, Limit: r.limit}
 }

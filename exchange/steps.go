@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/workflow"
 )
@@ -437,6 +438,11 @@ func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
 		}
 		checked += len(need)
 		missing, err := e.store.Missing(ctx, idpName, user, svc.Name, need)
+		if errors.Is(err, consent.ErrUnavailable) {
+			oerr := ErrTemporarilyUnavailable("consent: the consent store is unavailable; retry shortly")
+			oerr.Cause = err
+			return fail(oerr)
+		}
 		if err != nil {
 			return fail(ErrServer(fmt.Errorf("consent store: %w", err)))
 		}
