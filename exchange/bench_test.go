@@ -41,6 +41,23 @@ func BenchmarkExchange(b *testing.B) {
 	benchExchanges(b, e.handler, body)
 }
 
+// BenchmarkExchangeTraces is BenchmarkExchange with traces on, which asks
+// the steps for detail evidence (docs/explain.md); compare the two in one
+// run to see what explaining every exchange costs.
+func BenchmarkExchangeTraces(b *testing.B) {
+	store, err := consent.OpenSQLite(filepath.Join(b.TempDir(), "idtx.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	e := newEnvWith(b, store, nil)
+	h := exchange.NewHandler(e.engine, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.EnableTraces(200, false)
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	body := e.form(e.subject(nil), "audience", "billing-api", "scope", "billing:read").Encode()
+	benchExchanges(b, h, body)
+}
+
 // BenchmarkExchangeWorkflows is BenchmarkExchange with one CEL deny rule
 // and one claims expression on billing-api. Target (issue 9): within
 // 10 µs/op of BenchmarkExchange; compare the two in one run:

@@ -62,6 +62,25 @@ const (
 	EvidenceUser             = "user"
 	EvidenceJTI              = "jti"
 	EvidenceKeyID            = "kid"
+
+	// Detail evidence, recorded only when Request.Detail is set (explain,
+	// walk, a server with traces on).
+	EvidenceMatched        = "matched"          // why the token went to this IDP
+	EvidenceAlgorithm      = "alg"              // JWT alg, or the SAML SignatureMethod
+	EvidenceIntrospected   = "introspected_at"  // the introspection endpoint that vouched
+	EvidenceNow            = "now"              // the walk's clock, RFC 3339
+	EvidenceExpiresIn      = "expires_in"       // exp - now, e.g. 59m0s
+	EvidenceNotBefore      = "nbf"              // when the token has one
+	EvidenceIssuedAt       = "iat"              // when the token has one
+	EvidenceSkew           = "skew"             // clock skew the time checks allowed
+	EvidenceRequested      = "requested"        // scopes requested ("" if none: defaults)
+	EvidenceDefaults       = "defaults"         // the targets' default scopes, when none were requested
+	EvidenceSubjectScopes  = "subject_scopes"   // the subject's scopes, when they limit the grant
+	EvidenceAllowedPrefix  = "allowed."         // + service: the scopes it offers
+	EvidenceFoundPrefix    = "consent_found."   // + service: scopes with a stored consent
+	EvidenceMissingPrefix  = "consent_missing." // + service: scopes without one
+	EvidenceWorkflowPrefix = "workflow."        // + workflow name: its verdict
+	EvidenceClaimPrefix    = "claim."           // + claim name: a claim of the minted token
 )
 
 // Categories of a failed token validation: which of idp's error
@@ -130,6 +149,10 @@ type Request struct {
 	Basic *BasicAuth
 	// ParseErr is a failure to read the request at all (size, media type).
 	ParseErr *Error
+	// Detail asks the steps for rich evidence (the Evidence* keys marked
+	// detail): explain, walk and a server keeping traces set it; the hot
+	// path leaves it off and pays nothing for it.
+	Detail bool
 }
 
 // BasicAuth is a client_secret_basic credential (RFC 6749 §2.3.1).
@@ -156,7 +179,7 @@ type State struct {
 	// Claims are the extra claims workflows added, set by the workflows
 	// step; never a reserved claim.
 	Claims map[string]any
-	Result     *Result  // set by the issue step
+	Result *Result // set by the issue step
 
 	// subjectChain is the act chain of a subject token the STS issued,
 	// newest actor first; nil for any other subject.

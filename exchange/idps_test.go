@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/consent"
+	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 )
 
@@ -65,6 +66,13 @@ services:`, 1)
 		"subject_token: invalid token: IDP internal says the token is not active (RFC 7662 §2.2: expired, revoked or never issued)")
 	expectError(t, e.post("/token", form("other_opaque")), 400, "invalid_request",
 		`subject_token: untrusted issuer: an opaque token that starts with no introspection IDP's token_prefix ("int_")`)
+	// explain's detail: why the token went to this IDP, and who vouched.
+	trace := walkDetail(t, e, form("int_good"), true)
+	sub := evidenceOf(t, trace, exchange.StepSubject)
+	if sub[exchange.EvidenceMatched] != "token_prefix int_ is IDP internal's" || sub[exchange.EvidenceIntrospected] != srv.URL ||
+		sub[exchange.EvidenceExpiresIn] != "1h0m0s" || sub[exchange.EvidenceKeyID] != "" {
+		t.Errorf("subject evidence %v", sub)
+	}
 	down.Store(true)
 	expectError(t, e.post("/token", form("int_new")), 503, "temporarily_unavailable",
 		"subject_token: idp unavailable: introspection endpoint of IDP internal answered status 502")

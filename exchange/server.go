@@ -119,6 +119,7 @@ func unescape(s string) string {
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	req := ReadRequest(w, r)
+	req.Detail = h.traces != nil // a kept trace explains; otherwise the evidence stays lean
 	res, trace, oerr := h.engine.Run(r.Context(), req)
 	last := trace[len(trace)-1]
 	if h.traces != nil {

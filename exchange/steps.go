@@ -85,7 +85,7 @@ func (e *Engine) stepRequest(_ context.Context, s *State) Outcome {
 	}
 	s.RequestedScopes = strings.Fields(f.Get("scope"))
 	return pass("token exchange request is well formed", map[string]string{
-		"subject_token_type": s.SubjectTokenType, "mode": s.Mode(),
+		EvidenceSubjectTokenType: s.SubjectTokenType, EvidenceMode: s.Mode(),
 	})
 }
 
@@ -123,7 +123,7 @@ func (e *Engine) stepClient(ctx context.Context, s *State) Outcome {
 		// for one id is a guessing attack worth seeing.
 		var evidence map[string]string
 		if tried != "" {
-			evidence = map[string]string{"client_id": clipText(tried)}
+			evidence = map[string]string{EvidenceClientID: clipText(tried)}
 		}
 		return failWith(err, evidence)
 	}
@@ -131,7 +131,7 @@ func (e *Engine) stepClient(ctx context.Context, s *State) Outcome {
 	if !slices.Contains(c.modes, s.Mode()) {
 		return fail(ErrUnauthorizedClient("client %s may not use %s (allowed: %s)", c.ID, s.Mode(), strings.Join(c.modes, ", ")))
 	}
-	return pass("client "+c.ID+" authenticated by "+method, map[string]string{"client_id": c.ID, "method": method})
+	return pass("client "+c.ID+" authenticated by "+method, map[string]string{EvidenceClientID: c.ID, EvidenceMethod: method})
 }
 
 // stepTarget resolves every audience and resource to a registered service
@@ -161,7 +161,7 @@ func (e *Engine) stepTarget(_ context.Context, s *State) Outcome {
 	for i, svc := range s.Services {
 		names[i] = svc.Name
 	}
-	return pass("target: "+strings.Join(names, ", "), map[string]string{"services": strings.Join(names, " ")})
+	return pass("target: "+strings.Join(names, ", "), map[string]string{EvidenceServices: strings.Join(names, " ")})
 }
 
 // stepSubject validates the subject token with the configuration of the
@@ -169,14 +169,14 @@ func (e *Engine) stepTarget(_ context.Context, s *State) Outcome {
 // client entitled to hold it, and only its act chain is ever carried
 // into a new token: an external IDP's act was checked by no one here.
 func (e *Engine) stepSubject(ctx context.Context, s *State) Outcome {
-	id, o := e.validateToken(ctx, "subject_token", s.SubjectToken, s.SubjectTokenType)
+	id, o := e.validateToken(ctx, s, "subject_token", s.SubjectToken, s.SubjectTokenType)
 	if id == nil {
 		return o
 	}
 	s.Subject = id
 	if id.IDP != SelfIDP {
 		if id.Act != nil {
-			o.Evidence["act"] = "not carried over: an act from IDP " + id.IDP + " is not the STS's to vouch for"
+			o.Evidence[EvidenceAct] = "not carried over: an act from IDP " + id.IDP + " is not the STS's to vouch for"
 		}
 		return o
 	}
@@ -189,7 +189,7 @@ func (e *Engine) stepSubject(ctx context.Context, s *State) Outcome {
 	}
 	s.subjectChain = chain
 	if len(chain) > 0 {
-		o.Evidence["act_depth"] = strconv.Itoa(len(chain))
+		o.Evidence[EvidenceActDepth] = strconv.Itoa(len(chain))
 	}
 	return o
 }
@@ -204,7 +204,7 @@ func (e *Engine) stepActor(ctx context.Context, s *State) Outcome {
 	if s.ActorToken == "" {
 		return skip("no actor_token: impersonation")
 	}
-	id, o := e.validateToken(ctx, "actor_token", s.ActorToken, s.ActorTokenType)
+	id, o := e.validateToken(ctx, s, "actor_token", s.ActorToken, s.ActorTokenType)
 	if id == nil {
 		return o
 	}
@@ -222,8 +222,8 @@ func (e *Engine) stepActor(ctx context.Context, s *State) Outcome {
 		return fail(ErrInvalidRequest("actor_token: the act chain would be %d actors deep; max_delegation_depth is %d", depth, e.maxDepth))
 	}
 	o.Reason = fmt.Sprintf("%s may act for %s: %s", id.Subject, s.Subject.Subject, why)
-	o.Evidence["actor"], o.Evidence["actor_idp"] = id.Subject, id.IDP
-	o.Evidence["act_depth"] = strconv.Itoa(len(s.subjectChain) + 1)
+	o.Evidence[EvidenceActor], o.Evidence[EvidenceActorIDP] = id.Subject, id.IDP
+	o.Evidence[EvidenceActDepth] = strconv.Itoa(len(s.subjectChain) + 1)
 	return o
 }
 
@@ -347,7 +347,7 @@ func (e *Engine) ownChain(id *idp.Identity) ([]actor, *Error) {
 }
 
 // validateToken runs a subject or actor token through the registry.
-func (e *Engine) validateToken(ctx context.Context, param, token, tokenType string) (*idp.Identity, Outcome) {
+func (e *Engine) validateToken(ctx context.Context, s *State, param, token, tokenType string) (*idp.Identity, Outcome) {
 	id, err := e.registry.Validate(ctx, token, tokenType)
 	if err != nil {
 		o := fail(ErrInvalidRequest("%s: %v", param, err))
@@ -355,11 +355,18 @@ func (e *Engine) validateToken(ctx context.Context, param, token, tokenType stri
 			o = fail(ErrTemporarilyUnavailable("%s: %v", param, err))
 		}
 		o.Cause = err // the trace tells an untrusted issuer from a bad signature
+		if s.Req.Detail {
+			o.Evidence = map[string]string{EvidenceNow: s.Now.UTC().Format(time.RFC3339)}
+		}
 		return nil, o
 	}
-	return id, pass(param+" valid: "+id.Subject+" from IDP "+id.IDP, map[string]string{
-		"idp": id.IDP, "iss": id.Issuer, "sub": id.Subject, "exp": id.Expiry.UTC().Format(time.RFC3339),
-	})
+	ev := map[string]string{
+		EvidenceIDP: id.IDP, EvidenceIssuer: id.Issuer, EvidenceSubject: id.Subject, EvidenceExpiry: id.Expiry.UTC().Format(time.RFC3339),
+	}
+	if s.Req.Detail {
+		identityDetail(ev, id, s.Now)
+	}
+	return id, pass(param+" valid: "+id.Subject+" from IDP "+id.IDP, ev)
 }
 
 // stepScope settles the granted scopes: those requested, or the targets'
@@ -372,14 +379,24 @@ func (e *Engine) validateToken(ctx context.Context, param, token, tokenType stri
 func (e *Engine) stepScope(_ context.Context, s *State) Outcome {
 	requested := s.RequestedScopes
 	source := "requested"
+	var defaults []string
 	if len(requested) == 0 {
 		source = "default"
 		for _, svc := range s.Services {
 			requested = append(requested, svc.DefaultScopes...)
 		}
-		if len(requested) == 0 {
-			return fail(ErrInvalidScope("no scope requested and %s has no default scopes", s.Services[0].Name))
+		defaults = requested
+		if defaults == nil {
+			defaults = []string{}
 		}
+	}
+	var ev map[string]string // detail only: built before a refusal can need it
+	if s.Req.Detail {
+		ev = map[string]string{}
+		scopeDetail(ev, s, defaults)
+	}
+	if len(requested) == 0 {
+		return failWith(ErrInvalidScope("no scope requested and %s has no default scopes", s.Services[0].Name), ev)
 	}
 	own := s.Subject.IDP == SelfIDP
 	granted := make([]string, 0, len(requested))
@@ -395,19 +412,23 @@ func (e *Engine) stepScope(_ context.Context, s *State) Outcome {
 			offered = true
 			held := slices.Contains(s.Subject.Scopes, sc)
 			if svc.SubjectScopesOnly && !held {
-				return fail(ErrInvalidScope("scope %q is not among the subject token's scopes, and %s grants no more than those", clipText(sc), svc.Name))
+				return failWith(ErrInvalidScope("scope %q is not among the subject token's scopes, and %s grants no more than those", clipText(sc), svc.Name), ev)
 			}
 			if own && !svc.AllowScopeWidening && !held {
-				return fail(ErrInvalidScope("scope %q is not among the scopes of the subject token this STS issued, and %s does not allow widening them (allow_scope_widening)", clipText(sc), svc.Name))
+				return failWith(ErrInvalidScope("scope %q is not among the scopes of the subject token this STS issued, and %s does not allow widening them (allow_scope_widening)", clipText(sc), svc.Name), ev)
 			}
 		}
 		if !offered {
-			return fail(ErrInvalidScope("scope %q is not offered by %s", clipText(sc), s.serviceNames()))
+			return failWith(ErrInvalidScope("scope %q is not offered by %s", clipText(sc), s.serviceNames()), ev)
 		}
 		granted = append(granted, sc)
 	}
 	s.Scopes = granted
-	return pass(source+" scopes: "+strings.Join(granted, " "), map[string]string{"scope": strings.Join(granted, " ")})
+	if ev == nil {
+		ev = make(map[string]string, 1)
+	}
+	ev[EvidenceScope] = strings.Join(granted, " ")
+	return pass(source+" scopes: "+ev[EvidenceScope], ev)
 }
 
 func (s *State) serviceNames() string {
@@ -425,6 +446,10 @@ func (s *State) serviceNames() string {
 // NameIDs users influence) is another user and rides on nothing.
 func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
 	user, idpName := s.Subject.Subject, UserIDP(s.Subject)
+	var ev map[string]string // detail only
+	if s.Req.Detail {
+		ev = map[string]string{EvidenceIDP: idpName, EvidenceUser: user}
+	}
 	checked := 0
 	for _, svc := range s.Services {
 		var need []string
@@ -444,17 +469,30 @@ func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
 			return fail(oerr)
 		}
 		if err != nil {
-			return fail(ErrServer(fmt.Errorf("consent store: %w", err)))
+			return failWith(ErrServer(fmt.Errorf("consent store: %w", err)), ev)
+		}
+		if ev != nil {
+			var found []string
+			for _, sc := range need {
+				if !slices.Contains(missing, sc) {
+					found = append(found, sc)
+				}
+			}
+			ev[EvidenceFoundPrefix+svc.Name] = strings.Join(found, " ")
+			ev[EvidenceMissingPrefix+svc.Name] = strings.Join(missing, " ")
 		}
 		if len(missing) > 0 {
-			return fail(ErrConsentRequired("%s of IDP %s has not consented to %s for %s",
-				clipText(user), clipText(idpName), strings.Join(missing, " "), svc.Name))
+			return failWith(ErrConsentRequired("%s of IDP %s has not consented to %s for %s",
+				clipText(user), clipText(idpName), strings.Join(missing, " "), svc.Name), ev)
 		}
 	}
 	if checked == 0 {
 		return skip("no granted scope needs consent")
 	}
-	return pass(user+" of IDP "+idpName+" has consented to every scope that needs it", map[string]string{"idp": idpName, "user": user})
+	if ev == nil {
+		ev = map[string]string{EvidenceIDP: idpName, EvidenceUser: user}
+	}
+	return pass(user+" of IDP "+idpName+" has consented to every scope that needs it", ev)
 }
 
 // UserIDP is the IDP the subject's user came from: the validating IDP, or
@@ -488,20 +526,26 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 				evidence = map[string]string{}
 			}
 			in.Service = workflow.Service{Name: svc.Name, Audience: svc.Audience}
-			key := "workflow." + w.Name()
+			key := EvidenceWorkflowPrefix + w.Name()
 			if _, dup := evidence[key]; dup { // the same workflow for a second service
 				key += "@" + svc.Name
 			}
 			v, err := w.Run(ctx, in)
+			if s.Req.Detail && (err != nil || !v.Allow) {
+				evidence[key] = "deny"
+				if err != nil {
+					evidence[key] = "error"
+				}
+			}
 			switch {
 			case errors.Is(err, workflow.ErrUnavailable):
-				return fail(ErrTemporarilyUnavailable("workflow %s: %v; try again later", w.Name(), err))
+				return failWith(ErrTemporarilyUnavailable("workflow %s: %v; try again later", w.Name(), err), s.detail(evidence))
 			case err != nil:
-				return fail(ErrInvalidRequest("workflow %s: %v", w.Name(), err))
+				return failWith(ErrInvalidRequest("workflow %s: %v", w.Name(), err), s.detail(evidence))
 			case !v.Allow && v.Reason == "":
-				return fail(ErrInvalidRequest("workflow %s denied the exchange for %s", w.Name(), svc.Name))
+				return failWith(ErrInvalidRequest("workflow %s denied the exchange for %s", w.Name(), svc.Name), s.detail(evidence))
 			case !v.Allow:
-				return fail(ErrInvalidRequest("workflow %s denied: %s", w.Name(), v.Reason))
+				return failWith(ErrInvalidRequest("workflow %s denied: %s", w.Name(), v.Reason), s.detail(evidence))
 			}
 			evidence[key] = "pass"
 			if len(v.Claims) > 0 {
@@ -519,6 +563,14 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 		return skip("no workflow is configured for " + s.serviceNames())
 	}
 	return pass(fmt.Sprintf("%d workflow(s) allowed the exchange", len(evidence)), evidence)
+}
+
+// detail is ev when the request asks for detail evidence, else nil.
+func (s *State) detail(ev map[string]string) map[string]string {
+	if s.Req.Detail {
+		return ev
+	}
+	return nil
 }
 
 // workflowInput is what the workflows see of the exchange so far.
@@ -589,9 +641,16 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 		ExpiresIn:       expiresIn,
 		Scope:           claims.Scope,
 	}
-	return pass("issued for "+strings.Join(aud, " ")+", expires in "+strconv.FormatInt(expiresIn, 10)+"s", map[string]string{
-		"jti": claims.ID, "exp": exp.UTC().Format(time.RFC3339), "kid": e.signer.KeyID(),
-	})
+	ev := map[string]string{
+		EvidenceJTI: claims.ID, EvidenceExpiry: exp.UTC().Format(time.RFC3339), EvidenceKeyID: e.signer.KeyID(),
+	}
+	if s.Req.Detail {
+		ev[EvidenceAlgorithm] = e.signer.Alg()
+		ev[EvidenceNow] = s.Now.UTC().Format(time.RFC3339)
+		ev[EvidenceExpiresIn] = exp.Sub(now).String()
+		claimsDetail(ev, claims)
+	}
+	return pass("issued for "+strings.Join(aud, " ")+", expires in "+strconv.FormatInt(expiresIn, 10)+"s", ev)
 }
 
 // actClaim is the act claim of the issued token (RFC 8693 §4.1), newest

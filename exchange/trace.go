@@ -152,13 +152,14 @@ func (t *TraceRing) Get(id, client string) (*Record, bool) {
 // NewRequest builds the token request the engine would receive from a
 // client authenticating with auth for p: the very form `idtx exchange`
 // sends (RFC 8693 §2.1), with a client assertion for this engine's token
-// endpoint when auth is private_key_jwt. For explain and walk.
+// endpoint when auth is private_key_jwt. For explain and walk: the
+// request asks for detail evidence.
 func (e *Engine) NewRequest(auth ClientAuth, p ExchangeParams) (*Request, error) {
 	form, header, err := (&STS{TokenEndpoint: e.TokenEndpoint(), Auth: auth, Now: e.now}).form(p)
 	if err != nil {
 		return nil, err
 	}
-	req := &Request{Form: form}
+	req := &Request{Form: form, Detail: true}
 	if header.Get("Authorization") != "" {
 		req.Basic = &BasicAuth{ID: auth.ClientID, Secret: auth.Secret}
 	}

@@ -197,6 +197,16 @@ func TestTracesHoldNoSecrets(t *testing.T) {
 			t.Errorf("secret %d (%.12s…) is in a trace", i, s)
 		}
 	}
+	// The detail evidence was there to leak: the identity checks, the
+	// scope sets, the consents and the minted claims (claims, not token).
+	for _, k := range []string{exchange.EvidenceMatched, exchange.EvidenceKeyID, exchange.EvidenceAlgorithm, exchange.EvidenceNow,
+		exchange.EvidenceExpiresIn, exchange.EvidenceSkew, exchange.EvidenceRequested, exchange.EvidenceAllowedPrefix + "orders-api",
+		exchange.EvidenceFoundPrefix + "billing-api", exchange.EvidenceMissingPrefix + "billing-api",
+		exchange.EvidenceClaimPrefix + "sub", exchange.EvidenceClaimPrefix + "jti", exchange.EvidenceClaimPrefix + "act"} {
+		if !strings.Contains(all, `"`+k) {
+			t.Errorf("no trace holds evidence %s", k)
+		}
+	}
 }
 
 func getTracesBody(t *testing.T, h http.Handler, id string) (string, int) {

@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +51,13 @@ type Identity struct {
 	Scopes  []string       // scope (space-separated) or scp
 	MayAct  map[string]any // may_act (RFC 8693 §4.4), nil if absent
 	Act     map[string]any // act (RFC 8693 §4.1), nil if absent
+
+	// How it was verified, for explanations (never the token itself).
+	KeyID     string        // JWT kid of the verifying key, if the header named one
+	Algorithm string        // JWT alg, or the SAML SignatureMethod URI
+	Endpoint  string        // introspection endpoint that vouched for it
+	Skew      time.Duration // clock skew allowed in the time checks
+	Route     Route         // what the Registry routes this IDP's tokens on
 }
 
 // Validator validates one token of a kind it knows. tokenType is a token

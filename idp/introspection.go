@@ -180,6 +180,7 @@ func (v *Introspection) introspect(ctx context.Context, token string) (*Identity
 	if err != nil {
 		return nil, err
 	}
+	id.Endpoint, id.Skew, id.Route = endpoint, v.cfg.ClockSkew, v.Route()
 	v.remember(key, id, now)
 	return cloneIdentity(id), nil
 }

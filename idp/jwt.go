@@ -107,8 +107,10 @@ func (v *JWT) validate(ctx context.Context, p *peeked) (*Identity, error) {
 			ErrInvalid, clip(p.typ), v.name, typList(v.atTyps))
 	}
 	var keyErr error
+	var kid string
 	claims := jwt.MapClaims{}
 	_, err := v.parser.ParseWithClaims(p.raw, claims, func(t *jwt.Token) (any, error) {
+		kid, _ = t.Header["kid"].(string)
 		key, err := v.keys.Key(ctx, t)
 		keyErr = err
 		return key, err
@@ -129,6 +131,7 @@ func (v *JWT) validate(ctx context.Context, p *peeked) (*Identity, error) {
 	}
 	id := &Identity{
 		IDP: v.name, Issuer: v.issuer, Subject: sub, Claims: claims, Expiry: exp.Time,
+		KeyID: kid, Algorithm: p.alg, Skew: v.skew, Route: v.Route(),
 	}
 	id.MayAct, _ = claims["may_act"].(map[string]any)
 	id.Act, _ = claims["act"].(map[string]any)

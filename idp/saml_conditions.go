@@ -250,6 +250,7 @@ func (v *SAML) identity(a *Assertion, exp time.Time) *Identity {
 	claims["exp"] = exp.Unix()
 	return &Identity{
 		IDP: v.cfg.Name, Issuer: a.Issuer, Subject: a.Subject, Claims: claims, Expiry: exp,
-		Scopes: scopesOf(claims),
+		Scopes: scopesOf(claims), Algorithm: a.SignatureAlgorithm, Skew: v.cfg.ClockSkew,
+		Route: v.Route(),
 	}
 }
