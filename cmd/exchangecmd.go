@@ -20,7 +20,6 @@ import (
 
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
-	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/profile"
 )
 
@@ -56,8 +55,15 @@ func newExchangeCmd(io *IO) *cobra.Command {
 		Short: "Perform one RFC 8693 token exchange against an STS",
 		Long: `Send one token exchange request (RFC 8693) to an STS and print the issued
 token. --sts takes a token endpoint, or an issuer URL whose metadata names
-it (RFC 8414, then OpenID discovery). With no client given it uses the
-mock's demo client, so it works against any 'idtx serve --mock'.
+it (RFC 8414, then OpenID discovery); default IDTX_STS, the profile's, or
+the local mock. With no client given it uses the mock's demo client, and
+only when the STS's metadata says it is an idtx mock: any other STS gets
+no credentials and the command exits 2.
+
+Client settings are taken from flags, then the environment (IDTX_STS,
+IDTX_CLIENT_ID, IDTX_CLIENT_SECRET), then --profile, then the profile's
+stored secret. A token given with a "Bearer " prefix, or as the JSON an
+'idtx exchange -o json' printed, is taken as the token inside.
 
 Token and secret arguments take a literal, - (stdin) or @path (a file).
 Secrets never come from a plain flag: use --client-secret-file, the
@@ -75,7 +81,7 @@ Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
 		RunE: func(c *cobra.Command, _ []string) error { return runExchange(c, o) },
 	}
 	f := c.Flags()
-	f.StringVar(&o.sts, "sts", DefaultSTS, "token endpoint, or issuer URL to discover it")
+	f.StringVar(&o.sts, "sts", DefaultSTS, "token endpoint, or issuer URL to discover it (default IDTX_STS, the profile's, or the mock)")
 	f.StringVar(&o.profile, "profile", "", "a saved profile (STS, client, auth method, secret)")
 	f.StringVar(&o.subjectToken, "subject-token", "", "the token to exchange: literal, - or @file (required)")
 	f.StringVar(&o.subjectTokenType, "subject-token-type", "", "access_token|refresh_token|id_token|jwt|saml1|saml2 or a URN (default: jwt for a JWT, saml2 for XML)")
@@ -87,7 +93,7 @@ Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
 	f.StringVar(&o.requestedTokenType, "requested-token-type", "", "token type to ask for (short name or URN)")
 	f.StringVar(&o.clientID, "client-id", "", "client id (default IDTX_CLIENT_ID, the profile's, or the mock's demo-client)")
 	f.StringVar(&o.clientSecretFile, "client-secret-file", "", "file holding the client secret, or - for stdin (default IDTX_CLIENT_SECRET)")
-	f.StringVar(&o.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none")
+	f.StringVar(&o.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none (default by what is given)")
 	f.StringVar(&o.keyFile, "key-file", "", "private key (PEM) for private_key_jwt")
 	f.StringArrayVar(&o.params, "param", nil, "extra form field k=v, repeatable")
 	f.StringVarP(&o.output, "output", "o", "token", "output: token, json or claims")
@@ -95,6 +101,8 @@ Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
 	f.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
 	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
 	registerProfileCompletion(c)
+	completeWords(c, authMethods, "auth-method")
+	completeWords(c, []string{"token", "json", "claims"}, "output")
 	return c
 }
 
@@ -119,11 +127,11 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 		return usageError("only one input can come from stdin")
 	}
 
-	auth, sts, err := o.clientAuth(c)
+	rc, err := o.clientAuth(c)
 	if err != nil {
 		return err
 	}
-	subject, err := readValue(o.subjectToken, o.io.In)
+	subject, err := readToken(o.subjectToken, o.io.In)
 	if err != nil {
 		return err
 	}
@@ -134,7 +142,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 		return err
 	}
 	if o.actorToken != "" {
-		if params.ActorToken, err = readValue(o.actorToken, o.io.In); err != nil {
+		if params.ActorToken, err = readToken(o.actorToken, o.io.In); err != nil {
 			return err
 		}
 		if params.ActorTokenType, err = tokenTypeFlag("--actor-token-type", o.actorTokenType, params.ActorToken); err != nil {
@@ -155,14 +163,19 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context(), o.timeout)
 	defer cancel()
-	endpoint, err := exchange.Discover(ctx, client, sts)
+	endpoint, err := exchange.Discover(ctx, client, rc.STS)
 	if err != nil {
 		if exchange.IsUnreachable(err) {
-			return unreachableError(err)
+			return unreachableError(friendlyNetError(err, rc.STS, o.timeout))
 		}
 		return usageError("%v", err)
 	}
-	res, raw, err := (&exchange.STS{TokenEndpoint: endpoint, HTTP: client, Auth: auth}).Exchange(ctx, params)
+	if rc.Demo {
+		if rc.Auth, err = demoClient(ctx, client, rc.STS, endpoint, o.io.Err); err != nil {
+			return err
+		}
+	}
+	res, raw, err := (&exchange.STS{TokenEndpoint: endpoint, HTTP: client, Auth: rc.Auth}).Exchange(ctx, params)
 	var oerr *exchange.Error
 	switch {
 	case errors.As(err, &oerr):
@@ -171,99 +184,19 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 		shown.Code, shown.Description = clipRemote(oerr.Code, 64), clipRemote(oerr.Description, maxRemoteText)
 		return rejectedError(&shown)
 	case exchange.IsUnreachable(err):
-		return unreachableError(err)
+		return unreachableError(friendlyNetError(err, rc.STS, o.timeout))
 	case err != nil:
 		return err
 	}
 	return printResult(o.io, o.output, res, raw)
 }
 
-// clientAuth settles the STS and the client's credentials from flags,
-// environment and profile, in that order of precedence.
-func (o *exchangeOptions) clientAuth(c *cobra.Command) (exchange.ClientAuth, string, error) {
-	flags := c.Flags()
-	sts, id, method, keyFile := o.sts, o.clientID, o.authMethod, o.keyFile
-	var secret string
-	if o.profile != "" {
-		p, err := profile.Get(o.profile)
-		if err != nil {
-			return exchange.ClientAuth{}, "", usageError("%v", err)
-		}
-		if !flags.Changed("sts") {
-			sts = p.STS
-		}
-		if id == "" {
-			id = p.ClientID
-		}
-		if method == "" {
-			method = p.AuthMethod
-		}
-		if keyFile == "" {
-			keyFile = p.KeyFile
-		}
-		if secret, err = p.Secret(); err != nil {
-			return exchange.ClientAuth{}, "", err
-		}
-	}
-	if id == "" {
-		id = os.Getenv("IDTX_CLIENT_ID")
-	}
-	switch {
-	case o.clientSecretFile != "":
-		arg := o.clientSecretFile
-		if arg != "-" {
-			arg = "@" + arg
-		}
-		s, err := readValue(arg, o.io.In)
-		if err != nil {
-			return exchange.ClientAuth{}, "", err
-		}
-		secret = s
-	case os.Getenv("IDTX_CLIENT_SECRET") != "":
-		secret = os.Getenv("IDTX_CLIENT_SECRET")
-	}
-	if id == "" {
-		if secret != "" || keyFile != "" {
-			return exchange.ClientAuth{}, "", usageError("a client secret or key was given without --client-id")
-		}
-		fmt.Fprintf(o.io.Err, "idtx: no client given: using the mock's %s\n", mockidp.DemoClient)
-		return exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}, sts, nil
-	}
-	if method == "" {
-		switch {
-		case keyFile != "":
-			method = exchange.AuthPrivateKeyJWT
-		case secret != "":
-			method = exchange.AuthClientSecretBasic
-		default:
-			method = exchange.AuthNone
-		}
-	}
-	auth := exchange.ClientAuth{Method: method, ClientID: id, Secret: secret}
-	switch method {
-	case exchange.AuthClientSecretBasic, exchange.AuthClientSecretPost:
-		if secret == "" {
-			return auth, "", usageError("%s needs a secret: --client-secret-file, IDTX_CLIENT_SECRET or a profile", method)
-		}
-	case exchange.AuthPrivateKeyJWT:
-		if keyFile == "" {
-			return auth, "", usageError("private_key_jwt needs --key-file")
-		}
-		data, err := os.ReadFile(keyFile)
-		if err != nil {
-			return auth, "", usageError("%v", err)
-		}
-		if auth.Key, err = idp.ParsePrivateKey(data); err != nil {
-			return auth, "", usageError("--key-file %s: %v", keyFile, err)
-		}
-		if _, err := exchange.SigningMethodFor(auth.Key); err != nil {
-			return auth, "", usageError("--key-file %s: %v", keyFile, err)
-		}
-	case exchange.AuthNone:
-	default:
-		return auth, "", usageError("--auth-method %q is not one of client_secret_basic, client_secret_post, private_key_jwt, none", method)
-	}
-	return auth, sts, nil
+// clientAuth settles the STS and the client's credentials (resolveClient).
+func (o *exchangeOptions) clientAuth(c *cobra.Command) (*resolvedClient, error) {
+	return resolveClient(clientInput{
+		STS: o.sts, STSGiven: c.Flags().Changed("sts"), Profile: o.profile, ClientID: o.clientID,
+		ClientSecretFile: o.clientSecretFile, AuthMethod: o.authMethod, KeyFile: o.keyFile,
+	}, os.Getenv, o.io.In, o.io.Err)
 }
 
 // tokenTypeFlag resolves a token type flag, or guesses from the token.

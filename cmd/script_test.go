@@ -84,6 +84,7 @@ func TestScripts(t *testing.T) {
 			"gen-client-key": cmdGenClientKey,
 			"mock-cert":      cmdMockCert,
 			"sleep":          cmdSleep,
+			"mode-is":        cmdModeIs,
 		},
 	})
 }
@@ -183,4 +184,18 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 	d, err := time.ParseDuration(args[0])
 	ts.Check(err)
 	time.Sleep(d)
+}
+
+// mode-is FILE MODE asserts a file's permission bits (octal).
+func cmdModeIs(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: mode-is FILE MODE")
+	}
+	info, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	want, err := strconv.ParseUint(args[1], 8, 32)
+	ts.Check(err)
+	if got := info.Mode().Perm(); uint64(got) != want {
+		ts.Fatalf("%s has mode %04o, want %04o", args[0], got, want)
+	}
 }

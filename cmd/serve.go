@@ -2,11 +2,13 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -66,16 +68,16 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.mock == (o.configFile != "") {
 		return usageError("give exactly one of --mock or --config FILE")
 	}
-	var handler slog.Handler
+	var logHandler slog.Handler
 	switch o.logFormat {
 	case "text":
-		handler = slog.NewTextHandler(o.io.Err, nil)
+		logHandler = slog.NewTextHandler(o.io.Err, nil)
 	case "json":
-		handler = slog.NewJSONHandler(o.io.Err, nil)
+		logHandler = slog.NewJSONHandler(o.io.Err, nil)
 	default:
 		return usageError("--log-format must be text or json, not %q", o.logFormat)
 	}
-	log := slog.New(handler)
+	log := slog.New(logHandler)
 	if !envSet("GOGC") {
 		// The STS's live heap is a few MiB and every exchange allocates
 		// ~30 KiB of short-lived garbage: collecting at 4x the live heap
@@ -162,14 +164,18 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.mock {
 		h.Handle("/mock/", mockidp.Handler(clock))
 	}
+	var handler http.Handler = h
+	if o.mock {
+		handler = markMock(h)
+	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(logHandler, slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -243,4 +249,30 @@ func selfCommand() string {
 		return "go run ."
 	}
 	return "idtx"
+}
+
+// markMock adds "idtx_mock": true to the mock's RFC 8414 metadata (§2
+// allows additional members), so that `idtx exchange` with no client
+// sends the public demo client only to an idtx mock.
+func markMock(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || (r.URL.Path != "/.well-known/oauth-authorization-server" && r.URL.Path != "/.well-known/openid-configuration") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		var doc map[string]any
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &doc) != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		doc["idtx_mock"] = true
+		body, _ := json.MarshalIndent(doc, "", "  ")
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.Write(body)
+	})
 }
