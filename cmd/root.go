@@ -113,6 +113,7 @@ identity providers, and the tools to see why an exchange failed.`,
 		newMockCmd(io),
 		newConsentCmd(io),
 		newConfigCmd(io),
+		newSecretCmd(io),
 		newVersionCmd(io),
 	)
 	return root
