@@ -98,7 +98,9 @@ identity providers, and the tools to see why an exchange failed.`,
   $ idtx consent grant --user bob --service billing-api --scope billing:read`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildVersion().Version,
 	}
+	root.SetVersionTemplate(buildVersion().String())
 	root.SetIn(io.In)
 	root.SetOut(io.Out)
 	root.SetErr(io.Err)
