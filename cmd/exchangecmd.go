@@ -171,7 +171,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 		return usageError("%v", err)
 	}
 	if rc.Demo {
-		if rc.Auth, err = demoClient(ctx, client, rc.STS, endpoint, o.io.Err); err != nil {
+		if rc.Auth, err = demoClient(ctx, client, rc.STS, endpoint, o.timeout, o.io.Err); err != nil {
 			return err
 		}
 	}

@@ -57,8 +57,11 @@ func cleanToken(v string) (string, error) {
 // metadata says it is an idtx mock ("idtx_mock": true). Any other STS
 // gets no credentials: they are public, but sending them to a real STS
 // would try a password nobody set there, in its logs.
-func demoClient(ctx context.Context, client *http.Client, sts, endpoint string, warn io.Writer) (exchange.ClientAuth, error) {
-	meta, _ := fetchMetadata(ctx, client, sts, endpoint)
+func demoClient(ctx context.Context, client *http.Client, sts, endpoint string, timeout time.Duration, warn io.Writer) (exchange.ClientAuth, error) {
+	meta, err := fetchMetadata(ctx, client, sts, endpoint)
+	if meta == nil && err != nil {
+		return exchange.ClientAuth{}, unreachableError(friendlyNetError(err, sts, timeout))
+	}
 	if mock, _ := meta["idtx_mock"].(bool); !mock {
 		return exchange.ClientAuth{}, usageError("no client given: use --client-id with --client-secret-file, IDTX_CLIENT_ID/IDTX_CLIENT_SECRET, or --profile (%s is not an idtx mock, so the mock's demo client is not sent to it)", sts)
 	}
@@ -69,7 +72,7 @@ func demoClient(ctx context.Context, client *http.Client, sts, endpoint string, 
 // fetchMetadata reads an STS's RFC 8414 metadata (§3.1: the well-known
 // segment between host and path) for its issuer: --sts itself, or the
 // token endpoint without its /token, then the host's root. nil when
-// there is none.
+// there is none; the error only when no server answered.
 func fetchMetadata(ctx context.Context, client *http.Client, sts, endpoint string) (map[string]any, error) {
 	issuer := strings.TrimSuffix(sts, "/")
 	if strings.HasSuffix(issuer, "/token") {
@@ -82,16 +85,21 @@ func fetchMetadata(ctx context.Context, client *http.Client, sts, endpoint strin
 		return nil, fmt.Errorf("%q is not an http(s) URL", sts)
 	}
 	var meta map[string]any
+	var unreachable error // set when no server answered at all
 	for _, c := range []string{
 		u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.Path, "/"),
 		issuer + "/.well-known/openid-configuration",
 		u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server", // the mock serves at the root
 	} {
-		if _, err = idp.FetchJSON(ctx, client, c, &meta); err == nil && meta != nil {
+		status, err := idp.FetchJSON(ctx, client, c, &meta)
+		if err == nil && meta != nil {
 			return meta, nil
 		}
+		if status == 0 && err != nil {
+			unreachable = err
+		}
 	}
-	return nil, err
+	return nil, unreachable
 }
 
 // friendly is an error said in the user's words, keeping the cause.

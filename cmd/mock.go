@@ -63,6 +63,7 @@ subject_token_type access_token.`,
 	f.DurationVar(&o.ttl, "ttl", mockidp.DefaultTTL, "lifetime")
 	f.StringArrayVar(&o.claims, "claim", nil, "extra claim k=v, repeatable; v may be JSON")
 	f.StringVar(&o.mayAct, "may-act", "", "add a may_act claim naming this actor subject (delegation)")
+	completeWords(c, []string{"jwt", "saml2", "saml1", "opaque"}, "format")
 	return c
 }
 

@@ -61,6 +61,7 @@ needs no file, key or database first.`,
 	f.StringVar(&o.store, "store", "", "consent store URL: sqlite:PATH or memory: (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db)")
 	f.StringVar(&o.clock, "clock", "", "start the server's clock at this RFC 3339 instant (to replay recorded tokens)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	completeWords(c, []string{"text", "json"}, "log-format")
 	return c
 }
 
