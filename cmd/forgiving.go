@@ -133,3 +133,33 @@ func friendlyNetError(err error, addr string, timeout time.Duration) error {
 	}
 	return err
 }
+
+// parseTime reads a time flag: RFC 3339 (2026-11-27T12:00:00Z), a date
+// (2026-11-27, midnight UTC), "now", or an offset from now (-24h, +90m).
+func parseTime(flag, v string, now time.Time) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if v == "now" {
+		return now, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	if strings.HasPrefix(v, "-") || strings.HasPrefix(v, "+") {
+		if d, err := time.ParseDuration(v); err == nil {
+			return now.Add(d), nil
+		}
+	}
+	return time.Time{}, usageError("%s %q is not a time: write RFC 3339 such as %s, a date such as %s, or an offset from now such as -24h",
+		flag, v, now.UTC().Truncate(time.Second).Format(time.RFC3339), now.UTC().Format(time.DateOnly))
+}
+
+// listenError says what to do when the address is taken.
+func listenError(err error, addr string) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return usageError("%s is already in use (another idtx serve?): choose another port, such as --listen 127.0.0.1:9090, or --listen :0 for a free one", addr)
+	}
+	return err
+}

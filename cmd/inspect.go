@@ -89,7 +89,7 @@ is true when exp (JWT) or NotOnOrAfter (SAML) has passed.`,
 	f.BoolVar(&o.mock, "mock", false, "verify with the built-in mock IDPs' keys (as 'idtx serve --mock' trusts them)")
 	f.StringVar(&o.config, "config", "", "server config whose trusted IDPs verify the token")
 	f.StringVar(&o.audience, "audience", "", "require this audience")
-	f.StringVar(&o.at, "at", "", "check and describe times as of this RFC 3339 instant (default now)")
+	f.StringVar(&o.at, "at", "", "check and describe times as of this instant: RFC 3339, a date, or an offset such as -1h (default now)")
 	f.StringVarP(&o.output, "output", "o", "text", "output: text or json")
 	f.StringVar(&o.tokenType, "token-type", "", "type to verify the token as (default by its shape; with --config)")
 	registerTokenTypeCompletion(c, "token-type")
@@ -145,9 +145,9 @@ func runInspect(ctx context.Context, o *inspectOptions, arg string) error {
 	}
 	now := time.Now()
 	if o.at != "" {
-		t, err := time.Parse(time.RFC3339, o.at)
+		t, err := parseTime("--at", o.at, now)
 		if err != nil {
-			return usageError("--at: %v", err)
+			return err
 		}
 		now = t
 	}

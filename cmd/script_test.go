@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,6 +86,7 @@ func TestScripts(t *testing.T) {
 			"mock-cert":      cmdMockCert,
 			"sleep":          cmdSleep,
 			"mode-is":        cmdModeIs,
+			"hostport":       cmdHostPort,
 		},
 	})
 }
@@ -198,4 +200,14 @@ func cmdModeIs(ts *testscript.TestScript, neg bool, args []string) {
 	if got := info.Mode().Perm(); uint64(got) != want {
 		ts.Fatalf("%s has mode %04o, want %04o", args[0], got, want)
 	}
+}
+
+// hostport VAR URL sets $VAR to the host:port of URL.
+func cmdHostPort(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: hostport VAR URL")
+	}
+	u, err := url.Parse(args[1])
+	ts.Check(err)
+	ts.Setenv(args[0], u.Host)
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,11 +56,11 @@ needs no file, key or database first.`,
 		RunE: func(c *cobra.Command, _ []string) error { return runServe(c.Context(), o) },
 	}
 	f := c.Flags()
-	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on (port 0 picks a free one)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on: host:port, :port (every interface) or a port (loopback); port 0 picks a free one")
 	f.StringVar(&o.configFile, "config", "", "server config file (YAML)")
 	f.BoolVar(&o.mock, "mock", false, "run with the built-in mock IDP, clients and services")
 	f.StringVar(&o.store, "store", "", "consent store URL: sqlite:PATH or memory: (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db)")
-	f.StringVar(&o.clock, "clock", "", "start the server's clock at this RFC 3339 instant (to replay recorded tokens)")
+	f.StringVar(&o.clock, "clock", "", "start the server's clock at this instant, RFC 3339 or an offset such as -24h (to replay recorded tokens)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	completeWords(c, []string{"text", "json"}, "log-format")
 	return c
@@ -87,9 +88,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	clock := time.Now
 	if o.clock != "" {
-		start, err := time.Parse(time.RFC3339, o.clock)
+		start, err := parseTime("--clock", o.clock, time.Now())
 		if err != nil {
-			return usageError("--clock: %v", err)
+			return err
 		}
 		base := time.Now()
 		clock = func() time.Time { return start.Add(time.Since(base)) }
@@ -106,12 +107,13 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return usageError("%w", err)
 	}
 
-	ln, err := net.Listen("tcp", o.listen)
+	addr := listenAddr(o.listen)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return listenError(err, addr)
 	}
 	defer ln.Close()
-	base := "http://" + ln.Addr().String()
+	base := baseURL(ln.Addr())
 	if cfg.Issuer == "" {
 		cfg.Issuer = base
 	}
@@ -184,10 +186,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		// Keep stderr one JSON record a line for log collectors.
 		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", storeURL, "signing_key", keyFile, "mock", o.mock)
 	} else {
-		printBanner(o, cfg.Issuer, storeURL, keyFile)
+		printBanner(o, base, cfg.Issuer, storeURL, keyFile)
 	}
 	if o.ready != nil {
-		o.ready("http://" + ln.Addr().String())
+		o.ready(base)
 	}
 
 	select {
@@ -208,13 +210,19 @@ func runServe(ctx context.Context, o *serveOptions) error {
 // signing key, apart from the key a configured server generates.
 const mockKeyDir = "mock"
 
-func printBanner(o *serveOptions, base, storeURL, keyFile string) {
+func printBanner(o *serveOptions, base, issuer, storeURL, keyFile string) {
 	w := o.io.Err
 	mode := "config " + o.configFile
 	if o.mock {
 		mode = "mock"
 	}
 	fmt.Fprintf(w, "idtx STS (%s) listening on %s\n", mode, base)
+	if issuer != base {
+		fmt.Fprintf(w, "  issuer      %s (iss of issued tokens; its metadata names endpoints under it)\n", issuer)
+	}
+	if o.clock != "" {
+		fmt.Fprintf(w, "  clock       started at %s (--clock), running on\n", o.clock)
+	}
 	fmt.Fprintf(w, "  token       POST %s/token\n", base)
 	fmt.Fprintf(w, "  introspect  POST %s/introspect\n", base)
 	fmt.Fprintf(w, "  metadata    GET  %s/.well-known/oauth-authorization-server\n", base)
@@ -240,7 +248,7 @@ func printBanner(o *serveOptions, base, storeURL, keyFile string) {
 	if base != DefaultSTS {
 		sts = " --sts " + base
 	}
-	fmt.Fprintf(w, "or:\n  %s exchange%s --subject-token \"$(%s mock token --sub alice)\" --audience billing-api --scope billing:read\n\n", self, sts, self)
+	fmt.Fprintf(w, "or:\n  %s exchange%s --subject-token \"$(%s mock token --sub alice)\" --audience billing-api --scope billing:read\n", self, sts, self)
 }
 
 // selfCommand is how the user can run idtx again: "go run ." when this
@@ -276,4 +284,27 @@ func markMock(h http.Handler) http.Handler {
 		w.Header().Del("Content-Length")
 		w.Write(body)
 	})
+}
+
+// listenAddr accepts a bare port ("9090": loopback only, the safe
+// default) besides host:port and ":port" (every interface).
+func listenAddr(listen string) string {
+	if _, err := strconv.Atoi(listen); err == nil {
+		return net.JoinHostPort("127.0.0.1", listen)
+	}
+	return listen
+}
+
+// baseURL is a URL a client on this machine can use for addr: an
+// unspecified address (0.0.0.0, ::) is reached at 127.0.0.1, never at
+// http://[::]:9090.
+func baseURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
