@@ -35,7 +35,7 @@ func newConsentCmd(io *IO) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "consent",
 		Short: "Manage stored consents",
-		Long: `Manage the consents the STS checks (CONTRACT §4 step 7): which scopes a
+		Long: `Manage the consents the STS checks (step 7 of docs/flowchart.md): which scopes a
 user of an IDP lets a service have. The exchange never asks; it only looks
 here. A running server sees a change at its next request.
 

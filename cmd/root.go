@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes (CONTRACT §3).
+// Exit codes (docs/cli.md).
 const (
 	ExitOK          = 0
 	ExitFailure     = 1

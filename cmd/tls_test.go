@@ -20,7 +20,7 @@ func TestExchangeCACert(t *testing.T) {
 	defer srv.Close()
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
-	args := []string{"exchange", "--sts", srv.URL + "/token", "--subject-token", "x", "--audience", "a"}
+	args := []string{"exchange", "--client-id", "c", "--auth-method", "none", "--sts", srv.URL + "/token", "--subject-token", "x", "--audience", "a"}
 
 	out, errOut, code := run(t, append(args, "--cacert", ca)...)
 	if code != 0 || out != "issued" {
