@@ -40,7 +40,7 @@ func TestHostileTextNeverReachesTheTerminal(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"exchange: the STS's error_description", []string{"exchange", "--sts", sts.URL + "/token", "--subject-token", tok, "--audience", "orders-api"}},
+		{"exchange: the STS's error_description", []string{"exchange", "--client-id", "c", "--auth-method", "none", "--sts", sts.URL + "/token", "--subject-token", tok, "--audience", "orders-api"}},
 		{"inspect: claim values", []string{"inspect", tok}},
 	}
 	for _, c := range cases {
