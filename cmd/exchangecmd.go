@@ -67,7 +67,7 @@ stored secret. A token given with a "Bearer " prefix, or as the JSON an
 
 Token and secret arguments take a literal, - (stdin) or @path (a file).
 Secrets never come from a plain flag: use --client-secret-file, the
-IDTX_CLIENT_SECRET variable, or a profile (OS keyring).
+IDTX_CLIENT_SECRET variable, or a profile (docs/cli.md).
 
 Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
 4 unreachable or not an OAuth answer.`,
