@@ -43,7 +43,7 @@ func TestHostileTextNeverReachesTheTerminal(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"exchange: the STS's error_description", []string{"exchange", "--sts", sts.URL + "/token", "--subject-token", tok, "--audience", "orders-api"},
+		{"exchange: the STS's error_description", []string{"exchange", "--client-id", "c", "--auth-method", "none", "--sts", sts.URL + "/token", "--subject-token", tok, "--audience", "orders-api"},
 			"idtx: invalid_request: " + escaped + "\n"},
 		{"inspect: claim values", []string{"inspect", tok}, " " + escaped + "\n"},
 	}

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -34,7 +35,7 @@ func newConsentCmd(io *IO) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "consent",
 		Short: "Manage stored consents",
-		Long: `Manage the consents the STS checks (CONTRACT §4 step 7): which scopes a
+		Long: `Manage the consents the STS checks (step 7 of docs/flowchart.md): which scopes a
 user of an IDP lets a service have. The exchange never asks; it only looks
 here. A running server sees a change at its next request.
 
@@ -92,6 +93,10 @@ exits 0, like revoking twice.`,
 				return err
 			}
 			scopes := strings.Fields(o.scope)
+			if path := o.absentStore(); path != "" {
+				fmt.Fprintf(o.io.Err, "nothing to revoke (no store at %s)\n", path)
+				return nil
+			}
 			return o.withStore(c.Context(), func(s consent.Store) error {
 				n, err := s.Revoke(c.Context(), idp, o.user, o.service, scopes)
 				if err != nil {
@@ -124,6 +129,14 @@ JSON: "legacy": true) and are never honoured; re-key them with
 		RunE: func(c *cobra.Command, _ []string) error {
 			if o.output != "text" && o.output != "json" {
 				return usageError("-o must be text or json, not %q", o.output)
+			}
+			if path := o.absentStore(); path != "" {
+				// A read-only command never creates a database.
+				fmt.Fprintf(o.io.Err, "no consents (no store at %s)\n", path)
+				if o.output == "json" {
+					fmt.Fprintln(o.io.Out, "[]")
+				}
+				return nil
 			}
 			return o.withStore(c.Context(), func(s consent.Store) error {
 				f := consent.Filter{IDP: o.idp, User: o.user, Service: o.service}
@@ -338,15 +351,9 @@ func (o *consentOptions) withStore(ctx context.Context, fn func(consent.Store) e
 // openStore opens --store, else IDTX_STORE, else --config's store, else
 // the default: the order `idtx serve` follows.
 func (o *consentOptions) openStore(fn func(consent.Store) error) error {
-	url := o.store
-	if url == "" {
-		var err error
-		if url, err = consent.DefaultURL(); err != nil {
-			return err
-		}
-		if o.cfg != nil && o.cfg.StoreURL() != "" && os.Getenv("IDTX_STORE") == "" {
-			url = o.cfg.StoreURL()
-		}
+	url, err := o.storeURL()
+	if err != nil {
+		return err
 	}
 	s, err := consent.Open(url)
 	if err != nil {
@@ -354,6 +361,37 @@ func (o *consentOptions) openStore(fn func(consent.Store) error) error {
 	}
 	defer s.Close()
 	return fn(s)
+}
+
+func (o *consentOptions) storeURL() (string, error) {
+	url := o.store
+	if url == "" {
+		var err error
+		if url, err = consent.DefaultURL(); err != nil {
+			return "", err
+		}
+		if o.cfg != nil && o.cfg.StoreURL() != "" && os.Getenv("IDTX_STORE") == "" {
+			url = o.cfg.StoreURL()
+		}
+	}
+	return url, nil
+}
+
+// absentStore is the path of a SQLite store that does not exist yet, for
+// read-only commands to say so instead of creating it; "" otherwise.
+func (o *consentOptions) absentStore() string {
+	url, err := o.storeURL()
+	if err != nil {
+		return ""
+	}
+	path, ok := strings.CutPrefix(url, "sqlite:")
+	if !ok || path == "" {
+		return ""
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return path
+	}
+	return ""
 }
 
 func (o *consentOptions) warnLegacy(ctx context.Context, s consent.Store) error {

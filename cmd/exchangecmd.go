@@ -59,12 +59,19 @@ func newExchangeCmd(io *IO) *cobra.Command {
 		Short: "Perform one RFC 8693 token exchange against an STS",
 		Long: `Send one token exchange request (RFC 8693) to an STS and print the issued
 token. --sts takes a token endpoint, or an issuer URL whose metadata names
-it (RFC 8414, then OpenID discovery). With no client given it uses the
-mock's demo client, so it works against any 'idtx serve --mock'.
+it (RFC 8414, then OpenID discovery); default IDTX_STS, the profile's, or
+the local mock. With no client given it uses the mock's demo client, and
+only when the STS's metadata says it is an idtx mock: any other STS gets
+no credentials and the command exits 2.
+
+Client settings are taken from flags, then the environment (IDTX_STS,
+IDTX_CLIENT_ID, IDTX_CLIENT_SECRET), then --profile, then the profile's
+stored secret. A token given with a "Bearer " prefix, or as the JSON an
+'idtx exchange -o json' printed, is taken as the token inside.
 
 Token and secret arguments take a literal, - (stdin) or @path (a file).
 Secrets never come from a plain flag: use --client-secret-file, the
-IDTX_CLIENT_SECRET variable, or a profile (OS keyring).
+IDTX_CLIENT_SECRET variable, or a profile (docs/cli.md).
 
 Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
 4 unreachable or not an OAuth answer.`,
@@ -78,7 +85,7 @@ Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
 		RunE: func(c *cobra.Command, _ []string) error { return runExchange(c, o) },
 	}
 	f := c.Flags()
-	f.StringVar(&o.sts, "sts", DefaultSTS, "token endpoint, or issuer URL to discover it")
+	f.StringVar(&o.sts, "sts", DefaultSTS, "token endpoint, or issuer URL to discover it (default IDTX_STS, the profile's, or the mock)")
 	f.StringVar(&o.profile, "profile", "", "a saved profile (STS, client, auth method, secret)")
 	o.addRequestFlags(f)
 	f.StringVarP(&o.output, "output", "o", "token", "output: token, json or claims")
@@ -88,6 +95,8 @@ Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
 	f.BoolVar(&o.printCurl, "print-curl", false, "print an equivalent curl command instead of sending (secret as $IDTX_CLIENT_SECRET, tokens as $SUBJECT_TOKEN, $ACTOR_TOKEN)")
 	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
 	registerProfileCompletion(c)
+	completeWords(c, authMethods, "auth-method")
+	completeWords(c, []string{"token", "json", "claims"}, "output")
 	return c
 }
 
@@ -104,7 +113,7 @@ func (o *exchangeOptions) addRequestFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.requestedTokenType, "requested-token-type", "", "token type to ask for (short name or URN)")
 	f.StringVar(&o.clientID, "client-id", "", "client id (default IDTX_CLIENT_ID, the profile's, or the mock's demo-client)")
 	f.StringVar(&o.clientSecretFile, "client-secret-file", "", "file holding the client secret, or - for stdin (default IDTX_CLIENT_SECRET)")
-	f.StringVar(&o.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none")
+	f.StringVar(&o.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none (default by what is given)")
 	f.StringVar(&o.keyFile, "key-file", "", "private key (PEM) for private_key_jwt")
 	f.StringArrayVar(&o.params, "param", nil, "extra form field k=v, repeatable; replaces a field idtx sets (to test an STS's refusals)")
 }
@@ -119,7 +128,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 	if err != nil {
 		return err
 	}
-	auth, sts, err := o.clientAuth(c, true)
+	rc, err := o.resolveClient(c)
 	if err != nil {
 		return err
 	}
@@ -130,13 +139,19 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context(), o.timeout)
 	defer cancel()
-	endpoint, err := exchange.Discover(ctx, client, sts)
+	endpoint, err := exchange.Discover(ctx, client, rc.STS)
 	if err != nil {
 		if exchange.IsUnreachable(err) {
-			return unreachableError(err)
+			return unreachableError(friendlyNetError(err, rc.STS, o.timeout))
 		}
 		return usageError("%v", err)
 	}
+	if rc.Demo {
+		if rc.Auth, err = demoClient(ctx, client, rc.STS, endpoint, o.timeout, o.io.Err); err != nil {
+			return err
+		}
+	}
+	auth := rc.Auth
 	to := &exchange.STS{TokenEndpoint: endpoint, HTTP: client, Auth: auth}
 	if o.printCurl {
 		return printCurl(o.io.Out, to, params)
@@ -162,7 +177,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 		shown.Code, shown.Description = clipRemote(oerr.Code, 64), clipRemote(oerr.Description, maxRemoteText)
 		return rejectedError(&shown)
 	case exchange.IsUnreachable(err):
-		return unreachableError(err)
+		return unreachableError(friendlyNetError(err, rc.STS, o.timeout))
 	case err != nil:
 		return err
 	}
@@ -187,7 +202,7 @@ func (o *exchangeOptions) requestParams() (exchange.ExchangeParams, error) {
 		return params, usageError("only one input can come from stdin")
 	}
 
-	subject, err := readValue(o.subjectToken, o.io.In)
+	subject, err := readToken(o.subjectToken, o.io.In)
 	if err != nil {
 		return params, err
 	}
@@ -198,7 +213,7 @@ func (o *exchangeOptions) requestParams() (exchange.ExchangeParams, error) {
 		return params, err
 	}
 	if o.actorToken != "" {
-		if params.ActorToken, err = readValue(o.actorToken, o.io.In); err != nil {
+		if params.ActorToken, err = readToken(o.actorToken, o.io.In); err != nil {
 			return params, err
 		}
 		if params.ActorTokenType, err = tokenTypeFlag("--actor-token-type", o.actorTokenType, params.ActorToken); err != nil {
@@ -216,97 +231,31 @@ func (o *exchangeOptions) requestParams() (exchange.ExchangeParams, error) {
 	return params, nil
 }
 
-// clientAuth settles the STS and the client's credentials from flags,
-// environment and profile, in that order of precedence.
-// With no client given, mockDefault picks the mock's demo client; else
-// that is a usage error.
+// resolveClient settles the STS and the client's credentials from flags,
+// environment and profile (resolveClient in client.go).
+func (o *exchangeOptions) resolveClient(c *cobra.Command) (*resolvedClient, error) {
+	return resolveClient(clientInput{
+		STS: o.sts, STSGiven: c.Flags().Changed("sts"), Profile: o.profile, ClientID: o.clientID,
+		ClientSecretFile: o.clientSecretFile, AuthMethod: o.authMethod, KeyFile: o.keyFile,
+	}, os.Getenv, o.io.In, o.io.Err)
+}
+
+// clientAuth is the client for an engine built here (explain, walk): with
+// no client given, the mock's demo client only when the config is the
+// mock's (mockDefault), else a usage error.
 func (o *exchangeOptions) clientAuth(c *cobra.Command, mockDefault bool) (exchange.ClientAuth, string, error) {
-	flags := c.Flags()
-	sts, id, method, keyFile := o.sts, o.clientID, o.authMethod, o.keyFile
-	var secret string
-	if o.profile != "" {
-		p, err := profile.Get(o.profile)
-		if err != nil {
-			return exchange.ClientAuth{}, "", usageError("%v", err)
-		}
-		if !flags.Changed("sts") {
-			sts = p.STS
-		}
-		if id == "" {
-			id = p.ClientID
-		}
-		if method == "" {
-			method = p.AuthMethod
-		}
-		if keyFile == "" {
-			keyFile = p.KeyFile
-		}
-		if secret, err = p.Secret(); err != nil {
-			return exchange.ClientAuth{}, "", err
-		}
+	rc, err := o.resolveClient(c)
+	if err != nil {
+		return exchange.ClientAuth{}, "", err
 	}
-	if id == "" {
-		id = os.Getenv("IDTX_CLIENT_ID")
-	}
-	switch {
-	case o.clientSecretFile != "":
-		arg := o.clientSecretFile
-		if arg != "-" {
-			arg = "@" + arg
-		}
-		s, err := readValue(arg, o.io.In)
-		if err != nil {
-			return exchange.ClientAuth{}, "", err
-		}
-		secret = s
-	case os.Getenv("IDTX_CLIENT_SECRET") != "":
-		secret = os.Getenv("IDTX_CLIENT_SECRET")
-	}
-	if id == "" {
-		if secret != "" || keyFile != "" {
-			return exchange.ClientAuth{}, "", usageError("a client secret or key was given without --client-id")
-		}
+	if rc.Demo {
 		if !mockDefault {
-			return exchange.ClientAuth{}, "", usageError("no client given: use --client-id (the mock's %s is used only with the mock's config)", mockidp.DemoClient)
+			return exchange.ClientAuth{}, "", usageError("no client given: use --client-id with --client-secret-file, IDTX_CLIENT_ID/IDTX_CLIENT_SECRET, or --profile (the mock's %s is used only with the mock's config)", mockidp.DemoClient)
 		}
 		fmt.Fprintf(o.io.Err, "idtx: no client given: using the mock's %s\n", mockidp.DemoClient)
-		return exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}, sts, nil
+		rc.Auth = exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
 	}
-	if method == "" {
-		switch {
-		case keyFile != "":
-			method = exchange.AuthPrivateKeyJWT
-		case secret != "":
-			method = exchange.AuthClientSecretBasic
-		default:
-			method = exchange.AuthNone
-		}
-	}
-	auth := exchange.ClientAuth{Method: method, ClientID: id, Secret: secret}
-	switch method {
-	case exchange.AuthClientSecretBasic, exchange.AuthClientSecretPost:
-		if secret == "" {
-			return auth, "", usageError("%s needs a secret: --client-secret-file, IDTX_CLIENT_SECRET or a profile", method)
-		}
-	case exchange.AuthPrivateKeyJWT:
-		if keyFile == "" {
-			return auth, "", usageError("private_key_jwt needs --key-file")
-		}
-		data, err := os.ReadFile(keyFile)
-		if err != nil {
-			return auth, "", usageError("%v", err)
-		}
-		if auth.Key, err = idp.ParsePrivateKey(data); err != nil {
-			return auth, "", usageError("--key-file %s: %v", keyFile, err)
-		}
-		if _, err := exchange.SigningMethodFor(auth.Key); err != nil {
-			return auth, "", usageError("--key-file %s: %v", keyFile, err)
-		}
-	case exchange.AuthNone:
-	default:
-		return auth, "", usageError("--auth-method %q is not one of client_secret_basic, client_secret_post, private_key_jwt, none", method)
-	}
-	return auth, sts, nil
+	return rc.Auth, rc.STS, nil
 }
 
 // tokenTypeFlag resolves a token type flag, or guesses from the token.

@@ -75,6 +75,7 @@ unreachable.`,
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "with --sts: time limit")
 	f.StringVar(&o.cacert, "cacert", "", "with --sts: PEM file of CA certificates to trust")
 	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
+	completeWords(c, authMethods, "auth-method")
 	return c
 }
 

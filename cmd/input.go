@@ -12,7 +12,7 @@ import (
 // maxInput caps a token or secret read from stdin or a file.
 const maxInput = 1 << 20
 
-// readValue resolves a token or secret argument (CONTRACT §3): "-" reads
+// readValue resolves a token or secret argument (docs/cli.md): "-" reads
 // stdin, "@path" reads a file, anything else is the value itself.
 // Surrounding white space, such as a trailing newline, is dropped.
 func readValue(arg string, stdin io.Reader) (string, error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/mockidp"
 )
 
 type inspectOptions struct {
@@ -32,6 +33,7 @@ type inspectOptions struct {
 	at        string
 	output    string
 	tokenType string
+	mock      bool
 }
 
 func newInspectCmd(io *IO) *cobra.Command {
@@ -43,17 +45,26 @@ func newInspectCmd(io *IO) *cobra.Command {
 base64 or base64url), and print its header and claims or its issuer,
 subject, conditions, audiences and attributes. Every time is shown as
 RFC 3339 with a relative phrase. TOKEN is a literal, - or @file; without
-it the token is read from stdin.
+it the token is read from stdin. A "Bearer " prefix is dropped, and the
+JSON 'idtx exchange -o json' prints is taken as its access_token.
 
 Without --verify nothing is checked, and the output says so. --verify
 checks the signature and the claims with --jwks URL|FILE, --issuer URL
-(discovery), --cert FILE (SAML), or --config FILE (the trusted IDPs of a
-server config, through the server's own validators); a failure exits 3.`,
+(discovery), --cert FILE (SAML: PEM certificates or the IDP's SAML
+metadata), --config FILE (the trusted IDPs of a server config, through
+the server's own validators) or --mock (the built-in mock IDPs); a failure
+exits 3, and with -o json prints {"error": "invalid_token",
+"error_description": …} (RFC 6750 §3.1) on stdout.
+
+-o json keys are lowercase snake_case for JWTs and SAML alike; "expired"
+is true when exp (JWT) or NotOnOrAfter (SAML) has passed.`,
 		Example: `  $ idtx inspect "$(idtx mock token)"
   $ idtx inspect @token.jwt --verify --jwks https://idp.example/jwks
   $ idtx inspect - -o json < assertion.xml
   $ idtx inspect @response.b64 --verify --cert adfs.pem --audience idtx-sts --at 2017-09-21T23:28:00Z
-  $ idtx inspect @token.jwt --verify --config sts.yaml`,
+  $ idtx inspect @token.jwt --verify --config sts.yaml
+  $ idtx inspect "$(idtx mock token)" --verify --mock
+  $ idtx exchange --subject-token "$(idtx mock token)" --audience orders-api -o json | idtx inspect`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageError("expected at most one TOKEN, got %d arguments", len(args))
@@ -64,6 +75,8 @@ server config, through the server's own validators); a failure exits 3.`,
 			arg := "-"
 			if len(args) == 1 {
 				arg = args[0]
+			} else if isTerminal(o.io.In) {
+				fmt.Fprintln(o.io.Err, "idtx: reading a token from stdin: paste it and press Ctrl-D (or give TOKEN, - or @file as an argument)")
 			}
 			return runInspect(c.Context(), o, arg)
 		},
@@ -72,25 +85,53 @@ server config, through the server's own validators); a failure exits 3.`,
 	f.BoolVar(&o.verify, "verify", false, "check the signature and claims")
 	f.StringVar(&o.jwks, "jwks", "", "JWKS URL or file to verify a JWT with")
 	f.StringVar(&o.issuer, "issuer", "", "issuer URL: discover its keys (JWT), and require it")
-	f.StringVar(&o.cert, "cert", "", "PEM certificate(s) to verify a SAML assertion with")
+	f.StringVar(&o.cert, "cert", "", "PEM certificate(s) or SAML metadata to verify a SAML assertion with")
+	f.BoolVar(&o.mock, "mock", false, "verify with the built-in mock IDPs' keys (as 'idtx serve --mock' trusts them)")
 	f.StringVar(&o.config, "config", "", "server config whose trusted IDPs verify the token")
 	f.StringVar(&o.audience, "audience", "", "require this audience")
-	f.StringVar(&o.at, "at", "", "check and describe times as of this RFC 3339 instant (default now)")
+	f.StringVar(&o.at, "at", "", "check and describe times as of this instant: RFC 3339, a date, or an offset such as -1h (default now)")
 	f.StringVarP(&o.output, "output", "o", "text", "output: text or json")
 	f.StringVar(&o.tokenType, "token-type", "", "type to verify the token as (default by its shape; with --config)")
 	registerTokenTypeCompletion(c, "token-type")
+	completeWords(c, []string{"text", "json"}, "output")
 	return c
 }
 
-// inspection is what inspect prints, in text or JSON.
+// inspection is what inspect prints, in text or JSON: keys are
+// lowercase snake_case for both JWTs and SAML.
 type inspection struct {
 	Format   string            `json:"format"`
 	Verified bool              `json:"verified"`
 	IDP      string            `json:"idp,omitempty"`
+	Expired  bool              `json:"expired"`
 	Header   map[string]any    `json:"header,omitempty"`
 	Claims   map[string]any    `json:"claims,omitempty"`
-	SAML     *idp.Assertion    `json:"saml,omitempty"`
+	SAML     *samlView         `json:"saml,omitempty"`
 	Times    map[string]timeAt `json:"times"`
+
+	assertion *idp.Assertion
+}
+
+// samlView is an assertion's fields as inspect -o json shows them.
+type samlView struct {
+	Version            int                 `json:"version"`
+	ID                 string              `json:"id"`
+	Issuer             string              `json:"issuer"`
+	Subject            string              `json:"subject"`
+	Audiences          []string            `json:"audiences"`
+	Attributes         map[string][]string `json:"attributes"`
+	SignedBy           string              `json:"signed_by"`
+	SignatureAlgorithm string              `json:"signature_algorithm,omitempty"`
+	DigestAlgorithm    string              `json:"digest_algorithm,omitempty"`
+	CertFingerprint    string              `json:"cert_fingerprint,omitempty"`
+}
+
+// samlTimes are the SAML times, by their JSON key, with their text label.
+var samlTimes = []struct{ key, label string }{
+	{"issue_instant", "IssueInstant"},
+	{"not_before", "NotBefore"},
+	{"not_on_or_after", "NotOnOrAfter"},
+	{"subject_confirmation_not_on_or_after", "SubjectConfirmation NotOnOrAfter"},
 }
 
 type timeAt struct {
@@ -104,13 +145,13 @@ func runInspect(ctx context.Context, o *inspectOptions, arg string) error {
 	}
 	now := time.Now()
 	if o.at != "" {
-		t, err := time.Parse(time.RFC3339, o.at)
+		t, err := parseTime("--at", o.at, now)
 		if err != nil {
-			return usageError("--at: %v", err)
+			return err
 		}
 		now = t
 	}
-	token, err := readValue(arg, o.io.In)
+	token, err := readToken(arg, o.io.In)
 	if err != nil {
 		return err
 	}
@@ -125,7 +166,11 @@ func runInspect(ctx context.Context, o *inspectOptions, arg string) error {
 		for _, k := range []string{"exp", "iat", "nbf", "auth_time"} {
 			if n, ok := in.Claims[k].(json.Number); ok {
 				if f, err := n.Float64(); err == nil {
-					in.Times[k] = describe(k, time.Unix(int64(f), 0), now)
+					t := time.Unix(int64(f), 0)
+					in.Times[k] = describe(k, t, now)
+					if k == "exp" && !now.Before(t) {
+						in.Expired = true
+					}
 				}
 			}
 		}
@@ -135,10 +180,18 @@ func runInspect(ctx context.Context, o *inspectOptions, arg string) error {
 		if err != nil {
 			return usageError("not a usable SAML assertion: %v", err)
 		}
-		in.SAML = a
-		for k, t := range map[string]time.Time{"IssueInstant": a.IssueInstant, "NotBefore": a.NotBefore, "NotOnOrAfter": a.NotOnOrAfter, "SubjectConfirmation NotOnOrAfter": a.BearerNotOnOrAfter} {
+		in.assertion = a
+		in.SAML = &samlView{
+			Version: a.Version, ID: a.ID, Issuer: a.Issuer, Subject: a.Subject, Audiences: a.Audiences,
+			Attributes: a.Attributes, SignedBy: a.SignedBy, SignatureAlgorithm: a.SignatureAlgorithm,
+			DigestAlgorithm: a.DigestAlgorithm, CertFingerprint: a.CertFingerprint,
+		}
+		for k, t := range map[string]time.Time{"issue_instant": a.IssueInstant, "not_before": a.NotBefore, "not_on_or_after": a.NotOnOrAfter, "subject_confirmation_not_on_or_after": a.BearerNotOnOrAfter} {
 			if !t.IsZero() {
 				in.Times[k] = describe(k, t, now)
+				if strings.HasSuffix(k, "not_on_or_after") && !now.Before(t) {
+					in.Expired = true
+				}
 			}
 		}
 	case idp.FormatJWE:
@@ -153,11 +206,19 @@ func runInspect(ctx context.Context, o *inspectOptions, arg string) error {
 			if errors.As(err, &ue) {
 				return err
 			}
-			return rejectedError(fmt.Errorf("verification failed: %w", err))
+			err = fmt.Errorf("verification failed: %w", err)
+			if o.output == "json" {
+				// The refusal as an OAuth error object (RFC 6750 §3.1),
+				// for scripts; the exit code still says 3.
+				if werr := writeJSON(o.io, map[string]string{"error": "invalid_token", "error_description": err.Error()}); werr != nil {
+					return werr
+				}
+			}
+			return rejectedError(err)
 		}
 		in.Verified, in.IDP = true, id.IDP
-	} else if o.jwks != "" || o.issuer != "" || o.cert != "" || o.config != "" {
-		return usageError("--jwks, --issuer, --cert and --config are for --verify")
+	} else if o.jwks != "" || o.issuer != "" || o.cert != "" || o.config != "" || o.mock {
+		return usageError("--jwks, --issuer, --cert, --config and --mock are for --verify")
 	}
 	if o.output == "json" {
 		return writeJSON(o.io, in)
@@ -195,8 +256,14 @@ func (o *inspectOptions) verifyToken(ctx context.Context, token string, format i
 	if o.audience != "" {
 		audiences = []string{o.audience}
 	}
-	if o.config != "" {
-		cfg, err := config.LoadFile(o.config)
+	if o.config != "" || o.mock {
+		var cfg *config.Config
+		var err error
+		if o.mock {
+			cfg, err = mockidp.Config()
+		} else {
+			cfg, err = config.LoadFile(o.config)
+		}
 		if err != nil {
 			return nil, usageError("%w", err)
 		}
@@ -212,23 +279,29 @@ func (o *inspectOptions) verifyToken(ctx context.Context, token string, format i
 	}
 	if format == idp.FormatSAML2 || format == idp.FormatSAML1 {
 		if o.cert == "" {
-			return nil, usageError("--verify of a SAML assertion needs --cert FILE or --config FILE")
+			return nil, usageError("--verify of a SAML assertion needs --cert FILE, --config FILE or --mock")
 		}
 		data, err := os.ReadFile(o.cert)
 		if err != nil {
 			return nil, usageError("%v", err)
 		}
-		certs, err := idp.ParseCertificates(data)
-		if err != nil {
-			return nil, usageError("--cert %s: %v", o.cert, err)
-		}
 		a, _ := idp.InspectSAML(token)
-		if audiences == nil {
-			audiences = a.Audiences // no --audience: any the assertion names
-		}
 		issuer := a.Issuer
 		if o.issuer != "" {
 			issuer = o.issuer
+		}
+		certs, err := idp.ParseCertificates(data)
+		if err != nil {
+			// Not PEM: perhaps the IDP's SAML metadata, whose entityID
+			// is then the issuer the assertion must name.
+			entityID, mc, merr := idp.MetadataCertificates(data)
+			if merr != nil {
+				return nil, usageError("--cert %s holds neither PEM certificates (%v) nor SAML metadata (%v)", o.cert, err, merr)
+			}
+			certs, issuer = mc, entityID
+		}
+		if audiences == nil {
+			audiences = a.Audiences // no --audience: any the assertion names
 		}
 		v, err := idp.NewSAML(idp.SAMLConfig{
 			Name: "--cert", Issuer: issuer, Certificates: certs, Audiences: audiences,
@@ -254,7 +327,7 @@ func (o *inspectOptions) verifyToken(ctx context.Context, token string, format i
 	case o.issuer != "":
 		keys = idp.DiscoveredKeys(ctx, o.issuer, client)
 	default:
-		return nil, usageError("--verify of a JWT needs --jwks URL|FILE, --issuer URL or --config FILE")
+		return nil, usageError("--verify of a JWT needs --jwks URL|FILE, --issuer URL, --config FILE or --mock")
 	}
 	if err != nil {
 		return nil, usageError("--jwks: %v", err)
@@ -305,7 +378,7 @@ func describe(name string, t, now time.Time) timeAt {
 	switch {
 	case d >= time.Second:
 		phrase = "in " + humanDuration(d)
-	case d <= -time.Second && (name == "exp" || name == "NotOnOrAfter" || strings.HasSuffix(name, "NotOnOrAfter")):
+	case d <= -time.Second && (name == "exp" || strings.HasSuffix(name, "not_on_or_after")):
 		phrase = "expired " + humanDuration(-d) + " ago"
 	case d <= -time.Second:
 		phrase = humanDuration(-d) + " ago"
@@ -371,13 +444,13 @@ func printInspection(io *IO, in *inspection) {
 		}
 		return
 	}
-	a := in.SAML
+	a := in.assertion
 	field("issuer", a.Issuer)
 	field("subject", a.Subject)
 	field("id", a.ID)
-	for _, k := range []string{"IssueInstant", "NotBefore", "NotOnOrAfter", "SubjectConfirmation NotOnOrAfter"} {
-		if t, ok := in.Times[k]; ok {
-			timeField(k, t)
+	for _, k := range samlTimes {
+		if t, ok := in.Times[k.key]; ok {
+			timeField(k.label, t)
 		}
 	}
 	field("audiences", strings.Join(a.Audiences, ", "))

@@ -20,6 +20,7 @@ type mockTokenOptions struct {
 	ttl    time.Duration
 	claims []string
 	mayAct string
+	at     string
 }
 
 func newMockCmd(io *IO) *cobra.Command {
@@ -51,7 +52,8 @@ subject_token_type access_token.`,
   $ idtx mock token --claim groups='["admins"]' --claim email=alice@example.com
   $ idtx mock token --sub alice --may-act gateway
   $ idtx mock token --format saml2 --sub bob --claim groups='["ops","dev"]'
-  $ idtx mock token --format opaque --sub alice --scope orders:read`,
+  $ idtx mock token --format opaque --sub alice --scope orders:read
+  $ idtx mock token --at 2025-01-01T12:00:00Z   # for idtx serve --mock --clock 2025-01-01T12:00:00Z`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error { return runMockToken(o) },
 	}
@@ -63,6 +65,8 @@ subject_token_type access_token.`,
 	f.DurationVar(&o.ttl, "ttl", mockidp.DefaultTTL, "lifetime")
 	f.StringArrayVar(&o.claims, "claim", nil, "extra claim k=v, repeatable; v may be JSON")
 	f.StringVar(&o.mayAct, "may-act", "", "add a may_act claim naming this actor subject (delegation)")
+	f.StringVar(&o.at, "at", "", "mint as of this instant (for 'idtx serve --clock'): RFC 3339, a date, or an offset such as -24h")
+	completeWords(c, []string{"jwt", "saml2", "saml1", "opaque"}, "format")
 	return c
 }
 
@@ -75,6 +79,11 @@ func runMockToken(o *mockTokenOptions) error {
 		return err
 	}
 	opts := mockidp.TokenOptions{Sub: o.sub, Aud: o.aud, Scope: o.scope, TTL: o.ttl, MayAct: o.mayAct, Claims: claims}
+	if o.at != "" {
+		if opts.Now, err = parseTime("--at", o.at, time.Now()); err != nil {
+			return err
+		}
+	}
 	var tok string
 	switch o.format {
 	case "jwt":

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -20,6 +21,7 @@ type profileOptions struct {
 	authMethod       string
 	keyFile          string
 	clientSecretFile string
+	secretStore      string
 	output           string
 }
 
@@ -27,12 +29,16 @@ func newProfileCmd(io *IO) *cobra.Command {
 	o := &profileOptions{io: io}
 	c := &cobra.Command{
 		Use:   "profile",
-		Short: "Named STS profiles; secrets in the OS keyring",
+		Short: "Named STS profiles; secrets in the OS keyring or a 0600 file",
 		Long: `Save an STS, client id and authentication method under a name, for
 'idtx exchange --profile NAME'. The non-secret fields go to
-$XDG_CONFIG_HOME/idtx/profiles.yaml; a client secret goes to the OS keyring
-(service "idtx"), read from --client-secret-file or stdin, never from a
-flag, and never printed. Keys for private_key_jwt are referenced by path.`,
+$XDG_CONFIG_HOME/idtx/profiles.yaml. A client secret, read from
+--client-secret-file, IDTX_CLIENT_SECRET or a no-echo prompt (never from
+a flag, and never printed), goes to the OS keyring (service "idtx"); where
+no keyring answers (CI, containers, WSL), or with --secret-store file, to
+a secrets file of mode 0600 ($IDTX_HOME/secrets.yaml, else secrets.yaml
+next to profiles.yaml), with a warning. Keys for private_key_jwt are
+referenced by path. See docs/cli.md.`,
 		Args: noArgs,
 	}
 	add := &cobra.Command{
@@ -48,7 +54,10 @@ flag, and never printed. Keys for private_key_jwt are referenced by path.`,
 	add.Flags().StringVar(&o.clientID, "client-id", "", "client id")
 	add.Flags().StringVar(&o.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none (default by what is given)")
 	add.Flags().StringVar(&o.keyFile, "key-file", "", "private key (PEM) for private_key_jwt, kept by path")
-	add.Flags().StringVar(&o.clientSecretFile, "client-secret-file", "", "file holding the client secret, or - for stdin")
+	add.Flags().StringVar(&o.clientSecretFile, "client-secret-file", "", "file holding the client secret, or - for stdin (default IDTX_CLIENT_SECRET)")
+	add.Flags().StringVar(&o.secretStore, "secret-store", "", "where the secret goes: keyring or file (default the keyring when one answers, else the file)")
+	completeWords(add, authMethods, "auth-method")
+	completeWords(add, []string{profile.StoreKeyring, profile.StoreFile}, "secret-store")
 
 	list := &cobra.Command{
 		Use:     "list [-o text|json]",
@@ -87,10 +96,7 @@ flag, and never printed. Keys for private_key_jwt are referenced by path.`,
 			if o.output == "json" {
 				return writeJSON(o.io, p)
 			}
-			secret := "none"
-			if p.HasSecret {
-				secret = "in the OS keyring (service idtx)"
-			}
+			secret := p.SecretLocation()
 			fmt.Fprintf(o.io.Out, "name:         %s\nsts:          %s\nclient_id:    %s\nauth_method:  %s\n", safeText(p.Name), safeText(p.STS), safeText(p.ClientID), safeText(p.AuthMethod))
 			if p.KeyFile != "" {
 				fmt.Fprintf(o.io.Out, "key_file:     %s\n", safeText(p.KeyFile))
@@ -106,6 +112,9 @@ flag, and never printed. Keys for private_key_jwt are referenced by path.`,
 		Args:    exactArgs(1, "one NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if err := profile.Remove(args[0]); err != nil {
+				if errors.Is(err, profile.ErrNotFound) {
+					return usageError("%v", err) // as profile show: exit 2
+				}
 				return err
 			}
 			fmt.Fprintf(o.io.Err, "removed profile %s\n", args[0])
@@ -114,6 +123,7 @@ flag, and never printed. Keys for private_key_jwt are referenced by path.`,
 	}
 	for _, sub := range []*cobra.Command{list, show} {
 		sub.Flags().StringVarP(&o.output, "output", "o", "text", "output: text or json")
+		completeWords(sub, []string{"text", "json"}, "output")
 	}
 	for _, sub := range []*cobra.Command{show, remove} {
 		sub.ValidArgsFunction = func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -136,31 +146,56 @@ func runProfileAdd(o *profileOptions, name string) error {
 	if err := profile.CheckName(name); err != nil {
 		return usageError("%v", err)
 	}
+	switch o.secretStore {
+	case "", profile.StoreKeyring, profile.StoreFile:
+	default:
+		return usageError("--secret-store %q is not one of keyring, file", o.secretStore)
+	}
+	// A secret given by file or environment is read now, so that it is
+	// never silently dropped by the method chosen below.
+	var secret, secretFrom string
+	switch {
+	case o.clientSecretFile != "":
+		var err error
+		if secret, err = readSecret(o); err != nil {
+			return err
+		}
+		secretFrom = "--client-secret-file"
+	case os.Getenv("IDTX_CLIENT_SECRET") != "":
+		secret, secretFrom = os.Getenv("IDTX_CLIENT_SECRET"), "IDTX_CLIENT_SECRET"
+	}
 	method := o.authMethod
 	if method == "" {
 		switch {
 		case o.keyFile != "":
 			method = exchange.AuthPrivateKeyJWT
-		case o.clientSecretFile != "":
+		case secret != "":
 			method = exchange.AuthClientSecretBasic
-		default:
-			method = exchange.AuthNone
+		case o.clientID != "":
+			if !isTerminal(o.io.In) {
+				return usageError("--client-id %s without a secret: give --client-secret-file FILE|-, IDTX_CLIENT_SECRET, or --auth-method none for a public client", o.clientID)
+			}
+			method = exchange.AuthClientSecretBasic // prompted for below
 		}
 	}
 	p := &profile.Profile{Name: name, STS: o.sts, ClientID: o.clientID, AuthMethod: method}
-	var secret string
 	switch method {
 	case exchange.AuthClientSecretBasic, exchange.AuthClientSecretPost:
 		if o.clientID == "" {
 			return usageError("%s needs --client-id", method)
 		}
-		var err error
-		if secret, err = readSecret(o); err != nil {
-			return err
+		if secret == "" {
+			var err error
+			if secret, err = readSecret(o); err != nil {
+				return err
+			}
 		}
 	case exchange.AuthPrivateKeyJWT:
 		if o.clientID == "" || o.keyFile == "" {
 			return usageError("private_key_jwt needs --client-id and --key-file")
+		}
+		if secret != "" {
+			return usageError("private_key_jwt signs with --key-file, but a client secret was given by %s: drop one of them", secretFrom)
 		}
 		abs, err := absPath(o.keyFile)
 		if err != nil {
@@ -168,18 +203,45 @@ func runProfileAdd(o *profileOptions, name string) error {
 		}
 		p.KeyFile = abs
 	case exchange.AuthNone:
+		if secret != "" {
+			return usageError("--auth-method none, but a client secret was given by %s: drop one of them", secretFrom)
+		}
+		if o.clientID == "" {
+			return usageError("--auth-method none needs --client-id (a public client still names itself)")
+		}
+	case "":
+		// No client: exchange uses the mock's demo client, and only
+		// against an idtx mock.
 	default:
-		return usageError("--auth-method %q is not one of client_secret_basic, client_secret_post, private_key_jwt, none", method)
+		return usageError("--auth-method %q is not one of %s", method, strings.Join(authMethods, ", "))
 	}
-	if err := profile.Add(p, secret); err != nil {
+	store, err := profile.Add(p, secret, o.secretStore)
+	if err != nil {
 		return err
 	}
 	where := ""
-	if secret != "" {
+	switch store {
+	case profile.StoreKeyring:
 		where = ", secret in the OS keyring"
+	case profile.StoreFile:
+		path, _ := profile.SecretsPath()
+		why := "no OS keyring answered"
+		if o.secretStore == profile.StoreFile {
+			why = "--secret-store file"
+		}
+		fmt.Fprintf(o.io.Err, "idtx: warning: %s: the secret of profile %s is kept in %s (mode 0600, readable by whoever can read your files)\n", why, name, path)
+		where = ", secret in " + path
+	}
+	if method == "" {
+		method = "no client"
 	}
 	fmt.Fprintf(o.io.Err, "saved profile %s (%s%s)\n", name, method, where)
 	return nil
+}
+
+func isTerminal(r any) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // readSecret reads the secret from --client-secret-file, or stdin (with a
@@ -191,10 +253,16 @@ func readSecret(o *profileOptions) (string, error) {
 	case o.clientSecretFile != "":
 		return readValue("@"+o.clientSecretFile, o.io.In)
 	}
-	if f, ok := o.io.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(o.io.Err, "client secret: ")
+	return promptSecret(o.io, "client secret: ")
+}
+
+// promptSecret reads a secret from stdin: with a prompt and no echo on a
+// terminal, else the whole of stdin.
+func promptSecret(io *IO, prompt string) (string, error) {
+	if f, ok := io.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(io.Err, prompt)
 		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(o.io.Err)
+		fmt.Fprintln(io.Err)
 		if err != nil {
 			return "", usageError("read secret: %v", err)
 		}
@@ -203,5 +271,5 @@ func readSecret(o *profileOptions) (string, error) {
 		}
 		return "", usageError("empty secret")
 	}
-	return readValue("-", o.io.In)
+	return readValue("-", io.In)
 }

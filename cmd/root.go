@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes (CONTRACT §3).
+// Exit codes (docs/cli.md).
 const (
 	ExitOK          = 0
 	ExitFailure     = 1
@@ -98,7 +98,9 @@ identity providers, and the tools to see why an exchange failed.`,
   $ idtx consent grant --user bob --service billing-api --scope billing:read`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildVersion().Version,
 	}
+	root.SetVersionTemplate(buildVersion().String())
 	root.SetIn(io.In)
 	root.SetOut(io.Out)
 	root.SetErr(io.Err)
@@ -109,6 +111,7 @@ identity providers, and the tools to see why an exchange failed.`,
 		newServeCmd(io),
 		newExchangeCmd(io),
 		newInspectCmd(io),
+		newIntrospectCmd(io),
 		newProfileCmd(io),
 		newMockCmd(io),
 		newConsentCmd(io),
@@ -116,6 +119,7 @@ identity providers, and the tools to see why an exchange failed.`,
 		newConfigCmd(io),
 		newExplainCmd(io),
 		newWalkCmd(io),
+		newSecretCmd(io),
 		newVersionCmd(io),
 	)
 	return root

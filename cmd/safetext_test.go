@@ -151,7 +151,7 @@ func TestExchangeHostileSTSIsEscaped(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := hostileSTS(t, tc.status, tc.ctype, tc.body)
-			out, errOut, code := run(t, append([]string{"exchange", "--sts", srv.URL + "/token", "--subject-token", subject}, tc.args...)...)
+			out, errOut, code := run(t, append([]string{"exchange", "--client-id", "c", "--auth-method", "none", "--sts", srv.URL + "/token", "--subject-token", subject}, tc.args...)...)
 			if code != tc.code || !strings.Contains(errOut, tc.want) {
 				t.Errorf("exit %d, want %d; stderr lacks %q:\n%q", code, tc.code, tc.want, errOut)
 			}
@@ -172,7 +172,7 @@ func TestExchangeHostileSTSIsEscaped(t *testing.T) {
 	srv := hostileSTS(t, 200, "application/json",
 		`{"access_token":`+jsonString(token)+`,"token_type":"Bearer","scope":`+jsonString(hostile)+`,"note":"`+"\u202e\u0085\x7f"+`"}`)
 	for _, o := range []string{"json", "claims"} {
-		out, errOut, code := run(t, "exchange", "--sts", srv.URL+"/token", "--subject-token", subject, "-o", o)
+		out, errOut, code := run(t, "exchange", "--client-id", "c", "--auth-method", "none", "--sts", srv.URL+"/token", "--subject-token", subject, "-o", o)
 		if code != 0 {
 			t.Fatalf("-o %s: exit %d %s", o, code, errOut)
 		}
@@ -187,13 +187,13 @@ func TestExchangeHostileSTSIsEscaped(t *testing.T) {
 		}
 	}
 	// The same token printed raw with -o token: it is VSCHAR only.
-	if out, errOut, code := run(t, "exchange", "--sts", srv.URL+"/token", "--subject-token", subject); code != 0 || out != token {
+	if out, errOut, code := run(t, "exchange", "--client-id", "c", "--auth-method", "none", "--sts", srv.URL+"/token", "--subject-token", subject); code != 0 || out != token {
 		t.Errorf("-o token: exit %d %q %s", code, out, errOut)
 	}
 
 	// Metadata naming a token endpoint with controls in it.
 	meta := hostileSTS(t, 200, "application/json", `{"issuer":"x","token_endpoint":`+jsonString("http://127.0.0.1:1/"+hostile)+`}`)
-	_, errOut, code := run(t, "exchange", "--sts", meta.URL, "--subject-token", subject)
+	_, errOut, code := run(t, "exchange", "--client-id", "c", "--auth-method", "none", "--sts", meta.URL, "--subject-token", subject)
 	if code == 0 || strings.Contains(errOut, "\x1b") {
 		t.Errorf("hostile metadata: exit %d %q", code, errOut)
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,6 +85,8 @@ func TestScripts(t *testing.T) {
 			"gen-client-key": cmdGenClientKey,
 			"mock-cert":      cmdMockCert,
 			"sleep":          cmdSleep,
+			"mode-is":        cmdModeIs,
+			"hostport":       cmdHostPort,
 		},
 	})
 }
@@ -183,4 +186,28 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 	d, err := time.ParseDuration(args[0])
 	ts.Check(err)
 	time.Sleep(d)
+}
+
+// mode-is FILE MODE asserts a file's permission bits (octal).
+func cmdModeIs(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: mode-is FILE MODE")
+	}
+	info, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	want, err := strconv.ParseUint(args[1], 8, 32)
+	ts.Check(err)
+	if got := info.Mode().Perm(); uint64(got) != want {
+		ts.Fatalf("%s has mode %04o, want %04o", args[0], got, want)
+	}
+}
+
+// hostport VAR URL sets $VAR to the host:port of URL.
+func cmdHostPort(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: hostport VAR URL")
+	}
+	u, err := url.Parse(args[1])
+	ts.Check(err)
+	ts.Setenv(args[0], u.Host)
 }

@@ -2,14 +2,17 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,12 +59,13 @@ docs/explain.md).`,
 		RunE: func(c *cobra.Command, _ []string) error { return runServe(c.Context(), o) },
 	}
 	f := c.Flags()
-	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on (port 0 picks a free one)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on: host:port, :port (every interface) or a port (loopback); port 0 picks a free one")
 	f.StringVar(&o.configFile, "config", "", "server config file (YAML)")
 	f.BoolVar(&o.mock, "mock", false, "run with the built-in mock IDP, clients and services")
 	f.StringVar(&o.store, "store", "", "store URL: sqlite:PATH, memory: or postgres://... shared by replicas (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db)")
-	f.StringVar(&o.clock, "clock", "", "start the server's clock at this RFC 3339 instant (to replay recorded tokens)")
+	f.StringVar(&o.clock, "clock", "", "start the server's clock at this instant, RFC 3339 or an offset such as -24h (to replay recorded tokens)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	completeWords(c, []string{"text", "json"}, "log-format")
 	return c
 }
 
@@ -69,16 +73,16 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.mock == (o.configFile != "") {
 		return usageError("give exactly one of --mock or --config FILE")
 	}
-	var handler slog.Handler
+	var logHandler slog.Handler
 	switch o.logFormat {
 	case "text":
-		handler = slog.NewTextHandler(o.io.Err, nil)
+		logHandler = slog.NewTextHandler(o.io.Err, nil)
 	case "json":
-		handler = slog.NewJSONHandler(o.io.Err, nil)
+		logHandler = slog.NewJSONHandler(o.io.Err, nil)
 	default:
 		return usageError("--log-format must be text or json, not %q", o.logFormat)
 	}
-	log := slog.New(handler)
+	log := slog.New(logHandler)
 	if !envSet("GOGC") {
 		// The STS's live heap is a few MiB and every exchange allocates
 		// ~30 KiB of short-lived garbage: collecting at 4x the live heap
@@ -87,9 +91,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	clock := time.Now
 	if o.clock != "" {
-		start, err := time.Parse(time.RFC3339, o.clock)
+		start, err := parseTime("--clock", o.clock, time.Now())
 		if err != nil {
-			return usageError("--clock: %v", err)
+			return err
 		}
 		base := time.Now()
 		clock = func() time.Time { return start.Add(time.Since(base)) }
@@ -106,12 +110,13 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return usageError("%w", err)
 	}
 
-	ln, err := net.Listen("tcp", o.listen)
+	addr := listenAddr(o.listen)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return listenError(err, addr)
 	}
 	defer ln.Close()
-	base := "http://" + ln.Addr().String()
+	base := baseURL(ln.Addr())
 	if cfg.Issuer == "" {
 		cfg.Issuer = base
 	}
@@ -195,14 +200,18 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	// The mock's traces are open to loopback callers; a configured
 	// server's need client authentication (docs/explain.md).
 	h.EnableTraces(traces, o.mock)
+	var handler http.Handler = h
+	if o.mock {
+		handler = markMock(h)
+	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(logHandler, slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -210,10 +219,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		// Keep stderr one JSON record a line for log collectors.
 		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", storeURL, "signing_key", keyFile, "mock", o.mock)
 	} else {
-		printBanner(o, cfg.Issuer, storeURL, keyFile, traces)
+		printBanner(o, base, cfg.Issuer, storeURL, keyFile, traces)
 	}
 	if o.ready != nil {
-		o.ready("http://" + ln.Addr().String())
+		o.ready(base)
 	}
 
 	select {
@@ -240,13 +249,19 @@ func warnNoKEK(io *IO) {
 // signing key, apart from the key a configured server generates.
 const mockKeyDir = "mock"
 
-func printBanner(o *serveOptions, base, storeURL, keyFile string, traces int) {
+func printBanner(o *serveOptions, base, issuer, storeURL, keyFile string, traces int) {
 	w := o.io.Err
 	mode := "config " + o.configFile
 	if o.mock {
 		mode = "mock"
 	}
 	fmt.Fprintf(w, "idtx STS (%s) listening on %s\n", mode, base)
+	if issuer != base {
+		fmt.Fprintf(w, "  issuer      %s (iss of issued tokens; its metadata names endpoints under it)\n", issuer)
+	}
+	if o.clock != "" {
+		fmt.Fprintf(w, "  clock       started at %s (--clock), running on\n", o.clock)
+	}
 	fmt.Fprintf(w, "  token       POST %s/token\n", base)
 	fmt.Fprintf(w, "  introspect  POST %s/introspect\n", base)
 	fmt.Fprintf(w, "  metadata    GET  %s/.well-known/oauth-authorization-server\n", base)
@@ -275,7 +290,7 @@ func printBanner(o *serveOptions, base, storeURL, keyFile string, traces int) {
 	if base != DefaultSTS {
 		sts = " --sts " + base
 	}
-	fmt.Fprintf(w, "or:\n  %s exchange%s --subject-token \"$(%s mock token --sub alice)\" --audience billing-api --scope billing:read\n\n", self, sts, self)
+	fmt.Fprintf(w, "or:\n  %s exchange%s --subject-token \"$(%s mock token --sub alice)\" --audience billing-api --scope billing:read\n", self, sts, self)
 }
 
 // selfCommand is how the user can run idtx again: "go run ." when this
@@ -285,4 +300,53 @@ func selfCommand() string {
 		return "go run ."
 	}
 	return "idtx"
+}
+
+// markMock adds "idtx_mock": true to the mock's RFC 8414 metadata (§2
+// allows additional members), so that `idtx exchange` with no client
+// sends the public demo client only to an idtx mock.
+func markMock(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || (r.URL.Path != "/.well-known/oauth-authorization-server" && r.URL.Path != "/.well-known/openid-configuration") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		var doc map[string]any
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &doc) != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		doc["idtx_mock"] = true
+		body, _ := json.MarshalIndent(doc, "", "  ")
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.Write(body)
+	})
+}
+
+// listenAddr accepts a bare port ("9090": loopback only, the safe
+// default) besides host:port and ":port" (every interface).
+func listenAddr(listen string) string {
+	if _, err := strconv.Atoi(listen); err == nil {
+		return net.JoinHostPort("127.0.0.1", listen)
+	}
+	return listen
+}
+
+// baseURL is a URL a client on this machine can use for addr: an
+// unspecified address (0.0.0.0, ::) is reached at 127.0.0.1, never at
+// http://[::]:9090.
+func baseURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"encoding/pem"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,19 +21,39 @@ func TestExchangeCACert(t *testing.T) {
 	defer srv.Close()
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
-	args := []string{"exchange", "--sts", srv.URL + "/token", "--subject-token", "x", "--audience", "a"}
+	args := []string{"exchange", "--client-id", "c", "--auth-method", "none", "--sts", srv.URL + "/token", "--subject-token", "x", "--audience", "a"}
 
 	out, errOut, code := run(t, append(args, "--cacert", ca)...)
 	if code != 0 || out != "issued" {
 		t.Fatalf("with --cacert: exit %d, %q, %s", code, out, errOut)
 	}
 	_, errOut, code = run(t, args...)
-	if code != ExitUnreachable || !strings.Contains(errOut, "certificate") {
+	if code != ExitUnreachable || !strings.Contains(errOut, "presents a certificate signed by an authority this system does not trust: give its CA certificate with --cacert FILE") {
 		t.Fatalf("without --cacert: exit %d, %s", code, errOut)
 	}
 	_, errOut, code = run(t, append(args, "--cacert", filepath.Join(t.TempDir(), "none.pem"))...)
 	if code != ExitUsage || !strings.Contains(errOut, "no such file") {
 		t.Fatalf("missing --cacert file: exit %d, %s", code, errOut)
+	}
+}
+
+// An STS that never answers: exit 4, "no answer from HOST within T".
+func TestExchangeTimeout(t *testing.T) {
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		select { // hangs until the client gives up, or the test ends
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	defer srv.Close()
+	defer close(done)
+	_, errOut, code := run(t, "exchange", "--client-id", "c", "--auth-method", "none", "--sts", srv.URL+"/token",
+		"--subject-token", "x", "--audience", "a", "--timeout", "200ms")
+	want := "idtx: no answer from " + strings.TrimPrefix(srv.URL, "http://") + " within 200ms (raise --timeout if it is slow)"
+	if code != ExitUnreachable || !strings.Contains(errOut, want) {
+		t.Fatalf("exit %d, %s; want 4 and %q", code, errOut, want)
 	}
 }
 

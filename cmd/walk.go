@@ -9,7 +9,6 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/idtx/idtx/tui"
 )
@@ -50,6 +49,7 @@ trace as text or JSON anywhere (docs/explain.md).`,
 	f.StringVar(&o.sts, "sts", "", "list the exchanges of a running idtx STS instead")
 	f.StringVar(&o.cacert, "cacert", "", "with --sts: PEM file of CA certificates to trust")
 	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
+	completeWords(c, authMethods, "auth-method")
 	return c
 }
 
@@ -103,9 +103,4 @@ func runWalk(c *cobra.Command, o *walkOptions) error {
 		return err
 	}
 	return nil
-}
-
-func isTerminal(v any) bool {
-	f, ok := v.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -274,7 +275,9 @@ func Parse(data []byte, dir string, readFile func(string) ([]byte, error)) (*Con
 			return nil, Problems{err.Error()}
 		}
 		// yaml.v3 decodes what it can and collects every unknown key.
-		problems = append(problems, te.Errors...)
+		for _, e := range te.Errors {
+			problems = append(problems, humanDecodeError(e))
+		}
 	}
 	c.ReadFile = readFile
 	c.Dir = dir
@@ -284,6 +287,17 @@ func Parse(data []byte, dir string, readFile func(string) ([]byte, error)) (*Con
 		return &c, problems
 	}
 	return &c, nil
+}
+
+var badDuration = regexp.MustCompile("^(line \\d+: )cannot unmarshal !!\\w+ `(.*)` into time\\.Duration$")
+
+// humanDecodeError says a decoding error in the config's words: a bad
+// duration is shown with examples of good ones.
+func humanDecodeError(e string) string {
+	if m := badDuration.FindStringSubmatch(e); m != nil {
+		return fmt.Sprintf("%s%q is not a duration: write a number with a unit, such as 90s, 5m or 1h30m", m[1], m[2])
+	}
+	return e
 }
 
 func (c *Config) applyDefaults() {

@@ -402,3 +402,11 @@ workflows:
 		}
 	}
 }
+
+func TestBadDurationIsSaidPlainly(t *testing.T) {
+	_, err := config.Parse([]byte("services:\n  - name: a\n    scopes: {x: {}}\n    token_lifetime: 5 min\n"), "", nil)
+	want := `line 4: "5 min" is not a duration: write a number with a unit, such as 90s, 5m or 1h30m`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+}

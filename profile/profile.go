@@ -1,7 +1,9 @@
 // Package profile keeps named STS profiles for `idtx exchange --profile`:
 // the non-secret fields in $XDG_CONFIG_HOME/idtx/profiles.yaml, the client
-// secret in the OS keyring (service "idtx"), never in the file. It is its
-// own package because it is the one place idtx stores a credential.
+// secret in the OS keyring (service "idtx") or, where no keyring answers
+// (CI runners, containers, WSL), in a separate secrets file of mode 0600
+// (see docs/cli.md). It is its own package because it is the one place
+// idtx stores a credential.
 package profile
 
 import (
@@ -30,16 +32,24 @@ type Profile struct {
 	// KeyFile is the private key for private_key_jwt, by path: keyrings
 	// cap value sizes, and a key file has its own permissions.
 	KeyFile string `yaml:"key_file,omitempty" json:"key_file,omitempty"`
-	// HasSecret records that a secret was put in the keyring.
+	// HasSecret records that a secret was stored for the profile.
 	HasSecret bool `yaml:"has_secret,omitempty" json:"has_secret"`
+	// SecretStore is where the secret is: StoreKeyring or StoreFile.
+	SecretStore string `yaml:"secret_store,omitempty" json:"secret_store,omitempty"`
 }
+
+// Secret stores.
+const (
+	StoreKeyring = "keyring"
+	StoreFile    = "file"
+)
 
 type file struct {
 	Profiles map[string]*Profile `yaml:"profiles"`
 }
 
 // ErrNoKeyring is returned when the OS has no usable keyring.
-var ErrNoKeyring = errors.New("no OS keyring is available (on Linux, a Secret Service such as gnome-keyring); give the secret with IDTX_CLIENT_SECRET or --client-secret-file instead")
+var ErrNoKeyring = errors.New("no OS keyring is available (on Linux, a Secret Service such as gnome-keyring); use --secret-store file, or give the secret with IDTX_CLIENT_SECRET or --client-secret-file instead")
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
@@ -129,33 +139,77 @@ func Get(name string) (*Profile, error) {
 	}
 	p, ok := f.Profiles[name]
 	if !ok {
-		return nil, fmt.Errorf("no profile %q in %s", name, path)
+		return nil, fmt.Errorf("%w: no profile %q in %s", ErrNotFound, name, path)
 	}
 	return p, nil
 }
 
-// Add saves p, replacing a profile of the same name, and puts secret (if
-// any) in the keyring first, so that a keyring failure leaves nothing
-// half-written.
-func Add(p *Profile, secret string) error {
+// Add saves p, replacing a profile of the same name, and stores secret
+// (if any) first, so that a failure leaves nothing half-written. store is
+// StoreKeyring, StoreFile, or "" for the keyring when one answers and
+// the secrets file otherwise. It returns the store used ("" for no secret).
+func Add(p *Profile, secret, store string) (string, error) {
 	if err := CheckName(p.Name); err != nil {
-		return err
+		return "", err
 	}
 	f, path, err := load()
 	if err != nil {
-		return err
+		return "", err
 	}
+	old := f.Profiles[p.Name]
+	p.HasSecret, p.SecretStore = false, ""
 	if secret != "" {
-		if err := keyring.Set(KeyringService, p.Name, secret); err != nil {
-			return keyringErr(err)
+		used, err := putSecret(p.Name, secret, store)
+		if err != nil {
+			return "", err
 		}
-		p.HasSecret = true
-	} else if old, ok := f.Profiles[p.Name]; ok && old.HasSecret {
-		keyring.Delete(KeyringService, p.Name)
+		p.HasSecret, p.SecretStore = true, used
+	}
+	if old != nil && old.HasSecret && old.store() != p.SecretStore {
+		deleteSecret(old) // the old secret is not left behind elsewhere
 	}
 	f.Profiles[p.Name] = p
-	return f.save(path)
+	return p.SecretStore, f.save(path)
 }
+
+func putSecret(name, secret, store string) (string, error) {
+	switch store {
+	case StoreFile:
+		return StoreFile, setFileSecret(name, secret)
+	case StoreKeyring, "":
+		err := keyring.Set(KeyringService, name, secret)
+		if err == nil {
+			return StoreKeyring, nil
+		}
+		if store == StoreKeyring {
+			return "", keyringErr(err)
+		}
+		return StoreFile, setFileSecret(name, secret)
+	}
+	return "", fmt.Errorf("secret store %q is not one of keyring, file", store)
+}
+
+// store is where p's secret is; profiles saved before SecretStore
+// existed kept theirs in the keyring.
+func (p *Profile) store() string {
+	if p.SecretStore == "" {
+		return StoreKeyring
+	}
+	return p.SecretStore
+}
+
+func deleteSecret(p *Profile) error {
+	if p.store() == StoreFile {
+		return deleteFileSecret(p.Name)
+	}
+	if err := keyring.Delete(KeyringService, p.Name); err != nil && !errors.Is(err, keyring.ErrNotFound) {
+		return keyringErr(err)
+	}
+	return nil
+}
+
+// ErrNotFound is a profile name that is not saved.
+var ErrNotFound = errors.New("no such profile")
 
 // Remove deletes a profile and its secret.
 func Remove(name string) error {
@@ -165,27 +219,42 @@ func Remove(name string) error {
 	}
 	p, ok := f.Profiles[name]
 	if !ok {
-		return fmt.Errorf("no profile %q in %s", name, path)
+		return fmt.Errorf("%w: no profile %q in %s", ErrNotFound, name, path)
 	}
 	if p.HasSecret {
-		if err := keyring.Delete(KeyringService, name); err != nil && !errors.Is(err, keyring.ErrNotFound) {
-			return keyringErr(err)
+		if err := deleteSecret(p); err != nil {
+			return err
 		}
 	}
 	delete(f.Profiles, name)
 	return f.save(path)
 }
 
-// Secret reads a profile's client secret from the keyring.
+// Secret reads a profile's client secret from where it was stored.
 func (p *Profile) Secret() (string, error) {
 	if !p.HasSecret {
 		return "", nil
+	}
+	if p.store() == StoreFile {
+		return fileSecret(p.Name)
 	}
 	s, err := keyring.Get(KeyringService, p.Name)
 	if err != nil {
 		return "", keyringErr(err)
 	}
 	return s, nil
+}
+
+// SecretLocation describes where the secret is, for `profile show`.
+func (p *Profile) SecretLocation() string {
+	if !p.HasSecret {
+		return "none"
+	}
+	if p.store() == StoreFile {
+		path, _ := SecretsPath()
+		return "in the secrets file " + path + " (mode 0600)"
+	}
+	return "in the OS keyring (service " + KeyringService + ")"
 }
 
 func keyringErr(err error) error {

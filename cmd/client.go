@@ -1,0 +1,182 @@
+package cmd
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/profile"
+)
+
+// authMethods are the --auth-method values, for help and completion.
+var authMethods = []string{exchange.AuthClientSecretBasic, exchange.AuthClientSecretPost, exchange.AuthPrivateKeyJWT, exchange.AuthNone}
+
+// clientInput is what the command line says about the STS and the client:
+// the flag values, and whether --sts was given.
+type clientInput struct {
+	STS              string
+	STSGiven         bool
+	Profile          string
+	ClientID         string
+	ClientSecretFile string
+	AuthMethod       string
+	KeyFile          string
+}
+
+// resolvedClient is the STS and the client credentials to use. Demo is
+// set when no client was given at all: the mock's demo client, to be
+// sent only to an idtx mock (see demoAllowed).
+type resolvedClient struct {
+	Auth exchange.ClientAuth
+	STS  string
+	Demo bool
+}
+
+// resolveClient settles the STS and the client from, in this order of
+// precedence: flags, then the environment (IDTX_STS, IDTX_CLIENT_ID,
+// IDTX_CLIENT_SECRET), then the profile, then the profile's stored secret
+// (OS keyring or secrets file). A secret that was given is never dropped:
+// it either authenticates the client or is a usage error saying why not.
+// Notes for stderr go to warn.
+func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, warn io.Writer) (*resolvedClient, error) {
+	var p *profile.Profile
+	if in.Profile != "" {
+		var err error
+		if p, err = profile.Get(in.Profile); err != nil {
+			return nil, usageError("%v", err)
+		}
+	}
+	r := &resolvedClient{STS: DefaultSTS}
+	switch {
+	case in.STSGiven:
+		r.STS = in.STS
+	case getenv("IDTX_STS") != "":
+		r.STS = getenv("IDTX_STS")
+	case p != nil && p.STS != "":
+		r.STS = p.STS
+	case in.STS != "":
+		r.STS = in.STS
+	}
+
+	id, idFrom := in.ClientID, "--client-id"
+	if id == "" && getenv("IDTX_CLIENT_ID") != "" {
+		id, idFrom = getenv("IDTX_CLIENT_ID"), "IDTX_CLIENT_ID"
+	}
+	// The profile's client, method, key and secret count only for the
+	// profile's own client: never send its secret under another id.
+	fromProfile := p != nil && p.ClientID != "" && (id == "" || id == p.ClientID)
+	if id == "" && fromProfile {
+		id, idFrom = p.ClientID, "profile "+p.Name
+	}
+
+	var secret, secretFrom string
+	switch {
+	case in.ClientSecretFile != "":
+		arg := in.ClientSecretFile
+		if arg != "-" {
+			arg = "@" + arg
+		}
+		s, err := readValue(arg, stdin)
+		if err != nil {
+			return nil, err
+		}
+		secret, secretFrom = s, "--client-secret-file"
+	case getenv("IDTX_CLIENT_SECRET") != "":
+		secret, secretFrom = getenv("IDTX_CLIENT_SECRET"), "IDTX_CLIENT_SECRET"
+	}
+	keyFile := in.KeyFile
+	method, methodFrom := in.AuthMethod, "--auth-method"
+	if fromProfile {
+		if keyFile == "" {
+			keyFile = p.KeyFile
+		}
+		if method == "" && p.AuthMethod != "" {
+			method, methodFrom = p.AuthMethod, "profile "+p.Name
+		}
+	}
+
+	if id == "" {
+		if secret != "" || keyFile != "" {
+			what := secretFrom
+			if secret == "" {
+				what = "--key-file"
+			}
+			return nil, usageError("%s was given without a client id: add --client-id or IDTX_CLIENT_ID", what)
+		}
+		if in.AuthMethod != "" {
+			return nil, usageError("--auth-method %s was given without a client id: add --client-id or IDTX_CLIENT_ID", in.AuthMethod)
+		}
+		r.Demo = true
+		return r, nil
+	}
+
+	if method == exchange.AuthNone && secret != "" {
+		if methodFrom == "--auth-method" {
+			return nil, usageError("--auth-method none, but a client secret was given by %s: drop one of them", secretFrom)
+		}
+		// The profile predates the secret (saved as none where no keyring
+		// answered): the secret given now wins, and says so.
+		fmt.Fprintf(warn, "idtx: %s says auth_method none, but a secret was given by %s: using client_secret_basic\n", methodFrom, secretFrom)
+		method = exchange.AuthClientSecretBasic
+	}
+	if secret == "" && fromProfile && p.HasSecret && method != exchange.AuthNone && method != exchange.AuthPrivateKeyJWT {
+		s, err := p.Secret()
+		if err != nil {
+			return nil, err
+		}
+		secret, secretFrom = s, "profile "+p.Name
+	}
+	if method == "" {
+		switch {
+		case keyFile != "":
+			method = exchange.AuthPrivateKeyJWT
+		case secret != "":
+			method = exchange.AuthClientSecretBasic
+		default:
+			return nil, usageError("client %s (from %s) has no secret: give --client-secret-file FILE, IDTX_CLIENT_SECRET, or --auth-method none for a public client", id, idFrom)
+		}
+	}
+	auth := exchange.ClientAuth{Method: method, ClientID: id, Secret: secret}
+	switch method {
+	case exchange.AuthClientSecretBasic, exchange.AuthClientSecretPost:
+		if secret == "" {
+			return nil, usageError("%s needs a secret: --client-secret-file FILE, IDTX_CLIENT_SECRET or a profile with a secret", method)
+		}
+	case exchange.AuthPrivateKeyJWT:
+		if keyFile == "" {
+			return nil, usageError("private_key_jwt needs --key-file")
+		}
+		if secret != "" {
+			return nil, usageError("private_key_jwt signs with --key-file, but a client secret was given by %s: drop one of them", secretFrom)
+		}
+		data, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, usageError("%v", err)
+		}
+		if auth.Key, err = idp.ParsePrivateKey(data); err != nil {
+			return nil, usageError("--key-file %s: %v", keyFile, err)
+		}
+		if _, err := exchange.SigningMethodFor(auth.Key); err != nil {
+			return nil, usageError("--key-file %s: %v", keyFile, err)
+		}
+		auth.Secret = ""
+	case exchange.AuthNone:
+	default:
+		return nil, usageError("--auth-method %q is not one of %s", method, strings.Join(authMethods, ", "))
+	}
+	r.Auth = auth
+	return r, nil
+}
+
+// completeWords registers a fixed list of values as the completion of
+// each named flag of c.
+func completeWords(c *cobra.Command, words []string, flags ...string) {
+	for _, f := range flags {
+		c.RegisterFlagCompletionFunc(f, cobra.FixedCompletions(words, cobra.ShellCompDirectiveNoFileComp))
+	}
+}
