@@ -189,12 +189,12 @@ clients:
 	tooBig := write("big.yaml", "131072")
 	out, errOut, err := idtx(t, t.TempDir(), "config", "validate", tooBig)
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-		t.Fatalf("idtx config validate: %v, want exit 2\nstdout %q\nstderr %q", err, out, errOut)
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("idtx config validate: %v, want exit 1 (invalid)\nstdout %q\nstderr %q", err, out, errOut)
 	}
-	want := tooBig + ": clients[0] (big): secret_hash: argon2id m=131072 KiB exceeds the 64 MiB ceiling\n"
-	if !strings.Contains(out, want) {
-		t.Fatalf("stdout %q\nwant the line %q", out, want)
+	want := tooBig + ":4: clients[0] (big): secret_hash: argon2id m=131072 KiB exceeds the 64 MiB ceiling\n"
+	if !strings.Contains(errOut, want) {
+		t.Fatalf("stderr %q\nwant the line %q", errOut, want)
 	}
 
 	atCeiling := write("ceiling.yaml", "65536")
