@@ -300,7 +300,10 @@ func printResult(io *IO, output string, res *exchange.Result, raw []byte) error 
 	case "claims":
 		parts := strings.Split(res.AccessToken, ".")
 		if len(parts) != 3 {
-			return fmt.Errorf("the issued token is not a JWT; use -o json")
+			// An opaque token has no claims to show; the token itself is
+			// still the answer, so a script gets it either way.
+			fmt.Fprintln(io.Err, "idtx: the issued token is not a JWT: it has no claims to show; printing the answer")
+			return printResult(io, "json", res, raw)
 		}
 		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 		if err != nil {

@@ -251,3 +251,17 @@ func TestInspectHostileJWT(t *testing.T) {
 	}
 	assertNoControls(t, "stderr", errOut)
 }
+
+// -o claims of an opaque issued token still prints the answer, token
+// included, with a note on stderr: a script is never left without it.
+func TestExchangeClaimsOfOpaqueToken(t *testing.T) {
+	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"opaque-123","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer","expires_in":60}`))
+	}))
+	defer sts.Close()
+	out, errOut, code := run(t, "exchange", "--client-id", "c", "--auth-method", "none", "--sts", sts.URL+"/token", "--subject-token", "x.y.z", "--audience", "a", "-o", "claims")
+	if code != 0 || !strings.Contains(out, `"access_token": "opaque-123"`) || !strings.Contains(errOut, "not a JWT: it has no claims to show") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+}
