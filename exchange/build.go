@@ -17,6 +17,9 @@ type BuildOptions struct {
 	Store      consent.Store
 	Clock      func() time.Time
 	HTTPClient *http.Client // for remote JWKS and discovery
+	// Metrics receives the engine's metrics (default a new set); the
+	// Handler serves them at /metrics.
+	Metrics *Metrics
 }
 
 // Build assembles an engine from a validated config: the signer, the
@@ -30,13 +33,26 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Engine,
 	if err != nil {
 		return nil, err
 	}
+	m := opts.Metrics
+	if m == nil {
+		m = NewMetrics()
+	}
 	registry, err := idp.FromConfig(ctx, cfg.IDPs, idp.Options{
-		HTTPClient: opts.HTTPClient, Clock: opts.Clock, ReadFile: cfg.ReadFile,
+		HTTPClient: opts.HTTPClient, Clock: opts.Clock, ReadFile: cfg.ReadFile, Metrics: m,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return NewEngine(cfg, Options{Registry: registry, Store: opts.Store, Signer: signer, Clock: opts.Clock})
+	e, err := NewEngine(cfg, Options{Registry: registry, Store: opts.Store, Signer: signer, Clock: opts.Clock})
+	if err != nil {
+		return nil, err
+	}
+	// Wrapped after NewEngine, which sees the store as it was opened.
+	e.metrics = m
+	if e.store != nil {
+		e.store = newMeasuredStore(e.store, m)
+	}
+	return e, nil
 }
 
 // SigningKeyFile is the file Build signs with: the config's key_file

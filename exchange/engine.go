@@ -121,6 +121,13 @@ type Engine struct {
 
 	requireMayAct bool // config require_may_act
 	maxDepth      int  // config max_delegation_depth
+
+	limits  *limits  // config rate_limit, max_in_flight; applied by the Handler
+	metrics *Metrics // set by Build; the Handler makes one if nil
+	// afterStep, if set, sees each step's outcome and its duration, and
+	// may turn a pass into a failure (the Handler's rate limit after the
+	// client step). Nil for explain and walk.
+	afterStep func(name string, s *State, o Outcome, took time.Duration) Outcome
 }
 
 // Options are the engine's dependencies, injected so tests control them.
@@ -166,6 +173,10 @@ func NewEngine(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 	if e.pool == nil {
 		e.pool = secret.NewPool(0, 0)
+	}
+	var err error
+	if e.limits, err = newLimits(cfg); err != nil {
+		return nil, err
 	}
 	var audiences []string
 	for i := range cfg.Services {
@@ -233,7 +244,14 @@ func (e *Engine) Run(ctx context.Context, req *Request) (*Result, Trace, *Error)
 	s := &State{Req: req, Now: e.now()}
 	trace := make(Trace, 0, len(e.steps))
 	for _, step := range e.steps {
+		var start time.Time
+		if e.afterStep != nil {
+			start = time.Now()
+		}
 		o := step.Run(ctx, s)
+		if e.afterStep != nil {
+			o = e.afterStep(step.Name, s, o, time.Since(start))
+		}
 		trace = append(trace, Entry{Step: step.Name, Outcome: o})
 		if o.Status == Fail {
 			return nil, trace, o.Err
