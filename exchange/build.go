@@ -20,6 +20,9 @@ type BuildOptions struct {
 	// Metrics receives the engine's metrics (default a new set); the
 	// Handler serves them at /metrics.
 	Metrics *Metrics
+	// CacheSize bounds the validation cache (idp.Options.CacheSize: 0 is
+	// idp.DefaultCacheSize, negative turns it off).
+	CacheSize int
 }
 
 // Build assembles an engine from a validated config: the signer, the
@@ -39,6 +42,7 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Engine,
 	}
 	registry, err := idp.FromConfig(ctx, cfg.IDPs, idp.Options{
 		HTTPClient: opts.HTTPClient, Clock: opts.Clock, ReadFile: cfg.ReadFile, Metrics: m,
+		CacheSize: opts.CacheSize,
 	})
 	if err != nil {
 		return nil, err
