@@ -44,7 +44,7 @@ func newServeCmdWith(o *serveOptions) *cobra.Command {
 		Use:   "serve (--mock | --config FILE)",
 		Short: "Run the local Security Token Service",
 		Long: `Run the STS: POST /token (RFC 8693), metadata, /jwks, /introspect,
-/healthz and /metrics. With --mock it trusts the built-in mock IDP and
+/healthz, /readyz and /metrics. With --mock it trusts the built-in mock IDP and
 needs no file, key or database first.`,
 		Example: `  $ idtx serve --mock
   $ idtx serve --config sts.yaml --listen 127.0.0.1:9000 --log-format json
@@ -212,7 +212,7 @@ func printBanner(o *serveOptions, base, storeURL, keyFile string) {
 	fmt.Fprintf(w, "  introspect  POST %s/introspect\n", base)
 	fmt.Fprintf(w, "  metadata    GET  %s/.well-known/oauth-authorization-server\n", base)
 	fmt.Fprintf(w, "  jwks        GET  %s/jwks\n", base)
-	fmt.Fprintf(w, "  health      GET  %s/healthz   metrics GET %s/metrics\n", base, base)
+	fmt.Fprintf(w, "  health      GET  %s/healthz   ready GET %s/readyz   metrics GET %s/metrics\n", base, base, base)
 	fmt.Fprintf(w, "  store       %s\n", storeURL)
 	if !o.mock {
 		fmt.Fprintf(w, "  signing key %s\n", keyFile)
