@@ -82,6 +82,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		// instead of 2x costs little memory and a good share of CPU.
 		debug.SetGCPercent(400)
 	}
+	if !envSet("GOMEMLIMIT") {
+		// At 4x, the ~15 MiB a full validation cache holds (10,000
+		// identities) would let the heap grow past 100 MB: a soft limit
+		// makes the collector work harder only near it.
+		debug.SetMemoryLimit(64 << 20)
+	}
 	clock := time.Now
 	if o.clock != "" {
 		start, err := time.Parse(time.RFC3339, o.clock)
