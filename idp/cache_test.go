@@ -376,3 +376,33 @@ func TestRegistryReadyBeforeFirstFetch(t *testing.T) {
 		t.Fatalf("fetches %v, failures %v; want one failure", m.fetched, m.fetchFailed)
 	}
 }
+
+// A refresh that brings the same keys keeps the cached identities.
+func TestCacheKeptWhenKeysUnchanged(t *testing.T) {
+	a, c := newSigner(t), newSigner(t)
+	srv := newJWKSServer(t, a.jwks)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	keys, err := idp.RemoteKeys(ctx, srv.URL, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &lookups{}
+	r := cachedRegistry(t, 10, &clock{t: now}, keys, m)
+	tokA := a.token(t)
+	if _, err := r.Validate(ctx, tokA, idp.TokenTypeJWT); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Validate(ctx, c.token(t), idp.TokenTypeJWT); err == nil { // unknown kid: a refresh, same keys
+		t.Fatal("a token of a key the IDP does not publish validated")
+	}
+	if n := srv.fetches.Load(); n != 2 {
+		t.Fatalf("fetches = %d, want 2", n)
+	}
+	if _, err := r.Validate(ctx, tokA, idp.TokenTypeJWT); err != nil {
+		t.Fatal(err)
+	}
+	if hits, misses := m.counts(); hits != 1 || misses != 2 {
+		t.Fatalf("hits, misses = %d, %d; want 1, 2 (a still cached)", hits, misses)
+	}
+}

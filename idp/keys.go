@@ -256,7 +256,7 @@ type heldKeys struct {
 	fingerprint [32]byte
 }
 
-func (h *heldKeys) KeyReplaceAll(ctx context.Context, given []JWK) error {
+func (h *heldKeys) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
 	if err := h.Storage.KeyReplaceAll(ctx, given); err != nil {
 		return err
 	}
@@ -272,20 +272,12 @@ func (h *heldKeys) KeyReplaceAll(ctx context.Context, given []JWK) error {
 	return nil
 }
 
-// JWK is one key of a key set, as jwkset holds it.
-type JWK = jwkset.JWK
-
-// fingerprint is a digest of a key set's public keys, kid and alg, in
-// any order.
-func fingerprint(keys []JWK) [32]byte {
+// fingerprint is a digest of a key set as published (public keys with
+// their kid and alg), in any order.
+func fingerprint(keys []jwkset.JWK) [32]byte {
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		m := k.Marshal()
-		pub, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{SkipAll: true})
-		if err == nil {
-			m = pub.Marshal()
-		}
-		b, _ := json.Marshal(m)
+		b, _ := json.Marshal(k.Marshal())
 		parts = append(parts, string(b))
 	}
 	slices.Sort(parts)
