@@ -81,10 +81,6 @@ func NewMetrics() *Metrics {
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
-// Registry is where the metrics are registered, for a caller that adds
-// its own.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // CacheLookup counts a validation cache lookup (idp.Metrics).
 func (m *Metrics) CacheLookup(hit bool) {
 	if hit {
