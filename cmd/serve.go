@@ -48,7 +48,7 @@ func newServeCmdWith(o *serveOptions) *cobra.Command {
 		Use:   "serve (--mock | --config FILE)",
 		Short: "Run the local Security Token Service",
 		Long: `Run the STS: POST /token (RFC 8693), metadata, /jwks, /introspect,
-/healthz and /metrics. With --mock it trusts the built-in mock IDP and
+/healthz, /readyz and /metrics. With --mock it trusts the built-in mock IDP and
 needs no file, key or database first, and keeps the traces of its last
 200 exchanges at GET /traces (a config turns them on with traces: N; see
 docs/explain.md).`,
@@ -88,6 +88,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		// ~30 KiB of short-lived garbage: collecting at 4x the live heap
 		// instead of 2x costs little memory and a good share of CPU.
 		debug.SetGCPercent(400)
+	}
+	if !envSet("GOMEMLIMIT") {
+		// At 4x, the ~15 MiB a full validation cache holds (10,000
+		// identities) would let the heap grow past 100 MB: a soft limit
+		// makes the collector work harder only near it.
+		debug.SetMemoryLimit(64 << 20)
 	}
 	clock := time.Now
 	if o.clock != "" {
@@ -266,7 +272,7 @@ func printBanner(o *serveOptions, base, issuer, storeURL, keyFile string, traces
 	fmt.Fprintf(w, "  introspect  POST %s/introspect\n", base)
 	fmt.Fprintf(w, "  metadata    GET  %s/.well-known/oauth-authorization-server\n", base)
 	fmt.Fprintf(w, "  jwks        GET  %s/jwks\n", base)
-	fmt.Fprintf(w, "  health      GET  %s/healthz   metrics GET %s/metrics\n", base, base)
+	fmt.Fprintf(w, "  health      GET  %s/healthz   ready GET %s/readyz   metrics GET %s/metrics\n", base, base, base)
 	fmt.Fprintf(w, "  store       %s\n", storeURL)
 	if traces > 0 {
 		fmt.Fprintf(w, "  traces      GET  %s/traces (last %d exchanges; idtx explain --sts %s --last)\n", base, traces, base)

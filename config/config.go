@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +50,14 @@ type Config struct {
 	// Traces is how many traces of its last exchanges the server keeps
 	// for GET /traces (docs/explain.md); 0, the default, keeps none.
 	Traces int `yaml:"traces"`
+
+	// RateLimit is every client's limit on exchanges, unless the client
+	// sets its own; absent, clients are not limited.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// MaxInFlight caps the exchanges being answered at once; beyond it
+	// POST /token answers 503 temporarily_unavailable at once. Default
+	// DefaultMaxInFlight.
+	MaxInFlight int `yaml:"max_in_flight"`
 
 	// ReadFile reads a file named in the config (a key, a JWKS): relative
 	// names are taken from the config file's folder, or from the embedded
@@ -208,6 +218,66 @@ type Client struct {
 	// the STS issued whose aud is one of those services; any other
 	// client may do so only for tokens issued to itself (client_id).
 	Serves []string `yaml:"serves"`
+	// RateLimit replaces the top-level rate_limit for this client.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+}
+
+// RateLimit is a token bucket of exchanges for one client
+// (golang.org/x/time/rate): Rate tokens a second, at most Burst at once.
+type RateLimit struct {
+	// Rate is "N/s", "N/m" or "N/h" (N may have a fraction), or
+	// "unlimited".
+	Rate string `yaml:"rate"`
+	// Burst is how many exchanges may come at once; default the rate per
+	// second rounded up, at least 1.
+	Burst int `yaml:"burst"`
+}
+
+// Unlimited is the Rate of a client that is never limited.
+const Unlimited = "unlimited"
+
+// PerSecond is the rate in exchanges a second; +Inf for unlimited.
+func (r *RateLimit) PerSecond() (float64, error) {
+	if r.Rate == Unlimited {
+		return math.Inf(1), nil
+	}
+	num, unit, ok := strings.Cut(r.Rate, "/")
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if !ok || err != nil || n <= 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+		return 0, fmt.Errorf("rate %q is not N/s, N/m, N/h with N > 0, or %s", r.Rate, Unlimited)
+	}
+	switch strings.TrimSpace(unit) {
+	case "s":
+		return n, nil
+	case "m":
+		return n / 60, nil
+	case "h":
+		return n / 3600, nil
+	}
+	return 0, fmt.Errorf("rate %q is not N/s, N/m, N/h with N > 0, or %s", r.Rate, Unlimited)
+}
+
+// BurstOrDefault is Burst, or the rate per second rounded up (at least 1).
+func (r *RateLimit) BurstOrDefault() int {
+	if r.Burst > 0 {
+		return r.Burst
+	}
+	perSec, err := r.PerSecond()
+	if err != nil || math.IsInf(perSec, 1) {
+		return 1
+	}
+	return max(1, int(math.Ceil(perSec)))
+}
+
+func (r *RateLimit) validate(where string) Problems {
+	var p Problems
+	if _, err := r.PerSecond(); err != nil {
+		p = append(p, fmt.Sprintf("%s: %v", where, err))
+	}
+	if r.Burst < 0 {
+		p = append(p, fmt.Sprintf("%s: burst %d is negative", where, r.Burst))
+	}
+	return p
 }
 
 // Defaults applied where the config is silent.
@@ -222,6 +292,9 @@ const (
 	// `idtx serve --mock` keeps.
 	MaxTraces         = 10000
 	DefaultMockTraces = 200
+
+	// DefaultMaxInFlight is max_in_flight when the config names none.
+	DefaultMaxInFlight = 256
 )
 
 // DefaultAlgorithms are accepted from a JWT IDP that names none.
@@ -307,6 +380,9 @@ func (c *Config) applyDefaults() {
 	if c.MaxDelegationDepth == 0 {
 		c.MaxDelegationDepth = DefaultMaxDelegationDepth
 	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
 	for i := range c.IDPs {
 		p := &c.IDPs[i]
 		if p.Type == IDPTypeJWT && len(p.Algorithms) == 0 {
@@ -369,6 +445,12 @@ func (c *Config) validate() Problems {
 	}
 	if c.Traces < 0 || c.Traces > MaxTraces {
 		add("traces: %d is outside 0..%d", c.Traces, MaxTraces)
+	}
+	if c.MaxInFlight < 1 {
+		add("max_in_flight: %d is not a positive number of exchanges", c.MaxInFlight)
+	}
+	if c.RateLimit != nil {
+		p = append(p, c.RateLimit.validate("rate_limit")...)
 	}
 
 	idpNames := map[string]bool{}
@@ -617,6 +699,9 @@ func (c *Config) validate() Problems {
 			if m != ModeImpersonation && m != ModeDelegation {
 				add("%s: unknown mode %q (impersonation, delegation)", where, m)
 			}
+		}
+		if cl.RateLimit != nil {
+			p = append(p, cl.RateLimit.validate(where+": rate_limit")...)
 		}
 	}
 	return p

@@ -28,13 +28,17 @@ import (
 // in SQLite, ES256 minting. Target (issue 2): at most 80 µs/op on one core:
 //
 //	go test -run '^$' -bench Exchange -cpu 1 ./exchange
+//
+// The registry has no validation cache: every op verifies the subject
+// token, as for a token never seen before. BenchmarkExchangeCached is the
+// same exchange through the cache.
 func BenchmarkExchange(b *testing.B) {
 	store, err := consent.OpenSQLite(filepath.Join(b.TempDir(), "idtx.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	e := newEnvWith(b, store, nil)
+	e := newEnvOpts(b, store, nil, func(o *exchange.Options) { o.Registry = uncachedCorp(b) })
 	// As `idtx serve` runs (cmd/serve.go sets GOGC 400 unless GOGC is set).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	body := e.form(e.subject(nil), "audience", "billing-api", "scope", "billing:read").Encode()
@@ -79,6 +83,44 @@ func BenchmarkExchangeWorkflows(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	body := e.form(e.subject(nil), "audience", "billing-api", "scope", "billing:read").Encode()
 	benchExchanges(b, e.handler, body)
+}
+
+// BenchmarkExchangeCached is one subject token exchanged for three
+// services in turn (billing-api with its consent lookup, orders-api,
+// narrow-api): after the first op the validation cache answers the
+// subject step.
+func BenchmarkExchangeCached(b *testing.B) {
+	store, err := consent.OpenSQLite(filepath.Join(b.TempDir(), "idtx.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	e := newEnvWith(b, store, nil)
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	tok := e.subject(nil)
+	benchExchanges(b, e.handler,
+		e.form(tok, "audience", "billing-api", "scope", "billing:read").Encode(),
+		e.form(tok, "audience", "orders-api").Encode(),
+		e.form(tok, "audience", "narrow-api", "scope", "narrow:a").Encode())
+}
+
+// uncachedCorp is a registry without a validation cache that trusts the
+// test IDP corp as the harness configures it.
+func uncachedCorp(b *testing.B) *idp.Registry {
+	keys, err := idp.StaticKeys(newKeyPair(b, "RS256", rsaKeys()[0]).jwks)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := idp.NewJWT(idp.JWTConfig{Name: "corp", Issuer: "https://idp.test", Audiences: []string{"idtx-sts"},
+		Algorithms: []string{"RS256"}, ClockSkew: 30 * time.Second, Clock: func() time.Time { return t0 }, Keys: keys})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := idp.NewRegistry()
+	if err := r.Add(v); err != nil {
+		b.Fatal(err)
+	}
+	return r
 }
 
 // benchExchanges posts the bodies in turn to h's /token as demo-client,
@@ -137,7 +179,7 @@ func BenchmarkExchangeSAML(b *testing.B) {
 	cfg.Issuer = "https://sts.test"
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	clock := func() time.Time { return now }
-	engine, err := exchange.Build(context.Background(), cfg, exchange.BuildOptions{Home: b.TempDir(), Store: consent.NewMemory(), Clock: clock})
+	engine, err := exchange.Build(context.Background(), cfg, exchange.BuildOptions{Home: b.TempDir(), Store: consent.NewMemory(), Clock: clock, CacheSize: -1})
 	if err != nil {
 		b.Fatal(err)
 	}

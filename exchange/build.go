@@ -33,6 +33,12 @@ type BuildOptions struct {
 	KEK *keyset.KEK
 	// Replay records client assertion jti values (default in memory).
 	Replay ReplayCache
+	// Metrics receives the engine's metrics (default a new set); the
+	// Handler serves them at /metrics.
+	Metrics *Metrics
+	// CacheSize bounds the validation cache (idp.Options.CacheSize: 0 is
+	// idp.DefaultCacheSize, negative turns it off).
+	CacheSize int
 }
 
 // Build assembles an engine from a validated config: the signer, the
@@ -54,13 +60,27 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Engine,
 	if err != nil {
 		return nil, err
 	}
+	m := opts.Metrics
+	if m == nil {
+		m = NewMetrics()
+	}
 	registry, err := idp.FromConfig(ctx, cfg.IDPs, idp.Options{
-		HTTPClient: opts.HTTPClient, Clock: opts.Clock, ReadFile: cfg.ReadFile,
+		HTTPClient: opts.HTTPClient, Clock: opts.Clock, ReadFile: cfg.ReadFile, Metrics: m,
+		CacheSize: opts.CacheSize,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return NewEngine(cfg, Options{Registry: registry, Store: opts.Store, Signer: signer, Clock: opts.Clock, Replay: opts.Replay})
+	e, err := NewEngine(cfg, Options{Registry: registry, Store: opts.Store, Signer: signer, Clock: opts.Clock, Replay: opts.Replay})
+	if err != nil {
+		return nil, err
+	}
+	// Wrapped after NewEngine, which sees the store as it was opened.
+	e.metrics = m
+	if e.store != nil {
+		e.store = newMeasuredStore(e.store, m)
+	}
+	return e, nil
 }
 
 // KeyPolicy is how a server with cfg keeps a key set in the store: the

@@ -222,6 +222,13 @@ type Engine struct {
 
 	requireMayAct bool // config require_may_act
 	maxDepth      int  // config max_delegation_depth
+
+	limits  *limits  // config rate_limit, max_in_flight; applied by the Handler
+	metrics *Metrics // set by Build; the Handler makes one if nil
+	// afterStep, if set, sees each step's outcome and its duration, and
+	// may turn a pass into a failure (the Handler's rate limit after the
+	// client step). Nil for explain and walk.
+	afterStep func(name string, s *State, o Outcome, took time.Duration) Outcome
 }
 
 // Options are the engine's dependencies, injected so tests control them.
@@ -267,6 +274,10 @@ func NewEngine(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 	if e.pool == nil {
 		e.pool = secret.NewPool(0, 0)
+	}
+	var err error
+	if e.limits, err = newLimits(cfg); err != nil {
+		return nil, err
 	}
 	var audiences []string
 	for i := range cfg.Services {
@@ -372,7 +383,14 @@ func (w *Walker) Next() (Entry, bool) {
 		return Entry{}, false
 	}
 	step := w.e.steps[w.next]
+	var start time.Time
+	if w.e.afterStep != nil {
+		start = time.Now()
+	}
 	o := step.Run(w.ctx, &w.state)
+	if w.e.afterStep != nil {
+		o = w.e.afterStep(step.Name, &w.state, o, time.Since(start))
+	}
 	if o.Status == Fail {
 		if o.Cause == nil && o.Err != nil {
 			o.Cause = o.Err.Cause

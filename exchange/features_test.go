@@ -202,7 +202,7 @@ func TestMetadataAndJWKS(t *testing.T) {
 	e.post("/token", e.form(e.subject(nil), "audience", "nope"))
 	rec = httptest.NewRecorder()
 	e.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if !strings.Contains(rec.Body.String(), `idtx_exchanges_total{result="invalid_target",step="target"} 1`) {
+	if !strings.Contains(rec.Body.String(), `idtx_exchanges_total{idp="",mode="impersonation",result="invalid_target",service="",step="target"} 1`) {
 		t.Errorf("metrics lack the refused exchange:\n%s", rec.Body)
 	}
 }

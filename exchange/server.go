@@ -14,9 +14,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/idtx/idtx/idp"
 )
 
@@ -26,26 +23,26 @@ type Handler struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	metadata []byte
-
-	exchanges *prometheus.CounterVec
-	latency   prometheus.Histogram
+	metrics  *Metrics
 
 	traces     *TraceRing // nil: traces are off
 	tracesOpen bool       // GET /traces answers loopback callers without client auth
 }
 
-// NewHandler returns the STS's HTTP handler.
+// RequestTimeout bounds the work of one exchange: remote calls (IDP
+// introspection, key fetches) and store retries end by then.
+const RequestTimeout = 10 * time.Second
+
+// NewHandler returns the STS's HTTP handler. It applies the engine's
+// limits (rate_limit, max_in_flight) and counts what the engine does in
+// the engine's metrics.
 func NewHandler(e *Engine, log *slog.Logger) *Handler {
-	h := &Handler{engine: e, log: log, mux: http.NewServeMux()}
-	reg := prometheus.NewRegistry()
-	h.exchanges = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "idtx_exchanges_total", Help: "Token exchanges, by result (ok or the OAuth error code) and the step that decided.",
-	}, []string{"result", "step"})
-	h.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "idtx_exchange_duration_seconds", Help: "Time to answer POST /token.",
-		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5},
-	})
-	reg.MustRegister(h.exchanges, h.latency)
+	h := &Handler{engine: e, log: log, mux: http.NewServeMux(), metrics: e.metrics}
+	if h.metrics == nil {
+		h.metrics = NewMetrics()
+	}
+	h.metrics.watchSteps(e.steps)
+	e.afterStep = h.afterStep
 	h.metadata = e.metadata()
 
 	h.mux.HandleFunc("POST /token", h.token)
@@ -57,8 +54,24 @@ func NewHandler(e *Engine, log *slog.Logger) *Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 	})
-	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	h.mux.HandleFunc("GET /readyz", h.readyz)
+	h.mux.Handle("GET /metrics", h.metrics.Handler())
 	return h
+}
+
+// afterStep times each step and, once the client has authenticated,
+// takes the exchange from its rate limit.
+func (h *Handler) afterStep(name string, s *State, o Outcome, took time.Duration) Outcome {
+	if obs, ok := h.metrics.steps[name]; ok {
+		obs.Observe(took.Seconds())
+	}
+	if name == "client" && o.Status == Pass {
+		if oerr := h.engine.limits.allow(s.Client.ID, s.Now); oerr != nil {
+			h.metrics.refused.WithLabelValues(limitRate).Inc()
+			return failWith(oerr, o.Evidence)
+		}
+	}
+	return o
 }
 
 // Handle mounts another handler, as the mock does under /mock/.
@@ -118,10 +131,21 @@ func unescape(s string) string {
 
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if oerr := h.engine.limits.enter(); oerr != nil {
+		// Refused before the body is read: the cheapest answer there is.
+		h.metrics.refused.WithLabelValues(limitInFlight).Inc()
+		WriteError(w, oerr)
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "exchange refused", slog.String("result", oerr.Code), slog.String("reason", oerr.Description))
+		return
+	}
+	defer h.engine.limits.leave()
+	h.metrics.inFlight.Inc()
+	defer h.metrics.inFlight.Dec()
+	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+	defer cancel()
 	req := ReadRequest(w, r)
 	req.Detail = h.traces != nil // a kept trace explains; otherwise the evidence stays lean
-	res, trace, oerr := h.engine.Run(r.Context(), req)
-	last := trace[len(trace)-1]
+	res, trace, oerr := h.engine.Run(ctx, req)
 	if h.traces != nil {
 		id := h.traces.Add(NewRecord(h.engine.now(), trace, nil, oerr))
 		if oerr != nil {
@@ -132,14 +156,14 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if oerr != nil {
 		WriteError(w, oerr)
-		h.exchanges.WithLabelValues(oerr.Code, last.Step).Inc()
-		h.audit(r.Context(), trace, oerr)
+		h.metrics.exchange(oerr.Code, trace)
+		h.audit(ctx, trace, oerr)
 	} else {
 		writeJSON(w, http.StatusOK, res)
-		h.exchanges.WithLabelValues("ok", last.Step).Inc()
-		h.audit(r.Context(), trace, nil)
+		h.metrics.exchange("ok", trace)
+		h.audit(ctx, trace, nil)
 	}
-	h.latency.Observe(time.Since(start).Seconds())
+	h.metrics.latency.Observe(time.Since(start).Seconds())
 }
 
 // EnableTraces keeps the traces of the last n exchanges for GET /traces
@@ -221,6 +245,41 @@ func isLoopback(remoteAddr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// readyz answers 200 when the store answers and every IDP can validate
+// tokens (a remote key set fetched at least once), else 503 naming what
+// is not ready. Introspection endpoints are not probed.
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	type report struct {
+		Ready bool              `json:"ready"`
+		Store string            `json:"store"`
+		IDPs  map[string]string `json:"idps,omitempty"`
+	}
+	out := report{Ready: true, Store: "ok"}
+	if st := h.engine.store; st != nil {
+		if err := pingStore(ctx, st); err != nil {
+			out.Ready, out.Store = false, "unreachable"
+			h.log.LogAttrs(ctx, slog.LevelWarn, "readyz: store unreachable", slog.String("cause", err.Error()))
+		}
+	}
+	for name, err := range h.engine.registry.Ready() {
+		if out.IDPs == nil {
+			out.IDPs = map[string]string{}
+		}
+		out.Ready = false
+		out.IDPs[name] = err.Error()
+	}
+	status := http.StatusOK
+	if !out.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, out)
+}
+
+// readyTimeout bounds one readiness check.
+const readyTimeout = 2 * time.Second
 
 // audit logs one line per exchange: who, for what, and which step decided.
 func (h *Handler) audit(ctx context.Context, trace Trace, oerr *Error) {

@@ -34,6 +34,9 @@ const (
 	CodeConsentRequired        = "consent_required"
 	CodeTemporarilyUnavailable = "temporarily_unavailable"
 	CodeServerError            = "server_error"
+	// CodeSlowDown answers a client over its rate limit (RFC 8628 §3.5,
+	// a token endpoint error in the OAuth Extensions Error Registry).
+	CodeSlowDown = "slow_down"
 )
 
 // TokenTypes maps the short names users type to token type URNs.

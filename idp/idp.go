@@ -107,11 +107,28 @@ type Registry struct {
 	byIssuer map[string]Validator // JWT iss: jwt and introspection IDPs
 	saml     map[string]Validator
 	opaque   []Validator // introspection IDPs, for opaque tokens
+	all      []Validator // in the order added
+
+	cache   *cache // nil: every token is validated every time
+	metrics Metrics
 }
 
-// NewRegistry returns an empty registry.
+// NewRegistry returns an empty registry, without a validation cache.
 func NewRegistry() *Registry {
-	return &Registry{byIssuer: map[string]Validator{}, saml: map[string]Validator{}}
+	return &Registry{byIssuer: map[string]Validator{}, saml: map[string]Validator{}, metrics: noMetrics{}}
+}
+
+// WithCache gives r a validation cache of at most size identities (see
+// Validate), read against clock (time.Now if nil), and reports its hits
+// and misses to m (if not nil). It returns r.
+func (r *Registry) WithCache(size int, clock func() time.Time, m Metrics) *Registry {
+	if size > 0 {
+		r.cache = newCache(size, clock)
+	}
+	if m != nil {
+		r.metrics = m
+	}
+	return r
 }
 
 // Add trusts v for the tokens its Route names. It refuses an issuer
@@ -125,6 +142,7 @@ func (r *Registry) Add(v Validator) error {
 			return fmt.Errorf("issuer %q is trusted twice", rt.Issuer)
 		}
 		r.saml[rt.Issuer] = v
+		r.all = append(r.all, v)
 		return nil
 	case config.IDPTypeJWT, config.IDPTypeIntrospection:
 	default:
@@ -146,46 +164,121 @@ func (r *Registry) Add(v Validator) error {
 		r.opaque = append(r.opaque, v)
 	}
 	r.byIssuer[rt.Issuer] = v
+	r.all = append(r.all, v)
 	return nil
 }
 
 // With returns a copy of r that also trusts v; r itself is unchanged, so
 // one registry can back several engines.
 func (r *Registry) With(v Validator) (*Registry, error) {
-	c := &Registry{byIssuer: maps.Clone(r.byIssuer), saml: maps.Clone(r.saml), opaque: slices.Clone(r.opaque)}
+	c := *r
+	c.byIssuer, c.saml = maps.Clone(r.byIssuer), maps.Clone(r.saml)
+	c.opaque, c.all = slices.Clone(r.opaque), slices.Clone(r.all)
+	// A cache of its own: an identity one copy's validators vouched for
+	// (its own tokens, say) must never be handed out by another copy
+	// that does not trust them.
+	if r.cache != nil {
+		c.cache = newCache(r.cache.max, r.cache.now)
+	}
 	if err := c.Add(v); err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &c, nil
 }
 
 // Validate sends the token to the one IDP that may have issued it, and
 // validates it with that IDP's configuration only.
+//
+// With a cache (WithCache), a token this registry validated before is not
+// verified again while every check would still decide the same: from the
+// instant it was validated until its Expiry, and while its IDP's keys are
+// the ones that verified it. Past that window it is validated afresh, so
+// an expired token is refused with the same reason whether it was cached
+// or not. Introspection IDPs are not cached here: they keep their own
+// answers no longer than their cache_ttl. Each caller gets its own copy of
+// the identity's Claims and Scopes; the values inside Claims (nested
+// objects such as act and may_act) are shared and must not be changed.
 func (r *Registry) Validate(ctx context.Context, token, tokenType string) (*Identity, error) {
+	if r.cache == nil {
+		return r.validate(ctx, token, tokenType)
+	}
+	key := cacheKey(token, tokenType)
+	if id := r.cache.get(key, r.cache.now()); id != nil {
+		r.metrics.CacheLookup(true)
+		return id, nil
+	}
+	r.metrics.CacheLookup(false)
+	rt, err := r.route(ctx, token, tokenType)
+	if err != nil {
+		return nil, err
+	}
+	// The generation is read before verifying: keys that change meanwhile
+	// leave the entry already stale.
+	keys, gen := keyGenerationOf(rt.v)
+	id, err := rt.run()
+	if err != nil || rt.v.Route().Kind == config.IDPTypeIntrospection {
+		return id, err
+	}
+	// Validated no earlier than now: every lower bound holds from here.
+	r.cache.put(key, id, r.cache.now(), keys, gen)
+	return id, nil
+}
+
+// keyGenerationOf returns v's key set, if its keys can change, with its
+// generation now.
+func keyGenerationOf(v Validator) (generations, uint64) {
+	if j, ok := v.(*JWT); ok {
+		if g, ok := j.keys.(generations); ok {
+			return g, g.Generation()
+		}
+	}
+	return nil, 0
+}
+
+// validate is Validate without the cache.
+func (r *Registry) validate(ctx context.Context, token, tokenType string) (*Identity, error) {
+	rt, err := r.route(ctx, token, tokenType)
+	if err != nil {
+		return nil, err
+	}
+	return rt.run()
+}
+
+// routed is a validator chosen for a token, with the call that validates
+// the token (already split or parsed) with it.
+type routed struct {
+	v   Validator
+	run func() (*Identity, error)
+}
+
+func (r *Registry) route(ctx context.Context, token, tokenType string) (routed, error) {
+	plain := func(v Validator) routed {
+		return routed{v, func() (*Identity, error) { return v.Validate(ctx, token, tokenType) }}
+	}
 	switch tokenType {
 	case TokenTypeJWT, TokenTypeAccessToken, TokenTypeIDToken:
 	case TokenTypeSAML1, TokenTypeSAML2:
 		d, err := parseSAML(token)
 		if err != nil {
-			return nil, err
+			return routed{}, err
 		}
 		iss := d.issuer()
 		v, ok := r.saml[iss]
 		if !ok {
-			return nil, fmt.Errorf("%w: SAML Issuer %q is not a trusted IDP", ErrUntrusted, clip(iss))
+			return routed{}, fmt.Errorf("%w: SAML Issuer %q is not a trusted IDP", ErrUntrusted, clip(iss))
 		}
 		if sv, ok := v.(samlValidator); ok {
-			return sv.validate(d, tokenType)
+			return routed{v, func() (*Identity, error) { return sv.validate(d, tokenType) }}, nil
 		}
-		return v.Validate(ctx, token, tokenType)
+		return plain(v), nil
 	case TokenTypeRefreshToken:
-		return nil, fmt.Errorf("%w: a refresh_token is for the authorization server that issued it only (RFC 6749 §1.5); exchange an access token", ErrUntrusted)
+		return routed{}, fmt.Errorf("%w: a refresh_token is for the authorization server that issued it only (RFC 6749 §1.5); exchange an access token", ErrUntrusted)
 	default:
-		return nil, fmt.Errorf("%w: token type %s is not accepted here", ErrUntrusted, tokenType)
+		return routed{}, fmt.Errorf("%w: token type %s is not accepted here", ErrUntrusted, tokenType)
 	}
 	for _, v := range r.opaque {
 		if p := v.Route().TokenPrefix; p != "" && strings.HasPrefix(token, p) {
-			return v.Validate(ctx, token, tokenType)
+			return plain(v), nil
 		}
 	}
 	// Opaque to the STS: anything but a compact JWS. A JWE is opaque too
@@ -193,25 +286,25 @@ func (r *Registry) Validate(ctx context.Context, token, tokenType string) (*Iden
 	opaque := strings.Count(token, ".") != 2
 	if opaque && tokenType == TokenTypeAccessToken && len(r.opaque) > 0 {
 		if v := r.opaque[0]; len(r.opaque) == 1 && v.Route().TokenPrefix == "" {
-			return v.Validate(ctx, token, tokenType)
+			return plain(v), nil
 		}
-		return nil, fmt.Errorf("%w: an opaque token that starts with no introspection IDP's token_prefix (%s)", ErrUntrusted, r.prefixes())
+		return routed{}, fmt.Errorf("%w: an opaque token that starts with no introspection IDP's token_prefix (%s)", ErrUntrusted, r.prefixes())
 	}
 	p, err := peekJWT(token, tokenType)
 	if err != nil {
 		if opaque && tokenType == TokenTypeAccessToken {
-			return nil, fmt.Errorf("%w: no introspection IDP is configured for opaque access tokens", err)
+			return routed{}, fmt.Errorf("%w: no introspection IDP is configured for opaque access tokens", err)
 		}
-		return nil, err
+		return routed{}, err
 	}
 	v, ok := r.byIssuer[p.iss]
 	if !ok {
-		return nil, fmt.Errorf("%w: iss %q is not a trusted IDP", ErrUntrusted, clip(p.iss))
+		return routed{}, fmt.Errorf("%w: iss %q is not a trusted IDP", ErrUntrusted, clip(p.iss))
 	}
 	if jv, ok := v.(jwtValidator); ok {
-		return jv.validate(ctx, p)
+		return routed{v, func() (*Identity, error) { return jv.validate(ctx, p) }}, nil
 	}
-	return v.Validate(ctx, token, tokenType)
+	return plain(v), nil
 }
 
 func (r *Registry) prefixes() string {
@@ -237,6 +330,11 @@ type Options struct {
 	Clock      func() time.Time
 	// ReadFile reads a file named in the config (jwks_file).
 	ReadFile func(name string) ([]byte, error)
+	// CacheSize bounds the registry's validation cache: 0 is
+	// DefaultCacheSize, a negative size turns the cache off.
+	CacheSize int
+	// Metrics hears cache lookups and remote key fetches (nil: nobody).
+	Metrics Metrics
 }
 
 // Constructor builds the validator of one configured IDP of its type.
@@ -257,7 +355,14 @@ func FromConfig(ctx context.Context, idps []config.IDP, opts Options) (*Registry
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: FetchTimeout}
 	}
-	r := NewRegistry()
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
+	}
+	size := opts.CacheSize
+	if size == 0 {
+		size = DefaultCacheSize
+	}
+	r := NewRegistry().WithCache(size, opts.Clock, opts.Metrics)
 	for _, d := range idps {
 		build, ok := constructors[d.Type]
 		if !ok {
@@ -284,9 +389,9 @@ func jwtFromConfig(ctx context.Context, d config.IDP, opts Options) (Validator, 
 			keys, err = StaticKeys(raw)
 		}
 	case d.JWKSURI != "":
-		keys, err = RemoteKeys(ctx, d.JWKSURI, opts.HTTPClient)
+		keys, err = remoteKeys(ctx, d.JWKSURI, opts.HTTPClient, fetchReporter(d.Name, opts.Metrics))
 	case d.Discovery:
-		keys = DiscoveredKeys(ctx, d.Issuer, opts.HTTPClient)
+		keys = &discovered{ctx: ctx, issuer: d.Issuer, client: opts.HTTPClient, report: fetchReporter(d.Name, opts.Metrics)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("idp %s: %w", d.Name, err)

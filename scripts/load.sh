@@ -1,66 +1,136 @@
 #!/usr/bin/env bash
-# load.sh: drive `idtx serve --mock` and ../shared/bench/limitsrv (the least
-# an STS can do per exchange) with the same load over loopback, one after
-# the other in the same run, and print idtx's throughput and p99 as ratios.
+# load.sh: drive `idtx serve` and ../shared/bench/limitsrv (the least an STS
+# can do per exchange: verify one RS256 subject, sign one ES256 token) with
+# the same load over loopback, one after the other in the same run, and
+# print idtx's throughput and p99 as ratios to limitsrv's, idtx's peak RSS
+# and the machine's load average.
 #
-#   scripts/load.sh [seconds] [connections]      # default 10 s, 32 connections
+#   scripts/load.sh [seconds] [connections] [scenario...]
 #
-# Needs wrk (apt-get install wrk) and openssl. Both servers verify the same
-# RS256 subject token (the mock IDP's) and sign ES256; idtx also
-# authenticates the client, checks consent in SQLite and writes a trace and
-# an audit line per exchange.
+# Defaults: 10 s a run, 32 connections, every scenario. Scenarios (bodies
+# written by scripts/load/main.go, mock IDP tokens minted offline):
+#
+#   distinct        1,000 distinct JWTs in rotation, for billing-api (consent
+#                   checked in SQLite); idtx's validation cache holds them all
+#                   after the first round
+#   distinct-cold   12,000 distinct JWTs in rotation: more than the validation
+#                   cache holds (10,000), so every token is verified again
+#   audiences       one JWT exchanged for billing-api, orders-api and
+#                   inventory-api in turn (the mesh case)
+#   saml            400 distinct SAML 2.0 assertions in rotation, for billing-api
+#   saml-cold       12,000 distinct SAML 2.0 assertions: none cached
+#
+# limitsrv is sent the JWT bodies of the scenario (distinct JWTs for the
+# SAML ones: it knows no SAML). IDTX_BIN=path runs a prebuilt idtx (to
+# measure another commit with the same script); LIMITSRV=dir names
+# limitsrv's source. Needs wrk (apt-get install wrk), curl and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-32}
+shift $(( $# > 2 ? 2 : $# )) || true
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(distinct distinct-cold audiences saml saml-cold)
 limitsrv_src=${LIMITSRV:-../shared/bench/limitsrv}
 command -v wrk >/dev/null || { echo "load.sh: wrk is needed (apt-get install wrk)" >&2; exit 2; }
 
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
-go build -o "$tmp/idtx" .
+if [ -n "${IDTX_BIN:-}" ]; then cp "$IDTX_BIN" "$tmp/idtx"; else go build -o "$tmp/idtx" .; fi
 (cd "$limitsrv_src" && go build -o "$tmp/limitsrv" .)
+go build -o "$tmp/bodies" ./scripts/load
 openssl pkey -in fixtures/mock-idp-key.pem -pubout -out "$tmp/rsa.pub" 2>/dev/null
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 100); do curl -fs -o /dev/null "$1" -X POST 2>/dev/null && return; curl -s -o /dev/null "$1" && return; sleep 0.05; done; echo "load.sh: $1 did not start" >&2; exit 1; }
+echo "load.sh: minting subject tokens" >&2
+"$tmp/bodies" -scenario distinct -n 1000 >"$tmp/distinct.txt"
+"$tmp/bodies" -scenario audiences >"$tmp/audiences.txt"
+"$tmp/bodies" -scenario saml -n 400 >"$tmp/saml.txt"
+for s in "${scenarios[@]}"; do
+	case $s in
+	distinct-cold) "$tmp/bodies" -scenario distinct -n 12000 >"$tmp/distinct-cold.txt" ;;
+	saml-cold) "$tmp/bodies" -scenario saml -n 12000 >"$tmp/saml-cold.txt" ;;
+	esac
+done
 
-token=$("$tmp/idtx" mock token --sub alice --ttl 1h)
-cat > "$tmp/post.lua" <<LUA
+# The mock's JWT and SAML IDPs, its two services and a third, and its
+# demo client; consents in SQLite, as a configured server keeps them.
+fx=$PWD/fixtures
+cat >"$tmp/sts.yaml" <<YAML
+idps:
+  - {name: mock, type: jwt, issuer: https://mock-idp.idtx.test, jwks_file: $fx/mock-idp.jwks.json, audiences: [idtx-sts]}
+  - {name: mock-saml, type: saml, issuer: https://mock-idp.idtx.test/saml, certificate_file: $fx/mock-saml-cert.pem,
+     audiences: [idtx-sts], claims: {scope: scope}}
+services:
+  - {name: billing-api, scopes: {billing:read: {consent: true}}, default_scopes: [billing:read]}
+  - {name: orders-api, scopes: {orders:read: {}}, default_scopes: [orders:read]}
+  - {name: inventory-api, scopes: {inventory:read: {}}, default_scopes: [inventory:read]}
+clients:
+  - {id: demo-client, secret: demo-secret, services: ["*"]}
+YAML
+export IDTX_HOME="$tmp/home"
+store="sqlite:$tmp/idtx.db"
+for i in mock mock-saml; do
+	"$tmp/idtx" consent grant --store "$store" --idp $i --user alice --service billing-api --scope billing:read >/dev/null 2>&1
+done
+
+cat >"$tmp/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic %AUTH%"
-wrk.body = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt&audience=billing-api&scope=billing%3Aread&subject_token=$token"
-done = function(summary, latency, requests)
+local bodies, i = {}, 0
+function init(args)
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+  i = math.random(#bodies) -- threads start apart in the rotation
+end
+function request()
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+function done(summary, latency, requests)
   io.write(string.format("RESULT %.0f %.3f %.3f %d %d\n", summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     summary.requests))
 end
 LUA
-sed "s/%AUTH%/$(printf 'bench-client:bench-secret' | base64)/" "$tmp/post.lua" > "$tmp/limit.lua"
-sed "s/%AUTH%/$(printf 'demo-client:demo-secret' | base64)/" "$tmp/post.lua" > "$tmp/idtx.lua"
+sed "s/%AUTH%/$(printf 'bench-client:bench-secret' | base64)/" "$tmp/post.lua" >"$tmp/limit.lua"
+sed "s/%AUTH%/$(printf 'demo-client:demo-secret' | base64)/" "$tmp/post.lua" >"$tmp/idtx.lua"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 200); do curl -s -o /dev/null "$1" && return; sleep 0.05; done; echo "load.sh: $1 did not start" >&2; exit 1; }
 
 lport=$(free_port)
 "$tmp/limitsrv" -listen "127.0.0.1:$lport" -pub "$tmp/rsa.pub" 2>"$tmp/limitsrv.log" &
 iport=$(free_port)
-IDTX_HOME="$tmp/home" "$tmp/idtx" serve --mock --listen "127.0.0.1:$iport" 2>"$tmp/idtx.log" &
+"$tmp/idtx" serve --config "$tmp/sts.yaml" --store "$store" --listen "127.0.0.1:$iport" 2>"$tmp/idtx.log" &
+ipid=$!
 wait_up "http://127.0.0.1:$lport/token"
 wait_up "http://127.0.0.1:$iport/healthz"
 
-run() { wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$2" "$1/token" | grep '^RESULT'; }
-echo "warm-up" >&2
-run "http://127.0.0.1:$lport" "$tmp/limit.lua" >/dev/null
-run "http://127.0.0.1:$iport" "$tmp/idtx.lua" >/dev/null
-read -r _ l_rps l_p50 l_p99 l_err l_n < <(run "http://127.0.0.1:$lport" "$tmp/limit.lua")
-read -r _ i_rps i_p50 i_p99 i_err i_n < <(run "http://127.0.0.1:$iport" "$tmp/idtx.lua")
-printf '%-9s %10s %9s %9s %7s\n' server "req/s" "p50 ms" "p99 ms" errors
-printf '%-9s %10s %9s %9s %7s\n' limitsrv "$l_rps" "$l_p50" "$l_p99" "$l_err"
-printf '%-9s %10s %9s %9s %7s\n' idtx "$i_rps" "$i_p50" "$i_p99" "$i_err"
-python3 - "$l_rps" "$l_p99" "$i_rps" "$i_p99" <<'PY'
+run() { wrk -t2 -c"$conns" -d"$3" --latency -s "$2" "$1/token" -- "$4" | grep '^RESULT'; }
+printf '%-14s %-9s %9s %8s %8s %6s\n' scenario server "req/s" "p50 ms" "p99 ms" errors
+errors=0
+for s in "${scenarios[@]}"; do
+	ibodies="$tmp/$s.txt"
+	lbodies=$ibodies
+	case $s in saml) lbodies="$tmp/distinct.txt" ;; saml-cold) lbodies="$tmp/distinct-cold.txt" ;; esac
+	[ -f "$lbodies" ] || "$tmp/bodies" -scenario distinct -n 12000 >"$lbodies"
+	run "http://127.0.0.1:$lport" "$tmp/limit.lua" 3s "$lbodies" >/dev/null # warm-up
+	run "http://127.0.0.1:$iport" "$tmp/idtx.lua" 3s "$ibodies" >/dev/null
+	read -r _ l_rps l_p50 l_p99 l_err _ < <(run "http://127.0.0.1:$lport" "$tmp/limit.lua" "${secs}s" "$lbodies")
+	read -r _ i_rps i_p50 i_p99 i_err _ < <(run "http://127.0.0.1:$iport" "$tmp/idtx.lua" "${secs}s" "$ibodies")
+	printf '%-14s %-9s %9s %8s %8s %6s\n' "$s" limitsrv "$l_rps" "$l_p50" "$l_p99" "$l_err"
+	printf '%-14s %-9s %9s %8s %8s %6s\n' "$s" idtx "$i_rps" "$i_p50" "$i_p99" "$i_err"
+	python3 - "$s" "$l_rps" "$l_p99" "$i_rps" "$i_p99" <<'PY'
 import sys
-l_rps, l_p99, i_rps, i_p99 = map(float, sys.argv[1:])
-print(f"idtx/limitsrv throughput {i_rps / l_rps:.2f} (target >= 0.40), p99 {i_p99 / l_p99:.2f}x (target <= 2.0)")
+s = sys.argv[1]
+l_rps, l_p99, i_rps, i_p99 = map(float, sys.argv[2:])
+target = {"distinct": ">= 0.90, p99 <= 1.2x", "distinct-cold": ">= 0.90, p99 <= 1.2x",
+          "audiences": ">= 1.10", "saml": ">= 0.33", "saml-cold": ">= 0.33"}.get(s, "")
+print(f"{s:<14} idtx/limitsrv throughput {i_rps / l_rps:.2f}, p99 {i_p99 / l_p99:.2f}x   (target {target})")
 PY
-if [ "$i_err" != 0 ]; then echo "load.sh: idtx answered $i_err errors" >&2; tail -3 "$tmp/idtx.log" >&2; exit 1; fi
+	errors=$((errors + i_err))
+done
+echo "idtx peak RSS $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$ipid/status); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$errors" != 0 ]; then echo "load.sh: idtx answered $errors errors" >&2; tail -3 "$tmp/idtx.log" >&2; exit 1; fi
