@@ -23,7 +23,11 @@
 # limitsrv is sent the JWT bodies of the scenario (distinct JWTs for the
 # SAML ones: it knows no SAML). IDTX_BIN=path runs a prebuilt idtx (to
 # measure another commit with the same script); LIMITSRV=dir names
-# limitsrv's source. Needs wrk (apt-get install wrk), curl and python3.
+# limitsrv's source; IDTX_LOAD_STORE=postgres://... keeps the consents in
+# PostgreSQL instead of SQLite, e.g. over a throwaway cluster:
+#
+#   scripts/test-postgres.sh sh -c 'IDTX_LOAD_STORE=$IDTX_TEST_POSTGRES scripts/load.sh 10 32 distinct-cold'
+# Needs wrk (apt-get install wrk), curl and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -69,7 +73,7 @@ clients:
   - {id: demo-client, secret: demo-secret, services: ["*"]}
 YAML
 export IDTX_HOME="$tmp/home"
-store="sqlite:$tmp/idtx.db"
+store="${IDTX_LOAD_STORE:-sqlite:$tmp/idtx.db}"
 for i in mock mock-saml; do
 	"$tmp/idtx" consent grant --store "$store" --idp $i --user alice --service billing-api --scope billing:read >/dev/null 2>&1
 done
