@@ -73,13 +73,14 @@ func BenchmarkExchangeWorkflows(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	e := newEnvWith(b, store, withWorkflows("no-interns, tenant", `
+	// Uncached, as BenchmarkExchange: the difference is the workflows.
+	e := newEnvOpts(b, store, withWorkflows("no-interns, tenant", `
   - name: no-interns
     deny_if: 'has(subject.groups) && "interns" in subject.groups'
     message: interns may not call billing
   - name: tenant
     claims: {tenant: 'subject.iss.split("/")[2]'}
-`))
+`), func(o *exchange.Options) { o.Registry = uncachedCorp(b) })
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	body := e.form(e.subject(nil), "audience", "billing-api", "scope", "billing:read").Encode()
 	benchExchanges(b, e.handler, body)
