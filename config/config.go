@@ -1,5 +1,5 @@
 // Package config loads and validates an idtx server configuration
-// (CONTRACT §6). Decoding is strict: an unknown key is an error that names
+// (docs/config.md). Decoding is strict: an unknown key is an error that names
 // the key and its line, and validation reports every problem at once so that
 // one run of `idtx config validate` shows all there is to fix.
 package config
@@ -35,7 +35,7 @@ type Config struct {
 	Services []Service `yaml:"services"`
 	Clients  []Client  `yaml:"clients"`
 	// Workflows are the business rules services name, run after consent
-	// (CONTRACT §4 step 8; docs/workflows.md).
+	// (docs/flowchart.md step 8; docs/workflows.md).
 	Workflows []Workflow `yaml:"workflows"`
 
 	// RequireMayAct refuses every delegation whose subject token carries
@@ -161,7 +161,7 @@ type Service struct {
 	DefaultScopes []string         `yaml:"default_scopes"`
 	TokenLifetime time.Duration    `yaml:"token_lifetime"`
 	// SubjectScopesOnly narrows the grant to scopes the subject token
-	// already carries (CONTRACT §4 step 6, "optionally a subset").
+	// already carries (docs/flowchart.md step 6).
 	SubjectScopesOnly bool `yaml:"subject_scopes_only"`
 	// RequireMayAct refuses a delegation for this service when the
 	// subject token carries no may_act claim (RFC 8693 §4.4).

@@ -1,6 +1,6 @@
 // Package consent stores which scopes each user of each IDP has consented
 // to give each service. The token exchange never asks for consent
-// (CONTRACT §4 step 7): it only looks here, so this store is a distinct
+// (docs/flowchart.md step 7): it only looks here, so this store is a distinct
 // concept with its own backends (memory, SQLite, PostgreSQL), all held to one
 // conformance suite.
 //

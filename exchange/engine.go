@@ -23,7 +23,7 @@ const (
 	Skip Status = "skip"
 )
 
-// The steps of the flowchart, in the order they run (CONTRACT §4).
+// The steps of the flowchart, in the order they run (docs/flowchart.md).
 const (
 	StepRequest   = "request"
 	StepClient    = "client"
@@ -135,7 +135,7 @@ type Entry struct {
 // failure.
 type Trace []Entry
 
-// Step is one box of the flowchart (CONTRACT §4).
+// Step is one box of the flowchart (docs/flowchart.md).
 type Step struct {
 	Name string
 	Run  func(ctx context.Context, s *State) Outcome

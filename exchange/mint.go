@@ -27,8 +27,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/idp"
-	"github.com/idtx/idtx/workflow"
 	"github.com/idtx/idtx/keyset"
+	"github.com/idtx/idtx/workflow"
 )
 
 // Signer signs the access tokens the STS issues (RFC 9068). It signs

@@ -17,7 +17,7 @@ import (
 	"github.com/idtx/idtx/idp"
 )
 
-// Handler serves the STS endpoints of CONTRACT §5.
+// Handler serves the STS endpoints (README, Endpoints).
 type Handler struct {
 	engine   *Engine
 	log      *slog.Logger

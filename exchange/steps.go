@@ -18,7 +18,7 @@ import (
 	"github.com/idtx/idtx/workflow"
 )
 
-// Size limits of a request (SECURITY.md: "huge tokens").
+// Size limits of a request (docs/security.md, "The server around it").
 const (
 	MaxBodyBytes  = 64 << 10
 	MaxTokenBytes = 16 << 10

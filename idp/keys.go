@@ -26,7 +26,7 @@ type KeySet interface {
 	Key(ctx context.Context, t *jwt.Token) (any, error)
 }
 
-// Remote key set behaviour (SECURITY.md, "The server around it").
+// Remote key set behaviour (docs/security.md, "The server around it").
 const (
 	// RefreshInterval is how often a remote JWKS is fetched again, and the
 	// least time between two fetches caused by an unknown kid.

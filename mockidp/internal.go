@@ -17,7 +17,7 @@ import (
 	"github.com/idtx/idtx/fixtures"
 )
 
-// The mock internal IDP (CONTRACT §7): a workflow IDP whose opaque tokens
+// The mock internal IDP (fixtures/mock.yaml; the serve --mock banner lists them): a workflow IDP whose opaque tokens
 // only the mock can validate, through its own introspection endpoint.
 const (
 	InternalName   = "mock-internal"

@@ -1,5 +1,5 @@
 // Package mockidp is the built-in mock identity provider of `idtx serve
-// --mock` and `idtx mock token` (CONTRACT §7): it signs subject tokens
+// --mock` and `idtx mock token` (fixtures/mock.yaml; the serve --mock banner lists them): it signs subject tokens
 // offline with the public fixture keys, and serves what an STS needs to
 // validate them. Nothing it signs should be trusted outside a dev box.
 package mockidp
@@ -23,7 +23,7 @@ import (
 	"github.com/idtx/idtx/idp"
 )
 
-// The mock's fixed names (CONTRACT §7).
+// The mock's fixed names (fixtures/mock.yaml; the serve --mock banner lists them).
 const (
 	Name       = "mock"
 	Issuer     = "https://mock-idp.idtx.test"

@@ -20,7 +20,7 @@ import (
 	"github.com/idtx/idtx/idp"
 )
 
-// The mock SAML IDP's names (CONTRACT §7).
+// The mock SAML IDP's names (fixtures/mock.yaml; the serve --mock banner lists them).
 const (
 	SAMLName   = "mock-saml"
 	SAMLIssuer = "https://mock-idp.idtx.test/saml"
