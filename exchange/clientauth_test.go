@@ -393,3 +393,31 @@ func TestAssertionAudience(t *testing.T) {
 		})
 	}
 }
+
+// The memory replay cache sweeps one-second buckets: an entry that lives
+// longer than the ring is parked, never forgotten early, and a client idle
+// for longer than the ring has everything expired swept at its next use.
+func TestMemoryReplayCacheRing(t *testing.T) {
+	ctx := context.Background()
+	now := t0
+	c := exchange.NewMemoryReplayCache(func() time.Time { return now }, 100)
+	if err := c.Use(ctx, "a", "long", t0.Add(20*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if err := c.Use(ctx, "a", fmt.Sprint("short", i), t0.Add(time.Duration(i)*time.Second+500*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = t0.Add(18 * time.Minute) // past the 1024 s ring, before the long entry's end
+	if err := c.Use(ctx, "a", "long", t0.Add(30*time.Minute)); !errors.Is(err, exchange.ErrReplayed) {
+		t.Fatalf("a jti kept for 20m was forgotten at 18m: %v", err)
+	}
+	if n := c.Len("a"); n != 1 {
+		t.Fatalf("after an idle 18m, %d entries held; want only the long one", n)
+	}
+	now = t0.Add(20*time.Minute + time.Second)
+	if err := c.Use(ctx, "a", "long", t0.Add(25*time.Minute)); err != nil {
+		t.Fatalf("a jti past its time is refused: %v", err)
+	}
+}

@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"container/heap"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -52,9 +51,10 @@ func (e *ReplayLimitError) Is(target error) bool { return target == ErrReplayLim
 const DefaultReplayLimit = 10_000
 
 // MemoryReplayCache is a ReplayCache in memory. Each client has its own
-// bound, so that one client filling its share locks out no other, and a
-// min-heap of expiries: each Use first drops that client's expired
-// entries from the top of the heap, so no request scans the cache.
+// bound, so that one client filling its share locks out no other, and its
+// own ring of one-second buckets of expiries: each Use sweeps only the
+// buckets of the seconds that passed since the client's last request, so
+// a request costs O(1) amortised and never scans the cache.
 type MemoryReplayCache struct {
 	now   func() time.Time
 	limit int
@@ -72,34 +72,66 @@ func NewMemoryReplayCache(now func() time.Time, limit int) *MemoryReplayCache {
 	return &MemoryReplayCache{now: now, limit: limit, clients: map[string]*clientReplays{}}
 }
 
-// clientReplays is one client's jti values: a set, and a min-heap of
-// expiries to evict from. A jti is kept as its SHA-256, so its length
-// costs nothing.
+// replayBuckets is the ring's length in seconds: longer than any entry
+// lives (an assertion's exp is at most 5 minutes ahead, plus the leeway).
+// An entry that would land beyond it goes in the last bucket and moves on
+// when that bucket is swept: nothing is ever forgotten before its time.
+const replayBuckets = 1024
+
+// clientReplays is one client's jti values, each kept as its SHA-256 (so
+// a long jti costs nothing) with the instant it may be forgotten, and the
+// ring of buckets that says which to look at when.
 type clientReplays struct {
-	until  map[[32]byte]time.Time
-	expiry expiryHeap
+	until   map[[32]byte]time.Time
+	buckets [replayBuckets][][32]byte
+	swept   int64 // the last second whose bucket was swept
 }
 
-type replayEntry struct {
-	until time.Time
-	key   [32]byte
+// bucketSecond is the second whose sweep may forget an entry kept until u:
+// the first whole second at or after u.
+func bucketSecond(u time.Time) int64 {
+	sec := u.Unix()
+	if u.Nanosecond() > 0 {
+		sec++
+	}
+	return sec
 }
 
-type expiryHeap []replayEntry
-
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].until.Before(h[j].until) }
-func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(replayEntry)) }
-func (h *expiryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+func (c *clientReplays) add(key [32]byte, until time.Time, nowSec int64) {
+	sec := min(bucketSecond(until), nowSec+replayBuckets-1)
+	i := sec % replayBuckets
+	c.buckets[i] = append(c.buckets[i], key)
 }
 
-// Use implements ReplayCache. Each entry is pushed and popped once, so a
-// call costs O(log n) in the client's own entries, amortised.
+// sweep forgets the entries that expired by now, looking only at the
+// buckets of the seconds since the last sweep (every bucket at most once).
+func (c *clientReplays) sweep(now time.Time) {
+	nowSec := now.Unix()
+	if c.swept == 0 {
+		c.swept = nowSec
+		return
+	}
+	from := max(c.swept+1, nowSec-replayBuckets+1)
+	for sec := from; sec <= nowSec; sec++ {
+		i := sec % replayBuckets
+		keys := c.buckets[i]
+		c.buckets[i] = nil
+		for _, k := range keys {
+			u, ok := c.until[k]
+			switch {
+			case !ok:
+			case !u.After(now):
+				delete(c.until, k)
+			default: // not yet: an entry parked in the last bucket
+				c.add(k, u, nowSec)
+			}
+		}
+	}
+	c.swept = max(c.swept, nowSec)
+}
+
+// Use implements ReplayCache in O(1) amortised: every entry is put in a
+// bucket once, and looked at again only when its second comes.
 func (r *MemoryReplayCache) Use(_ context.Context, client, jti string, exp time.Time) error {
 	now := r.now()
 	key := sha256.Sum256([]byte(jti))
@@ -110,18 +142,15 @@ func (r *MemoryReplayCache) Use(_ context.Context, client, jti string, exp time.
 		c = &clientReplays{until: map[[32]byte]time.Time{}}
 		r.clients[client] = c
 	}
-	for len(c.expiry) > 0 && !c.expiry[0].until.After(now) {
-		e := heap.Pop(&c.expiry).(replayEntry)
-		delete(c.until, e.key)
-	}
-	if _, ok := c.until[key]; ok {
+	c.sweep(now)
+	if u, ok := c.until[key]; ok && u.After(now) {
 		return ErrReplayed
 	}
 	if len(c.until) >= r.limit {
 		return &ReplayLimitError{Client: client, Limit: r.limit}
 	}
 	c.until[key] = exp
-	heap.Push(&c.expiry, replayEntry{until: exp, key: key})
+	c.add(key, exp, now.Unix())
 	return nil
 }
 
