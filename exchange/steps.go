@@ -550,10 +550,9 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 			evidence[key] = "pass"
 			if len(v.Claims) > 0 {
 				if s.Claims == nil {
-					s.Claims = make(map[string]any, len(v.Claims))
-				}
-				for _, k := range slices.Sorted(maps.Keys(v.Claims)) {
-					s.Claims[k] = v.Claims[k] // a later workflow's value wins
+					s.Claims = v.Claims // the workflow's own map: no copy for the first
+				} else {
+					maps.Copy(s.Claims, v.Claims) // a later workflow's value wins
 				}
 				evidence[key] = "claims " + strings.Join(slices.Sorted(maps.Keys(v.Claims)), " ")
 			}
@@ -562,7 +561,7 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 	if in == nil {
 		return skip("no workflow is configured for " + s.serviceNames())
 	}
-	return pass(fmt.Sprintf("%d workflow(s) allowed the exchange", len(evidence)), evidence)
+	return pass(strconv.Itoa(len(evidence))+" workflow(s) allowed the exchange", evidence)
 }
 
 // detail is ev when the request asks for detail evidence, else nil.
