@@ -326,6 +326,18 @@ type Service struct {
 
 func newService(s *config.Service) *Service { return &Service{Service: s} }
 
+// NeedConsent is those of the granted scopes for which the service asks
+// a stored consent (scopes: {name: {consent: true}}), in the order given.
+func (s *Service) NeedConsent(granted []string) []string {
+	var need []string
+	for _, sc := range granted {
+		if def, ok := s.Scopes[sc]; ok && def.Consent {
+			need = append(need, sc)
+		}
+	}
+	return need
+}
+
 // offers reports whether the service has the scope.
 func (s *Service) offers(scope string) bool {
 	_, ok := s.Scopes[scope]

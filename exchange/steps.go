@@ -452,12 +452,7 @@ func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
 	}
 	checked := 0
 	for _, svc := range s.Services {
-		var need []string
-		for _, sc := range s.Scopes {
-			if def, ok := svc.Scopes[sc]; ok && def.Consent {
-				need = append(need, sc)
-			}
-		}
+		need := svc.NeedConsent(s.Scopes)
 		if len(need) == 0 {
 			continue
 		}

@@ -270,12 +270,7 @@ func (m *Model) missingConsents() ([]grant, error) {
 	userIDP := exchange.UserIDP(s.Subject)
 	var out []grant
 	for _, svc := range s.Services {
-		var need []string
-		for _, sc := range s.Scopes {
-			if def, ok := svc.Scopes[sc]; ok && def.Consent {
-				need = append(need, sc)
-			}
-		}
+		need := svc.NeedConsent(s.Scopes)
 		if len(need) == 0 {
 			continue
 		}
