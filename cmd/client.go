@@ -10,11 +10,12 @@ import (
 
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/profile"
 )
 
 // authMethods are the --auth-method values, for help and completion.
-var authMethods = []string{exchange.AuthClientSecretBasic, exchange.AuthClientSecretPost, exchange.AuthPrivateKeyJWT, exchange.AuthNone}
+var authMethods = []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT, oauth.AuthNone}
 
 // clientInput is what the command line says about the STS and the client:
 // the flag values, and whether --sts was given.
@@ -115,16 +116,16 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 		return r, nil
 	}
 
-	if method == exchange.AuthNone && secret != "" {
+	if method == oauth.AuthNone && secret != "" {
 		if methodFrom == "--auth-method" {
 			return nil, usageError("--auth-method none, but a client secret was given by %s: drop one of them", secretFrom)
 		}
 		// The profile predates the secret (saved as none where no keyring
 		// answered): the secret given now wins, and says so.
 		fmt.Fprintf(warn, "idtx: %s says auth_method none, but a secret was given by %s: using client_secret_basic\n", methodFrom, secretFrom)
-		method = exchange.AuthClientSecretBasic
+		method = oauth.AuthClientSecretBasic
 	}
-	if secret == "" && fromProfile && p.HasSecret && method != exchange.AuthNone && method != exchange.AuthPrivateKeyJWT {
+	if secret == "" && fromProfile && p.HasSecret && method != oauth.AuthNone && method != oauth.AuthPrivateKeyJWT {
 		s, err := p.Secret()
 		if err != nil {
 			return nil, err
@@ -134,20 +135,20 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 	if method == "" {
 		switch {
 		case keyFile != "":
-			method = exchange.AuthPrivateKeyJWT
+			method = oauth.AuthPrivateKeyJWT
 		case secret != "":
-			method = exchange.AuthClientSecretBasic
+			method = oauth.AuthClientSecretBasic
 		default:
 			return nil, usageError("client %s (from %s) has no secret: give --client-secret-file FILE, IDTX_CLIENT_SECRET, or --auth-method none for a public client", id, idFrom)
 		}
 	}
 	auth := exchange.ClientAuth{Method: method, ClientID: id, Secret: secret}
 	switch method {
-	case exchange.AuthClientSecretBasic, exchange.AuthClientSecretPost:
+	case oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost:
 		if secret == "" {
 			return nil, usageError("%s needs a secret: --client-secret-file FILE, IDTX_CLIENT_SECRET or a profile with a secret", method)
 		}
-	case exchange.AuthPrivateKeyJWT:
+	case oauth.AuthPrivateKeyJWT:
 		if keyFile == "" {
 			return nil, usageError("private_key_jwt needs --key-file")
 		}
@@ -165,7 +166,7 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 			return nil, usageError("--key-file %s: %v", keyFile, err)
 		}
 		auth.Secret = ""
-	case exchange.AuthNone:
+	case oauth.AuthNone:
 	default:
 		return nil, usageError("--auth-method %q is not one of %s", method, strings.Join(authMethods, ", "))
 	}

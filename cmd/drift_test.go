@@ -16,6 +16,7 @@ import (
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/tui"
 )
 
@@ -45,9 +46,9 @@ func TestSameEngineNoDrift(t *testing.T) {
 	alice, bob := token("alice"), token("bob")
 	a, b := strings.Split(alice, "."), strings.Split(bob, ".")
 	forged := a[0] + "." + a[1] + "." + b[2]
-	demo := exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
-	restricted := exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: "restricted-client", Secret: "restricted-secret"}
-	wrong := exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: "wrong"}
+	demo := exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
+	restricted := exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: "restricted-client", Secret: "restricted-secret"}
+	wrong := exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: "wrong"}
 	p := func(sub, aud, scope string, extra ...string) exchange.ExchangeParams {
 		x := url.Values{}
 		for i := 0; i+1 < len(extra); i += 2 {
@@ -83,7 +84,7 @@ func TestSameEngineNoDrift(t *testing.T) {
 			}
 			// 1. The HTTP handler, and the step from the trace it kept.
 			_, _, err := (&exchange.STS{TokenEndpoint: base + "/token", HTTP: http.DefaultClient, Auth: tc.auth}).Exchange(t.Context(), tc.params)
-			var oerr *exchange.Error
+			var oerr *oauth.Error
 			switch {
 			case err == nil:
 				check("http", "", "")

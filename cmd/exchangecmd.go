@@ -22,6 +22,7 @@ import (
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/profile"
 )
 
@@ -161,7 +162,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 		to.OnResponse = func(status int, h http.Header, body []byte) { printReceived(o.io.Err, status, h, body) }
 	}
 	res, raw, err := to.Exchange(ctx, params)
-	var oerr *exchange.Error
+	var oerr *oauth.Error
 	switch {
 	case errors.As(err, &oerr):
 		if o.output == "json" {
@@ -223,7 +224,7 @@ func (o *exchangeOptions) requestParams() (exchange.ExchangeParams, error) {
 		return params, usageError("--actor-token-type without --actor-token")
 	}
 	if o.requestedTokenType != "" {
-		if params.RequestedTokenType = exchange.ResolveTokenType(o.requestedTokenType); params.RequestedTokenType == "" {
+		if params.RequestedTokenType = oauth.ResolveTokenType(o.requestedTokenType); params.RequestedTokenType == "" {
 			return params, usageError("--requested-token-type %q is not a known token type", o.requestedTokenType)
 		}
 	}
@@ -253,7 +254,7 @@ func (o *exchangeOptions) clientAuth(c *cobra.Command, mockDefault bool) (exchan
 			return exchange.ClientAuth{}, "", usageError("no client given: use --client-id with --client-secret-file, IDTX_CLIENT_ID/IDTX_CLIENT_SECRET, or --profile (the mock's %s is used only with the mock's config)", mockidp.DemoClient)
 		}
 		fmt.Fprintf(o.io.Err, "idtx: no client given: using the mock's %s\n", mockidp.DemoClient)
-		rc.Auth = exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
+		rc.Auth = exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
 	}
 	return rc.Auth, rc.STS, nil
 }
@@ -264,7 +265,7 @@ func tokenTypeFlag(name, value, token string) (string, error) {
 		f, _ := idp.Sniff(token)
 		return idp.TokenTypeOf(f), nil
 	}
-	urn := exchange.ResolveTokenType(value)
+	urn := oauth.ResolveTokenType(value)
 	if urn == "" {
 		return "", usageError("%s %q is not one of access_token, refresh_token, id_token, jwt, saml1, saml2 or their URNs", name, value)
 	}
@@ -287,7 +288,7 @@ func httpClient(cacert string) (*http.Client, error) {
 	return &http.Client{Transport: tr}, nil
 }
 
-func printResult(io *IO, output string, res *exchange.Result, raw []byte) error {
+func printResult(io *IO, output string, res *oauth.Result, raw []byte) error {
 	switch output {
 	case "json":
 		var buf bytes.Buffer
@@ -336,8 +337,8 @@ func writeJSON(io *IO, v any) error {
 }
 
 func registerTokenTypeCompletion(c *cobra.Command, flags ...string) {
-	names := make([]string, 0, len(exchange.TokenTypes))
-	for n := range exchange.TokenTypes {
+	names := make([]string, 0, len(oauth.TokenTypes))
+	for n := range oauth.TokenTypes {
 		names = append(names, n)
 	}
 	sort.Strings(names)

@@ -16,6 +16,7 @@ import (
 	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 type explainOptions struct {
@@ -102,7 +103,7 @@ func runExplain(c *cobra.Command, o *explainOptions) error {
 		printRecord(io.Out, rec, newStyle(io.Out))
 	}
 	if rec.Error != nil {
-		return rejectedError(&exchange.Error{Code: rec.Error.Code, Description: rec.Error.Description})
+		return rejectedError(&oauth.Error{Code: rec.Error.Code, Description: rec.Error.Description})
 	}
 	return nil
 }
@@ -182,13 +183,13 @@ func (o *exchangeOptions) traceAuth(c *cobra.Command) (exchange.ClientAuth, erro
 	if auth.Secret == "" {
 		return auth, usageError("traces need the client's secret (HTTP Basic): --client-secret-file or IDTX_CLIENT_SECRET")
 	}
-	auth.Method = exchange.AuthClientSecretBasic
+	auth.Method = oauth.AuthClientSecretBasic
 	return auth, nil
 }
 
 // stsError maps an error of talking to an STS to its exit code.
 func stsError(err error) error {
-	var oerr *exchange.Error
+	var oerr *oauth.Error
 	switch {
 	case err == nil:
 		return nil

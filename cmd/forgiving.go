@@ -18,6 +18,7 @@ import (
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // readToken is readValue for a token: it also takes the token out of an
@@ -66,7 +67,7 @@ func demoClient(ctx context.Context, client *http.Client, sts, endpoint string, 
 		return exchange.ClientAuth{}, usageError("no client given: use --client-id with --client-secret-file, IDTX_CLIENT_ID/IDTX_CLIENT_SECRET, or --profile (%s is not an idtx mock, so the mock's demo client is not sent to it)", sts)
 	}
 	fmt.Fprintf(warn, "idtx: no client given: using the mock's %s\n", mockidp.DemoClient)
-	return exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}, nil
+	return exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}, nil
 }
 
 // fetchMetadata reads an STS's RFC 8414 metadata (§3.1: the well-known

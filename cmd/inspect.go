@@ -17,9 +17,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 type inspectOptions struct {
@@ -248,7 +248,7 @@ func (o *inspectOptions) verifyToken(ctx context.Context, token string, format i
 	clock := func() time.Time { return now }
 	tokenType := idp.TokenTypeOf(format)
 	if o.tokenType != "" {
-		if tokenType = exchange.ResolveTokenType(o.tokenType); tokenType == "" {
+		if tokenType = oauth.ResolveTokenType(o.tokenType); tokenType == "" {
 			return nil, usageError("--token-type %q is not a known token type", o.tokenType)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/oauth"
 )
 
 type introspectOptions struct {
@@ -103,7 +104,7 @@ func runIntrospect(c *cobra.Command, o *introspectOptions, arg string) error {
 	}
 	sts := &exchange.STS{TokenEndpoint: tokenEndpoint, HTTP: client, Auth: rc.Auth}
 	answer, raw, err := sts.Introspect(ctx, endpoint, token)
-	var oerr *exchange.Error
+	var oerr *oauth.Error
 	switch {
 	case errors.As(err, &oerr):
 		shown := *oerr

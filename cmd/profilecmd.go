@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/profile"
 )
 
@@ -168,19 +168,19 @@ func runProfileAdd(o *profileOptions, name string) error {
 	if method == "" {
 		switch {
 		case o.keyFile != "":
-			method = exchange.AuthPrivateKeyJWT
+			method = oauth.AuthPrivateKeyJWT
 		case secret != "":
-			method = exchange.AuthClientSecretBasic
+			method = oauth.AuthClientSecretBasic
 		case o.clientID != "":
 			if !isTerminal(o.io.In) {
 				return usageError("--client-id %s without a secret: give --client-secret-file FILE|-, IDTX_CLIENT_SECRET, or --auth-method none for a public client", o.clientID)
 			}
-			method = exchange.AuthClientSecretBasic // prompted for below
+			method = oauth.AuthClientSecretBasic // prompted for below
 		}
 	}
 	p := &profile.Profile{Name: name, STS: o.sts, ClientID: o.clientID, AuthMethod: method}
 	switch method {
-	case exchange.AuthClientSecretBasic, exchange.AuthClientSecretPost:
+	case oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost:
 		if o.clientID == "" {
 			return usageError("%s needs --client-id", method)
 		}
@@ -190,7 +190,7 @@ func runProfileAdd(o *profileOptions, name string) error {
 				return err
 			}
 		}
-	case exchange.AuthPrivateKeyJWT:
+	case oauth.AuthPrivateKeyJWT:
 		if o.clientID == "" || o.keyFile == "" {
 			return usageError("private_key_jwt needs --client-id and --key-file")
 		}
@@ -202,7 +202,7 @@ func runProfileAdd(o *profileOptions, name string) error {
 			return usageError("%v", err)
 		}
 		p.KeyFile = abs
-	case exchange.AuthNone:
+	case oauth.AuthNone:
 		if secret != "" {
 			return usageError("--auth-method none, but a client secret was given by %s: drop one of them", secretFrom)
 		}

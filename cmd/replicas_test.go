@@ -17,10 +17,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/consent/pgtest"
-	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/fixtures"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // replicaIssuer is the one issuer of replicas behind a load balancer.
@@ -190,7 +190,7 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 		t.Fatalf("b's token as subject at a: %d %v", status, body)
 	}
 
-	form := exchangeForm(subject, "client_assertion_type", exchange.ClientAssertionTypeJWTBearer,
+	form := exchangeForm(subject, "client_assertion_type", oauth.ClientAssertionTypeJWTBearer,
 		"client_assertion", r.assertion(t, "replayed-jti"))
 	if status, body = postForm(t, a, form); status != 200 {
 		t.Fatalf("assertion at a: %d %v", status, body)
@@ -219,7 +219,7 @@ func TestServePostgresDownThenBack(t *testing.T) {
 	status, body := postToken(t, base, exchangeForm(subject), "demo-client", "demo-secret")
 	wantOAuthError(t, "consent with the database stopped", status, body, 503, "temporarily_unavailable",
 		"consent: the consent store is unavailable; retry shortly")
-	form := exchangeForm(subject, "client_assertion_type", exchange.ClientAssertionTypeJWTBearer,
+	form := exchangeForm(subject, "client_assertion_type", oauth.ClientAssertionTypeJWTBearer,
 		"client_assertion", r.assertion(t, "while-down"))
 	status, body = postForm(t, base, form)
 	wantOAuthError(t, "client assertion with the database stopped", status, body, 503, "temporarily_unavailable",
@@ -241,7 +241,7 @@ func TestServePostgresDownThenBack(t *testing.T) {
 			t.Fatalf("after the database came back, attempt %d: %d %v", attempt, status, body)
 		}
 	}
-	if status, body = postForm(t, base, exchangeForm(subject, "client_assertion_type", exchange.ClientAssertionTypeJWTBearer,
+	if status, body = postForm(t, base, exchangeForm(subject, "client_assertion_type", oauth.ClientAssertionTypeJWTBearer,
 		"client_assertion", r.assertion(t, "after-restart"))); status != 200 {
 		t.Fatalf("client assertion after the database came back: %d %v", status, body)
 	}

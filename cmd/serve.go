@@ -23,6 +23,7 @@ import (
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/keyset"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 type serveOptions struct {
@@ -288,7 +289,7 @@ func printBanner(o *serveOptions, base, issuer, storeURL, keyFile string, traces
 	self := selfCommand()
 	fmt.Fprintf(w, "\nTry it (the mock's keys are public: for local development only):\n")
 	fmt.Fprintf(w, "  curl -s -u %s:%s %s/token \\\n", mockidp.DemoClient, mockidp.DemoSecret, base)
-	fmt.Fprintf(w, "    -d grant_type=%s \\\n", exchange.GrantTypeTokenExchange)
+	fmt.Fprintf(w, "    -d grant_type=%s \\\n", oauth.GrantTypeTokenExchange)
 	fmt.Fprintf(w, "    -d subject_token_type=urn:ietf:params:oauth:token-type:jwt \\\n")
 	fmt.Fprintf(w, "    --data-urlencode subject_token=\"$(%s mock token --sub alice)\" \\\n", self)
 	fmt.Fprintf(w, "    -d audience=billing-api -d scope=billing:read\n")

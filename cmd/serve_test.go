@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/fixtures"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
@@ -71,7 +71,7 @@ func run(t *testing.T, args ...string) (string, string, int) {
 
 func exchangeForm(subject string, kv ...string) url.Values {
 	f := url.Values{
-		"grant_type":         {exchange.GrantTypeTokenExchange},
+		"grant_type":         {oauth.GrantTypeTokenExchange},
 		"subject_token_type": {"urn:ietf:params:oauth:token-type:jwt"},
 		"subject_token":      {subject},
 		"audience":           {"billing-api"},

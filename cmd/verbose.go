@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/oauth"
 )
 
 // secretFields are the form fields that carry a token or a secret: shown
@@ -72,7 +73,7 @@ func printReceived(w io.Writer, status int, h http.Header, body []byte) {
 func (o *exchangeOptions) printRefusalTrace(ctx context.Context, client *http.Client, endpoint string, auth exchange.ClientAuth, id string) {
 	var as exchange.ClientAuth
 	if auth.Secret != "" {
-		as = exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: auth.ClientID, Secret: auth.Secret}
+		as = exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: auth.ClientID, Secret: auth.Secret}
 	}
 	rec, err := exchange.FetchTrace(ctx, client, endpoint, id, as)
 	if err != nil {
@@ -107,7 +108,7 @@ func printCurl(w io.Writer, sts *exchange.STS, p exchange.ExchangeParams) error 
 		"client_secret": "$IDTX_CLIENT_SECRET", "client_assertion": "$CLIENT_ASSERTION",
 	}
 	lines := []string{"curl -sS -X POST " + shellQuote(sts.TokenEndpoint)}
-	if sts.Auth.Method == exchange.AuthClientSecretBasic {
+	if sts.Auth.Method == oauth.AuthClientSecretBasic {
 		// RFC 6749 §2.3.1 form-encodes both parts first; curl -u does not,
 		// which matters only for ids and secrets with reserved characters.
 		lines = append(lines, `  -u "`+shellDouble(url.QueryEscape(sts.Auth.ClientID))+`:$IDTX_CLIENT_SECRET"`)

@@ -195,15 +195,6 @@ func (s *State) Mode() string {
 	return config.ModeImpersonation
 }
 
-// Result is a successful token response (RFC 8693 §2.2.1).
-type Result struct {
-	AccessToken     string `json:"access_token"`
-	IssuedTokenType string `json:"issued_token_type"`
-	TokenType       string `json:"token_type"`
-	ExpiresIn       int64  `json:"expires_in"`
-	Scope           string `json:"scope,omitempty"`
-}
-
 // Engine runs the flowchart over a loaded configuration.
 type Engine struct {
 	issuer   string

@@ -6,83 +6,61 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/idtx/idtx/oauth"
 )
 
-// Error is an OAuth error response (RFC 6749 §5.2). Handlers return it and
-// WriteError writes it; Cause is logged, never sent.
-type Error struct {
-	Code        string `json:"error"`
-	Description string `json:"error_description,omitempty"`
-	// TraceID names the trace of the refused exchange at GET /traces/{id},
-	// an extra member RFC 6749 §5.2 allows; set only when traces are on.
-	TraceID string `json:"trace_id,omitempty"`
-	Status  int    `json:"-"`
-	Cause   error  `json:"-"`
-	// BasicChallenge adds WWW-Authenticate: Basic to a 401 (RFC 6749 §5.2).
-	BasicChallenge bool `json:"-"`
-	// RetryAfter, when set, is sent as Retry-After with a 503 (RFC 9110
-	// §10.2.3), in whole seconds rounded up.
-	RetryAfter time.Duration `json:"-"`
+// Error is the OAuth error response of package oauth, named here for the
+// engine and handler, which return it.
+type Error = oauth.Error
+
+// The error constructors of package oauth, for the engine's steps.
+
+// ErrInvalidRequest is oauth.ErrInvalidRequest.
+func ErrInvalidRequest(format string, args ...any) *Error {
+	return oauth.ErrInvalidRequest(format, args...)
 }
 
-func (e *Error) Error() string {
-	if e.Description == "" {
-		return e.Code
-	}
-	return e.Code + ": " + e.Description
+// ErrUnsupportedGrantType is oauth.ErrUnsupportedGrantType.
+func ErrUnsupportedGrantType(format string, args ...any) *Error {
+	return oauth.ErrUnsupportedGrantType(format, args...)
 }
 
-func (e *Error) Unwrap() error { return e.Cause }
+// ErrInvalidClient is oauth.ErrInvalidClient.
+func ErrInvalidClient(format string, args ...any) *Error {
+	return oauth.ErrInvalidClient(format, args...)
+}
+
+// ErrUnauthorizedClient is oauth.ErrUnauthorizedClient.
+func ErrUnauthorizedClient(format string, args ...any) *Error {
+	return oauth.ErrUnauthorizedClient(format, args...)
+}
+
+// ErrInvalidTarget is oauth.ErrInvalidTarget.
+func ErrInvalidTarget(format string, args ...any) *Error {
+	return oauth.ErrInvalidTarget(format, args...)
+}
+
+// ErrInvalidScope is oauth.ErrInvalidScope.
+func ErrInvalidScope(format string, args ...any) *Error {
+	return oauth.ErrInvalidScope(format, args...)
+}
+
+// ErrConsentRequired is oauth.ErrConsentRequired.
+func ErrConsentRequired(format string, args ...any) *Error {
+	return oauth.ErrConsentRequired(format, args...)
+}
+
+// ErrTemporarilyUnavailable is oauth.ErrTemporarilyUnavailable.
+func ErrTemporarilyUnavailable(format string, args ...any) *Error {
+	return oauth.ErrTemporarilyUnavailable(format, args...)
+}
+
+// ErrServer is oauth.ErrServer.
+func ErrServer(cause error) *Error { return oauth.ErrServer(cause) }
 
 func newError(code string, status int, format string, args ...any) *Error {
 	return &Error{Code: code, Status: status, Description: fmt.Sprintf(format, args...)}
-}
-
-// ErrInvalidRequest is a malformed request, or a subject or actor token
-// that does not validate (RFC 8693 §2.2.2).
-func ErrInvalidRequest(format string, args ...any) *Error {
-	return newError(CodeInvalidRequest, http.StatusBadRequest, format, args...)
-}
-
-// ErrUnsupportedGrantType is a grant type other than token exchange.
-func ErrUnsupportedGrantType(format string, args ...any) *Error {
-	return newError(CodeUnsupportedGrantType, http.StatusBadRequest, format, args...)
-}
-
-// ErrInvalidClient is a failed client authentication.
-func ErrInvalidClient(format string, args ...any) *Error {
-	return newError(CodeInvalidClient, http.StatusUnauthorized, format, args...)
-}
-
-// ErrUnauthorizedClient is a client that may not make this exchange.
-func ErrUnauthorizedClient(format string, args ...any) *Error {
-	return newError(CodeUnauthorizedClient, http.StatusBadRequest, format, args...)
-}
-
-// ErrInvalidTarget is an audience or resource the client may not have
-// (RFC 8707 §2).
-func ErrInvalidTarget(format string, args ...any) *Error {
-	return newError(CodeInvalidTarget, http.StatusBadRequest, format, args...)
-}
-
-// ErrInvalidScope is a scope the target does not offer or allow.
-func ErrInvalidScope(format string, args ...any) *Error {
-	return newError(CodeInvalidScope, http.StatusBadRequest, format, args...)
-}
-
-// ErrConsentRequired is a granted scope without stored consent.
-func ErrConsentRequired(format string, args ...any) *Error {
-	return newError(CodeConsentRequired, http.StatusBadRequest, format, args...)
-}
-
-// ErrTemporarilyUnavailable is a remote dependency that is down.
-func ErrTemporarilyUnavailable(format string, args ...any) *Error {
-	return newError(CodeTemporarilyUnavailable, http.StatusServiceUnavailable, format, args...)
-}
-
-// ErrServer is a failure of the STS itself.
-func ErrServer(cause error) *Error {
-	return &Error{Code: CodeServerError, Status: http.StatusInternalServerError, Description: "internal error", Cause: cause}
 }
 
 // WriteError writes e as the JSON error body of RFC 6749 §5.2.

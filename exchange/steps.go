@@ -15,6 +15,7 @@ import (
 
 	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/workflow"
 )
 
@@ -67,9 +68,9 @@ func (e *Engine) stepRequest(_ context.Context, s *State) Outcome {
 		return fail(ErrInvalidRequest("actor_token_type without actor_token (RFC 8693 §2.1)"))
 	}
 	if rt := f.Get("requested_token_type"); rt != "" {
-		switch ResolveTokenType(rt) {
+		switch oauth.ResolveTokenType(rt) {
 		case idp.TokenTypeAccessToken, idp.TokenTypeJWT:
-			s.RequestedTokenType = ResolveTokenType(rt)
+			s.RequestedTokenType = oauth.ResolveTokenType(rt)
 		default:
 			return fail(ErrInvalidRequest("requested_token_type %q is not supported (access_token, jwt)", clipText(rt)))
 		}
@@ -107,7 +108,7 @@ func tokenTypeParam(f url.Values, name string, required bool) (string, *Error) {
 		}
 		return "", nil
 	}
-	urn := ResolveTokenType(v)
+	urn := oauth.ResolveTokenType(v)
 	if urn == "" || !strings.HasPrefix(v, "urn:") {
 		return "", ErrInvalidRequest("%s %q is not a known token type URN (RFC 8693 §3)", name, clipText(v))
 	}

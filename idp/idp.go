@@ -16,16 +16,17 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/oauth"
 )
 
-// Token type URNs (RFC 8693 §3).
+// Token type URNs (RFC 8693 §3), the ones of package oauth.
 const (
-	TokenTypeAccessToken  = "urn:ietf:params:oauth:token-type:access_token"
-	TokenTypeRefreshToken = "urn:ietf:params:oauth:token-type:refresh_token"
-	TokenTypeIDToken      = "urn:ietf:params:oauth:token-type:id_token"
-	TokenTypeJWT          = "urn:ietf:params:oauth:token-type:jwt"
-	TokenTypeSAML1        = "urn:ietf:params:oauth:token-type:saml1"
-	TokenTypeSAML2        = "urn:ietf:params:oauth:token-type:saml2"
+	TokenTypeAccessToken  = oauth.TokenTypeAccessToken
+	TokenTypeRefreshToken = oauth.TokenTypeRefreshToken
+	TokenTypeIDToken      = oauth.TokenTypeIDToken
+	TokenTypeJWT          = oauth.TokenTypeJWT
+	TokenTypeSAML1        = oauth.TokenTypeSAML1
+	TokenTypeSAML2        = oauth.TokenTypeSAML2
 )
 
 // Error categories. Every validation error wraps exactly one of them, so

@@ -8,6 +8,7 @@ import (
 
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // Fields of the edit form, in order.
@@ -103,11 +104,11 @@ func (f editForm) apply(p exchange.ExchangeParams, a exchange.ClientAuth) (excha
 	}
 	if id, secret := v(fieldClientID), v(fieldSecret); id != a.ClientID || secret != a.Secret {
 		a.ClientID, a.Secret = id, secret
-		if a.Method != exchange.AuthClientSecretPost {
-			a.Method = exchange.AuthClientSecretBasic
+		if a.Method != oauth.AuthClientSecretPost {
+			a.Method = oauth.AuthClientSecretBasic
 		}
 		if secret == "" {
-			a.Method = exchange.AuthNone
+			a.Method = oauth.AuthNone
 		}
 	}
 	return p, a

@@ -16,6 +16,7 @@ import (
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // t0 is the fake clock: tokens, the engine and every screen see it.
@@ -61,7 +62,7 @@ func badSignature(t *testing.T) string {
 	return a[0] + "." + a[1] + "." + b[2]
 }
 
-var demo = exchange.ClientAuth{Method: exchange.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
+var demo = exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
 
 func params(token, audience, scope string) exchange.ExchangeParams {
 	return exchange.ExchangeParams{SubjectToken: token, SubjectTokenType: idp.TokenTypeJWT, Audiences: []string{audience}, Scope: scope}
