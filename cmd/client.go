@@ -8,10 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/profile"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // authMethods are the --auth-method values, for help and completion.
@@ -33,7 +33,7 @@ type clientInput struct {
 // set when no client was given at all: the mock's demo client, to be
 // sent only to an idtx mock (see demoAllowed).
 type resolvedClient struct {
-	Auth exchange.ClientAuth
+	Auth stsclient.ClientAuth
 	STS  string
 	Demo bool
 }
@@ -142,7 +142,7 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 			return nil, usageError("client %s (from %s) has no secret: give --client-secret-file FILE, IDTX_CLIENT_SECRET, or --auth-method none for a public client", id, idFrom)
 		}
 	}
-	auth := exchange.ClientAuth{Method: method, ClientID: id, Secret: secret}
+	auth := stsclient.ClientAuth{Method: method, ClientID: id, Secret: secret}
 	switch method {
 	case oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost:
 		if secret == "" {
@@ -162,7 +162,7 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 		if auth.Key, err = idp.ParsePrivateKey(data); err != nil {
 			return nil, usageError("--key-file %s: %v", keyFile, err)
 		}
-		if _, err := exchange.SigningMethodFor(auth.Key); err != nil {
+		if _, err := stsclient.SigningMethodFor(auth.Key); err != nil {
 			return nil, usageError("--key-file %s: %v", keyFile, err)
 		}
 		auth.Secret = ""

@@ -17,6 +17,7 @@ import (
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/stsclient"
 	"github.com/idtx/idtx/tui"
 )
 
@@ -46,23 +47,23 @@ func TestSameEngineNoDrift(t *testing.T) {
 	alice, bob := token("alice"), token("bob")
 	a, b := strings.Split(alice, "."), strings.Split(bob, ".")
 	forged := a[0] + "." + a[1] + "." + b[2]
-	demo := exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
-	restricted := exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: "restricted-client", Secret: "restricted-secret"}
-	wrong := exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: "wrong"}
-	p := func(sub, aud, scope string, extra ...string) exchange.ExchangeParams {
+	demo := stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
+	restricted := stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: "restricted-client", Secret: "restricted-secret"}
+	wrong := stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: "wrong"}
+	p := func(sub, aud, scope string, extra ...string) stsclient.ExchangeParams {
 		x := url.Values{}
 		for i := 0; i+1 < len(extra); i += 2 {
 			x.Set(extra[i], extra[i+1])
 		}
-		return exchange.ExchangeParams{SubjectToken: sub, SubjectTokenType: idp.TokenTypeJWT, Audiences: []string{aud}, Scope: scope, Extra: x}
+		return stsclient.ExchangeParams{SubjectToken: sub, SubjectTokenType: idp.TokenTypeJWT, Audiences: []string{aud}, Scope: scope, Extra: x}
 	}
 	delegation := p(alice, "orders-api", "")
 	delegation.ActorToken, delegation.ActorTokenType = bob, idp.TokenTypeJWT
 
 	for _, tc := range []struct {
 		name       string
-		params     exchange.ExchangeParams
-		auth       exchange.ClientAuth
+		params     stsclient.ExchangeParams
+		auth       stsclient.ClientAuth
 		code, step string
 	}{
 		{"accepted", p(alice, "orders-api", ""), demo, "", ""},
@@ -83,13 +84,13 @@ func TestSameEngineNoDrift(t *testing.T) {
 				}
 			}
 			// 1. The HTTP handler, and the step from the trace it kept.
-			_, _, err := (&exchange.STS{TokenEndpoint: base + "/token", HTTP: http.DefaultClient, Auth: tc.auth}).Exchange(t.Context(), tc.params)
+			_, _, err := (&stsclient.STS{TokenEndpoint: base + "/token", HTTP: http.DefaultClient, Auth: tc.auth}).Exchange(t.Context(), tc.params)
 			var oerr *oauth.Error
 			switch {
 			case err == nil:
 				check("http", "", "")
 			case errors.As(err, &oerr):
-				rec, ferr := exchange.FetchTrace(t.Context(), http.DefaultClient, base, oerr.TraceID, exchange.ClientAuth{})
+				rec, ferr := exchange.FetchTrace(t.Context(), http.DefaultClient, base, oerr.TraceID, stsclient.ClientAuth{})
 				if ferr != nil {
 					t.Fatalf("trace %q: %v", oerr.TraceID, ferr)
 				}

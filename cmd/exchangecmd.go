@@ -19,11 +19,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/profile"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // DefaultSTS is the mock's address, where `idtx exchange` goes by default.
@@ -140,9 +140,9 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context(), o.timeout)
 	defer cancel()
-	endpoint, err := exchange.Discover(ctx, client, rc.STS)
+	endpoint, err := stsclient.Discover(ctx, client, rc.STS)
 	if err != nil {
-		if exchange.IsUnreachable(err) {
+		if stsclient.IsUnreachable(err) {
 			return unreachableError(friendlyNetError(err, rc.STS, o.timeout))
 		}
 		return usageError("%v", err)
@@ -153,7 +153,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 		}
 	}
 	auth := rc.Auth
-	to := &exchange.STS{TokenEndpoint: endpoint, HTTP: client, Auth: auth}
+	to := &stsclient.STS{TokenEndpoint: endpoint, HTTP: client, Auth: auth}
 	if o.printCurl {
 		return printCurl(o.io.Out, to, params)
 	}
@@ -177,7 +177,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 		shown := *oerr
 		shown.Code, shown.Description = clipRemote(oerr.Code, 64), clipRemote(oerr.Description, maxRemoteText)
 		return rejectedError(&shown)
-	case exchange.IsUnreachable(err):
+	case stsclient.IsUnreachable(err):
 		return unreachableError(friendlyNetError(err, rc.STS, o.timeout))
 	case err != nil:
 		return err
@@ -186,8 +186,8 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 }
 
 // requestParams reads the request's tokens and checks its flags.
-func (o *exchangeOptions) requestParams() (exchange.ExchangeParams, error) {
-	var params exchange.ExchangeParams
+func (o *exchangeOptions) requestParams() (stsclient.ExchangeParams, error) {
+	var params stsclient.ExchangeParams
 	if o.subjectToken == "" {
 		return params, usageError("--subject-token is required (a literal, - for stdin, or @file)")
 	}
@@ -207,7 +207,7 @@ func (o *exchangeOptions) requestParams() (exchange.ExchangeParams, error) {
 	if err != nil {
 		return params, err
 	}
-	params = exchange.ExchangeParams{
+	params = stsclient.ExchangeParams{
 		SubjectToken: subject, Audiences: o.audiences, Resources: o.resources, Scope: o.scope, Extra: extra,
 	}
 	if params.SubjectTokenType, err = tokenTypeFlag("--subject-token-type", o.subjectTokenType, subject); err != nil {
@@ -244,17 +244,17 @@ func (o *exchangeOptions) resolveClient(c *cobra.Command) (*resolvedClient, erro
 // clientAuth is the client for an engine built here (explain, walk): with
 // no client given, the mock's demo client only when the config is the
 // mock's (mockDefault), else a usage error.
-func (o *exchangeOptions) clientAuth(c *cobra.Command, mockDefault bool) (exchange.ClientAuth, string, error) {
+func (o *exchangeOptions) clientAuth(c *cobra.Command, mockDefault bool) (stsclient.ClientAuth, string, error) {
 	rc, err := o.resolveClient(c)
 	if err != nil {
-		return exchange.ClientAuth{}, "", err
+		return stsclient.ClientAuth{}, "", err
 	}
 	if rc.Demo {
 		if !mockDefault {
-			return exchange.ClientAuth{}, "", usageError("no client given: use --client-id with --client-secret-file, IDTX_CLIENT_ID/IDTX_CLIENT_SECRET, or --profile (the mock's %s is used only with the mock's config)", mockidp.DemoClient)
+			return stsclient.ClientAuth{}, "", usageError("no client given: use --client-id with --client-secret-file, IDTX_CLIENT_ID/IDTX_CLIENT_SECRET, or --profile (the mock's %s is used only with the mock's config)", mockidp.DemoClient)
 		}
 		fmt.Fprintf(o.io.Err, "idtx: no client given: using the mock's %s\n", mockidp.DemoClient)
-		rc.Auth = exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
+		rc.Auth = stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
 	}
 	return rc.Auth, rc.STS, nil
 }

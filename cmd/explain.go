@@ -17,6 +17,7 @@ import (
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/stsclient"
 )
 
 type explainOptions struct {
@@ -172,9 +173,9 @@ func (o *explainOptions) fetch(c *cobra.Command) (*exchange.Record, error) {
 
 // traceAuth is the client that asks a configured STS for its traces, or
 // none (the mock's traces are open on loopback).
-func (o *exchangeOptions) traceAuth(c *cobra.Command) (exchange.ClientAuth, error) {
+func (o *exchangeOptions) traceAuth(c *cobra.Command) (stsclient.ClientAuth, error) {
 	if o.clientID == "" && os.Getenv("IDTX_CLIENT_ID") == "" && o.profile == "" {
-		return exchange.ClientAuth{}, nil
+		return stsclient.ClientAuth{}, nil
 	}
 	auth, _, err := o.clientAuth(c, false)
 	if err != nil {
@@ -197,7 +198,7 @@ func stsError(err error) error {
 		shown := *oerr
 		shown.Code, shown.Description = clipRemote(oerr.Code, 64), clipRemote(oerr.Description, maxRemoteText)
 		return &exitError{ExitFailure, &shown}
-	case exchange.IsUnreachable(err):
+	case stsclient.IsUnreachable(err):
 		return unreachableError(err)
 	}
 	return err

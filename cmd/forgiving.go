@@ -15,10 +15,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // readToken is readValue for a token: it also takes the token out of an
@@ -58,16 +58,16 @@ func cleanToken(v string) (string, error) {
 // metadata says it is an idtx mock ("idtx_mock": true). Any other STS
 // gets no credentials: they are public, but sending them to a real STS
 // would try a password nobody set there, in its logs.
-func demoClient(ctx context.Context, client *http.Client, sts, endpoint string, timeout time.Duration, warn io.Writer) (exchange.ClientAuth, error) {
+func demoClient(ctx context.Context, client *http.Client, sts, endpoint string, timeout time.Duration, warn io.Writer) (stsclient.ClientAuth, error) {
 	meta, err := fetchMetadata(ctx, client, sts, endpoint)
 	if meta == nil && err != nil {
-		return exchange.ClientAuth{}, unreachableError(friendlyNetError(err, sts, timeout))
+		return stsclient.ClientAuth{}, unreachableError(friendlyNetError(err, sts, timeout))
 	}
 	if mock, _ := meta["idtx_mock"].(bool); !mock {
-		return exchange.ClientAuth{}, usageError("no client given: use --client-id with --client-secret-file, IDTX_CLIENT_ID/IDTX_CLIENT_SECRET, or --profile (%s is not an idtx mock, so the mock's demo client is not sent to it)", sts)
+		return stsclient.ClientAuth{}, usageError("no client given: use --client-id with --client-secret-file, IDTX_CLIENT_ID/IDTX_CLIENT_SECRET, or --profile (%s is not an idtx mock, so the mock's demo client is not sent to it)", sts)
 	}
 	fmt.Fprintf(warn, "idtx: no client given: using the mock's %s\n", mockidp.DemoClient)
-	return exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}, nil
+	return stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}, nil
 }
 
 // fetchMetadata reads an STS's RFC 8414 metadata (§3.1: the well-known

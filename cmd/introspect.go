@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/stsclient"
 )
 
 type introspectOptions struct {
@@ -102,7 +102,7 @@ func runIntrospect(c *cobra.Command, o *introspectOptions, arg string) error {
 			return err
 		}
 	}
-	sts := &exchange.STS{TokenEndpoint: tokenEndpoint, HTTP: client, Auth: rc.Auth}
+	sts := &stsclient.STS{TokenEndpoint: tokenEndpoint, HTTP: client, Auth: rc.Auth}
 	answer, raw, err := sts.Introspect(ctx, endpoint, token)
 	var oerr *oauth.Error
 	switch {
@@ -115,7 +115,7 @@ func runIntrospect(c *cobra.Command, o *introspectOptions, arg string) error {
 			}
 		}
 		return rejectedError(&shown)
-	case exchange.IsUnreachable(err):
+	case stsclient.IsUnreachable(err):
 		return unreachableError(friendlyNetError(err, rc.STS, o.timeout))
 	case err != nil:
 		return err

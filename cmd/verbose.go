@@ -12,6 +12,7 @@ import (
 
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // secretFields are the form fields that carry a token or a secret: shown
@@ -70,10 +71,10 @@ func printReceived(w io.Writer, status int, h http.Header, body []byte) {
 
 // printRefusalTrace fetches and prints an idtx STS's trace of a refusal,
 // asking as the client that made the exchange.
-func (o *exchangeOptions) printRefusalTrace(ctx context.Context, client *http.Client, endpoint string, auth exchange.ClientAuth, id string) {
-	var as exchange.ClientAuth
+func (o *exchangeOptions) printRefusalTrace(ctx context.Context, client *http.Client, endpoint string, auth stsclient.ClientAuth, id string) {
+	var as stsclient.ClientAuth
 	if auth.Secret != "" {
-		as = exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: auth.ClientID, Secret: auth.Secret}
+		as = stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: auth.ClientID, Secret: auth.Secret}
 	}
 	rec, err := exchange.FetchTrace(ctx, client, endpoint, id, as)
 	if err != nil {
@@ -98,7 +99,7 @@ func printRawJSON(io *IO, raw []byte) error {
 // printCurl prints a curl command that sends the same request: the
 // secret as $IDTX_CLIENT_SECRET and the tokens as shell variables, never
 // their values.
-func printCurl(w io.Writer, sts *exchange.STS, p exchange.ExchangeParams) error {
+func printCurl(w io.Writer, sts *stsclient.STS, p stsclient.ExchangeParams) error {
 	form, _, err := sts.Form(p)
 	if err != nil {
 		return err

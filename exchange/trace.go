@@ -4,14 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/idtx/idtx/stsclient"
 )
 
 // Record is one exchange as `idtx explain -o json` prints it and GET
@@ -154,8 +154,8 @@ func (t *TraceRing) Get(id, client string) (*Record, bool) {
 // sends (RFC 8693 §2.1), with a client assertion for this engine's token
 // endpoint when auth is private_key_jwt. For explain and walk: the
 // request asks for detail evidence.
-func (e *Engine) NewRequest(auth ClientAuth, p ExchangeParams) (*Request, error) {
-	form, header, err := (&STS{TokenEndpoint: e.TokenEndpoint(), Auth: auth, Now: e.now}).form(p)
+func (e *Engine) NewRequest(auth stsclient.ClientAuth, p stsclient.ExchangeParams) (*Request, error) {
+	form, header, err := (&stsclient.STS{TokenEndpoint: e.TokenEndpoint(), Auth: auth, Now: e.now}).Form(p)
 	if err != nil {
 		return nil, err
 	}
@@ -175,59 +175,23 @@ func TraceBase(sts string) string {
 // FetchTraces asks an idtx STS (base: its issuer URL) for the records
 // after since, newest first. auth, when its method is client_secret_basic,
 // authenticates the caller; the mock answers loopback callers without.
-func FetchTraces(ctx context.Context, client *http.Client, base string, since uint64, auth ClientAuth) ([]*Record, error) {
+func FetchTraces(ctx context.Context, client *http.Client, base string, since uint64, auth stsclient.ClientAuth) ([]*Record, error) {
 	u := TraceBase(base) + "/traces"
 	if since > 0 {
 		u += "?since=" + strconv.FormatUint(since, 10)
 	}
 	var list TraceList
-	if err := getTraceJSON(ctx, client, u, auth, &list); err != nil {
+	if err := stsclient.GetJSON(ctx, client, u, auth, &list); err != nil {
 		return nil, err
 	}
 	return list.Traces, nil
 }
 
 // FetchTrace asks an idtx STS for the record of one exchange.
-func FetchTrace(ctx context.Context, client *http.Client, base, id string, auth ClientAuth) (*Record, error) {
+func FetchTrace(ctx context.Context, client *http.Client, base, id string, auth stsclient.ClientAuth) (*Record, error) {
 	var rec Record
-	if err := getTraceJSON(ctx, client, TraceBase(base)+"/traces/"+url.PathEscape(id), auth, &rec); err != nil {
+	if err := stsclient.GetJSON(ctx, client, TraceBase(base)+"/traces/"+url.PathEscape(id), auth, &rec); err != nil {
 		return nil, err
 	}
 	return &rec, nil
-}
-
-func getTraceJSON(ctx context.Context, client *http.Client, u string, auth ClientAuth, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/json")
-	if auth.Method == AuthClientSecretBasic || (auth.ClientID != "" && auth.Secret != "") {
-		req.SetBasicAuth(url.QueryEscape(auth.ClientID), url.QueryEscape(auth.Secret))
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return &UnreachableError{URL: u, Err: err}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8*maxResponse))
-	if err != nil {
-		return &UnreachableError{URL: u, Err: err}
-	}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt != "application/json" {
-		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
-	}
-	if resp.StatusCode != http.StatusOK {
-		var oerr Error
-		if json.Unmarshal(body, &oerr) == nil && oerr.Code != "" {
-			oerr.Status = resp.StatusCode
-			return &oerr
-		}
-		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
-	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // Fields of the edit form, in order.
@@ -30,7 +31,7 @@ type editForm struct {
 	focus  int
 }
 
-func newEditForm(p exchange.ExchangeParams, a exchange.ClientAuth, width int) editForm {
+func newEditForm(p stsclient.ExchangeParams, a stsclient.ClientAuth, width int) editForm {
 	values := []string{
 		strings.Join(p.Audiences, " "), strings.Join(p.Resources, " "), p.Scope,
 		p.SubjectToken, p.ActorToken, a.ClientID, a.Secret,
@@ -90,7 +91,7 @@ func (f editForm) lines() []string {
 // apply sets the edited fields into the request. A changed token keeps
 // its type unless the shape says otherwise; an emptied actor token ends
 // delegation.
-func (f editForm) apply(p exchange.ExchangeParams, a exchange.ClientAuth) (exchange.ExchangeParams, exchange.ClientAuth) {
+func (f editForm) apply(p stsclient.ExchangeParams, a stsclient.ClientAuth) (stsclient.ExchangeParams, stsclient.ClientAuth) {
 	v := func(i int) string { return strings.TrimSpace(f.inputs[i].Value()) }
 	p.Audiences, p.Resources, p.Scope = values(v(fieldAudience)), values(v(fieldResource)), strings.Join(values(v(fieldScope)), " ")
 	if s := v(fieldSubject); s != p.SubjectToken {

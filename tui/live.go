@@ -10,6 +10,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // PollInterval is how often `walk --sts` asks for new exchanges.
@@ -20,7 +21,7 @@ var PollInterval = time.Second
 type live struct {
 	url    string
 	client *http.Client
-	auth   exchange.ClientAuth
+	auth   stsclient.ClientAuth
 	recs   []*exchange.Record
 	sel    int
 	open   *exchange.Record
@@ -36,7 +37,7 @@ type tracesMsg struct {
 
 // NewLive returns a walk that lists a running idtx STS's exchanges as they
 // arrive (GET /traces?since=) and opens any one as a flowchart.
-func NewLive(stsURL string, client *http.Client, auth exchange.ClientAuth) Model {
+func NewLive(stsURL string, client *http.Client, auth stsclient.ClientAuth) Model {
 	return Model{
 		width: 80, height: 24, st: newStyles(), mode: modeList,
 		live:   &live{url: stsURL, client: client, auth: auth},

@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // Options start a walk.
@@ -21,8 +22,8 @@ type Options struct {
 	Engine *exchange.Engine
 	// Consents is the store `c` grants in; nil disables `c`.
 	Consents Consents
-	Params   exchange.ExchangeParams
-	Auth     exchange.ClientAuth
+	Params   stsclient.ExchangeParams
+	Auth     stsclient.ClientAuth
 	// Note is shown in the status line at start (the store in use, …).
 	Note string
 }
@@ -48,8 +49,8 @@ const (
 type Model struct {
 	engine   *exchange.Engine
 	consents Consents
-	params   exchange.ExchangeParams
-	auth     exchange.ClientAuth
+	params   stsclient.ExchangeParams
+	auth     stsclient.ClientAuth
 
 	walker *exchange.Walker
 	trace  exchange.Trace // the walker's, or a live record's steps
@@ -346,7 +347,7 @@ func (m Model) saveEdit() (tea.Model, tea.Cmd) {
 }
 
 // Params is the request the walk runs now (after edits).
-func (m Model) Params() (exchange.ExchangeParams, exchange.ClientAuth) { return m.params, m.auth }
+func (m Model) Params() (stsclient.ExchangeParams, stsclient.ClientAuth) { return m.params, m.auth }
 
 // Trace is what the walk shows now.
 func (m Model) Trace() exchange.Trace { return m.trace }

@@ -17,6 +17,7 @@ import (
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // t0 is the fake clock: tokens, the engine and every screen see it.
@@ -62,10 +63,10 @@ func badSignature(t *testing.T) string {
 	return a[0] + "." + a[1] + "." + b[2]
 }
 
-var demo = exchange.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
+var demo = stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
 
-func params(token, audience, scope string) exchange.ExchangeParams {
-	return exchange.ExchangeParams{SubjectToken: token, SubjectTokenType: idp.TokenTypeJWT, Audiences: []string{audience}, Scope: scope}
+func params(token, audience, scope string) stsclient.ExchangeParams {
+	return stsclient.ExchangeParams{SubjectToken: token, SubjectTokenType: idp.TokenTypeJWT, Audiences: []string{audience}, Scope: scope}
 }
 
 func newModel(t *testing.T, sub, audience, scope string) Model {
@@ -332,10 +333,10 @@ func TestLiveList(t *testing.T) {
 	h.EnableTraces(10, true)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	m := NewLive(srv.URL, srv.Client(), exchange.ClientAuth{})
+	m := NewLive(srv.URL, srv.Client(), stsclient.ClientAuth{})
 	mustContain(t, m.View(), "live exchanges at "+srv.URL, "waiting for exchanges")
 
-	sts := &exchange.STS{TokenEndpoint: srv.URL + "/token", HTTP: srv.Client(), Auth: demo}
+	sts := &stsclient.STS{TokenEndpoint: srv.URL + "/token", HTTP: srv.Client(), Auth: demo}
 	sts.Exchange(context.Background(), params(mockToken(t, "alice"), "orders-api", ""))
 	sts.Exchange(context.Background(), params(mockToken(t, "bob"), "billing-api", "billing:read"))
 	m = pollOnce(t, m)

@@ -1,4 +1,4 @@
-package exchange
+package stsclient
 
 import (
 	"context"
@@ -7,13 +7,15 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/idtx/idtx/oauth"
 )
 
 // Introspect asks an STS's introspection endpoint about token (RFC 7662
 // §2.1), authenticated as s.Auth (a private_key_jwt assertion names
 // s.TokenEndpoint as its aud, which idtx accepts for either endpoint). It
 // returns the answer and its raw JSON; an OAuth error answer is an
-// *Error, a failure to reach the STS or a non-OAuth answer an
+// *oauth.Error, a failure to reach the STS or a non-OAuth answer an
 // *UnreachableError.
 func (s *STS) Introspect(ctx context.Context, endpoint, token string) (map[string]any, []byte, error) {
 	form, header, err := s.form(ExchangeParams{})
@@ -47,7 +49,7 @@ func (s *STS) Introspect(ctx context.Context, endpoint, token string) (map[strin
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
 	if resp.StatusCode != http.StatusOK {
-		var oerr Error
+		var oerr oauth.Error
 		if isJSON && json.Unmarshal(body, &oerr) == nil && oerr.Code != "" {
 			oerr.Status = resp.StatusCode
 			return nil, body, &oerr

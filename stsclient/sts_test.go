@@ -1,4 +1,4 @@
-package exchange_test
+package stsclient_test
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/exchange"
-	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/stsclient"
 )
 
 func TestDiscover(t *testing.T) {
@@ -49,7 +49,7 @@ func TestDiscover(t *testing.T) {
 		"/realms/noiss": `names issuer "", not`,
 		"/realms/js":    `has token_endpoint "javascript:alert(1)", not an http(s) URL`,
 	} {
-		if got, err := exchange.Discover(context.Background(), srv.Client(), srv.URL+path); err == nil || !strings.Contains(err.Error(), want) {
+		if got, err := stsclient.Discover(context.Background(), srv.Client(), srv.URL+path); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Discover(%s) = %q, %v; want an error containing %s", path, got, err, want)
 		}
 	}
@@ -60,23 +60,23 @@ func TestDiscover(t *testing.T) {
 		srv.URL + "/no/metadata/sts": srv.URL + "/no/metadata/sts", // no metadata: the URL itself
 	}
 	for in, want := range tests {
-		got, err := exchange.Discover(context.Background(), srv.Client(), in)
+		got, err := stsclient.Discover(context.Background(), srv.Client(), in)
 		if err != nil || got != want {
 			t.Errorf("Discover(%s) = %s, %v; want %s", in, got, err, want)
 		}
 	}
-	if _, err := exchange.Discover(context.Background(), srv.Client(), "ftp://x"); err == nil {
+	if _, err := stsclient.Discover(context.Background(), srv.Client(), "ftp://x"); err == nil {
 		t.Error("ftp URL accepted")
 	}
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close()
-	if _, err := exchange.Discover(context.Background(), http.DefaultClient, down.URL); !exchange.IsUnreachable(err) {
+	if _, err := stsclient.Discover(context.Background(), http.DefaultClient, down.URL); !stsclient.IsUnreachable(err) {
 		t.Errorf("unreachable STS: %v", err)
 	}
 }
 
 // sts answers every request with handler, recording the last form.
-func sts(t *testing.T, handler http.HandlerFunc) (*exchange.STS, *http.Request) {
+func sts(t *testing.T, handler http.HandlerFunc) (*stsclient.STS, *http.Request) {
 	t.Helper()
 	var last http.Request
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,13 +85,13 @@ func sts(t *testing.T, handler http.HandlerFunc) (*exchange.STS, *http.Request) 
 		handler(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	return &exchange.STS{TokenEndpoint: srv.URL + "/token", HTTP: srv.Client(), Auth: exchange.ClientAuth{
-		Method: exchange.AuthClientSecretBasic, ClientID: "a:b", Secret: "p@ss word%",
+	return &stsclient.STS{TokenEndpoint: srv.URL + "/token", HTTP: srv.Client(), Auth: stsclient.ClientAuth{
+		Method: oauth.AuthClientSecretBasic, ClientID: "a:b", Secret: "p@ss word%",
 	}}, &last
 }
 
-var params = exchange.ExchangeParams{
-	SubjectToken: "tok", SubjectTokenType: idp.TokenTypeJWT, Audiences: []string{"a1", "a2"},
+var params = stsclient.ExchangeParams{
+	SubjectToken: "tok", SubjectTokenType: oauth.TokenTypeJWT, Audiences: []string{"a1", "a2"},
 	Resources: []string{"https://r"}, Scope: "x y", Extra: url.Values{"connector_id": {"up"}},
 }
 
@@ -106,7 +106,7 @@ func TestExchangeAnswers(t *testing.T) {
 			t.Fatalf("%v %v %s", res, err, raw)
 		}
 		f := last.PostForm
-		if f.Get("grant_type") != exchange.GrantTypeTokenExchange || strings.Join(f["audience"], ",") != "a1,a2" ||
+		if f.Get("grant_type") != oauth.GrantTypeTokenExchange || strings.Join(f["audience"], ",") != "a1,a2" ||
 			f.Get("resource") != "https://r" || f.Get("scope") != "x y" || f.Get("connector_id") != "up" || f.Get("client_secret") != "" {
 			t.Errorf("form %v", f)
 		}
@@ -123,7 +123,7 @@ func TestExchangeAnswers(t *testing.T) {
 			w.Write([]byte(`{"error":"invalid_target","error_description":"audience \"x\" is not a registered service"}`))
 		})
 		_, _, err := s.Exchange(context.Background(), params)
-		var oerr *exchange.Error
+		var oerr *oauth.Error
 		if !errors.As(err, &oerr) || oerr.Error() != `invalid_target: audience "x" is not a registered service` || oerr.Status != 400 {
 			t.Fatalf("%v", err)
 		}
@@ -135,25 +135,25 @@ func TestExchangeAnswers(t *testing.T) {
 			w.Write([]byte("<html>\n<head><title>502 Bad Gateway</title></head>\n<body>nginx</body></html>"))
 		})
 		_, _, err := s.Exchange(context.Background(), params)
-		var ue *exchange.UnreachableError
+		var ue *stsclient.UnreachableError
 		if !errors.As(err, &ue) || ue.Status != 502 || !strings.Contains(err.Error(), `answered 502 Bad Gateway, not OAuth JSON: "<html> <head><title>502 Bad Gateway</title>`) {
 			t.Fatalf("%v", err)
 		}
 	})
 	t.Run("200 that is not a token response", func(t *testing.T) {
 		s, _ := sts(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
-		if _, _, err := s.Exchange(context.Background(), params); !exchange.IsUnreachable(err) {
+		if _, _, err := s.Exchange(context.Background(), params); !stsclient.IsUnreachable(err) {
 			t.Fatalf("%v", err)
 		}
 	})
 	t.Run("client_secret_post and none", func(t *testing.T) {
 		s, last := sts(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(400) })
-		s.Auth.Method = exchange.AuthClientSecretPost
+		s.Auth.Method = oauth.AuthClientSecretPost
 		s.Exchange(context.Background(), params)
 		if last.PostForm.Get("client_id") != "a:b" || last.PostForm.Get("client_secret") != "p@ss word%" || last.Header.Get("Authorization") != "" {
 			t.Errorf("post: %v %v", last.PostForm, last.Header)
 		}
-		s.Auth.Method = exchange.AuthNone
+		s.Auth.Method = oauth.AuthNone
 		s.Exchange(context.Background(), params)
 		if last.PostForm.Get("client_id") != "a:b" || last.PostForm.Get("client_secret") != "" {
 			t.Errorf("none: %v", last.PostForm)
@@ -167,13 +167,13 @@ func TestPrivateKeyJWTAssertion(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	s, last := sts(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(400) })
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	s.Auth = exchange.ClientAuth{Method: exchange.AuthPrivateKeyJWT, ClientID: "gw", Key: key}
+	s.Auth = stsclient.ClientAuth{Method: oauth.AuthPrivateKeyJWT, ClientID: "gw", Key: key}
 	s.Now = func() time.Time { return now }
 	var jtis []string
 	for range 2 {
 		s.Exchange(context.Background(), params)
 		f := last.PostForm
-		if f.Get("client_assertion_type") != exchange.ClientAssertionTypeJWTBearer || f.Get("client_id") != "gw" {
+		if f.Get("client_assertion_type") != oauth.ClientAssertionTypeJWTBearer || f.Get("client_id") != "gw" {
 			t.Fatalf("form %v", f)
 		}
 		var c jwt.RegisteredClaims

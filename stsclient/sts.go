@@ -1,11 +1,19 @@
-package exchange
+// Package stsclient is the client side of RFC 8693 token exchange: it
+// finds an STS's token endpoint (RFC 8414), authenticates the client to it
+// (RFC 6749 §2.3, RFC 7523), exchanges tokens (RFC 8693 §2), asks its
+// introspection endpoint (RFC 7662) and reads an idtx STS's traces. It
+// speaks the vocabulary of package oauth and imports nothing of the STS
+// itself, so a client stays free of its storage and metrics.
+package stsclient
 
 import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +27,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // STS is a Security Token Service this client talks to: idtx itself,
@@ -104,7 +112,7 @@ func Discover(ctx context.Context, client *http.Client, sts string) (string, err
 			Issuer        string `json:"issuer"`
 			TokenEndpoint string `json:"token_endpoint"`
 		}
-		status, err := idp.FetchJSON(ctx, client, c, &meta)
+		status, err := fetchJSON(ctx, client, c, &meta)
 		if err != nil && status == 0 {
 			return "", &UnreachableError{URL: c, Err: err}
 		}
@@ -129,7 +137,7 @@ func Discover(ctx context.Context, client *http.Client, sts string) (string, err
 // client in it or in the returned header (RFC 6749 §2.3).
 func (s *STS) form(p ExchangeParams) (url.Values, http.Header, error) {
 	f := url.Values{}
-	f.Set("grant_type", GrantTypeTokenExchange)
+	f.Set("grant_type", oauth.GrantTypeTokenExchange)
 	f.Set("subject_token", p.SubjectToken)
 	f.Set("subject_token_type", p.SubjectTokenType)
 	set := func(k, v string) {
@@ -156,22 +164,22 @@ func (s *STS) form(p ExchangeParams) (url.Values, http.Header, error) {
 	h := http.Header{}
 	a := s.Auth
 	switch a.Method {
-	case AuthClientSecretBasic:
+	case oauth.AuthClientSecretBasic:
 		// RFC 6749 §2.3.1: url-encode each part before Basic encoding.
 		req := &http.Request{Header: h}
 		req.SetBasicAuth(url.QueryEscape(a.ClientID), url.QueryEscape(a.Secret))
-	case AuthClientSecretPost:
+	case oauth.AuthClientSecretPost:
 		f.Set("client_id", a.ClientID)
 		f.Set("client_secret", a.Secret)
-	case AuthPrivateKeyJWT:
+	case oauth.AuthPrivateKeyJWT:
 		assertion, err := s.assertion()
 		if err != nil {
 			return nil, nil, err
 		}
 		f.Set("client_id", a.ClientID)
-		f.Set("client_assertion_type", ClientAssertionTypeJWTBearer)
+		f.Set("client_assertion_type", oauth.ClientAssertionTypeJWTBearer)
 		f.Set("client_assertion", assertion)
-	case AuthNone:
+	case oauth.AuthNone:
 		f.Set("client_id", a.ClientID)
 	default:
 		return nil, nil, fmt.Errorf("unknown auth method %q", a.Method)
@@ -229,9 +237,9 @@ func SigningMethodFor(key crypto.Signer) (jwt.SigningMethod, error) {
 const maxResponse = 1 << 20
 
 // Exchange performs one token exchange. It returns the decoded result and
-// the raw JSON; an OAuth error answer is an *Error, a failure to reach the
+// the raw JSON; an OAuth error answer is an *oauth.Error, a failure to reach the
 // STS or a non-OAuth answer an *UnreachableError.
-func (s *STS) Exchange(ctx context.Context, p ExchangeParams) (*Result, []byte, error) {
+func (s *STS) Exchange(ctx context.Context, p ExchangeParams) (*oauth.Result, []byte, error) {
 	form, header, err := s.form(p)
 	if err != nil {
 		return nil, nil, err
@@ -263,14 +271,14 @@ func (s *STS) Exchange(ctx context.Context, p ExchangeParams) (*Result, []byte, 
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
 	if resp.StatusCode != http.StatusOK {
-		var oerr Error
+		var oerr oauth.Error
 		if isJSON && json.Unmarshal(body, &oerr) == nil && oerr.Code != "" {
 			oerr.Status = resp.StatusCode
 			return nil, body, &oerr
 		}
 		return nil, body, &UnreachableError{URL: s.TokenEndpoint, Status: resp.StatusCode, Excerpt: excerpt(body)}
 	}
-	var res Result
+	var res oauth.Result
 	if !isJSON || json.Unmarshal(body, &res) != nil || res.AccessToken == "" {
 		return nil, body, &UnreachableError{URL: s.TokenEndpoint, Status: resp.StatusCode, Excerpt: excerpt(body)}
 	}
@@ -296,4 +304,47 @@ func excerpt(body []byte) string {
 func IsUnreachable(err error) bool {
 	var u *UnreachableError
 	return errors.As(err, &u)
+}
+
+// fetchTimeout bounds a metadata fetch, as idp's FetchTimeout does.
+const fetchTimeout = 10 * time.Second
+
+// fetchJSON GETs a JSON document of bounded size within fetchTimeout. The
+// status is 0 when no answer came at all.
+func fetchJSON(ctx context.Context, client *http.Client, url string, v any) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, fmt.Errorf("%s: status %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(v); err != nil {
+		return resp.StatusCode, fmt.Errorf("%s: not a JSON document", url)
+	}
+	return resp.StatusCode, nil
+}
+
+// clipText shortens server-sent text before it is echoed in an error.
+func clipText(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}
+
+// newJTI is a random jti for a client assertion (RFC 7523 §3).
+func newJTI() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
