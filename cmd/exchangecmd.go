@@ -51,9 +51,17 @@ type exchangeOptions struct {
 	cacert             string
 	verbose            bool
 	printCurl          bool
+	// stsGiven is whether --sts was on the command line, which beats
+	// IDTX_STS and the profile; set before the run.
+	stsGiven bool
 }
 
-func newExchangeCmd(io *IO) *cobra.Command {
+func newExchangeCmd(io *IO) *cobra.Command { return newExchangeCmdWith(io, nil) }
+
+// newExchangeCmdWith is newExchangeCmd with runF, when set, run instead of
+// the exchange once the flags are parsed (gh's options-plus-run pattern):
+// tests see the options the command line gave without any network.
+func newExchangeCmdWith(io *IO, runF func(*exchangeOptions) error) *cobra.Command {
 	o := &exchangeOptions{io: io}
 	c := &cobra.Command{
 		Use:   "exchange --subject-token T [flags]",
@@ -83,7 +91,13 @@ Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
       --subject-token-type id_token --subject-token @id.jwt --scope openid
   $ idtx exchange --profile corp --subject-token "$T" --resource https://billing.corp.example`,
 		Args: noArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return runExchange(c, o) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			o.stsGiven = c.Flags().Changed("sts")
+			if runF != nil {
+				return runF(o)
+			}
+			return runExchange(c, o)
+		},
 	}
 	f := c.Flags()
 	f.StringVar(&o.sts, "sts", DefaultSTS, "token endpoint, or issuer URL to discover it (default IDTX_STS, the profile's, or the mock)")
@@ -235,10 +249,17 @@ func (o *exchangeOptions) requestParams() (stsclient.ExchangeParams, error) {
 // resolveClient settles the STS and the client's credentials from flags,
 // environment and profile (resolveClient in client.go).
 func (o *exchangeOptions) resolveClient(c *cobra.Command) (*resolvedClient, error) {
+	o.stsGiven = c.Flags().Changed("sts")
+	return o.resolve(os.Getenv)
+}
+
+// resolve is resolveClient once stsGiven is known, with the environment
+// read through getenv.
+func (o *exchangeOptions) resolve(getenv func(string) string) (*resolvedClient, error) {
 	return resolveClient(clientInput{
-		STS: o.sts, STSGiven: c.Flags().Changed("sts"), Profile: o.profile, ClientID: o.clientID,
+		STS: o.sts, STSGiven: o.stsGiven, Profile: o.profile, ClientID: o.clientID,
 		ClientSecretFile: o.clientSecretFile, AuthMethod: o.authMethod, KeyFile: o.keyFile,
-	}, os.Getenv, o.io.In, o.io.Err)
+	}, getenv, o.io.In, o.io.Err)
 }
 
 // clientAuth is the client for an engine built here (explain, walk): with
