@@ -101,7 +101,7 @@ func runExplain(c *cobra.Command, o *explainOptions) error {
 			return err
 		}
 	} else {
-		printRecord(io.Out, rec, newStyle(io.Out))
+		printRecord(io.Out, rec, newStyle(io, io.Out))
 	}
 	if rec.Error != nil {
 		return rejectedError(&oauth.Error{Code: rec.Error.Code, Description: rec.Error.Description})

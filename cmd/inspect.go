@@ -75,7 +75,7 @@ is true when exp (JWT) or NotOnOrAfter (SAML) has passed.`,
 			arg := "-"
 			if len(args) == 1 {
 				arg = args[0]
-			} else if isTerminal(o.io.In) {
+			} else if o.io.InIsTerminal() {
 				fmt.Fprintln(o.io.Err, "idtx: reading a token from stdin: paste it and press Ctrl-D (or give TOKEN, - or @file as an argument)")
 			}
 			return runInspect(c.Context(), o, arg)
@@ -401,7 +401,7 @@ func humanDuration(d time.Duration) string {
 }
 
 func printInspection(io *IO, in *inspection) {
-	st := newStyle(io.Out)
+	st := newStyle(io, io.Out)
 	w := io.Out
 	switch in.Format {
 	case "jwt":

@@ -172,7 +172,7 @@ func runProfileAdd(o *profileOptions, name string) error {
 		case secret != "":
 			method = oauth.AuthClientSecretBasic
 		case o.clientID != "":
-			if !isTerminal(o.io.In) {
+			if !o.io.InIsTerminal() {
 				return usageError("--client-id %s without a secret: give --client-secret-file FILE|-, IDTX_CLIENT_SECRET, or --auth-method none for a public client", o.clientID)
 			}
 			method = oauth.AuthClientSecretBasic // prompted for below
@@ -239,11 +239,6 @@ func runProfileAdd(o *profileOptions, name string) error {
 	return nil
 }
 
-func isTerminal(r any) bool {
-	f, ok := r.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
-
 // readSecret reads the secret from --client-secret-file, or stdin (with a
 // prompt that does not echo on a terminal).
 func readSecret(o *profileOptions) (string, error) {
@@ -259,7 +254,7 @@ func readSecret(o *profileOptions) (string, error) {
 // promptSecret reads a secret from stdin: with a prompt and no echo on a
 // terminal, else the whole of stdin.
 func promptSecret(io *IO, prompt string) (string, error) {
-	if f, ok := io.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if f, ok := io.In.(*os.File); ok && io.InIsTerminal() {
 		fmt.Fprint(io.Err, prompt)
 		b, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(io.Err)

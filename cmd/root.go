@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -41,11 +40,6 @@ func rejectedError(err error) error    { return &exitError{ExitRejected, err} }
 func unreachableError(err error) error { return &exitError{ExitUnreachable, err} }
 
 // IO is where a command reads and writes; tests swap it.
-type IO struct {
-	In  io.Reader
-	Out io.Writer
-	Err io.Writer
-}
 
 // Main runs idtx with os.Args and returns the exit code.
 func Main() int {

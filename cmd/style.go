@@ -2,22 +2,13 @@ package cmd
 
 import (
 	"io"
-	"os"
-
-	"golang.org/x/term"
 )
 
 // style colours text only for a terminal, and never with NO_COLOR set
-// (no-color.org).
+// (no-color.org): IO.ColorEnabled decides.
 type style struct{ on bool }
 
-func newStyle(w io.Writer) style {
-	f, ok := w.(*os.File)
-	if !ok || envSet("NO_COLOR") || os.Getenv("TERM") == "dumb" {
-		return style{}
-	}
-	return style{on: term.IsTerminal(int(f.Fd()))}
-}
+func newStyle(io *IO, w io.Writer) style { return style{on: io.ColorEnabled(w)} }
 
 func (s style) wrap(code, text string) string {
 	if !s.on {

@@ -57,19 +57,28 @@ func TestExchangeTimeout(t *testing.T) {
 	}
 }
 
-// Colour only on a terminal, never with NO_COLOR (no-color.org).
+// Colour only on a terminal, never with NO_COLOR (no-color.org); the IO
+// type decides, and a test can make it pretend.
 func TestStyle(t *testing.T) {
 	var b strings.Builder
-	if s := newStyle(&b); s.red("x") != "x" {
+	io := &IO{In: strings.NewReader(""), Out: &b, Err: &b}
+	if s := newStyle(io, io.Out); s.red("x") != "x" {
 		t.Error("colour on a non-terminal writer")
 	}
 	f, _ := os.CreateTemp(t.TempDir(), "out")
 	defer f.Close()
-	if s := newStyle(f); s.on {
+	if s := newStyle(&IO{Out: f}, f); s.on {
 		t.Error("colour on a regular file")
 	}
+	io.SetTerminal(false, true, false)
+	if s := newStyle(io, io.Out); !s.on || s.red("x") == "x" {
+		t.Error("no colour on a terminal")
+	}
+	if !io.OutIsTerminal() || io.InIsTerminal() {
+		t.Error("SetTerminal not honoured")
+	}
 	t.Setenv("NO_COLOR", "1")
-	if s := newStyle(os.Stdout); s.on {
+	if s := newStyle(io, io.Out); s.on {
 		t.Error("colour with NO_COLOR set")
 	}
 }

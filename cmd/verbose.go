@@ -82,7 +82,7 @@ func (o *exchangeOptions) printRefusalTrace(ctx context.Context, client *http.Cl
 		return
 	}
 	fmt.Fprintln(o.io.Err, "the STS's trace of this exchange:")
-	printRecord(o.io.Err, rec, newStyle(o.io.Err))
+	printRecord(o.io.Err, rec, newStyle(o.io, o.io.Err))
 }
 
 // printRawJSON prints an STS's JSON answer indented on stdout.

@@ -55,7 +55,7 @@ trace as text or JSON anywhere (docs/explain.md).`,
 
 func runWalk(c *cobra.Command, o *walkOptions) error {
 	io := o.req.io
-	if o.run == nil && !(isTerminal(io.In) && isTerminal(io.Out)) {
+	if o.run == nil && !(io.InIsTerminal() && io.OutIsTerminal()) {
 		return usageError("walk needs a terminal on stdin and stdout; 'idtx explain' (same flags) prints the same trace as text or -o json")
 	}
 	var model tea.Model
