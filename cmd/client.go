@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/oauth"
@@ -16,6 +17,23 @@ import (
 
 // authMethods are the --auth-method values, for help and completion.
 var authMethods = []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT, oauth.AuthNone}
+
+// clientFlags are the flags that name the client, defined once for every
+// command that talks to an STS as a client (exchange, introspect, explain,
+// walk).
+type clientFlags struct {
+	clientID         string
+	clientSecretFile string
+	authMethod       string
+	keyFile          string
+}
+
+func (c *clientFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&c.clientID, "client-id", "", "client id (default IDTX_CLIENT_ID, the profile's, or the mock's demo-client)")
+	f.StringVar(&c.clientSecretFile, "client-secret-file", "", "file holding the client secret, or - for stdin (default IDTX_CLIENT_SECRET)")
+	f.StringVar(&c.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none (default by what is given)")
+	f.StringVar(&c.keyFile, "key-file", "", "private key (PEM) for private_key_jwt")
+}
 
 // clientInput is what the command line says about the STS and the client:
 // the flag values, and whether --sts was given.

@@ -41,16 +41,13 @@ type exchangeOptions struct {
 	resources          []string
 	scope              string
 	requestedTokenType string
-	clientID           string
-	clientSecretFile   string
-	authMethod         string
-	keyFile            string
-	params             []string
-	output             string
-	timeout            time.Duration
-	cacert             string
-	verbose            bool
-	printCurl          bool
+	clientFlags
+	params    []string
+	output    string
+	timeout   time.Duration
+	cacert    string
+	verbose   bool
+	printCurl bool
 	// stsGiven is whether --sts was on the command line, which beats
 	// IDTX_STS and the profile; set before the run.
 	stsGiven bool
@@ -126,10 +123,7 @@ func (o *exchangeOptions) addRequestFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.resources, "resource", nil, "target resource URI (RFC 8707), repeatable")
 	f.StringVar(&o.scope, "scope", "", "space-separated scopes")
 	f.StringVar(&o.requestedTokenType, "requested-token-type", "", "token type to ask for (short name or URN)")
-	f.StringVar(&o.clientID, "client-id", "", "client id (default IDTX_CLIENT_ID, the profile's, or the mock's demo-client)")
-	f.StringVar(&o.clientSecretFile, "client-secret-file", "", "file holding the client secret, or - for stdin (default IDTX_CLIENT_SECRET)")
-	f.StringVar(&o.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none (default by what is given)")
-	f.StringVar(&o.keyFile, "key-file", "", "private key (PEM) for private_key_jwt")
+	o.clientFlags.add(f)
 	f.StringArrayVar(&o.params, "param", nil, "extra form field k=v, repeatable; replaces a field idtx sets (to test an STS's refusals)")
 }
 

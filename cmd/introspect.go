@@ -17,16 +17,13 @@ import (
 )
 
 type introspectOptions struct {
-	io               *IO
-	sts              string
-	profile          string
-	clientID         string
-	clientSecretFile string
-	authMethod       string
-	keyFile          string
-	output           string
-	timeout          time.Duration
-	cacert           string
+	io      *IO
+	sts     string
+	profile string
+	clientFlags
+	output  string
+	timeout time.Duration
+	cacert  string
 }
 
 func newIntrospectCmd(io *IO) *cobra.Command {
@@ -56,10 +53,7 @@ answer or the OAuth error object is still printed on stdout), 2 usage,
 	f := c.Flags()
 	f.StringVar(&o.sts, "sts", DefaultSTS, "issuer URL, or the introspection endpoint itself (default IDTX_STS, the profile's, or the mock)")
 	f.StringVar(&o.profile, "profile", "", "a saved profile (STS, client, auth method, secret)")
-	f.StringVar(&o.clientID, "client-id", "", "client id (default IDTX_CLIENT_ID, the profile's, or the mock's demo-client)")
-	f.StringVar(&o.clientSecretFile, "client-secret-file", "", "file holding the client secret, or - for stdin (default IDTX_CLIENT_SECRET)")
-	f.StringVar(&o.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none (default by what is given)")
-	f.StringVar(&o.keyFile, "key-file", "", "private key (PEM) for private_key_jwt")
+	o.clientFlags.add(f)
 	f.StringVarP(&o.output, "output", "o", "json", "output: json or text")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit")
 	f.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
