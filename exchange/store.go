@@ -90,7 +90,9 @@ func (s *measuredStore) do(ctx context.Context, op string, took prometheus.Obser
 	}
 	for wait := busyBackoff; err != nil && isBusy(err); wait = min(2*wait, busyBackoffMax) {
 		if serr := s.sleep(ctx, wait); serr != nil {
-			err = fmt.Errorf("database busy until the request's deadline: %w", err)
+			// Busy past the deadline is a store that is not answering now:
+			// the exchange says temporarily_unavailable, not server_error.
+			err = fmt.Errorf("database busy until the request's deadline: %w: %w", consent.ErrUnavailable, err)
 			break
 		}
 		s.m.storeRetry.Inc()

@@ -67,7 +67,7 @@ func TestStoreBusyRetriedWithinDeadline(t *testing.T) {
 	}
 	_, err = s.Missing(ctx, "corp", "alice", "billing-api", []string{"billing:read"})
 	var coded sqliteErr
-	if err == nil || !strings.Contains(err.Error(), "database busy until the request's deadline") || !errors.As(err, &coded) || inner.calls != 6 {
+	if err == nil || !strings.Contains(err.Error(), "database busy until the request's deadline") || !errors.As(err, &coded) || !errors.Is(err, consent.ErrUnavailable) || inner.calls != 6 {
 		t.Fatalf("always busy: %v after %d calls", err, inner.calls)
 	}
 	if text := scrapeMetrics(m); !strings.Contains(text, `idtx_store_errors_total{op="missing"} 1`+"\n") {
