@@ -18,6 +18,8 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/idtx/idtx/internal/fetch"
 )
 
 // KeySet finds the key that verifies a token. Keys come from configuration
@@ -32,9 +34,9 @@ const (
 	// least time between two fetches caused by an unknown kid.
 	RefreshInterval = 5 * time.Minute
 	// FetchTimeout bounds one fetch of a JWKS or of IDP metadata.
-	FetchTimeout = 10 * time.Second
+	FetchTimeout = fetch.Timeout
 	// maxDocument caps a fetched JWKS or metadata document.
-	maxDocument = 1 << 20
+	maxDocument = fetch.MaxBytes
 )
 
 // StaticKeys returns the key set of a JWKS document (RFC 7517 §5).
@@ -168,25 +170,7 @@ func (d *discovered) resolve() (KeySet, error) {
 // FetchJSON GETs a JSON document of bounded size (metadata, a JWKS),
 // within FetchTimeout. The status is 0 when no answer came at all.
 func FetchJSON(ctx context.Context, client *http.Client, url string, v any) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, fmt.Errorf("%s: status %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxDocument)).Decode(v); err != nil {
-		return resp.StatusCode, fmt.Errorf("%s: not a JSON document", url)
-	}
-	return resp.StatusCode, nil
+	return fetch.JSON(ctx, client, url, v)
 }
 
 // Generation grows each time the discovered key set changes; 0 until it

@@ -27,6 +27,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/idtx/idtx/internal/fetch"
 	"github.com/idtx/idtx/oauth"
 )
 
@@ -112,7 +113,7 @@ func Discover(ctx context.Context, client *http.Client, sts string) (string, err
 			Issuer        string `json:"issuer"`
 			TokenEndpoint string `json:"token_endpoint"`
 		}
-		status, err := fetchJSON(ctx, client, c, &meta)
+		status, err := fetch.JSON(ctx, client, c, &meta)
 		if err != nil && status == 0 {
 			return "", &UnreachableError{URL: c, Err: err}
 		}
@@ -304,33 +305,6 @@ func excerpt(body []byte) string {
 func IsUnreachable(err error) bool {
 	var u *UnreachableError
 	return errors.As(err, &u)
-}
-
-// fetchTimeout bounds a metadata fetch, as idp's FetchTimeout does.
-const fetchTimeout = 10 * time.Second
-
-// fetchJSON GETs a JSON document of bounded size within fetchTimeout. The
-// status is 0 when no answer came at all.
-func fetchJSON(ctx context.Context, client *http.Client, url string, v any) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, fmt.Errorf("%s: status %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(v); err != nil {
-		return resp.StatusCode, fmt.Errorf("%s: not a JSON document", url)
-	}
-	return resp.StatusCode, nil
 }
 
 // clipText shortens server-sent text before it is echoed in an error.

@@ -1,0 +1,44 @@
+// Package fetch reads the JSON documents idtx fetches from other servers
+// (RFC 8414 metadata, JWKS, discovery): one bounded GET used by both the
+// validators (package idp) and the STS client (package stsclient), which
+// must not import each other.
+package fetch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Limits on one fetch.
+const (
+	Timeout  = 10 * time.Second
+	MaxBytes = 1 << 20
+)
+
+// JSON GETs a JSON document of at most MaxBytes within Timeout into v. The
+// status is 0 when no answer came at all.
+func JSON(ctx context.Context, client *http.Client, url string, v any) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, fmt.Errorf("%s: status %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, MaxBytes)).Decode(v); err != nil {
+		return resp.StatusCode, fmt.Errorf("%s: not a JSON document", url)
+	}
+	return resp.StatusCode, nil
+}
