@@ -102,8 +102,14 @@ func load() (*file, string, error) {
 	return f, path, nil
 }
 
-func (f *file) save(path string) error {
-	data, err := yaml.Marshal(f)
+func (f *file) save(path string) error { return saveYAML(path, f) }
+
+// saveYAML writes v as YAML to path, mode 0600 in a 0700 folder, through a
+// fresh temporary file renamed over it: a reader never sees half a file,
+// and a stale temporary file with looser permissions is never reused
+// (os.WriteFile keeps an existing file's mode).
+func saveYAML(path string, v any) error {
+	data, err := yaml.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -111,6 +117,7 @@ func (f *file) save(path string) error {
 		return err
 	}
 	tmp := path + ".tmp"
+	os.Remove(tmp)
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}

@@ -55,21 +55,7 @@ func loadSecrets() (*secretsFile, string, error) {
 	return f, path, nil
 }
 
-func (f *secretsFile) save(path string) error {
-	data, err := yaml.Marshal(f)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	os.Remove(tmp)
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func (f *secretsFile) save(path string) error { return saveYAML(path, f) }
 
 func setFileSecret(name, secret string) error {
 	f, path, err := loadSecrets()
