@@ -96,3 +96,64 @@ func TestAccessClaimsAreReserved(t *testing.T) {
 		t.Fatalf("claims = %s", data)
 	}
 }
+
+// The claims are encoded by hand on the hot path: byte for byte what
+// encoding/json writes for the same struct tags, whatever the strings
+// hold, and a token Sign makes reads back as the claims.
+func TestAccessClaimsJSON(t *testing.T) {
+	type plain struct { // AccessClaims' fields and tags, without its MarshalJSON
+		jwt.RegisteredClaims
+		ClientID string         `json:"client_id"`
+		Scope    string         `json:"scope,omitempty"`
+		IDP      string         `json:"idp,omitempty"`
+		Act      map[string]any `json:"act,omitempty"`
+	}
+	frac := jwt.NewNumericDate(t0.Add(1500 * time.Millisecond))
+	cases := []exchange.AccessClaims{
+		{ClientID: ""},
+		{RegisteredClaims: jwt.RegisteredClaims{Issuer: "http://127.0.0.1:1/", Subject: "alice", Audience: jwt.ClaimStrings{"billing-api"},
+			ExpiresAt: jwt.NewNumericDate(t0.Add(5 * time.Minute)), IssuedAt: jwt.NewNumericDate(t0), ID: "abc_-"},
+			ClientID: "demo-client", Scope: "billing:read orders:read", IDP: "mock"},
+		{RegisteredClaims: jwt.RegisteredClaims{Subject: "a\"b\\c</script>&\u2028\x00\x7f\xff é 𝄞", Audience: jwt.ClaimStrings{"x", "y\n"},
+			NotBefore: frac, IssuedAt: jwt.NewNumericDate(time.Unix(-1, 0))},
+			ClientID: "c\t", Act: map[string]any{"sub": "svc", "act": map[string]any{"sub": "<old>"}}},
+	}
+	for _, odd := range []string{"\"", "\\", "<", ">", "&", "\x00", "\x1f", "\x7f", "\xff", "é", "\u2028", "\u2029"} {
+		cases = append(cases, exchange.AccessClaims{RegisteredClaims: jwt.RegisteredClaims{Subject: "a" + odd + "b"}, ClientID: odd})
+	}
+	for _, c := range cases {
+		want, err := json.Marshal(plain{c.RegisteredClaims, c.ClientID, c.Scope, c.IDP, c.Act})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := exchange.ClaimsJSON(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("claims\n got %s\nwant %s", got, want)
+		}
+	}
+
+	signer, err := exchange.NewEphemeralSigner("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &exchange.AccessClaims{RegisteredClaims: jwt.RegisteredClaims{Subject: "<é>", Audience: jwt.ClaimStrings{"a"},
+		ExpiresAt: jwt.NewNumericDate(t0)}, ClientID: "c", Extra: map[string]any{"tenant": "t1", "n": 2}}
+	tok, err := signer.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back jwt.MapClaims
+	parsed, err := jwt.ParseWithClaims(tok, &back, func(*jwt.Token) (any, error) {
+		return signer.KeySet().Key(context.Background(), &jwt.Token{Header: map[string]any{"kid": signer.KeyID()}, Method: jwt.SigningMethodES256})
+	}, jwt.WithoutClaimsValidation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parsed.Header["typ"] != "at+jwt" || parsed.Header["kid"] != signer.KeyID() || back["sub"] != "<é>" ||
+		back["tenant"] != "t1" || back["n"] != 2.0 || back["client_id"] != "c" {
+		t.Fatalf("header %v claims %v", parsed.Header, back)
+	}
+}
