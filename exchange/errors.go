@@ -88,6 +88,34 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// writeResult writes a token response (RFC 8693 §2.2.1) as writeJSON
+// would, byte for byte (TestWriteResult), without reflection: it ends
+// every exchange.
+func writeResult(w http.ResponseWriter, res *Result) {
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = noStore
+	h["Pragma"] = noCache
+	w.WriteHeader(http.StatusOK)
+	w.Write(appendResult(make([]byte, 0, 128+len(res.AccessToken)), res))
+}
+
+func appendResult(b []byte, res *Result) []byte {
+	b = append(b, `{"access_token":`...)
+	b = appendJSONString(b, res.AccessToken)
+	b = append(b, `,"issued_token_type":`...)
+	b = appendJSONString(b, res.IssuedTokenType)
+	b = append(b, `,"token_type":`...)
+	b = appendJSONString(b, res.TokenType)
+	b = append(b, `,"expires_in":`...)
+	b = strconv.AppendInt(b, res.ExpiresIn, 10)
+	if res.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = appendJSONString(b, res.Scope)
+	}
+	return append(b, "}\n"...)
+}
+
 var (
 	contentTypeJSON = []string{"application/json"}
 	noStore         = []string{"no-store"}

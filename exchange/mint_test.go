@@ -157,3 +157,20 @@ func TestAccessClaimsJSON(t *testing.T) {
 		t.Fatalf("header %v claims %v", parsed.Header, back)
 	}
 }
+
+// The token response is encoded by hand: byte for byte what
+// json.Encoder writes for the same struct.
+func TestWriteResult(t *testing.T) {
+	for _, res := range []exchange.Result{
+		{AccessToken: "a.b.c", IssuedTokenType: "urn:ietf:params:oauth:token-type:access_token", TokenType: "Bearer", ExpiresIn: 300, Scope: "x y"},
+		{AccessToken: "a<b>&\"\\é\x01", TokenType: "N_A", ExpiresIn: -1},
+	} {
+		var want strings.Builder
+		if err := json.NewEncoder(&want).Encode(res); err != nil {
+			t.Fatal(err)
+		}
+		if got := exchange.ResultJSON(&res); string(got) != want.String() {
+			t.Errorf("got %s\nwant %s", got, want.String())
+		}
+	}
+}

@@ -159,7 +159,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		h.metrics.exchange(oerr.Code, trace)
 		h.audit(ctx, trace, oerr)
 	} else {
-		writeJSON(w, http.StatusOK, res)
+		writeResult(w, res)
 		h.metrics.exchange("ok", trace)
 		h.audit(ctx, trace, nil)
 	}
