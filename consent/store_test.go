@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/idtx/idtx/consent"
@@ -47,9 +49,70 @@ func TestSQLiteSharedBetweenProcesses(t *testing.T) {
 	if err := cli.Grant(ctx, "mock", "bob", "billing-api", []string{"billing:read"}); err != nil {
 		t.Fatal(err)
 	}
-	cli.Close()
 	if m, _ := server.Missing(ctx, "mock", "bob", "billing-api", []string{"billing:read"}); len(m) != 0 {
 		t.Fatalf("missing = %v after grant by another handle", m)
+	}
+	// Missing reads through readers of its own, kept between calls: they
+	// see a revocation by the other handle at the next call too.
+	if n, err := cli.Revoke(ctx, "mock", "bob", "billing-api", nil); err != nil || n != 1 {
+		t.Fatalf("revoke: %d %v", n, err)
+	}
+	cli.Close()
+	if m, _ := server.Missing(ctx, "mock", "bob", "billing-api", []string{"billing:read"}); len(m) != 1 {
+		t.Fatalf("missing = %v after revoke by another handle", m)
+	}
+}
+
+// Lookups run side by side on the store's readers while another handle
+// grants and revokes; a closed store refuses lookups.
+func TestSQLiteConcurrentLookups(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "idtx.db")
+	server, err := consent.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := consent.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	if err := cli.Grant(ctx, "mock", "alice", "billing-api", []string{"billing:read"}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 16 {
+		wg.Go(func() {
+			for range 50 {
+				m, err := server.Missing(ctx, "mock", "alice", "billing-api", []string{"billing:read"})
+				if err != nil || len(m) != 0 {
+					errs <- fmt.Errorf("alice: missing %v, %v", m, err)
+					return
+				}
+				if _, err := server.Missing(ctx, "mock", "carol", "billing-api", []string{"billing:read"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for range 20 {
+		if err := cli.Grant(ctx, "mock", "carol", "billing-api", []string{"billing:read"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.Revoke(ctx, "mock", "carol", "billing-api", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	server.Close()
+	if _, err := server.Missing(ctx, "mock", "alice", "billing-api", []string{"billing:read"}); err == nil || err.Error() != "sqlite store: closed" {
+		t.Fatalf("Missing after Close: %v, want sqlite store: closed", err)
 	}
 }
 
