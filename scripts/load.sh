@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# load.sh: drive `idtx serve` and ../shared/bench/limitsrv (the least an STS
-# can do per exchange: verify one RS256 subject, sign one ES256 token) with
-# the same load over loopback, one after the other in the same run, and
-# print idtx's throughput and p99 as ratios to limitsrv's, idtx's peak RSS
-# and the machine's load average.
+# load.sh: drive `idtx serve` and a baseline STS (the least an STS can do
+# per exchange: verify one RS256 subject, sign one ES256 token;
+# scripts/baseline) with the same load over loopback, one after the other
+# in the same run, and print idtx's throughput and p99 as ratios to the
+# baseline's, idtx's peak RSS and the machine's load average.
 #
 #   scripts/load.sh [seconds] [connections] [scenario...]
 #
 # Defaults: 10 s a run, 32 connections, every scenario, three rounds
-# (IDTX_LOAD_ROUNDS) of limitsrv then idtx, the median reported. Scenarios (bodies
+# (IDTX_LOAD_ROUNDS) of the baseline then idtx, the median reported. Scenarios (bodies
 # written by scripts/load/main.go, mock IDP tokens minted offline):
 #
 #   distinct        1,000 distinct JWTs in rotation, for billing-api (consent
@@ -21,10 +21,11 @@
 #   saml            400 distinct SAML 2.0 assertions in rotation, for billing-api
 #   saml-cold       12,000 distinct SAML 2.0 assertions: none cached
 #
-# limitsrv is sent the JWT bodies of the scenario (distinct JWTs for the
-# SAML ones: it knows no SAML). IDTX_BIN=path runs a prebuilt idtx (to
-# measure another commit with the same script); LIMITSRV=dir names
-# limitsrv's source; IDTX_LOAD_STORE=postgres://... keeps the consents in
+# The baseline is sent the JWT bodies of the scenario (distinct JWTs for
+# the SAML ones: it knows no SAML). IDTX_BIN=path runs a prebuilt idtx (to
+# measure another commit with the same script); LIMITSRV=dir builds the
+# baseline from another main package that takes the same -listen and -pub
+# flags and client (bench-client:bench-secret); IDTX_LOAD_STORE=postgres://... keeps the consents in
 # PostgreSQL instead of SQLite, e.g. over a throwaway cluster:
 #
 #   scripts/test-postgres.sh sh -c 'IDTX_LOAD_STORE=$IDTX_TEST_POSTGRES scripts/load.sh 10 32 distinct-cold'
@@ -37,14 +38,13 @@ rounds=${IDTX_LOAD_ROUNDS:-3}
 shift $(( $# > 2 ? 2 : $# )) || true
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(distinct distinct-cold audiences saml saml-cold)
-limitsrv_src=${LIMITSRV:-../shared/bench/limitsrv}
 command -v wrk >/dev/null || { echo "load.sh: wrk is needed (apt-get install wrk)" >&2; exit 2; }
 
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 if [ -n "${IDTX_BIN:-}" ]; then cp "$IDTX_BIN" "$tmp/idtx"; else go build -o "$tmp/idtx" .; fi
-(cd "$limitsrv_src" && go build -o "$tmp/limitsrv" .)
+if [ -n "${LIMITSRV:-}" ]; then (cd "$LIMITSRV" && go build -o "$tmp/limitsrv" .); else go build -o "$tmp/limitsrv" ./scripts/baseline; fi
 go build -o "$tmp/bodies" ./scripts/load
 openssl pkey -in fixtures/mock-idp-key.pem -pubout -out "$tmp/rsa.pub" 2>/dev/null
 
@@ -130,7 +130,7 @@ for s in "${scenarios[@]}"; do
 	for _ in $(seq "$rounds"); do
 		read -r _ l_rps l_p50 l_p99 l_err _ < <(run "http://127.0.0.1:$lport" "$tmp/limit.lua" "${secs}s" "$lbodies")
 		read -r _ i_rps i_p50 i_p99 i_err _ < <(run "http://127.0.0.1:$iport" "$tmp/idtx.lua" "${secs}s" "$ibodies")
-		printf '%-14s %-9s %9s %8s %8s %6s\n' "$s" limitsrv "$l_rps" "$l_p50" "$l_p99" "$l_err"
+		printf '%-14s %-9s %9s %8s %8s %6s\n' "$s" baseline "$l_rps" "$l_p50" "$l_p99" "$l_err"
 		printf '%-14s %-9s %9s %8s %8s %6s\n' "$s" idtx "$i_rps" "$i_p50" "$i_p99" "$i_err"
 		ratios+=("$l_rps $l_p99 $i_rps $i_p99")
 		errors=$((errors + i_err))
@@ -144,7 +144,7 @@ p99 = [ip / lp for _, lp, _, ip in rounds]
 target = {"distinct": ">= 0.90, p99 <= 1.2x", "distinct-cold": ">= 0.90, p99 <= 1.2x",
           "audiences": ">= 1.10", "saml": ">= 0.33", "saml-cold": ">= 0.33"}.get(s, "")
 each = " ".join(f"{t:.2f}" for t in tput)
-print(f"{s:<14} idtx/limitsrv throughput {statistics.median(tput):.2f} (rounds {each}), "
+print(f"{s:<14} idtx/baseline throughput {statistics.median(tput):.2f} (rounds {each}), "
       f"p99 {statistics.median(p99):.2f}x   (target {target})")
 PY
 done
