@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"maps"
 	"os"
@@ -269,6 +270,21 @@ func (s *Signer) JWKS() []byte {
 func (s *Signer) KeySet() idp.KeySet { return signerKeys{s} }
 
 type signerKeys struct{ s *Signer }
+
+// Generation identifies the published key set at now (a hash of its
+// kids): it changes when a refresh adds a key and when the clock passes a
+// key's retirement. The registry's validation cache drops a token it
+// verified with other keys (idp generations), so a token whose key has
+// left /jwks is refused as a subject token at once, as /introspect and
+// the resource servers refuse it, even when it was exchanged before.
+func (k signerKeys) Generation() uint64 {
+	h := fnv.New64a()
+	for _, pub := range k.s.published(k.s.view.Load()) {
+		h.Write([]byte(pub.ID))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
 
 // Key finds the published key the token names; its alg must be the key's
 // (RFC 8725 §3.1: the key fixes the algorithm, not the token).
