@@ -77,7 +77,9 @@ YAML
 export IDTX_HOME="$tmp/home"
 store="${IDTX_LOAD_STORE:-sqlite:$tmp/idtx.db}"
 for i in mock mock-saml; do
-	"$tmp/idtx" consent grant --store "$store" --idp $i --user alice --service billing-api --scope billing:read >/dev/null 2>&1
+	"$tmp/idtx" consent grant --store "$store" --idp $i --user alice --service billing-api --scope billing:read >/dev/null 2>&1 ||
+		# an idtx from before consents named their IDP (IDTX_BIN)
+		"$tmp/idtx" consent grant --store "$store" --user alice --service billing-api --scope billing:read >/dev/null
 done
 
 cat >"$tmp/post.lua" <<'LUA'
