@@ -144,6 +144,8 @@ func TestWorkflowWebhook(t *testing.T) {
 		{"500", `{"allow": true}`, 500, 503, "temporarily_unavailable", "workflow fraud-check: webhook unavailable: answered HTTP 500"},
 		{"garbage", `allow`, 200, 503, "temporarily_unavailable", "workflow fraud-check: webhook unavailable: answer is not the JSON"},
 		{"reserved claim", `{"allow": true, "claims": {"sub": "root"}}`, 200, 503, "temporarily_unavailable", `workflow fraud-check: webhook unavailable: answer sets the reserved claim "sub"`},
+		// Go's encoding/json would read "Sub" as the subject (case folding)
+		{"reserved claim in another case", `{"allow": true, "claims": {"Sub": "root"}}`, 200, 503, "temporarily_unavailable", `workflow fraud-check: webhook unavailable: answer sets the reserved claim "Sub"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			answer, status = tc.answer, tc.status

@@ -60,8 +60,14 @@ var (
 // grant delegation (may_act).
 var reserved = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "scope", "client_id", "idp", "may_act", "cnf"}
 
-// Reserved reports whether claim is one a workflow may not set.
-func Reserved(claim string) bool { return slices.Contains(reserved, claim) }
+// Reserved reports whether claim is one a workflow may not set, in any
+// case: encoding/json (and so golang-jwt's RegisteredClaims) matches member
+// names by Unicode case folding, so a "Sub" or "ſcope" beside "sub" or
+// "scope" would be read as the subject or the scope by a Go resource
+// server. strings.EqualFold folds as encoding/json does.
+func Reserved(claim string) bool {
+	return slices.ContainsFunc(reserved, func(r string) bool { return strings.EqualFold(r, claim) })
+}
 
 // Spec is one workflow as configured: a CEL rule (deny_if with message,
 // claims, or both) or a webhook (webhook, secret, timeout).

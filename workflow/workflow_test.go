@@ -112,6 +112,9 @@ func TestCompileErrors(t *testing.T) {
 		{"reserved sub", workflow.Spec{Name: "w", Claims: map[string]string{"sub": `"mallory"`}}, `claims.sub: "sub" is reserved`},
 		{"reserved scope", workflow.Spec{Name: "w", Claims: map[string]string{"scope": `"admin"`}}, `claims.scope: "scope" is reserved`},
 		{"reserved may_act", workflow.Spec{Name: "w", Claims: map[string]string{"may_act": `{"sub": "x"}`}}, `claims.may_act: "may_act" is reserved`},
+		// encoding/json would read these as sub and scope (case folding)
+		{"reserved Sub", workflow.Spec{Name: "w", Claims: map[string]string{"Sub": `"mallory"`}}, `claims.Sub: "Sub" is reserved`},
+		{"reserved long-s scope", workflow.Spec{Name: "w", Claims: map[string]string{"\u017fcope": `"admin"`}}, "claims.\u017fcope: \"\u017fcope\" is reserved"},
 		{"no message", workflow.Spec{Name: "w", DenyIf: `true`}, "message: required with deny_if"},
 		{"message alone", workflow.Spec{Name: "w", Message: "m", Claims: map[string]string{"a": "1"}}, "message: only goes with deny_if"},
 		{"empty", workflow.Spec{Name: "w"}, "needs deny_if (with message), claims, or webhook"},
@@ -281,6 +284,7 @@ func TestWebhook(t *testing.T) {
 		{name: "no allow", answer: answerJSON(`{"reason": "fine"}`), wantErr: `answer has no "allow"`},
 		{name: "trailing data", answer: answerJSON(`{"allow": true} {"allow": false}`), wantErr: "answer is not the JSON"},
 		{name: "reserved claim", answer: answerJSON(`{"allow": true, "claims": {"aud": "everything"}}`), wantErr: `answer sets the reserved claim "aud"`},
+		{name: "reserved claim in another case", answer: answerJSON(`{"allow": true, "claims": {"ISS": "https://evil.example"}}`), wantErr: `answer sets the reserved claim "ISS"`},
 		{name: "huge", answer: answerJSON(`{"allow": true, "reason": "` + strings.Repeat("x", 70<<10) + `"}`), wantErr: "answer is larger than 65536 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
