@@ -35,6 +35,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-32}
 rounds=${IDTX_LOAD_ROUNDS:-3}
+[ "$rounds" -ge 1 ] || { echo "load.sh: IDTX_LOAD_ROUNDS must be at least 1" >&2; exit 2; }
 shift $(( $# > 2 ? 2 : $# )) || true
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(distinct distinct-cold audiences saml saml-cold)
@@ -77,9 +78,11 @@ YAML
 export IDTX_HOME="$tmp/home"
 store="${IDTX_LOAD_STORE:-sqlite:$tmp/idtx.db}"
 for i in mock mock-saml; do
-	"$tmp/idtx" consent grant --store "$store" --idp $i --user alice --service billing-api --scope billing:read >/dev/null 2>&1 ||
-		# an idtx from before consents named their IDP (IDTX_BIN)
+	if ! "$tmp/idtx" consent grant --store "$store" --idp $i --user alice --service billing-api --scope billing:read >/dev/null 2>"$tmp/grant.err"; then
+		# an idtx from before consents named their IDP (IDTX_BIN) has no --idp
+		grep -q 'unknown flag: --idp' "$tmp/grant.err" || { cat "$tmp/grant.err" >&2; exit 1; }
 		"$tmp/idtx" consent grant --store "$store" --user alice --service billing-api --scope billing:read >/dev/null
+	fi
 done
 
 cat >"$tmp/post.lua" <<'LUA'
