@@ -91,9 +91,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		debug.SetGCPercent(400)
 	}
 	if !envSet("GOMEMLIMIT") {
-		// At 4x, the ~15 MiB a full validation cache holds (10,000
-		// identities) would let the heap grow past 100 MB: a soft limit
-		// makes the collector work harder only near it.
+		// At 4x, the heap a large validation cache holds (about 1.5 KB
+		// an identity, validation_cache_size) would let the heap grow
+		// past 100 MB: a soft limit makes the collector work harder only
+		// near it.
 		debug.SetMemoryLimit(64 << 20)
 	}
 	clock := time.Now

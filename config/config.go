@@ -58,6 +58,10 @@ type Config struct {
 	// POST /token answers 503 temporarily_unavailable at once. Default
 	// DefaultMaxInFlight.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// ValidationCacheSize bounds the identities of validated subject and
+	// actor tokens kept until their expiry (docs/operations.md): 0 is
+	// DefaultValidationCacheSize, -1 turns the cache off.
+	ValidationCacheSize int `yaml:"validation_cache_size"`
 
 	// ReadFile reads a file named in the config (a key, a JWKS): relative
 	// names are taken from the config file's folder, or from the embedded
@@ -295,6 +299,14 @@ const (
 
 	// DefaultMaxInFlight is max_in_flight when the config names none.
 	DefaultMaxInFlight = 256
+	// DefaultValidationCacheSize is validation_cache_size when the config
+	// names none: the reuse the cache is for (one token exchanged for
+	// several services within seconds) needs the recent few thousand, and
+	// every identity kept is heap the collector scans at each cycle.
+	DefaultValidationCacheSize = 4096
+	// MaxValidationCacheSize bounds validation_cache_size (about 1.5 KB of
+	// heap an identity).
+	MaxValidationCacheSize = 1_000_000
 )
 
 // DefaultAlgorithms are accepted from a JWT IDP that names none.
@@ -448,6 +460,10 @@ func (c *Config) validate() Problems {
 	}
 	if c.MaxInFlight < 1 {
 		add("max_in_flight: %d is not a positive number of exchanges", c.MaxInFlight)
+	}
+	if c.ValidationCacheSize < -1 || c.ValidationCacheSize > MaxValidationCacheSize {
+		add("validation_cache_size: %d is outside -1..%d (-1 turns the cache off, 0 is the default %d)",
+			c.ValidationCacheSize, MaxValidationCacheSize, DefaultValidationCacheSize)
 	}
 	if c.RateLimit != nil {
 		p = append(p, c.RateLimit.validate("rate_limit")...)

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -40,6 +41,12 @@ clients:
 			t.Errorf("%+v: rate %v (%v), burst %d; want %v, %d", tc.r, got, err, tc.r.BurstOrDefault(), tc.rate, tc.burst)
 		}
 	}
+	for _, size := range []int{-1, 1, 1_000_000} {
+		cfg, p := parse(t, fmt.Sprintf("validation_cache_size: %d\nservices:\n  - {name: s, scopes: {r: {}}}\n", size))
+		if len(p) > 0 || cfg.ValidationCacheSize != size {
+			t.Errorf("validation_cache_size %d: got %d, problems %q", size, cfg.ValidationCacheSize, p)
+		}
+	}
 	cfg, p = parse(t, "services:\n  - {name: s, scopes: {r: {}}}\n")
 	if len(p) > 0 || cfg.MaxInFlight != config.DefaultMaxInFlight || cfg.RateLimit != nil {
 		t.Errorf("defaults: max_in_flight %d, rate_limit %v, problems %q", cfg.MaxInFlight, cfg.RateLimit, p)
@@ -47,6 +54,8 @@ clients:
 
 	for _, tc := range []struct{ yaml, want string }{
 		{"max_in_flight: -1\n", "max_in_flight: -1 is not a positive number of exchanges"},
+		{"validation_cache_size: -2\n", "validation_cache_size: -2 is outside -1..1000000 (-1 turns the cache off, 0 is the default 4096)"},
+		{"validation_cache_size: 1000001\n", "validation_cache_size: 1000001 is outside -1..1000000"},
 		{"rate_limit: {rate: 100}\n", `rate_limit: rate "100" is not N/s, N/m, N/h with N > 0, or unlimited`},
 		{"rate_limit: {rate: 0/s}\n", `rate_limit: rate "0/s" is not N/s`},
 		{"rate_limit: {rate: 5/d}\n", `rate_limit: rate "5/d" is not N/s`},

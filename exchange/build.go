@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"fmt"
@@ -36,8 +37,8 @@ type BuildOptions struct {
 	// Metrics receives the engine's metrics (default a new set); the
 	// Handler serves them at /metrics.
 	Metrics *Metrics
-	// CacheSize bounds the validation cache (idp.Options.CacheSize: 0 is
-	// idp.DefaultCacheSize, negative turns it off).
+	// CacheSize bounds the validation cache (idp.Options.CacheSize:
+	// negative turns it off); 0 takes the config's validation_cache_size.
 	CacheSize int
 }
 
@@ -66,7 +67,7 @@ func Build(ctx context.Context, cfg *config.Config, opts BuildOptions) (*Engine,
 	}
 	registry, err := idp.FromConfig(ctx, cfg.IDPs, idp.Options{
 		HTTPClient: opts.HTTPClient, Clock: opts.Clock, ReadFile: cfg.ReadFile, Metrics: m,
-		CacheSize: opts.CacheSize,
+		CacheSize: cmp.Or(opts.CacheSize, cfg.ValidationCacheSize),
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -42,11 +43,16 @@ type observed struct {
 }
 
 func newObserved(t *testing.T, store consent.Store) *observed {
+	return newObservedWith(t, store, "")
+}
+
+// newObservedWith is newObserved with more top-level config keys.
+func newObservedWith(t *testing.T, store consent.Store, extra string) *observed {
 	t.Helper()
 	o := &observed{key: newKeyPair(t, "RS256", rsaKeys()[0]), now: t0}
 	o.jwks = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(o.key.jwks) }))
 	t.Cleanup(o.jwks.Close)
-	cfg, err := config.Parse([]byte(strings.Replace(observedConfig, "%JWKS%", o.jwks.URL, 1)), "", nil)
+	cfg, err := config.Parse([]byte(strings.Replace(observedConfig, "%JWKS%", o.jwks.URL, 1)+extra), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,5 +188,37 @@ func TestReadyz(t *testing.T) {
 	e.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if rec.Code != 200 {
 		t.Fatalf("healthz while not ready: %d", rec.Code)
+	}
+}
+
+// validation_cache_size bounds the cache a configured server builds: with
+// room for one identity, a token that another displaced is verified
+// again; -1 turns the cache off.
+func TestValidationCacheSizeFromConfig(t *testing.T) {
+	for _, tc := range []struct {
+		extra     string
+		hit, miss int
+	}{
+		{"", 1, 2},
+		{"validation_cache_size: 1\n", 0, 3},
+		{"validation_cache_size: -1\n", 0, 0},
+	} {
+		o := newObservedWith(t, consent.NewMemory(), tc.extra)
+		a := o.key.sign(t, jwt.MapClaims{"iss": "https://idp.test", "sub": "alice", "aud": "idtx-sts", "exp": o.now.Add(time.Hour).Unix()}, nil)
+		b := o.key.sign(t, jwt.MapClaims{"iss": "https://idp.test", "sub": "bob", "aud": "idtx-sts", "exp": o.now.Add(time.Hour).Unix()}, nil)
+		for _, tok := range []string{a, b, a} {
+			if r := o.exchange(t, tok, "orders-api", ""); r.status != 200 {
+				t.Fatalf("%q: %d %v", tc.extra, r.status, r.body)
+			}
+		}
+		text := metricsText(t, o.handler)
+		for _, want := range []string{
+			fmt.Sprintf(`idtx_validation_cache_lookups_total{result="hit"} %d`, tc.hit),
+			fmt.Sprintf(`idtx_validation_cache_lookups_total{result="miss"} %d`, tc.miss),
+		} {
+			if !strings.Contains(text, want+"\n") {
+				t.Errorf("%q: metrics lack %s", tc.extra, want)
+			}
+		}
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
+
+	"github.com/idtx/idtx/config"
 )
 
 // DefaultCacheSize bounds the validation cache of a registry built by
 // FromConfig when Options.CacheSize is 0.
-const DefaultCacheSize = 10_000
+const DefaultCacheSize = config.DefaultValidationCacheSize
 
 // cache remembers the identities of tokens already validated, so that a
 // token presented again (one subject token exchanged for several

@@ -15,7 +15,7 @@
 #                   checked in SQLite); idtx's validation cache holds them all
 #                   after the first round
 #   distinct-cold   12,000 distinct JWTs in rotation: more than the validation
-#                   cache holds (10,000), so every token is verified again
+#                   cache holds (4,096 by default), so every token is verified again
 #   audiences       one JWT exchanged for billing-api, orders-api and
 #                   inventory-api in turn (the mesh case)
 #   saml            400 distinct SAML 2.0 assertions in rotation, for billing-api

@@ -1,0 +1,49 @@
+package docs_test
+
+import (
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/idtx/idtx/config"
+)
+
+// Every key the config decoder knows is in the configuration reference:
+// decoding is strict, so a key missing from config.md is one a user
+// cannot find.
+func TestConfigReferenceNamesEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[reflect.Type]bool{}
+	var walk func(typ reflect.Type, path string)
+	walk = func(typ reflect.Type, path string) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice || typ.Kind() == reflect.Map {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || seen[typ] {
+			return
+		}
+		seen[typ] = true
+		for f := range typ.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" { // inline
+				walk(f.Type, path)
+				continue
+			}
+			// as `name`, `parent.name`, `name.child` or name: in a YAML example
+			if !slices.ContainsFunc([]string{"`" + name + "`", "." + name + "`", "`" + name + ".", name + ":"},
+				func(form string) bool { return strings.Contains(string(doc), form) }) {
+				t.Errorf("config.md does not name %s%s", path, name)
+			}
+			walk(f.Type, path+name+".")
+		}
+	}
+	walk(reflect.TypeFor[config.Config](), "")
+}
