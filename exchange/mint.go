@@ -345,6 +345,9 @@ type AccessClaims struct {
 	Scope    string         `json:"scope,omitempty"`
 	IDP      string         `json:"idp,omitempty"`
 	Act      map[string]any `json:"act,omitempty"`
+	// MayAct is the subject's may_act (RFC 8693 §4.4), carried so that a
+	// chained exchange holds the next actor to it; its iss is always set.
+	MayAct any `json:"may_act,omitempty"`
 	// Extra are claims added by workflows (docs/workflows.md). They never
 	// replace a claim above: the workflow package refuses reserved names
 	// at load and from webhooks, and MarshalJSON skips any that slips by.
@@ -421,9 +424,15 @@ func (c *AccessClaims) appendJSON(b []byte) ([]byte, error) {
 	b = appendJSONString(b, c.ClientID)
 	str("scope", c.Scope)
 	str("idp", c.IDP)
-	if len(c.Act) > 0 {
-		name("act")
-		v, err := json.Marshal(c.Act)
+	for _, m := range []struct {
+		n string
+		v any
+	}{{"act", c.Act}, {"may_act", c.MayAct}} {
+		if m.v == nil || m.n == "act" && len(c.Act) == 0 {
+			continue
+		}
+		name(m.n)
+		v, err := json.Marshal(m.v)
 		if err != nil {
 			return nil, err
 		}

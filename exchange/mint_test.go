@@ -76,7 +76,7 @@ func TestAccessClaimsAreReserved(t *testing.T) {
 			Issuer: "i", Subject: "s", Audience: jwt.ClaimStrings{"a"}, ExpiresAt: jwt.NewNumericDate(t0),
 			NotBefore: jwt.NewNumericDate(t0), IssuedAt: jwt.NewNumericDate(t0), ID: "j",
 		},
-		ClientID: "c", Scope: "x", IDP: "p", Act: map[string]any{"sub": "b"},
+		ClientID: "c", Scope: "x", IDP: "p", Act: map[string]any{"sub": "b"}, MayAct: map[string]any{"sub": "g"},
 		Extra: map[string]any{"sub": "mallory", "scope": "admin", "dept": "sales"},
 	}
 	data, err := json.Marshal(c)
@@ -92,7 +92,7 @@ func TestAccessClaimsAreReserved(t *testing.T) {
 			t.Errorf("claim %q is set by the STS but not reserved for workflows", k)
 		}
 	}
-	if got["sub"] != "s" || got["scope"] != "x" || got["dept"] != "sales" || strings.Count(string(data), `"sub"`) != 2 { // sub, act.sub
+	if got["sub"] != "s" || got["scope"] != "x" || got["dept"] != "sales" || strings.Count(string(data), `"sub"`) != 3 { // sub, act.sub, may_act.sub
 		t.Fatalf("claims = %s", data)
 	}
 }
@@ -107,6 +107,7 @@ func TestAccessClaimsJSON(t *testing.T) {
 		Scope    string         `json:"scope,omitempty"`
 		IDP      string         `json:"idp,omitempty"`
 		Act      map[string]any `json:"act,omitempty"`
+		MayAct   any            `json:"may_act,omitempty"`
 	}
 	frac := jwt.NewNumericDate(t0.Add(1500 * time.Millisecond))
 	cases := []exchange.AccessClaims{
@@ -116,13 +117,15 @@ func TestAccessClaimsJSON(t *testing.T) {
 			ClientID: "demo-client", Scope: "billing:read orders:read", IDP: "mock"},
 		{RegisteredClaims: jwt.RegisteredClaims{Subject: "a\"b\\c</script>&\u2028\x00\x7f\xff é 𝄞", Audience: jwt.ClaimStrings{"x", "y\n"},
 			NotBefore: frac, IssuedAt: jwt.NewNumericDate(time.Unix(-1, 0))},
-			ClientID: "c\t", Act: map[string]any{"sub": "svc", "act": map[string]any{"sub": "<old>"}}},
+			ClientID: "c\t", Act: map[string]any{"sub": "svc", "act": map[string]any{"sub": "<old>"}},
+			MayAct: map[string]any{"sub": "gw", "iss": "https://idp.test"}},
+		{ClientID: "c", MayAct: json.RawMessage("null")},
 	}
 	for _, odd := range []string{"\"", "\\", "<", ">", "&", "\x00", "\x1f", "\x7f", "\xff", "é", "\u2028", "\u2029"} {
 		cases = append(cases, exchange.AccessClaims{RegisteredClaims: jwt.RegisteredClaims{Subject: "a" + odd + "b"}, ClientID: odd})
 	}
 	for _, c := range cases {
-		want, err := json.Marshal(plain{c.RegisteredClaims, c.ClientID, c.Scope, c.IDP, c.Act})
+		want, err := json.Marshal(plain{c.RegisteredClaims, c.ClientID, c.Scope, c.IDP, c.Act, c.MayAct})
 		if err != nil {
 			t.Fatal(err)
 		}

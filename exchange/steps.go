@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -215,6 +216,12 @@ func (e *Engine) stepActor(ctx context.Context, s *State) Outcome {
 			return fail(err)
 		}
 	}
+	if _, delegated := id.Claims["act"]; delegated {
+		// The party acting is the one in its act, not its sub: taking it
+		// as the actor would name in the new act chain someone who acts
+		// for no one here, and drop the one who does.
+		return fail(ErrInvalidRequest("actor_token: it carries act (RFC 8693 §4.1): it is itself a delegated token; present the actor's own token"))
+	}
 	why, err := e.checkMayAct(s)
 	if err != nil {
 		return fail(err)
@@ -400,6 +407,15 @@ func (e *Engine) stepScope(_ context.Context, s *State) Outcome {
 		return failWith(ErrInvalidScope("no scope requested and %s has no default scopes", s.Services[0].Name), ev)
 	}
 	own := s.Subject.IDP == SelfIDP
+	if own {
+		for _, svc := range s.Services {
+			if svc.SubjectScopesOnly {
+				// The scopes of a token this STS issued are the ones it
+				// granted, not the ones the user's IDP did.
+				return failWith(ErrInvalidRequest("subject_token: %s grants only scopes the user's IDP granted (subject_scopes_only), and a token this STS issued does not carry them; exchange the IDP's token instead", svc.Name), ev)
+			}
+		}
+	}
 	granted := make([]string, 0, len(requested))
 	for _, sc := range requested {
 		if slices.Contains(granted, sc) {
@@ -516,6 +532,12 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 		if len(svc.Rules) != len(svc.Workflows) { // a config that did not go through config.Parse
 			return fail(ErrServer(fmt.Errorf("service %s: workflows %v are not compiled", svc.Name, svc.Workflows)))
 		}
+		if len(svc.Rules) > 0 && s.Subject.IDP == SelfIDP {
+			// Workflows judge the claims of the user's IDP token (groups,
+			// roles, ...); a token this STS issued carries only its own,
+			// and a rule would pass for want of the claim it tests.
+			return fail(ErrInvalidRequest("subject_token: %s runs workflows (%s) on the claims of the user's IDP token, which a token this STS issued does not carry; exchange the IDP's token instead", svc.Name, strings.Join(svc.Workflows, ", ")))
+		}
 		for _, w := range svc.Rules {
 			if in == nil {
 				in = s.workflowInput()
@@ -622,6 +644,7 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 		Scope:    strings.Join(s.Scopes, " "),
 		IDP:      UserIDP(s.Subject),
 		Act:      actClaim(s),
+		MayAct:   mayActClaim(s.Subject),
 		Extra:    s.Claims,
 	}
 	token, err := e.signer.Sign(claims)
@@ -648,13 +671,39 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 	return pass("issued for "+strings.Join(aud, " ")+", expires in "+strconv.FormatInt(expiresIn, 10)+"s", ev)
 }
 
+// mayActClaim is the subject's may_act, carried into the issued token so
+// that the restriction outlives a chained exchange: without it, a client
+// could exchange the user's token once and then delegate to any actor its
+// mode allows. A may_act without iss named an actor of the subject's own
+// issuer (checkMayAct); the carried copy names that issuer, since the
+// issued token's own issuer is the STS. A malformed may_act is carried as
+// it is, to be refused at the next delegation as it would have been now.
+func mayActClaim(sub *idp.Identity) any {
+	raw, ok := sub.Claims["may_act"]
+	if !ok {
+		return nil
+	}
+	if raw == nil {
+		return json.RawMessage("null") // refused at a delegation, as now
+	}
+	m, isObject := raw.(map[string]any)
+	if !isObject || sub.IDP == SelfIDP {
+		return raw
+	}
+	if _, has := m["iss"]; has {
+		return raw
+	}
+	c := maps.Clone(m)
+	c["iss"] = sub.Issuer
+	return c
+}
+
 // actClaim is the act claim of the issued token (RFC 8693 §4.1), newest
 // actor outermost: in delegation the actor, with the subject's earlier
 // chain nested under it; in impersonation the subject's chain as it was.
 // Only chains read from the STS's own tokens are carried (ownChain), and
-// only sub and iss of each actor. The actor token's own act is not
-// copied: it records whom the actor acted for, another chain than the
-// subject's, and would splice a party the subject never delegated to.
+// only sub and iss of each actor. An actor token that carries act of its
+// own is refused (stepActor).
 func actClaim(s *State) map[string]any {
 	var act map[string]any
 	link := func(a actor) {
