@@ -139,8 +139,9 @@ type IDP struct {
 	// TokenPrefix routes opaque tokens that start with it to this IDP.
 	TokenPrefix string `yaml:"token_prefix"`
 	// CacheTTL bounds how long a positive introspection answer is reused
-	// (never past the token's exp).
-	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// (never past the token's exp); nil until defaults apply, and an
+	// explicit 0 reuses none.
+	CacheTTL *time.Duration `yaml:"cache_ttl"`
 }
 
 // ReservedClaims cannot be the canonical name of a claim mapping: they
@@ -403,8 +404,8 @@ func (c *Config) applyDefaults() {
 		if p.ClockSkew == 0 {
 			p.ClockSkew = DefaultClockSkew
 		}
-		if p.Type == IDPTypeIntrospection && p.CacheTTL == 0 {
-			p.CacheTTL = DefaultCacheTTL
+		if p.Type == IDPTypeIntrospection && p.CacheTTL == nil {
+			p.CacheTTL = new(DefaultCacheTTL)
 		}
 	}
 	for i := range c.Services {
@@ -561,8 +562,8 @@ func (c *Config) validate() Problems {
 			if (d.ClientSecret != "") == (d.ClientSecretFile != "") {
 				add("%s: an introspection IDP needs exactly one of client_secret, client_secret_file", where)
 			}
-			if d.CacheTTL < 0 || d.CacheTTL > time.Hour {
-				add("%s: cache_ttl %s is outside 0..1h", where, d.CacheTTL)
+			if d.CacheTTL != nil && (*d.CacheTTL < 0 || *d.CacheTTL > time.Hour) {
+				add("%s: cache_ttl %s is outside 0..1h", where, *d.CacheTTL)
 			}
 			if d.TokenPrefix != "" && strings.HasPrefix("eyJ", d.TokenPrefix[:min(len(d.TokenPrefix), 3)]) {
 				add("%s: token_prefix %q would match every JWT (they start with eyJ)", where, d.TokenPrefix)
@@ -730,7 +731,7 @@ func isHTTPURL(s string) bool {
 
 func (d *IDP) hasIntrospectionKeys() bool {
 	return d.IntrospectionEndpoint != "" || d.ClientID != "" || d.ClientSecret != "" ||
-		d.ClientSecretFile != "" || d.TokenPrefix != "" || d.CacheTTL != 0
+		d.ClientSecretFile != "" || d.TokenPrefix != "" || d.CacheTTL != nil
 }
 
 // NormalizeTyp is a JWT typ value as RFC 7515 §4.1.9 compares it: lower

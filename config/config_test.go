@@ -331,8 +331,8 @@ clients:
 			if strings.Join(p, "\n") != strings.Join(tt.want, "\n") {
 				t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(p, "\n"), strings.Join(tt.want, "\n"))
 			}
-			if tt.want == nil && cfg.IDPs[1].CacheTTL != config.DefaultCacheTTL {
-				t.Errorf("cache_ttl default = %s", cfg.IDPs[1].CacheTTL)
+			if tt.want == nil && (cfg.IDPs[1].CacheTTL == nil || *cfg.IDPs[1].CacheTTL != config.DefaultCacheTTL) {
+				t.Errorf("cache_ttl default = %v", cfg.IDPs[1].CacheTTL)
 			}
 		})
 	}

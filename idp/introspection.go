@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -115,7 +116,7 @@ func introspectionFromConfig(_ context.Context, d config.IDP, opts Options) (Val
 	return NewIntrospection(IntrospectionConfig{
 		Name: d.Name, Issuer: d.Issuer, Endpoint: d.IntrospectionEndpoint, Discovery: d.Discovery,
 		ClientID: d.ClientID, ClientSecret: secret, TokenPrefix: d.TokenPrefix, Audiences: d.Audiences,
-		CacheTTL: d.CacheTTL, ClockSkew: d.ClockSkew, Clock: opts.Clock, HTTPClient: opts.HTTPClient,
+		CacheTTL: *cmp.Or(d.CacheTTL, new(config.DefaultCacheTTL)), ClockSkew: d.ClockSkew, Clock: opts.Clock, HTTPClient: opts.HTTPClient,
 		Claims: d.Claims,
 	})
 }

@@ -364,7 +364,7 @@ func TestIntrospectionFromConfig(t *testing.T) {
 	srv := newIntrospectionServer(t)
 	reg, err := idp.FromConfig(t.Context(), []config.IDP{{
 		Name: "internal", Type: config.IDPTypeIntrospection, Issuer: confIssuer, IntrospectionEndpoint: srv.URL,
-		ClientID: "idtx", ClientSecretFile: "secret.txt", TokenPrefix: "int_", Audiences: []string{"sts"}, CacheTTL: time.Minute,
+		ClientID: "idtx", ClientSecretFile: "secret.txt", TokenPrefix: "int_", Audiences: []string{"sts"}, CacheTTL: new(time.Minute),
 	}}, idp.Options{Clock: func() time.Time { return now }, ReadFile: func(name string) ([]byte, error) {
 		if name != "secret.txt" {
 			return nil, fmt.Errorf("no file %s", name)
@@ -408,5 +408,46 @@ func TestIntrospectionRealAnswers(t *testing.T) {
 				t.Errorf("mapped claims %v", id.Claims)
 			}
 		})
+	}
+}
+
+// cache_ttl: 0s in a config means no answer is reused, not the default:
+// every exchange asks the IDP, as an operator who revokes tokens there
+// would set it.
+func TestIntrospectionCacheTTLZeroFromConfig(t *testing.T) {
+	srv := newIntrospectionServer(t)
+	for _, tc := range []struct {
+		line  string
+		calls int
+	}{{"cache_ttl: 0s", 2}, {"", 1}} {
+		cfg, err := config.Parse([]byte(`
+idps:
+  - name: internal
+    type: introspection
+    issuer: `+confIssuer+`
+    introspection_endpoint: `+srv.URL+`
+    client_id: idtx
+    client_secret: s3cret/
+    token_prefix: int_
+    audiences: [sts]
+    `+tc.line+`
+`), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, err := idp.FromConfig(t.Context(), cfg.IDPs, idp.Options{Clock: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		token := srv.issue("int_", goodAnswer())
+		before := srv.callCount()
+		for range 2 {
+			if _, err := reg.Validate(t.Context(), token, idp.TokenTypeAccessToken); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := srv.callCount() - before; got != tc.calls {
+			t.Errorf("%q: the IDP was asked %d times for two exchanges, want %d", tc.line, got, tc.calls)
+		}
 	}
 }

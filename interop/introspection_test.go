@@ -42,7 +42,7 @@ func TestZitadelIntrospection(t *testing.T) {
 	reg, err := idp.FromConfig(t.Context(), []config.IDP{{
 		Name: "zitadel", Type: config.IDPTypeIntrospection, Issuer: issuer, Discovery: true,
 		ClientID: "idtx-client", ClientSecret: "idtx-secret", Audiences: []string{"idtx-client"},
-		CacheTTL: config.DefaultCacheTTL, ClockSkew: config.DefaultClockSkew,
+		CacheTTL: new(config.DefaultCacheTTL), ClockSkew: config.DefaultClockSkew,
 	}}, idp.Options{})
 	if err != nil {
 		t.Fatal(err)
