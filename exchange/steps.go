@@ -567,6 +567,12 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 			}
 			evidence[key] = "pass"
 			if len(v.Claims) > 0 {
+				if a, b, clash := foldClash(s.Claims, v.Claims); clash {
+					// A Go resource server would read either for the other
+					// (encoding/json matches names without case), and the
+					// STS itself refuses such a token when it comes back.
+					return failWith(ErrServer(fmt.Errorf("workflow %s sets claim %q, which differs only in case from %q; rename one", w.Name(), clipText(a), clipText(b))), s.detail(evidence))
+				}
 				if s.Claims == nil {
 					s.Claims = v.Claims // the workflow's own map: no copy for the first
 				} else {
@@ -720,4 +726,42 @@ func actClaim(s *State) map[string]any {
 		link(actor{sub: s.Actor.Subject, iss: s.Actor.Issuer})
 	}
 	return act
+}
+
+// foldClash finds two member names that differ only in case: between the
+// claims already set and the new ones (an exact repeat is a later
+// workflow's value, which wins), or inside any object nested in the new
+// ones.
+func foldClash(set, add map[string]any) (string, string, bool) {
+	for k := range add {
+		for prev := range set {
+			if k != prev && strings.EqualFold(k, prev) {
+				return k, prev, true
+			}
+		}
+	}
+	var nested func(v any) (string, string, bool)
+	nested = func(v any) (string, string, bool) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				for y := range v {
+					if k != y && strings.EqualFold(k, y) {
+						return k, y, true
+					}
+				}
+				if a, b, ok := nested(x); ok {
+					return a, b, true
+				}
+			}
+		case []any:
+			for _, x := range v {
+				if a, b, ok := nested(x); ok {
+					return a, b, true
+				}
+			}
+		}
+		return "", "", false
+	}
+	return nested(add)
 }

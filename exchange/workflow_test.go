@@ -234,3 +234,51 @@ func TestMockBlockedWorkflow(t *testing.T) {
 	})
 	expectError(t, r, http.StatusBadRequest, "invalid_request", "workflow no-blocked denied")
 }
+
+// Claims that differ only in case, from two workflows or inside one
+// value, never reach a token: a Go resource server would read one for the
+// other, and the STS itself refuses such a token when it comes back.
+func TestWorkflowClaimsDifferingInCase(t *testing.T) {
+	const secret = "hook-secret"
+	answer := `{"allow": true, "claims": {"DEPT": "sales"}}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		io.WriteString(w, answer)
+	}))
+	defer srv.Close()
+	e := newEnvWith(t, consent.NewMemory(), withWorkflows("tag, hook", `
+  - name: tag
+    claims:
+      dept: '"ops"'
+  - name: hook
+    webhook: `+srv.URL+`/check
+    secret: `+secret+`
+    timeout: 1s
+`))
+	if err := e.store.Grant(t.Context(), "corp", "alice", "billing-api", []string{"billing:read"}); err != nil {
+		t.Fatal(err)
+	}
+	send := func() response { return e.post("/token", e.form(e.subject(nil), "audience", "billing-api")) }
+	expectError(t, send(), http.StatusInternalServerError, "server_error", "internal error")
+
+	answer = `{"allow": true, "claims": {"dept": "sales", "x": {"a": 1}}}` // an exact repeat: the later wins
+	claims, _ := e.issued(mustOK(t, send()))
+	if claims["dept"] != "sales" {
+		t.Fatalf("dept = %v", claims["dept"])
+	}
+	answer = `{"allow": true, "claims": {"x": {"a": 1, "A": 2}}}`
+	expectError(t, send(), http.StatusServiceUnavailable, "temporarily_unavailable", `workflow hook: webhook unavailable: answer has the member "A" twice`)
+}
+
+func TestFoldClashInCELClaims(t *testing.T) {
+	e := newEnvWith(t, consent.NewMemory(), withWorkflows("tag", `
+  - name: tag
+    claims:
+      x: '{"team": "a", "TEAM": "b"}'
+`))
+	if err := e.store.Grant(t.Context(), "corp", "alice", "billing-api", []string{"billing:read"}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.post("/token", e.form(e.subject(nil), "audience", "billing-api"))
+	expectError(t, r, http.StatusInternalServerError, "server_error", "internal error")
+}

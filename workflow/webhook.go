@@ -129,6 +129,10 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 	if len(data) > maxAnswerBytes {
 		return Verdict{}, fmt.Errorf("%w: answer is larger than %d bytes", ErrUnavailable, maxAnswerBytes)
 	}
+	if name, dup := duplicateMember(data); dup {
+		// encoding/json would take the last, and match "ALLOW" to allow.
+		return Verdict{}, fmt.Errorf("%w: answer has the member %q twice (names compare without case)", ErrUnavailable, clip(name))
+	}
 	var a Answer
 	if err := json.Unmarshal(data, &a); err != nil {
 		return Verdict{}, fmt.Errorf("%w: answer is not the JSON {\"allow\": bool, ...}: %v", ErrUnavailable, err)
@@ -211,4 +215,53 @@ func clip(s string) string {
 		return string(r[:maxReasonRunes]) + "…"
 	}
 	return s
+}
+
+// duplicateMember finds a member name that an object of the JSON document
+// data holds twice, at any depth, comparing names as encoding/json matches
+// them to fields (strings.EqualFold). A document that is not JSON has
+// none: json.Unmarshal reports it.
+func duplicateMember(data []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		object bool
+		key    bool // the next string token is a member name
+		seen   []string
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.key {
+			name, _ := tok.(string)
+			for _, s := range top.seen {
+				if strings.EqualFold(s, name) {
+					return name, true
+				}
+			}
+			top.seen = append(top.seen, name)
+			top.key = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, key: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value ended: in an object, a member name comes next.
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = true
+		}
+	}
 }

@@ -285,6 +285,10 @@ func TestWebhook(t *testing.T) {
 		{name: "trailing data", answer: answerJSON(`{"allow": true} {"allow": false}`), wantErr: "answer is not the JSON"},
 		{name: "reserved claim", answer: answerJSON(`{"allow": true, "claims": {"aud": "everything"}}`), wantErr: `answer sets the reserved claim "aud"`},
 		{name: "reserved claim in another case", answer: answerJSON(`{"allow": true, "claims": {"ISS": "https://evil.example"}}`), wantErr: `answer sets the reserved claim "ISS"`},
+		// encoding/json takes the last of two members, and "ALLOW" for allow
+		{name: "allow twice", answer: answerJSON(`{"allow": false, "allow": true}`), wantErr: `answer has the member "allow" twice`},
+		{name: "allow twice in two cases", answer: answerJSON(`{"allow": false, "ALLOW": true}`), wantErr: `answer has the member "ALLOW" twice`},
+		{name: "nested claim twice", answer: answerJSON(`{"allow": true, "claims": {"x": [{"a": 1}, {"a": 1, "A": 2}]}}`), wantErr: `answer has the member "A" twice`},
 		{name: "huge", answer: answerJSON(`{"allow": true, "reason": "` + strings.Repeat("x", 70<<10) + `"}`), wantErr: "answer is larger than 65536 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
