@@ -130,12 +130,8 @@ func (v *Introspection) Route() Route {
 // (opaque or a JWT) or jwt (a JWT). An id_token is for a jwt IDP, and a
 // refresh_token is never a subject token.
 func (v *Introspection) Validate(ctx context.Context, token, tokenType string) (*Identity, error) {
-	switch tokenType {
-	case TokenTypeAccessToken, TokenTypeJWT:
-	case TokenTypeIDToken:
-		return nil, fmt.Errorf("%w: IDP %s is an introspection IDP, and an id_token is not introspected (RFC 7662 answers for access tokens)", ErrInvalid, v.cfg.Name)
-	default:
-		return nil, fmt.Errorf("%w: token type %s is not accepted by introspection IDP %s", ErrUntrusted, tokenType, v.cfg.Name)
+	if err := v.acceptType(tokenType); err != nil {
+		return nil, err
 	}
 	prefixed := v.cfg.TokenPrefix != "" && strings.HasPrefix(token, v.cfg.TokenPrefix)
 	if !prefixed && strings.Count(token, ".") == 2 {
@@ -157,9 +153,26 @@ func (v *Introspection) Validate(ctx context.Context, token, tokenType string) (
 	return v.introspect(ctx, token)
 }
 
+// acceptType refuses the token types an introspection answer does not
+// vouch for: RFC 7662 says whether an access token is active, never that
+// a token is an ID token.
+func (v *Introspection) acceptType(tokenType string) error {
+	switch tokenType {
+	case TokenTypeAccessToken, TokenTypeJWT:
+		return nil
+	case TokenTypeIDToken:
+		return fmt.Errorf("%w: IDP %s is an introspection IDP, and an id_token is not introspected (RFC 7662 answers for access tokens)", ErrInvalid, v.cfg.Name)
+	}
+	return fmt.Errorf("%w: token type %s is not accepted by introspection IDP %s", ErrUntrusted, tokenType, v.cfg.Name)
+}
+
 // validate introspects a JWT the registry routed here by its iss: the
-// IDP decides, not a local signature check.
+// IDP decides, not a local signature check. The registry calls it
+// directly, so it checks the presented type itself.
 func (v *Introspection) validate(ctx context.Context, p *peeked) (*Identity, error) {
+	if err := v.acceptType(p.ttype); err != nil {
+		return nil, err
+	}
 	return v.introspect(ctx, p.raw)
 }
 

@@ -288,6 +288,11 @@ func TestRegistryRouting(t *testing.T) {
 	if id, err := validate(jwtForA, idp.TokenTypeJWT); err != nil || id.IDP != "a" || a.callCount() != 1 || b.callCount() != 1 {
 		t.Fatalf("JWT of a: %v %v, calls a=%d b=%d", id, err, a.callCount(), b.callCount())
 	}
+	// The same JWT presented as an id_token: an active answer does not say
+	// it is one, and a is not asked.
+	if _, err := validate(jwtForA, idp.TokenTypeIDToken); fmt.Sprint(err) != "invalid token: IDP a is an introspection IDP, and an id_token is not introspected (RFC 7662 answers for access tokens)" || a.callCount() != 1 {
+		t.Fatalf("JWT of a as an id_token: %v, calls a=%d", err, a.callCount())
+	}
 	// A JWT of the jwt IDP never reaches an endpoint.
 	if id, err := validate(s.sign(t, jwt.MapClaims{"iss": "https://local.test", "sub": "alice", "aud": "sts", "exp": now.Unix() + 60}), idp.TokenTypeAccessToken); err != nil || id.IDP != "local" || a.callCount()+b.callCount() != 2 {
 		t.Fatalf("local JWT: %v %v", id, err)
