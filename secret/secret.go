@@ -205,12 +205,20 @@ func (p *Params) String() string {
 	return fmt.Sprintf("argon2id m=%d KiB t=%d p=%d", p.Memory, p.Time, p.Threads)
 }
 
+// maxBcryptSecret is the most bcrypt reads of a secret.
+const maxBcryptSecret = 72
+
 // Verify reports whether secret matches the hash, in constant time for a
 // given hash. It costs what the parameters say: call it through a Pool.
 func (p *Params) Verify(secret string) bool {
 	switch p.Alg {
 	case AlgBcrypt:
-		return bcrypt.CompareHashAndPassword([]byte(p.encoded), []byte(secret)) == nil
+		// bcrypt reads the first 72 bytes only: without the length check,
+		// a hash of a 72-byte secret would take that secret followed by
+		// anything. The comparison runs either way, so the time a wrong
+		// secret takes does not depend on its length.
+		ok := bcrypt.CompareHashAndPassword([]byte(p.encoded), []byte(secret)) == nil
+		return ok && len(secret) <= maxBcryptSecret
 	case AlgArgon2id:
 		got := argon2.IDKey([]byte(secret), p.salt, p.Time, p.Memory, p.Threads, uint32(len(p.key)))
 		return subtle.ConstantTimeCompare(got, p.key) == 1
@@ -249,7 +257,7 @@ func Hash(alg, plaintext string) (string, error) {
 	case AlgBcrypt:
 		// bcrypt reads only the first 72 bytes: a longer secret would
 		// match anything that shares them.
-		if len(plaintext) > 72 {
+		if len(plaintext) > maxBcryptSecret {
 			return "", fmt.Errorf("bcrypt reads at most 72 bytes and the secret has %d: use argon2id", len(plaintext))
 		}
 		h, err := bcrypt.GenerateFromPassword([]byte(plaintext), bcrypt.DefaultCost)

@@ -213,3 +213,23 @@ func TestPoolVerify(t *testing.T) {
 		t.Errorf("Verifications = %d, want 2", n)
 	}
 }
+
+// bcrypt reads 72 bytes of a secret: a hash made elsewhere of a 72-byte
+// secret verifies that secret, and not the secret followed by anything.
+func TestBcryptLongSecret(t *testing.T) {
+	long := strings.Repeat("A", 72)
+	h, err := bcrypt.GenerateFromPassword([]byte(long), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := secret.ParseHash(string(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Verify(long) {
+		t.Fatal("the 72-byte secret does not verify")
+	}
+	if p.Verify(long+"zzz") || p.Verify(long+"A") {
+		t.Fatal("a longer secret with the same first 72 bytes verifies")
+	}
+}
