@@ -124,3 +124,29 @@ func TestDelegationDepth(t *testing.T) {
 	expectRefusal(t, r, http.StatusBadRequest, "invalid_request",
 		fmt.Sprintf("actor_token: the act chain would be %d actors deep; max_delegation_depth is %d", 3, 2))
 }
+
+// TestChainedExchangeKeepsMayAct: exchanging the user's token once, then
+// presenting what came back with another actor, does not get around the
+// user's may_act, and a delegated token is no actor (issue 8 item 3, the
+// hop a tester found).
+func TestChainedExchangeKeepsMayAct(t *testing.T) {
+	e := newEnv(t)
+	subject := e.corp.sign(t, claims(map[string]any{"scope": "chain:read", "may_act": map[string]any{"sub": "svc-a"}}), nil)
+	actor := func(sub string) string { return e.corp.sign(t, claims(map[string]any{"sub": sub, "scope": nil}), nil) }
+
+	first, c := e.srv.mustExchange(t, exchangeForm(subject, "audience", "hop1-api", "scope", "chain:read"))
+	if want := map[string]any{"sub": "svc-a", "iss": corpIssuer}; !reflect.DeepEqual(c["may_act"], want) {
+		t.Fatalf("may_act = %v, want %v", c["may_act"], want)
+	}
+	r := e.srv.exchange(t, exchangeForm(first, "subject_token_type", tokenTypeAccessToken, "audience", "hop1-api", "scope", "chain:read",
+		"actor_token", actor("mallory"), "actor_token_type", tokenTypeJWT))
+	expectRefusal(t, r, http.StatusBadRequest, "invalid_request", `actor_token: sub "mallory" is not the may_act sub of the subject token`)
+
+	delegated, _ := e.srv.mustExchange(t, exchangeForm(first, "subject_token_type", tokenTypeAccessToken, "audience", "hop1-api",
+		"scope", "chain:read", "actor_token", actor("svc-a"), "actor_token_type", tokenTypeJWT))
+	bob := e.corp.sign(t, claims(map[string]any{"sub": "bob", "scope": "chain:read"}), nil)
+	r = e.srv.exchange(t, exchangeForm(bob, "audience", "hop1-api", "scope", "chain:read",
+		"actor_token", delegated, "actor_token_type", tokenTypeAccessToken))
+	expectRefusal(t, r, http.StatusBadRequest, "invalid_request",
+		"actor_token: it carries act (RFC 8693 §4.1): it is itself a delegated token; present the actor's own token")
+}
