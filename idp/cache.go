@@ -116,10 +116,3 @@ func (c *cache) put(key [sha256.Size]byte, id *Identity, now time.Time, keys gen
 		delete(c.entries, last.Value.(*cacheEntry).key)
 	}
 }
-
-// len is the number of entries held.
-func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
-}
