@@ -147,8 +147,10 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	req.Detail = h.traces != nil // a kept trace explains; otherwise the evidence stays lean
 	res, trace, oerr := h.engine.Run(ctx, req)
 	if h.traces != nil {
+		// "": a request that did not authenticate, beyond the rate at
+		// which those are kept.
 		id := h.traces.Add(NewRecord(h.engine.now(), trace, nil, oerr))
-		if oerr != nil {
+		if oerr != nil && id != "" {
 			withID := *oerr
 			withID.TraceID = id
 			oerr = &withID
@@ -166,8 +168,9 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	h.metrics.latency.Observe(time.Since(start).Seconds())
 }
 
-// EnableTraces keeps the traces of the last n exchanges for GET /traces
-// and GET /traces/{id}, and names a refusal's trace in its error response
+// EnableTraces keeps the traces of each client's last n exchanges (and
+// of fewer that did not authenticate, TraceRing) for GET /traces and GET
+// /traces/{id}, and names a refusal's trace in its error response
 // (trace_id). A caller must authenticate as a client and sees only its
 // own exchanges; with open, a caller on a loopback address needs no
 // credentials and sees every exchange (`idtx serve --mock`).

@@ -1,15 +1,19 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/idtx/idtx/stsclient"
 )
@@ -92,61 +96,136 @@ func UnverifiedClaims(token string) map[string]any {
 	return claims
 }
 
-// TraceRing keeps the records of the last exchanges, newest last, up to a
-// fixed number. Record ids count up from 1 in the life of the ring.
+// Bounds of the traces of exchanges whose client did not authenticate
+// (docs/explain.md, Live traces): they share one ring of their own, so
+// that nobody can push a client's traces out by sending requests that
+// never authenticate, and only so many a second are kept.
+const (
+	MaxAnonymousTraces  = 100
+	AnonymousTraceRate  = 10 // records a second, on average
+	AnonymousTraceBurst = 20
+)
+
+// TraceRing keeps the records of the last exchanges: up to a fixed number
+// per authenticated client, in a ring of that client's own, so that a
+// client's records are pushed out only by its own exchanges; and the
+// records of exchanges whose client did not authenticate in a separate,
+// smaller ring, at most AnonymousTraceRate a second. Record ids count up
+// from 1 in the life of the store, across all rings. Clients are those of
+// the config, so the store holds at most (clients + 1) × size records.
 type TraceRing struct {
-	mu   sync.Mutex
-	recs []*Record
-	size int
-	seq  uint64
+	mu      sync.Mutex
+	size    int
+	seq     uint64
+	clients map[string]*ring // authenticated client id → its records
+	anon    *ring
+	anonLim *rate.Limiter // clocked by the records' times
 }
 
-// NewTraceRing keeps at most n records.
-func NewTraceRing(n int) *TraceRing { return &TraceRing{size: n, recs: make([]*Record, 0, n)} }
+// ring is the records of one owner, oldest first, at most size.
+type ring struct {
+	recs []*Record
+	ids  []uint64 // ids[i] is recs[i].ID as a number
+	size int
+}
 
-// Add stores r under the next id, dropping the oldest record when full.
+func (g *ring) add(r *Record, id uint64) {
+	if len(g.recs) == g.size {
+		copy(g.recs, g.recs[1:])
+		copy(g.ids, g.ids[1:])
+		g.recs, g.ids = g.recs[:g.size-1], g.ids[:g.size-1]
+	}
+	g.recs, g.ids = append(g.recs, r), append(g.ids, id)
+}
+
+// NewTraceRing keeps at most n records per client, and at most
+// min(n, MaxAnonymousTraces) of exchanges whose client did not
+// authenticate.
+func NewTraceRing(n int) *TraceRing {
+	return &TraceRing{
+		size:    n,
+		clients: map[string]*ring{},
+		anon:    &ring{size: min(n, MaxAnonymousTraces)},
+		anonLim: rate.NewLimiter(AnonymousTraceRate, AnonymousTraceBurst),
+	}
+}
+
+// Add stores r under the next id in its client's ring, dropping that
+// ring's oldest record when full, and returns the id. A record of no
+// client (r.ClientID empty) goes to the anonymous ring, unless more than
+// AnonymousTraceRate a second came at r.Time: then it is not kept and Add
+// returns "".
 func (t *TraceRing) Add(r *Record) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	g := t.anon
+	if r.ClientID != "" {
+		if g = t.clients[r.ClientID]; g == nil {
+			g = &ring{size: t.size}
+			t.clients[r.ClientID] = g
+		}
+	} else if !t.anonLim.AllowN(r.Time, 1) {
+		return ""
+	}
 	t.seq++
 	r.ID = strconv.FormatUint(t.seq, 10)
-	if len(t.recs) == t.size {
-		copy(t.recs, t.recs[1:])
-		t.recs = t.recs[:t.size-1]
-	}
-	t.recs = append(t.recs, r)
+	g.add(r, t.seq)
 	return r.ID
 }
 
 // List returns the records with an id above since, newest first; with
-// client set, only that client's.
+// client set, only that client's, else everyone's.
 func (t *TraceRing) List(since uint64, client string) []*Record {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := []*Record{}
-	for i := len(t.recs) - 1; i >= 0; i-- {
-		r := t.recs[i]
-		if id, _ := strconv.ParseUint(r.ID, 10, 64); id <= since {
-			break
+	type kept struct {
+		id  uint64
+		rec *Record
+	}
+	var all []kept
+	for _, g := range t.rings(client) {
+		for i := len(g.recs) - 1; i >= 0 && g.ids[i] > since; i-- {
+			all = append(all, kept{g.ids[i], g.recs[i]})
 		}
-		if client == "" || r.ClientID == client {
-			out = append(out, r)
-		}
+	}
+	slices.SortFunc(all, func(a, b kept) int { return cmp.Compare(b.id, a.id) })
+	out := make([]*Record, len(all))
+	for i, k := range all {
+		out[i] = k.rec
 	}
 	return out
 }
 
-// Get returns the record with id, if the ring still holds it; with client
-// set, only if it is that client's.
+// Get returns the record with id, if the store still holds it; with
+// client set, only if it is that client's.
 func (t *TraceRing) Get(id, client string) (*Record, bool) {
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		return nil, false
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, r := range t.recs {
-		if r.ID == id && (client == "" || r.ClientID == client) {
-			return r, true
+	for _, g := range t.rings(client) {
+		if i, found := slices.BinarySearch(g.ids, n); found {
+			return g.recs[i], true
 		}
 	}
 	return nil, false
+}
+
+// rings are the rings a caller sees: client's own, or all of them.
+func (t *TraceRing) rings(client string) []*ring {
+	if client != "" {
+		if g := t.clients[client]; g != nil {
+			return []*ring{g}
+		}
+		return nil
+	}
+	out := []*ring{t.anon}
+	for _, g := range t.clients {
+		out = append(out, g)
+	}
+	return out
 }
 
 // NewRequest builds the token request the engine would receive from a

@@ -216,3 +216,69 @@ func getTracesBody(t *testing.T, h http.Handler, id string) (string, int) {
 	}
 	return string(body), code
 }
+
+// A client's traces are pushed out only by its own exchanges: requests
+// that never authenticate go to a ring of their own, kept at most
+// AnonymousTraceRate a second, and cannot empty another client's list.
+func TestTracesPerClientRings(t *testing.T) {
+	e, h := tracedEnv(t, 3, false)
+	e.post("/token", e.form(e.subject(nil)), "restricted-client", "restricted-secret")
+	mine := decodeList(t, mustGet(t, h, "restricted-client", "restricted-secret"))
+	if len(mine) != 1 {
+		t.Fatalf("restricted-client has %d traces", len(mine))
+	}
+	// The fake clock stands still: the burst is kept, nothing more.
+	withID := 0
+	for range exchange.AnonymousTraceBurst + 15 {
+		r := e.post("/token", e.form(e.subject(nil)), "restricted-client", "wrong")
+		expectError(t, r, 401, "invalid_client", "client authentication failed (client_secret_basic): unknown client or wrong secret")
+		if r.str("trace_id") != "" {
+			withID++
+		}
+	}
+	if withID != exchange.AnonymousTraceBurst {
+		t.Fatalf("%d anonymous refusals kept a trace, want the burst of %d", withID, exchange.AnonymousTraceBurst)
+	}
+	// demo-client's own exchanges push out demo-client's, not restricted-client's.
+	for range 5 {
+		e.post("/token", e.form(e.subject(nil)))
+	}
+	if got := decodeList(t, mustGet(t, h, "demo-client", "demo-secret")); len(got) != 3 {
+		t.Fatalf("demo-client has %d traces, want its ring's 3", len(got))
+	}
+	got := decodeList(t, mustGet(t, h, "restricted-client", "restricted-secret"))
+	if len(got) != 1 || got[0].ID != mine[0].ID {
+		t.Fatalf("restricted-client's traces after others' requests: %+v", got)
+	}
+	if code, _ := getTraces(t, h, "/traces/"+mine[0].ID, "192.0.2.1:1", "restricted-client", "restricted-secret"); code != 200 {
+		t.Fatalf("restricted-client's trace %s: %d", mine[0].ID, code)
+	}
+	// Open traces list every ring, newest first.
+	e2, h2 := tracedEnv(t, 3, true)
+	e2.post("/token", e2.form(e2.subject(nil)), "restricted-client", "restricted-secret") // 1
+	e2.post("/token", e2.form(e2.subject(nil)), "nobody", "x")                            // 2
+	for range 4 {
+		e2.post("/token", e2.form(e2.subject(nil))) // 3..6, 3 pushed out
+	}
+	e2.post("/token", e2.form(e2.subject(nil)), "nobody", "x") // 7
+	_, body := getTraces(t, h2, "/traces", "127.0.0.1:1")
+	var ids []string
+	for _, r := range decodeList(t, body) {
+		ids = append(ids, r.ID)
+	}
+	if strings.Join(ids, " ") != "7 6 5 4 2 1" {
+		t.Fatalf("open list: %v", ids)
+	}
+	if _, body := getTraces(t, h2, "/traces?since=4", "127.0.0.1:1"); len(decodeList(t, body)) != 3 {
+		t.Fatalf("since=4: %s", body)
+	}
+}
+
+func mustGet(t *testing.T, h http.Handler, id, secret string) []byte {
+	t.Helper()
+	code, body := getTraces(t, h, "/traces", "192.0.2.1:1", id, secret)
+	if code != 200 {
+		t.Fatalf("GET /traces as %s: %d %s", id, code, body)
+	}
+	return body
+}
