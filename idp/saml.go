@@ -50,8 +50,9 @@ type Assertion struct {
 	CertFingerprint string
 
 	confirmations []confirmation
-	audienceSets  [][]string    // one per AudienceRestriction
-	response      *responseInfo // nil for a bare assertion
+	audienceSets  [][]string       // one per AudienceRestriction
+	attributeErrs map[string]error // attribute name → why a value is not plain text
+	response      *responseInfo    // nil for a bare assertion
 }
 
 // confirmation is one SubjectConfirmation: for SAML 2.0 with its
@@ -141,7 +142,7 @@ func (v *SAML) validate(d *document, tokenType string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v.identity(a, exp), nil
+	return v.identity(a, exp)
 }
 
 func versionName(v int) string {
@@ -175,7 +176,7 @@ func InspectSAML(token string) (*Assertion, error) {
 				a.DigestAlgorithm = digests[0]
 			}
 			if c := sig.FindElement(".//X509Certificate"); c != nil {
-				if der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(fullText(c)), "")); err == nil {
+				if der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(charData(c)), "")); err == nil {
 					a.CertFingerprint = certFingerprint(der)
 				}
 			}

@@ -231,26 +231,38 @@ func (v *SAML) checkAudiences(a *Assertion) error {
 	return fmt.Errorf("%w: no one of IDP %s's audiences %q is in every AudienceRestriction (SAML 2.0 Core §2.5.1.4: the assertion is for their intersection)", ErrInvalid, v.cfg.Name, v.cfg.Audiences)
 }
 
-func (v *SAML) identity(a *Assertion, exp time.Time) *Identity {
+func (v *SAML) identity(a *Assertion, exp time.Time) (*Identity, error) {
 	claims := map[string]any{"iss": a.Issuer, "sub": a.Subject}
 	for attr, claim := range v.cfg.Claims {
 		vals, ok := a.Attributes[attr]
-		switch {
-		case !ok:
-		case claim == "scope": // RFC 8693 §4.2: one space-separated string
-			claims[claim] = strings.Join(vals, " ")
-		default:
-			list := make([]any, len(vals))
-			for i, s := range vals {
-				list[i] = s
-			}
-			claims[claim] = list
+		if !ok {
+			continue
 		}
+		// A mapped attribute becomes a claim that workflows and the
+		// issued token compare byte for byte: its values must be plain
+		// text, never trimmed ("admins\u00a0" is not "admins").
+		if err := a.attributeErrs[attr]; err != nil {
+			return nil, fmt.Errorf("attribute %s (claim %s): %w", clip(attr), claim, err)
+		}
+		for _, s := range vals {
+			if err := checkEdges("attribute "+clip(attr)+" value", s); err != nil {
+				return nil, err
+			}
+		}
+		if claim == "scope" { // RFC 8693 §4.2: one space-separated string
+			claims[claim] = strings.Join(vals, " ")
+			continue
+		}
+		list := make([]any, len(vals))
+		for i, s := range vals {
+			list[i] = s
+		}
+		claims[claim] = list
 	}
 	claims["exp"] = exp.Unix()
 	return &Identity{
 		IDP: v.cfg.Name, Issuer: a.Issuer, Subject: a.Subject, Claims: claims, Expiry: exp,
 		Scopes: scopesOf(claims), Algorithm: a.SignatureAlgorithm, Skew: v.cfg.ClockSkew,
 		Route: v.Route(),
-	}
+	}, nil
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 )
@@ -99,7 +101,44 @@ func parseSAML(token string) (*document, error) {
 		return nil, fmt.Errorf("%w: the assertion is not a child of the Response", ErrMalformed)
 	}
 	d.assertion = all[0]
+	if err := checkTextElements(d.assertion, assertionNS); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// textElements are the assertion's elements that hold only text.
+var textElements = map[string]bool{"Issuer": true, "NameID": true, "NameIdentifier": true, "Audience": true, "ConfirmationMethod": true}
+
+// checkTextElements refuses a comment or processing instruction in an
+// element of the assertion that holds only text (and in an
+// AttributeValue), here, before the signature is checked: exclusive
+// canonicalisation drops comments, so the element the signature check
+// returns no longer shows one, while a reader that stops at the comment
+// sees a shorter name (CVE-2017-11427, CVE-2018-7340). Refusing on the
+// unverified document only ever refuses more.
+func checkTextElements(el *etree.Element, ns string) error {
+	for _, c := range el.ChildElements() {
+		if c.NamespaceURI() == ns && textElements[c.Tag] {
+			if _, err := text(c); err != nil {
+				return err
+			}
+			continue
+		}
+		if c.NamespaceURI() == ns && c.Tag == "AttributeValue" {
+			for _, t := range c.Child {
+				switch t.(type) {
+				case *etree.Comment, *etree.ProcInst:
+					_, err := text(c)
+					return err
+				}
+			}
+		}
+		if err := checkTextElements(c, ns); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // issuer is the unverified issuer of the assertion, to pick the IDP.
@@ -108,7 +147,7 @@ func (d *document) issuer() string {
 		return d.assertion.SelectAttrValue("Issuer", "")
 	}
 	if is := childNS(d.assertion, "Issuer", NamespaceSAML2Assertion); len(is) == 1 {
-		return fullText(is[0])
+		return charData(is[0]) // checked when the validated assertion is read
 	}
 	return ""
 }
@@ -141,7 +180,9 @@ func readAssertion(el *etree.Element, version int) (*Assertion, error) {
 		if len(issuers) != 1 {
 			return bad("the assertion has %d Issuer elements; exactly one is required", len(issuers))
 		}
-		a.Issuer = fullText(issuers[0])
+		if a.Issuer, err = nameText(issuers[0]); err != nil {
+			return nil, err
+		}
 		subjects := childNS(el, "Subject", ns)
 		if len(subjects) != 1 {
 			return bad("the assertion has %d Subject elements; exactly one is required", len(subjects))
@@ -150,7 +191,9 @@ func readAssertion(el *etree.Element, version int) (*Assertion, error) {
 		if len(ids) != 1 {
 			return bad("the Subject has %d NameID elements; exactly one is required", len(ids))
 		}
-		a.Subject = fullText(ids[0])
+		if a.Subject, err = nameText(ids[0]); err != nil {
+			return nil, err
+		}
 		for _, sc := range childNS(subjects[0], "SubjectConfirmation", ns) {
 			c := confirmation{method: sc.SelectAttrValue("Method", "")}
 			scds := childNS(sc, "SubjectConfirmationData", ns)
@@ -171,13 +214,12 @@ func readAssertion(el *etree.Element, version int) (*Assertion, error) {
 				a.BearerNotOnOrAfter = c.notOnOrAfter
 			}
 		}
-		a.readAudiences(conditions[0], "AudienceRestriction", ns)
+		if err := a.readAudiences(conditions[0], "AudienceRestriction", ns); err != nil {
+			return nil, err
+		}
 		for _, st := range childNS(el, "AttributeStatement", ns) {
 			for _, at := range childNS(st, "Attribute", ns) {
-				name := at.SelectAttrValue("Name", "")
-				for _, av := range childNS(at, "AttributeValue", ns) {
-					a.Attributes[name] = append(a.Attributes[name], fullText(av))
-				}
+				a.readAttribute(at, at.SelectAttrValue("Name", ""), ns)
 			}
 		}
 	} else {
@@ -197,7 +239,11 @@ func readAssertion(el *etree.Element, version int) (*Assertion, error) {
 				c := confirmation{statement: st.Tag}
 				for _, sc := range childNS(subj, "SubjectConfirmation", ns) {
 					for _, m := range childNS(sc, "ConfirmationMethod", ns) {
-						if method := fullText(m); c.method != bearerSAML1 {
+						method, err := uriText(m)
+						if err != nil {
+							return nil, err
+						}
+						if c.method != bearerSAML1 {
 							c.method = method
 						}
 					}
@@ -207,7 +253,9 @@ func readAssertion(el *etree.Element, version int) (*Assertion, error) {
 				if len(ids) != 1 {
 					return bad("a Subject has %d NameIdentifier elements; exactly one is required", len(ids))
 				}
-				if s := fullText(ids[0]); a.Subject == "" {
+				if s, err := nameText(ids[0]); err != nil {
+					return nil, err
+				} else if a.Subject == "" {
 					a.Subject = s
 				} else if s != a.Subject {
 					return bad("the statements name different subjects")
@@ -215,14 +263,13 @@ func readAssertion(el *etree.Element, version int) (*Assertion, error) {
 			}
 			if st.Tag == "AttributeStatement" {
 				for _, at := range childNS(st, "Attribute", ns) {
-					name := at.SelectAttrValue("AttributeName", "")
-					for _, av := range childNS(at, "AttributeValue", ns) {
-						a.Attributes[name] = append(a.Attributes[name], fullText(av))
-					}
+					a.readAttribute(at, at.SelectAttrValue("AttributeName", ""), ns)
 				}
 			}
 		}
-		a.readAudiences(conditions[0], "AudienceRestrictionCondition", ns)
+		if err := a.readAudiences(conditions[0], "AudienceRestrictionCondition", ns); err != nil {
+			return nil, err
+		}
 	}
 	if a.Subject == "" {
 		return bad("the assertion names no subject")
@@ -235,14 +282,39 @@ func readAssertion(el *etree.Element, version int) (*Assertion, error) {
 
 // readAudiences reads each audience restriction of conditions: tag is
 // AudienceRestriction (SAML 2.0) or AudienceRestrictionCondition (1.1).
-func (a *Assertion) readAudiences(conditions *etree.Element, tag, ns string) {
+func (a *Assertion) readAudiences(conditions *etree.Element, tag, ns string) error {
 	for _, ar := range childNS(conditions, tag, ns) {
 		var set []string
 		for _, au := range childNS(ar, "Audience", ns) {
-			set = append(set, fullText(au))
+			s, err := uriText(au)
+			if err != nil {
+				return err
+			}
+			set = append(set, s)
 		}
 		a.Audiences = append(a.Audiences, set...)
 		a.audienceSets = append(a.audienceSets, set)
+	}
+	return nil
+}
+
+// readAttribute reads the values of the Attribute at, named name. An
+// AttributeValue is xs:anyType: one that holds more than text (an
+// eduPersonTargetedID's NameID) is kept as its text for inspect and
+// noted, and a mapped claim refuses it (SAML.identity).
+func (a *Assertion) readAttribute(at *etree.Element, name, ns string) {
+	for _, av := range childNS(at, "AttributeValue", ns) {
+		s, err := text(av)
+		if err != nil {
+			if a.attributeErrs == nil {
+				a.attributeErrs = map[string]error{}
+			}
+			if a.attributeErrs[name] == nil {
+				a.attributeErrs[name] = err
+			}
+			s = charData(av)
+		}
+		a.Attributes[name] = append(a.Attributes[name], s)
 	}
 }
 
@@ -257,17 +329,89 @@ func childNS(el *etree.Element, tag, ns string) []*etree.Element {
 	return out
 }
 
-// fullText joins every text node of el, across comments: etree's Text()
-// stops at the first comment, which is how "alice@x.com<!---->.evil.com"
-// would read as alice@x.com (CVE-2017-11427).
-func fullText(el *etree.Element) string {
+// SAML values are taken exactly as signed. strings.TrimSpace once made a
+// signed NameID "alice\u3000", "alice\u00a0" or "&#x9; admin &#xD;" read
+// as alice or admin: another account, which then inherits the real one's
+// consents (keyed on the IDP and the user), and a group "admins\u00a0"
+// matched "admins" in workflows. And a NameID holding an element
+// ("admin<X>@evil.example</X>") was read without the element's text.
+
+// text is el's character data (CDATA sections included), exactly: no
+// trimming. el must hold only text: a child element, comment or
+// processing instruction is refused, since readers disagree on what text
+// such an element has ("alice@x.com<!---->.evil.com" reads as
+// alice@x.com where a parser stops at the comment, CVE-2017-11427).
+func text(el *etree.Element) (string, error) {
+	var b strings.Builder
+	for _, t := range el.Child {
+		var what string
+		switch t := t.(type) {
+		case *etree.CharData:
+			b.WriteString(t.Data)
+			continue
+		case *etree.Element:
+			what = "an element (" + clip(t.FullTag()) + ")"
+		case *etree.Comment:
+			what = "a comment"
+		case *etree.ProcInst:
+			what = "a processing instruction"
+		default:
+			what = "a declaration"
+		}
+		return "", fmt.Errorf("%w: %s holds %s; it must hold only text", ErrMalformed, el.Tag, what)
+	}
+	return b.String(), nil
+}
+
+// nameText is the text of an element that names someone (NameID,
+// NameIdentifier, Issuer: SAML Core's NameIDType, an xs:string, whose
+// whitespace is preserved): exactly as signed, and refused when it begins
+// or ends with whitespace, Unicode's included, rather than trimmed into
+// another name.
+func nameText(el *etree.Element) (string, error) {
+	s, err := text(el)
+	if err != nil {
+		return "", err
+	}
+	if err := checkEdges(el.Tag, s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// checkEdges refuses a value used as an identity (a name, a claim) that
+// begins or ends with whitespace.
+func checkEdges(what, s string) error {
+	first, _ := utf8.DecodeRuneInString(s)
+	last, _ := utf8.DecodeLastRuneInString(s)
+	if s != "" && (unicode.IsSpace(first) || unicode.IsSpace(last)) {
+		return fmt.Errorf("%w: %s %q begins or ends with whitespace; it is taken exactly as signed, never trimmed", ErrMalformed, what, clip(s))
+	}
+	return nil
+}
+
+// uriText is the text of an xs:anyURI element (Audience, SAML 1.1's
+// ConfirmationMethod), whitespace collapsed as XML Schema Part 2 §3.2.17
+// fixes for anyURI: only XML's own whitespace (space, tab, CR, LF), never
+// Unicode's.
+func uriText(el *etree.Element) (string, error) {
+	s, err := text(el)
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' || r == '\n' }), " "), nil
+}
+
+// charData joins el's text nodes, whatever else it holds: for base64
+// content (X509Certificate) whose whitespace is dropped anyway.
+func charData(el *etree.Element) string {
 	var b strings.Builder
 	for _, t := range el.Child {
 		if cd, ok := t.(*etree.CharData); ok {
 			b.WriteString(cd.Data)
 		}
 	}
-	return strings.TrimSpace(b.String())
+	return b.String()
 }
 
 func attrTime(el *etree.Element, name string) (time.Time, error) {

@@ -91,8 +91,14 @@ func (v *SAML) verify(d *document) (*Assertion, error) {
 		}
 		if issuers := childNS(resp, "Issuer", NamespaceSAML2Assertion); len(issuers) > 1 {
 			return nil, fmt.Errorf("%w: the response has %d Issuer elements", ErrMalformed, len(issuers))
-		} else if len(issuers) == 1 && fullText(issuers[0]) != v.cfg.Issuer {
-			return nil, fmt.Errorf("%w: Response Issuer %q is not %q", ErrUntrusted, clip(fullText(issuers[0])), v.cfg.Issuer)
+		} else if len(issuers) == 1 {
+			iss, err := nameText(issuers[0])
+			if err != nil {
+				return nil, err
+			}
+			if iss != v.cfg.Issuer {
+				return nil, fmt.Errorf("%w: Response Issuer %q is not %q", ErrUntrusted, clip(iss), v.cfg.Issuer)
+			}
 		}
 	}
 	a, err := readAssertion(assertion, d.version)
@@ -207,7 +213,7 @@ func (v *SAML) keyInfoRoot(sig *etree.Element, signed string) ([]*x509.Certifica
 	if first == nil {
 		return v.cfg.Certificates, none, nil
 	}
-	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(fullText(first)), ""))
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(charData(first)), ""))
 	if err != nil {
 		return nil, none, fmt.Errorf("%w: the certificate in the signature of the %s is not base64: %v", ErrInvalid, signed, err)
 	}
