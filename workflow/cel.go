@@ -3,7 +3,9 @@ package workflow
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -63,7 +65,78 @@ func compileExpr(src string, wantBool bool, costLimit uint64) (cel.Program, erro
 	if wantBool && ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("has type %s, want bool (compare explicitly, e.g. subject.admin == true)", ast.OutputType())
 	}
-	return e.Program(ast, cel.CostLimit(costLimit), cel.EvalOptions(cel.OptOptimize))
+	return e.Program(ast, cel.CostLimit(costLimit), cel.EvalOptions(cel.OptOptimize),
+		cel.InterruptCheckFrequency(interruptCheckFrequency))
+}
+
+// interruptCheckFrequency is how many comprehension iterations run between
+// two looks at the evaluation's deadline. The cost limit alone is not
+// enough: it is charged after a built-in returns, and a constant cost is
+// charged for work that grows with the input (subject == subject inside
+// subject.groups.all(...) is one unit however many groups there are).
+const interruptCheckFrequency = 16
+
+// Bounds on the claims a rule reads (docs/workflows.md). With them, and
+// the deadline, the worst rule found (sets.equivalent, distinct, a
+// comprehension comparing the whole subject on each step) answers within
+// 100 ms of CPU: BenchmarkWorstRule.
+const (
+	// MaxRuleValues is how many values one claim set (subject, actor)
+	// may hold, counting every element of every list and map in it.
+	MaxRuleValues = 500
+	// MaxRuleString is the longest string, in bytes, a claim may hold.
+	MaxRuleString = 512
+)
+
+// checkClaims refuses a claim set a rule may not read: more than
+// MaxRuleValues values, a string longer than MaxRuleString, or nesting
+// deeper than maxDepth. A set is refused, never cut: a rule that denies
+// on a group must not pass because the group was cut off.
+func checkClaims(name string, claims map[string]any) error {
+	n := 0
+	var walk func(path string, v any, depth int) error
+	walk = func(path string, v any, depth int) error {
+		if depth > maxDepth {
+			return fmt.Errorf("%s is nested deeper than %d", path, maxDepth)
+		}
+		if n++; n > MaxRuleValues {
+			return fmt.Errorf("%s holds more than %d values; a rule reads at most %d", name, MaxRuleValues, MaxRuleValues)
+		}
+		switch v := v.(type) {
+		case string:
+			if len(v) > MaxRuleString {
+				return fmt.Errorf("%s is a string of %d bytes; a rule reads strings of at most %d", path, len(v), MaxRuleString)
+			}
+		case []any:
+			for i, e := range v {
+				if err := walk(fmt.Sprintf("%s[%d]", path, i), e, depth+1); err != nil {
+					return err
+				}
+			}
+		case []string:
+			for i, e := range v {
+				if err := walk(fmt.Sprintf("%s[%d]", path, i), e, depth+1); err != nil {
+					return err
+				}
+			}
+		case map[string]any:
+			for _, k := range slices.Sorted(maps.Keys(v)) {
+				if len(k) > MaxRuleString {
+					return fmt.Errorf("%s has a key of %d bytes; a rule reads strings of at most %d", path, len(k), MaxRuleString)
+				}
+				if err := walk(path+"."+k, v[k], depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(claims)) {
+		if err := walk(name+"."+k, claims[k], 1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // activation hands the rule the input's fields as it reads them: nothing

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types/ref"
 )
 
 // Defaults and limits.
@@ -41,6 +42,8 @@ const (
 	// may spend per evaluation, so that a rule over a huge claim (a list of
 	// 100,000 groups) cannot hold the server.
 	DefaultCostLimit = 100_000
+	// EvalBudget bounds the time one expression may take to evaluate.
+	EvalBudget = 50 * time.Millisecond
 	// ReplayWindow is how old a signature timestamp a receiver should
 	// accept (docs/workflows.md).
 	ReplayWindow = 5 * time.Minute
@@ -88,6 +91,7 @@ type Workflow struct {
 	deny    cel.Program
 	claims  []claimProgram // sorted by name
 	hook    *webhook
+	budget  time.Duration // per expression evaluation
 }
 
 type claimProgram struct {
@@ -98,10 +102,17 @@ type claimProgram struct {
 // Option tunes Compile.
 type Option func(*options)
 
-type options struct{ costLimit uint64 }
+type options struct {
+	costLimit uint64
+	budget    time.Duration
+}
 
 // WithCostLimit sets the CEL cost limit per expression evaluation.
 func WithCostLimit(limit uint64) Option { return func(o *options) { o.costLimit = limit } }
+
+// WithEvalBudget sets the time one expression evaluation may take
+// (EvalBudget by default).
+func WithEvalBudget(d time.Duration) Option { return func(o *options) { o.budget = d } }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
@@ -110,11 +121,11 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // 'x'"); the error joins them (errors.Join), so a caller can list them
 // one by one.
 func Compile(spec Spec, opts ...Option) (*Workflow, error) {
-	o := options{costLimit: DefaultCostLimit}
+	o := options{costLimit: DefaultCostLimit, budget: EvalBudget}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	w := &Workflow{name: spec.Name, message: spec.Message}
+	w := &Workflow{name: spec.Name, message: spec.Message, budget: o.budget}
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -232,9 +243,17 @@ func (w *Workflow) Run(ctx context.Context, in *Input) (Verdict, error) {
 	if w.hook != nil {
 		return w.hook.call(ctx, w.name, in)
 	}
+	for _, c := range []struct {
+		name   string
+		claims map[string]any
+	}{{varSubject, in.Subject}, {varActor, in.Actor}} {
+		if err := checkClaims(c.name, c.claims); err != nil {
+			return Verdict{}, fmt.Errorf("%w: %v", ErrEval, err)
+		}
+	}
 	act := &activation{in: in}
 	if w.deny != nil {
-		out, _, err := w.deny.Eval(act)
+		out, err := w.eval(ctx, w.deny, act)
 		if err != nil {
 			return Verdict{}, fmt.Errorf("%w: deny_if: %v", ErrEval, err)
 		}
@@ -250,7 +269,7 @@ func (w *Workflow) Run(ctx context.Context, in *Input) (Verdict, error) {
 	if len(w.claims) > 0 {
 		v.Claims = make(map[string]any, len(w.claims))
 		for _, c := range w.claims {
-			out, _, err := c.prg.Eval(act)
+			out, err := w.eval(ctx, c.prg, act)
 			if err != nil {
 				return Verdict{}, fmt.Errorf("%w: claims.%s: %v", ErrEval, c.name, err)
 			}
@@ -263,3 +282,25 @@ func (w *Workflow) Run(ctx context.Context, in *Input) (Verdict, error) {
 	}
 	return v, nil
 }
+
+// eval runs one expression under its time budget: comprehensions look at
+// the deadline as they iterate (cel.InterruptCheckFrequency), so a rule
+// that would run on is interrupted, and refused, rather than holding the
+// server; the cost limit still applies.
+func (w *Workflow) eval(ctx context.Context, prg cel.Program, act *activation) (ref.Val, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, w.budget, errBudget)
+	defer cancel()
+	out, _, err := prg.ContextEval(ctx, act)
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, errBudget):
+		return nil, fmt.Errorf("interrupted: evaluation exceeded its budget of %s", w.budget)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("interrupted: %v", context.Cause(ctx))
+	}
+	return nil, err
+}
+
+// errBudget is the cause of an evaluation's deadline.
+var errBudget = errors.New("rule budget exceeded")
