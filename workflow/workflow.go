@@ -11,7 +11,8 @@
 //     Verdict with Allow false;
 //   - a rule that cannot be evaluated (a missing key such as subject.groups
 //     without has(), a claim value that is not JSON, the cost limit
-//     exceeded) is an error wrapping ErrEval: the exchange is refused;
+//     exceeded, its time budget run out, claims over MaxRuleValues or
+//     MaxRuleString) is an error wrapping ErrEval: the exchange is refused;
 //   - a webhook that times out, answers other than 2xx, answers something
 //     malformed or sets a reserved claim is an error wrapping ErrUnavailable:
 //     the exchange is refused as temporarily unavailable, never allowed.
