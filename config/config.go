@@ -628,12 +628,20 @@ func (c *Config) validate() Problems {
 		compiled, err := workflow.Compile(w.Spec())
 		if err != nil {
 			var joined interface{ Unwrap() []error }
+			errs := []error{err}
 			if errors.As(err, &joined) {
-				for _, e := range joined.Unwrap() {
-					add(at, "%s: %v", where, e)
+				errs = joined.Unwrap()
+			}
+			for _, e := range errs {
+				eat := at
+				var ke *workflow.KeyError
+				if errors.As(e, &ke) {
+					eat = at.Child(ke.Key)
+					if ke.Name != "" {
+						eat = eat.Key(ke.Name)
+					}
 				}
-			} else {
-				add(at, "%s: %v", where, err)
+				add(eat, "%s: %v", where, e)
 			}
 			compiled = nil
 		}

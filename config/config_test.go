@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -517,6 +518,24 @@ workflows:
 	for _, w := range want {
 		if !strings.Contains(got, w) {
 			t.Errorf("problems lack %q:\n%s", w, got)
+		}
+	}
+	// Each is placed on the line of the key it is about, or of its item
+	// when the key is missing.
+	lines := map[string]string{
+		"workflows[0].deny_if":      "8",
+		"workflows[1].claims[dept]": "11",
+		"workflows[1].claims[sub]":  "11",
+		"workflows[2].secret":       "12",
+		"workflows[2].timeout":      "14",
+		"workflows[3].name":         "15",
+		"workflows[3].message":      "15",
+		"services[0].workflows[1]":  "5",
+		"services[0].workflows[2]":  "5",
+	}
+	for _, pr := range p {
+		if want, ok := lines[pr.Path]; !ok || strconv.Itoa(pr.Line) != want {
+			t.Errorf("problem %q at %s line %d; want a path of %v", pr.Message, pr.Path, pr.Line, lines)
 		}
 	}
 }
