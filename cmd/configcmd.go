@@ -31,14 +31,16 @@ func newConfigCmd(io *IO) *cobra.Command {
 decoding (an unknown key is an error naming it and the nearest known
 key), every value, and every file it references (signing.key_file,
 jwks_file, certificate_file, metadata_file, client_secret_file) read and
-parsed by the same constructors the server uses. Nothing is fetched: jwks_uri, discovery and
-introspection endpoints are named in warnings, not contacted.
+parsed by the same constructors the server uses. Nothing is fetched:
+jwks_uri, discovery and introspection endpoints are named in warnings,
+not contacted.
 
 Problems go to stderr, one a line as FILE:LINE: message, every one at
 once, and exit 1; a valid config is summarised on stdout. -o json prints
 {"valid", "problems": [{"file", "line", "message", "path", "severity"}],
 "warnings"} on stdout for tools (path: the key path, such as
-services[0].token_lifetime). Exit 2 is kept for usage errors (no such FILE).`,
+services[0].token_lifetime). Exit 2 is kept for usage errors (no such
+FILE).`,
 		Example: `  $ idtx config validate sts.yaml
   $ idtx config validate sts.yaml -o json | jq '.problems[].message'`,
 		Args: exactArgs(1, "one FILE"),
