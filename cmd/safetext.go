@@ -130,11 +130,12 @@ func errorText(err error) string {
 	if errors.As(err, &p) {
 		if whole := p.Error(); strings.Contains(msg, whole) {
 			before, after, _ := strings.Cut(msg, whole)
-			lines := make([]string, len(p))
-			for i, line := range p {
-				lines[i] = safeText(line)
+			safe := make(config.Problems, len(p))
+			for i, pr := range p {
+				pr.File, pr.Message = safeText(pr.File), safeText(pr.Message)
+				safe[i] = pr
 			}
-			return safeText(before) + config.Problems(lines).Error() + safeText(after)
+			return safeText(before) + safe.Error() + safeText(after)
 		}
 	}
 	// A YAML decoding error lists one problem a line; keep the lines.

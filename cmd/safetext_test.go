@@ -89,8 +89,8 @@ func TestSafeJSONStaysValidAndEqual(t *testing.T) {
 
 // A config's problems keep a line each; a control inside one is escaped.
 func TestErrorTextKeepsConfigProblemLines(t *testing.T) {
-	err := usageError("%w", config.Problems{"idps[0].name: missing", "unknown key \"x\x1b[2J\""})
-	want := "2 problem(s) in config:\n  idps[0].name: missing\n  unknown key \"x\\x1b[2J\""
+	err := usageError("%w", config.Problems{{Message: "idps[0].name: missing"}, {Line: 3, Message: "unknown key \"x\x1b[2J\""}})
+	want := "2 problem(s) in config:\n  idps[0].name: missing\n  line 3: unknown key \"x\\x1b[2J\""
 	if got := errorText(err); got != want {
 		t.Errorf("errorText = %q, want %q", got, want)
 	}

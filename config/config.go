@@ -5,15 +5,14 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -69,6 +68,8 @@ type Config struct {
 	ReadFile func(name string) ([]byte, error) `yaml:"-"`
 	// Dir is the folder relative paths resolve against ("" for embedded).
 	Dir string `yaml:"-"`
+
+	root *yaml.Node // the document Parse read, for problems' lines
 }
 
 // Signing says how the STS signs the tokens it issues.
@@ -274,13 +275,13 @@ func (r *RateLimit) BurstOrDefault() int {
 	return max(1, int(math.Ceil(perSec)))
 }
 
-func (r *RateLimit) validate(where string) Problems {
+func (r *RateLimit) validate(at Path, where string) Problems {
 	var p Problems
 	if _, err := r.PerSecond(); err != nil {
-		p = append(p, fmt.Sprintf("%s: %v", where, err))
+		p = append(p, at.Child("rate").Problem("%s: %v", where, err))
 	}
 	if r.Burst < 0 {
-		p = append(p, fmt.Sprintf("%s: burst %d is negative", where, r.Burst))
+		p = append(p, at.Child("burst").Problem("%s: burst %d is negative", where, r.Burst))
 	}
 	return p
 }
@@ -317,13 +318,6 @@ var DefaultAlgorithms = []string{"RS256", "ES256", "PS256", "EdDSA"}
 // (RFC 8725 §3.1, §3.2).
 var allowedIDPAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
-// Problems is every problem found in a config, in file order.
-type Problems []string
-
-func (p Problems) Error() string {
-	return fmt.Sprintf("%d problem(s) in config:\n  %s", len(p), strings.Join(p, "\n  "))
-}
-
 // LoadFile reads, decodes and validates the config at path.
 func LoadFile(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -331,12 +325,25 @@ func LoadFile(path string) (*Config, error) {
 		return nil, err
 	}
 	dir := filepath.Dir(path)
-	return Parse(data, dir, func(name string) ([]byte, error) {
+	return inFile(path)(Parse(data, dir, func(name string) ([]byte, error) {
 		if !filepath.IsAbs(name) {
 			name = filepath.Join(dir, name)
 		}
 		return os.ReadFile(name)
-	})
+	}))
+}
+
+// inFile names file as the file of every problem Parse found.
+func inFile(file string) func(*Config, error) (*Config, error) {
+	return func(c *Config, err error) (*Config, error) {
+		var p Problems
+		if errors.As(err, &p) {
+			for i := range p {
+				p[i].File = file
+			}
+		}
+		return c, err
+	}
 }
 
 // LoadFS reads a config from an embedded file system, as the mock does.
@@ -345,28 +352,38 @@ func LoadFS(fsys fs.FS, name string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Parse(data, "", func(n string) ([]byte, error) { return fs.ReadFile(fsys, n) })
+	return inFile(name)(Parse(data, "", func(n string) ([]byte, error) { return fs.ReadFile(fsys, n) }))
 }
 
 // Parse decodes data strictly, applies defaults and validates. A config
-// with problems yields a Problems error listing them all.
+// with problems yields a Problems error listing them all, each with its
+// line and key path.
 func Parse(data []byte, dir string, readFile func(string) ([]byte, error)) (*Config, error) {
 	var c Config
-	var problems Problems
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // empty file: empty config
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return nil, Problems{err.Error()}
-		}
-		// yaml.v3 decodes what it can and collects every unknown key.
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Problems{syntaxProblem(err)}
+	}
+	root := rootPath(&doc)
+	// yaml.v3 decodes what it can; checkShape says what it could not, in
+	// the config's words, and every unknown key.
+	var err error
+	if doc.Kind != 0 { // an empty file is an empty config
+		err = doc.Decode(&c)
+	}
+	var te *yaml.TypeError
+	if err != nil && !errors.As(err, &te) {
+		return nil, Problems{syntaxProblem(err)}
+	}
+	problems := checkShape(root, "", reflect.TypeFor[Config](), 0)
+	if te != nil && len(problems) == 0 { // a shape checkShape does not know: yaml's own words
 		for _, e := range te.Errors {
-			problems = append(problems, humanDecodeError(e))
+			problems = append(problems, syntaxProblem(errors.New(e)))
 		}
 	}
 	c.ReadFile = readFile
 	c.Dir = dir
+	c.root = &doc
 	c.applyDefaults()
 	problems = append(problems, c.validate()...)
 	if len(problems) > 0 {
@@ -375,16 +392,23 @@ func Parse(data []byte, dir string, readFile func(string) ([]byte, error)) (*Con
 	return &c, nil
 }
 
-var badDuration = regexp.MustCompile("^(line \\d+: )cannot unmarshal !!\\w+ `(.*)` into time\\.Duration$")
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-// humanDecodeError says a decoding error in the config's words: a bad
-// duration is shown with examples of good ones.
-func humanDecodeError(e string) string {
-	if m := badDuration.FindStringSubmatch(e); m != nil {
-		return fmt.Sprintf("%s%q is not a duration: write a number with a unit, such as 90s, 5m or 1h30m", m[1], m[2])
+// syntaxProblem is an error of the YAML parser as a problem: its line
+// (yaml.v3 writes "yaml: line N: ...") taken out where it enters.
+func syntaxProblem(err error) Problem {
+	p := Problem{Message: err.Error(), Severity: SeverityError}
+	if m := yamlLine.FindStringSubmatch(p.Message); m != nil {
+		p.Line, _ = strconv.Atoi(m[1])
+		p.Message = m[2]
 	}
-	return e
+	return p
 }
+
+// Root is the path of the config's top level, for problems found after
+// Parse (a file that cannot be read, an IDP that cannot be built); a
+// Config not made by Parse has no lines.
+func (c *Config) Root() Path { return rootPath(c.root) }
 
 func (c *Config) applyDefaults() {
 	if c.Signing.Alg == "" {
@@ -432,70 +456,73 @@ func (c *Config) applyDefaults() {
 
 func (c *Config) validate() Problems {
 	var p Problems
-	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	add := func(at Path, format string, args ...any) { p = append(p, at.Problem(format, args...)) }
+	root := c.Root()
+	signing := root.Child("signing")
 
 	if c.Issuer != "" {
 		if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			add("issuer: %q is not an http(s) URL", c.Issuer)
+			add(root.Child("issuer"), "issuer: %q is not an http(s) URL", c.Issuer)
 		}
 	}
 	switch c.Signing.Alg {
 	case "ES256", "RS256", "EdDSA":
 	default:
-		add("signing.alg: %q is not one of ES256, RS256, EdDSA", c.Signing.Alg)
+		add(signing.Child("alg"), "signing.alg: %q is not one of ES256, RS256, EdDSA", c.Signing.Alg)
 	}
 	switch {
 	case c.Signing.RotateEvery != 0 && c.Signing.KeyFile != "":
-		add("signing.rotate_every: a key_file does not rotate; remove key_file to keep the signing keys in the store")
+		add(signing.Child("rotate_every"), "signing.rotate_every: a key_file does not rotate; remove key_file to keep the signing keys in the store")
 	case c.Signing.RotateEvery != 0 && c.Signing.RotateEvery < MinRotateEvery:
-		add("signing.rotate_every: %s is shorter than %s", c.Signing.RotateEvery, MinRotateEvery)
+		add(signing.Child("rotate_every"), "signing.rotate_every: %s is shorter than %s", c.Signing.RotateEvery, MinRotateEvery)
 	}
 	if c.Signing.KEKFile != "" && c.Signing.KeyFile != "" {
-		add("signing.kek_file: seals keys kept in the store, and key_file names a key outside it; remove one")
+		add(signing.Child("kek_file"), "signing.kek_file: seals keys kept in the store, and key_file names a key outside it; remove one")
 	}
 	if c.MaxDelegationDepth < 1 || c.MaxDelegationDepth > MaxDelegationDepthLimit {
-		add("max_delegation_depth: %d is outside 1..%d", c.MaxDelegationDepth, MaxDelegationDepthLimit)
+		add(root.Child("max_delegation_depth"), "max_delegation_depth: %d is outside 1..%d", c.MaxDelegationDepth, MaxDelegationDepthLimit)
 	}
 	if c.Traces < 0 || c.Traces > MaxTraces {
-		add("traces: %d is outside 0..%d", c.Traces, MaxTraces)
+		add(root.Child("traces"), "traces: %d is outside 0..%d", c.Traces, MaxTraces)
 	}
 	if c.MaxInFlight < 1 {
-		add("max_in_flight: %d is not a positive number of exchanges", c.MaxInFlight)
+		add(root.Child("max_in_flight"), "max_in_flight: %d is not a positive number of exchanges", c.MaxInFlight)
 	}
 	if c.ValidationCacheSize < -1 || c.ValidationCacheSize > MaxValidationCacheSize {
-		add("validation_cache_size: %d is outside -1..%d (-1 turns the cache off, 0 is the default %d)",
+		add(root.Child("validation_cache_size"), "validation_cache_size: %d is outside -1..%d (-1 turns the cache off, 0 is the default %d)",
 			c.ValidationCacheSize, MaxValidationCacheSize, DefaultValidationCacheSize)
 	}
 	if c.RateLimit != nil {
-		p = append(p, c.RateLimit.validate("rate_limit")...)
+		p = append(p, c.RateLimit.validate(root.Child("rate_limit"), "rate_limit")...)
 	}
 
 	idpNames := map[string]bool{}
 	issuers := map[string]string{}
-	var introspection []IDP
+	var introspection []placedIDP
 	for i, d := range c.IDPs {
 		where := fmt.Sprintf("idps[%d]", i)
+		at := root.Child("idps").Index(i)
 		if d.Name == "" {
-			add("%s: name is required", where)
+			add(at.Child("name"), "%s: name is required", where)
 		} else {
 			where = fmt.Sprintf("idps[%d] (%s)", i, d.Name)
 			if idpNames[d.Name] {
-				add("%s: duplicate IDP name", where)
+				add(at.Child("name"), "%s: duplicate IDP name", where)
 			}
 			idpNames[d.Name] = true
 		}
 		if d.Issuer == "" {
-			add("%s: issuer is required", where)
+			add(at.Child("issuer"), "%s: issuer is required", where)
 		} else if other, ok := issuers[d.Issuer]; ok {
-			add("%s: issuer %q is also IDP %q's: an issuer picks exactly one IDP", where, d.Issuer, other)
+			add(at.Child("issuer"), "%s: issuer %q is also IDP %q's: an issuer picks exactly one IDP", where, d.Issuer, other)
 		} else {
 			issuers[d.Issuer] = d.Name
 		}
 		if len(d.Audiences) == 0 {
-			add("%s: audiences is required (the subject token's aud must contain one)", where)
+			add(at.Child("audiences"), "%s: audiences is required (the subject token's aud must contain one)", where)
 		}
 		if d.ClockSkew < 0 || d.ClockSkew > 5*time.Minute {
-			add("%s: clock_skew %s is outside 0..5m", where, d.ClockSkew)
+			add(at.Child("clock_skew"), "%s: clock_skew %s is outside 0..5m", where, d.ClockSkew)
 		}
 		switch d.Type {
 		case IDPTypeJWT:
@@ -506,81 +533,81 @@ func (c *Config) validate() Problems {
 				}
 			}
 			if n != 1 {
-				add("%s: a jwt IDP needs exactly one of jwks_uri, jwks_file, discovery: true", where)
+				add(at, "%s: a jwt IDP needs exactly one of jwks_uri, jwks_file, discovery: true", where)
 			}
 			if d.JWKSURI != "" && !isHTTPURL(d.JWKSURI) {
-				add("%s: jwks_uri %q is not an http(s) URL", where, d.JWKSURI)
+				add(at.Child("jwks_uri"), "%s: jwks_uri %q is not an http(s) URL", where, d.JWKSURI)
 			}
-			for _, a := range d.Algorithms {
+			for j, a := range d.Algorithms {
 				if !slices.Contains(allowedIDPAlgorithms, a) {
-					add("%s: algorithm %q is not allowed (allowed: %s)", where, a, strings.Join(allowedIDPAlgorithms, " "))
+					add(at.Child("algorithms").Index(j), "%s: algorithm %q is not allowed (allowed: %s)", where, a, strings.Join(allowedIDPAlgorithms, " "))
 				}
 			}
-			for _, t := range d.AccessTokenTyp {
+			for j, t := range d.AccessTokenTyp {
 				if !slices.Contains([]string{"at+jwt", "jwt", ""}, NormalizeTyp(t)) {
-					add("%s: access_token_typ %q is not one of at+jwt, JWT, \"\" (no typ)", where, t)
+					add(at.Child("access_token_typ").Index(j), "%s: access_token_typ %q is not one of at+jwt, JWT, \"\" (no typ)", where, t)
 				}
 			}
 			if d.CertificateFile != "" || d.MetadataFile != "" || d.AllowSHA1 {
-				add("%s: certificate_file, metadata_file and allow_sha1 are for saml IDPs", where)
+				add(at.anyOf("certificate_file", "metadata_file", "allow_sha1"), "%s: certificate_file, metadata_file and allow_sha1 are for saml IDPs", where)
 			}
 			if d.hasIntrospectionKeys() {
-				add("%s: introspection_endpoint, client_id, client_secret, client_secret_file, token_prefix and cache_ttl are for introspection IDPs", where)
+				add(at.anyOf(introspectionKeys...), "%s: introspection_endpoint, client_id, client_secret, client_secret_file, token_prefix and cache_ttl are for introspection IDPs", where)
 			}
-			p = append(p, claimPaths(where, d.Claims)...)
+			p = append(p, claimPaths(at.Child("claims"), where, d.Claims)...)
 			if len(d.Recipients) > 0 || d.MaxAge != 0 {
-				add("%s: recipients and max_age are for saml IDPs", where)
+				add(at.anyOf("recipients", "max_age"), "%s: recipients and max_age are for saml IDPs", where)
 			}
 		case IDPTypeSAML:
 			if (d.CertificateFile != "") == (d.MetadataFile != "") {
-				add("%s: a saml IDP needs exactly one of certificate_file, metadata_file", where)
+				add(at, "%s: a saml IDP needs exactly one of certificate_file, metadata_file", where)
 			}
 			if d.JWKSURI != "" || d.JWKSFile != "" || d.Discovery || len(d.Algorithms) > 0 || len(d.AccessTokenTyp) > 0 {
-				add("%s: jwks_uri, jwks_file, discovery, algorithms and access_token_typ are for jwt IDPs", where)
+				add(at.anyOf("jwks_uri", "jwks_file", "discovery", "algorithms", "access_token_typ"), "%s: jwks_uri, jwks_file, discovery, algorithms and access_token_typ are for jwt IDPs", where)
 			}
 			if d.hasIntrospectionKeys() {
-				add("%s: introspection_endpoint, client_id, client_secret, client_secret_file, token_prefix and cache_ttl are for introspection IDPs", where)
+				add(at.anyOf(introspectionKeys...), "%s: introspection_endpoint, client_id, client_secret, client_secret_file, token_prefix and cache_ttl are for introspection IDPs", where)
 			}
-			for _, r := range d.Recipients {
+			for j, r := range d.Recipients {
 				if u, err := url.Parse(r); err != nil || !u.IsAbs() {
-					add("%s: recipient %q is not an absolute URI (a Destination or Recipient the IDP sends)", where, r)
+					add(at.Child("recipients").Index(j), "%s: recipient %q is not an absolute URI (a Destination or Recipient the IDP sends)", where, r)
 				}
 			}
 			if d.MaxAge < 0 || d.MaxAge > 24*time.Hour {
-				add("%s: max_age %s is outside 0..24h (0 or unset: no bound beyond NotOnOrAfter)", where, d.MaxAge)
+				add(at.Child("max_age"), "%s: max_age %s is outside 0..24h (0 or unset: no bound beyond NotOnOrAfter)", where, d.MaxAge)
 			}
 		case IDPTypeIntrospection:
 			if (d.IntrospectionEndpoint != "") == d.Discovery {
-				add("%s: an introspection IDP needs exactly one of introspection_endpoint, discovery: true", where)
+				add(at, "%s: an introspection IDP needs exactly one of introspection_endpoint, discovery: true", where)
 			}
 			if d.IntrospectionEndpoint != "" && !isHTTPURL(d.IntrospectionEndpoint) {
-				add("%s: introspection_endpoint %q is not an http(s) URL", where, d.IntrospectionEndpoint)
+				add(at.Child("introspection_endpoint"), "%s: introspection_endpoint %q is not an http(s) URL", where, d.IntrospectionEndpoint)
 			}
 			if d.ClientID == "" {
-				add("%s: client_id is required (the STS authenticates to the introspection endpoint, RFC 7662 §2.1)", where)
+				add(at.Child("client_id"), "%s: client_id is required (the STS authenticates to the introspection endpoint, RFC 7662 §2.1)", where)
 			}
 			if (d.ClientSecret != "") == (d.ClientSecretFile != "") {
-				add("%s: an introspection IDP needs exactly one of client_secret, client_secret_file", where)
+				add(at, "%s: an introspection IDP needs exactly one of client_secret, client_secret_file", where)
 			}
 			if d.CacheTTL != nil && (*d.CacheTTL < 0 || *d.CacheTTL > time.Hour) {
-				add("%s: cache_ttl %s is outside 0..1h", where, *d.CacheTTL)
+				add(at.Child("cache_ttl"), "%s: cache_ttl %s is outside 0..1h", where, *d.CacheTTL)
 			}
 			if d.TokenPrefix != "" && strings.HasPrefix("eyJ", d.TokenPrefix[:min(len(d.TokenPrefix), 3)]) {
-				add("%s: token_prefix %q would match every JWT (they start with eyJ)", where, d.TokenPrefix)
+				add(at.Child("token_prefix"), "%s: token_prefix %q would match every JWT (they start with eyJ)", where, d.TokenPrefix)
 			}
 			if d.JWKSURI != "" || d.JWKSFile != "" || len(d.Algorithms) > 0 || len(d.AccessTokenTyp) > 0 ||
 				d.CertificateFile != "" || d.MetadataFile != "" || d.AllowSHA1 {
-				add("%s: jwks_uri, jwks_file, algorithms, access_token_typ, certificate_file, metadata_file and allow_sha1 are not for introspection IDPs", where)
+				add(at.anyOf("jwks_uri", "jwks_file", "algorithms", "access_token_typ", "certificate_file", "metadata_file", "allow_sha1"), "%s: jwks_uri, jwks_file, algorithms, access_token_typ, certificate_file, metadata_file and allow_sha1 are not for introspection IDPs", where)
 			}
 			if len(d.Recipients) > 0 || d.MaxAge != 0 {
-				add("%s: recipients and max_age are for saml IDPs", where)
+				add(at.anyOf("recipients", "max_age"), "%s: recipients and max_age are for saml IDPs", where)
 			}
-			p = append(p, claimPaths(where, d.Claims)...)
-			introspection = append(introspection, d)
+			p = append(p, claimPaths(at.Child("claims"), where, d.Claims)...)
+			introspection = append(introspection, placedIDP{d, at})
 		case "":
-			add("%s: type is required (jwt, saml, introspection)", where)
+			add(at.Child("type"), "%s: type is required (jwt, saml, introspection)", where)
 		default:
-			add("%s: unknown type %q (jwt, saml, introspection)", where, d.Type)
+			add(at.Child("type"), "%s: unknown type %q (jwt, saml, introspection)", where, d.Type)
 		}
 	}
 	p = append(p, introspectionRouting(introspection)...)
@@ -591,21 +618,30 @@ func (c *Config) validate() Problems {
 	for i := range c.Workflows {
 		w := &c.Workflows[i]
 		where := fmt.Sprintf("workflows[%d]", i)
+		at := root.Child("workflows").Index(i)
 		if w.Name != "" {
 			where = fmt.Sprintf("workflows[%d] (%s)", i, w.Name)
 			if _, dup := workflows[w.Name]; dup {
-				add("%s: duplicate workflow name", where)
+				add(at.Child("name"), "%s: duplicate workflow name", where)
 			}
 		}
 		compiled, err := workflow.Compile(w.Spec())
 		if err != nil {
 			var joined interface{ Unwrap() []error }
+			errs := []error{err}
 			if errors.As(err, &joined) {
-				for _, e := range joined.Unwrap() {
-					add("%s: %v", where, e)
+				errs = joined.Unwrap()
+			}
+			for _, e := range errs {
+				eat := at
+				var ke *workflow.KeyError
+				if errors.As(e, &ke) {
+					eat = at.Child(ke.Key)
+					if ke.Name != "" {
+						eat = eat.Key(ke.Name)
+					}
 				}
-			} else {
-				add("%s: %v", where, err)
+				add(eat, "%s: %v", where, e)
 			}
 			compiled = nil
 		}
@@ -619,51 +655,57 @@ func (c *Config) validate() Problems {
 	targets := map[string]string{}
 	for i, s := range c.Services {
 		where := fmt.Sprintf("services[%d]", i)
+		at := root.Child("services").Index(i)
 		if s.Name == "" {
-			add("%s: name is required", where)
+			add(at.Child("name"), "%s: name is required", where)
 		} else {
 			where = fmt.Sprintf("services[%d] (%s)", i, s.Name)
 			if svcNames[s.Name] {
-				add("%s: duplicate service name", where)
+				add(at.Child("name"), "%s: duplicate service name", where)
 			}
 			svcNames[s.Name] = true
 		}
-		for _, t := range append([]string{s.Audience}, s.Resources...) {
+		for k, t := range append([]string{s.Audience}, s.Resources...) {
 			if other, ok := targets[t]; ok && other != s.Name {
-				add("%s: audience or resource %q is also service %q's", where, t, other)
+				tat := at.Child("audience")
+				if k > 0 {
+					tat = at.Child("resources").Index(k - 1)
+				}
+				add(tat, "%s: audience or resource %q is also service %q's", where, t, other)
 			}
 			targets[t] = s.Name
 		}
-		for _, r := range s.Resources {
+		for j, r := range s.Resources {
 			if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
-				add("%s: resource %q is not an absolute URI without fragment (RFC 8707 §2)", where, r)
+				add(at.Child("resources").Index(j), "%s: resource %q is not an absolute URI without fragment (RFC 8707 §2)", where, r)
 			}
 		}
 		if len(s.Scopes) == 0 {
-			add("%s: scopes is required", where)
+			add(at.Child("scopes"), "%s: scopes is required", where)
 		}
 		for name := range s.Scopes {
 			if name == "" || strings.ContainsAny(name, " \"\\") {
-				add("%s: scope %q is not a valid scope token (RFC 6749 §3.3)", where, name)
+				add(at.Child("scopes").Key(name), "%s: scope %q is not a valid scope token (RFC 6749 §3.3)", where, name)
 			}
 		}
-		for _, d := range s.DefaultScopes {
+		for j, d := range s.DefaultScopes {
 			if _, ok := s.Scopes[d]; !ok {
-				add("%s: default scope %q is not one of its scopes", where, d)
+				add(at.Child("default_scopes").Index(j), "%s: default scope %q is not one of its scopes", where, d)
 			}
 		}
 		if s.TokenLifetime < time.Second || s.TokenLifetime > 24*time.Hour {
-			add("%s: token_lifetime %s is outside 1s..24h", where, s.TokenLifetime)
+			add(at.Child("token_lifetime"), "%s: token_lifetime %s is outside 1s..24h", where, s.TokenLifetime)
 		}
 		c.Services[i].Rules = nil
 		seen := map[string]bool{}
-		for _, name := range s.Workflows {
+		for j, name := range s.Workflows {
+			wat := at.Child("workflows").Index(j)
 			compiled, ok := workflows[name]
 			switch {
 			case seen[name]:
-				add("%s: workflow %q is named twice", where, name)
+				add(wat, "%s: workflow %q is named twice", where, name)
 			case !ok:
-				add("%s: unknown workflow %q", where, name)
+				add(wat, "%s: unknown workflow %q", where, name)
 			case compiled != nil:
 				c.Services[i].Rules = append(c.Services[i].Rules, compiled)
 			}
@@ -674,12 +716,13 @@ func (c *Config) validate() Problems {
 	clientIDs := map[string]bool{}
 	for i, cl := range c.Clients {
 		where := fmt.Sprintf("clients[%d]", i)
+		at := root.Child("clients").Index(i)
 		if cl.ID == "" {
-			add("%s: id is required", where)
+			add(at.Child("id"), "%s: id is required", where)
 		} else {
 			where = fmt.Sprintf("clients[%d] (%s)", i, cl.ID)
 			if clientIDs[cl.ID] {
-				add("%s: duplicate client id", where)
+				add(at.Child("id"), "%s: duplicate client id", where)
 			}
 			clientIDs[cl.ID] = true
 		}
@@ -690,35 +733,35 @@ func (c *Config) validate() Problems {
 			}
 		}
 		if n != 1 {
-			add("%s: needs exactly one of secret, secret_hash, jwks_file", where)
+			add(at, "%s: needs exactly one of secret, secret_hash, jwks_file", where)
 		}
 		if cl.SecretHash != "" {
 			// A costly hash lets every wrong secret spend the server's
 			// memory and CPU: parameters above secret's ceilings are refused.
 			if _, err := secret.ParseHash(cl.SecretHash); err != nil {
-				add("%s: secret_hash: %v", where, err)
+				add(at.Child("secret_hash"), "%s: secret_hash: %v", where, err)
 			}
 		}
 		if len(cl.Services) == 0 {
-			add("%s: services is required (names, or \"*\")", where)
+			add(at.Child("services"), "%s: services is required (names, or \"*\")", where)
 		}
-		for _, s := range cl.Services {
+		for j, s := range cl.Services {
 			if s != "*" && !svcNames[s] {
-				add("%s: unknown service %q", where, s)
+				add(at.Child("services").Index(j), "%s: unknown service %q", where, s)
 			}
 		}
-		for _, s := range cl.Serves {
+		for j, s := range cl.Serves {
 			if !svcNames[s] {
-				add("%s: serves: unknown service %q (serves names services, never \"*\")", where, s)
+				add(at.Child("serves").Index(j), "%s: serves: unknown service %q (serves names services, never \"*\")", where, s)
 			}
 		}
-		for _, m := range cl.Modes {
+		for j, m := range cl.Modes {
 			if m != ModeImpersonation && m != ModeDelegation {
-				add("%s: unknown mode %q (impersonation, delegation)", where, m)
+				add(at.Child("modes").Index(j), "%s: unknown mode %q (impersonation, delegation)", where, m)
 			}
 		}
 		if cl.RateLimit != nil {
-			p = append(p, cl.RateLimit.validate(where+": rate_limit")...)
+			p = append(p, cl.RateLimit.validate(at.Child("rate_limit"), where+": rate_limit")...)
 		}
 	}
 	return p
@@ -728,6 +771,15 @@ func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
+
+// placedIDP is an IDP and its place in the config.
+type placedIDP struct {
+	IDP
+	at Path
+}
+
+// introspectionKeys are the keys only an introspection IDP may set.
+var introspectionKeys = []string{"introspection_endpoint", "client_id", "client_secret", "client_secret_file", "token_prefix", "cache_ttl"}
 
 func (d *IDP) hasIntrospectionKeys() bool {
 	return d.IntrospectionEndpoint != "" || d.ClientID != "" || d.ClientSecret != "" ||
@@ -741,8 +793,8 @@ func NormalizeTyp(typ string) string {
 	return strings.TrimPrefix(t, "application/")
 }
 
-// claimPaths checks the claims mapping of a jwt or introspection IDP.
-func claimPaths(where string, claims map[string]string) Problems {
+// claimPaths checks the claims mapping (at) of a jwt or introspection IDP.
+func claimPaths(at Path, where string, claims map[string]string) Problems {
 	var p Problems
 	names := make([]string, 0, len(claims))
 	for name := range claims {
@@ -753,12 +805,12 @@ func claimPaths(where string, claims map[string]string) Problems {
 		path := claims[name]
 		switch {
 		case name == "":
-			p = append(p, fmt.Sprintf("%s: claims: an empty canonical name", where))
+			p = append(p, at.Key(name).Problem("%s: claims: an empty canonical name", where))
 		case slices.Contains(ReservedClaims, name):
-			p = append(p, fmt.Sprintf("%s: claims: %q is reserved and cannot be mapped (reserved: %s)", where, name, strings.Join(ReservedClaims, " ")))
+			p = append(p, at.Key(name).Problem("%s: claims: %q is reserved and cannot be mapped (reserved: %s)", where, name, strings.Join(ReservedClaims, " ")))
 		}
 		if path == "" || strings.HasPrefix(path, ".") || strings.HasSuffix(path, ".") || strings.Contains(path, "..") {
-			p = append(p, fmt.Sprintf("%s: claims: %s: path %q is empty or has an empty segment (write a.b.c, or a top-level claim name)", where, name, path))
+			p = append(p, at.Key(name).Problem("%s: claims: %s: path %q is empty or has an empty segment (write a.b.c, or a top-level claim name)", where, name, path))
 		}
 	}
 	return p
@@ -766,19 +818,19 @@ func claimPaths(where string, claims map[string]string) Problems {
 
 // introspectionRouting refuses a set of introspection IDPs that would leave
 // an opaque token's IDP ambiguous: each token goes to exactly one endpoint.
-func introspectionRouting(idps []IDP) Problems {
+func introspectionRouting(idps []placedIDP) Problems {
 	var p Problems
 	if len(idps) < 2 {
 		return p
 	}
 	for i, a := range idps {
 		if a.TokenPrefix == "" {
-			p = append(p, fmt.Sprintf("idps (%s): token_prefix is required when there is more than one introspection IDP, so that an opaque token goes to exactly one endpoint", a.Name))
+			p = append(p, a.at.Child("token_prefix").Problem("idps (%s): token_prefix is required when there is more than one introspection IDP, so that an opaque token goes to exactly one endpoint", a.Name))
 			continue
 		}
 		for _, b := range idps[i+1:] {
 			if b.TokenPrefix != "" && (strings.HasPrefix(a.TokenPrefix, b.TokenPrefix) || strings.HasPrefix(b.TokenPrefix, a.TokenPrefix)) {
-				p = append(p, fmt.Sprintf("idps (%s, %s): token_prefix %q and %q overlap: a token could match both", a.Name, b.Name, a.TokenPrefix, b.TokenPrefix))
+				p = append(p, b.at.Child("token_prefix").Problem("idps (%s, %s): token_prefix %q and %q overlap: a token could match both", a.Name, b.Name, a.TokenPrefix, b.TokenPrefix))
 			}
 		}
 	}

@@ -2,6 +2,9 @@ package config_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,24 +23,140 @@ func parse(t *testing.T, yaml string) (*config.Config, config.Problems) {
 	return cfg, p
 }
 
+// An unknown key is named with its line and place, with the nearest
+// known key when it looks like a typo of one.
 func TestUnknownKeyNamesKeyAndLine(t *testing.T) {
 	_, p := parse(t, `
 issuer: http://127.0.0.1:8080
 services:
   - name: orders-api
     scopes: {orders:read: {}}
-    token_lifetme: 5m
+    token_lifetim: 5m
 clients:
   - id: c
     secret: s
     services: ["*"]
     colour: blue
 `)
-	got := strings.Join(p, "\n")
-	for _, want := range []string{"line 6: field token_lifetme not found", "line 11: field colour not found"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("problems %q lack %q", got, want)
+	want := []string{
+		`line 6: unknown key "token_lifetim" in services[0] (orders-api); did you mean token_lifetime?`,
+		`line 11: unknown key "colour" in clients[0] (c)`,
+	}
+	if got := strings.Join(p.Strings(), "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("problems\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+// Typos at every depth: each is named by key and place, each on its own
+// line, and no problem shows a Go type name (config.IDP, time.Duration,
+// []string) or yaml.v3's "field X not found" wording.
+func TestTyposAtEveryDepth(t *testing.T) {
+	_, p := parse(t, `isuer: https://sts.test
+signing:
+  algo: ES256
+idps:
+  - name: corp
+    type: jwt
+    issuer: https://idp
+    audience: sts
+    jwks_file: k.json
+    claims: {groups: grp}
+    clock_skew: 30 seconds
+services:
+  - name: orders-api
+    scopes:
+      orders:read: {consnet: true}
+    default_scopes: orders:read
+    token_lifetime: [5m]
+clients:
+  - id: c
+    secret: s
+    services: ["*"]
+    rate_limit: {rate: 5/s, brst: 2}
+    modes: {impersonation: true}
+max_in_flight: many
+require_may_act: maybe
+workflows:
+  - {name: w, deny_iff: "true"}
+`)
+	want := []string{
+		`line 1: unknown key "isuer"; did you mean issuer?`,
+		`line 3: unknown key "algo" in signing; did you mean alg?`,
+		`line 8: unknown key "audience" in idps[0] (corp); did you mean audiences?`,
+		`line 11: "30 seconds" is not a duration: write a number with a unit, such as 90s, 5m or 1h30m`,
+		`line 15: unknown key "consnet" in services[0] (orders-api).scopes[orders:read]; did you mean consent?`,
+		`line 16: services[0] (orders-api).default_scopes: expected a list, not "orders:read"`,
+		`line 17: services[0] (orders-api).token_lifetime: expected a duration, not a list`,
+		`line 22: unknown key "brst" in clients[0] (c).rate_limit; did you mean burst?`,
+		`line 23: clients[0] (c).modes: expected a list, not a mapping`,
+		`line 24: max_in_flight: "many" is not a whole number`,
+		`line 25: require_may_act: "maybe" is not true or false`,
+		`line 27: unknown key "deny_iff" in workflows[0] (w); did you mean deny_if?`,
+	}
+	var decoding []string
+	for _, pr := range p {
+		for _, goName := range []string{"config.", "time.", "[]string", "map[", "not found in type", "!!", "unmarshal"} {
+			if strings.Contains(pr.Message, goName) {
+				t.Errorf("problem %q shows %q", pr, goName)
+			}
 		}
+		if pr.Line == 0 {
+			t.Errorf("problem %q has no line", pr)
+		}
+		if len(decoding) < len(want) {
+			decoding = append(decoding, pr.String())
+		}
+	}
+	if got := strings.Join(decoding, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("problems\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+// A problem is a value carrying its place from where it was found: file
+// (from LoadFile), line, key path and severity, whatever its wording.
+func TestProblemValuesCarryTheirPlace(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "sts.yaml")
+	if err := os.WriteFile(file, []byte(`idps:
+  - name: corp
+    type: jwt
+    issuer: https://idp
+    jwks_uri: https://idp/jwks
+    audiences: [sts]
+    algorithms: [RS256, HS256]
+services:
+  - name: s
+    scopes: {"bad scope": {}}
+    tokn_lifetime: 5m
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.LoadFile(file)
+	var p config.Problems
+	if !errors.As(err, &p) {
+		t.Fatalf("LoadFile: %v", err)
+	}
+	want := []config.Problem{
+		{File: file, Line: 11, Path: "services[0].tokn_lifetime", Severity: config.SeverityError,
+			Message: `unknown key "tokn_lifetime" in services[0] (s); did you mean token_lifetime?`},
+		{File: file, Line: 7, Path: "idps[0].algorithms[1]", Severity: config.SeverityError,
+			Message: `idps[0] (corp): algorithm "HS256" is not allowed (allowed: RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA)`},
+		{File: file, Line: 10, Path: "services[0].scopes[bad scope]", Severity: config.SeverityError,
+			Message: `services[0] (s): scope "bad scope" is not a valid scope token (RFC 6749 §3.3)`},
+	}
+	if len(p) != len(want) {
+		t.Fatalf("problems %q, want %d", p.Strings(), len(want))
+	}
+	for i := range want {
+		if p[i] != want[i] {
+			t.Errorf("problem %d\n got %+v\nwant %+v", i, p[i], want[i])
+		}
+	}
+	// A path the file lacks takes the line of the nearest part it has.
+	cfg, _ := config.Parse([]byte("services:\n  - name: s\n    scopes: {r: {}}\n"), "", nil)
+	at := cfg.Root().Child("services").Index(0).Child("audience")
+	if w := at.Warning("%s: about %d", "x", 1); w.Line != 2 || w.Path != "services[0].audience" || w.Severity != config.SeverityWarning || w.Message != "x: about 1" {
+		t.Errorf("warning %+v", w)
 	}
 }
 
@@ -87,7 +206,7 @@ clients:
 		`clients[0] (c): unknown service "nope"`,
 		`clients[0] (c): unknown mode "sudo"`,
 	}
-	got := strings.Join(p, "\n")
+	got := strings.Join(p.Messages(), "\n")
 	for _, w := range want {
 		if !strings.Contains(got, w) {
 			t.Errorf("missing problem %q in:\n%s", w, got)
@@ -162,11 +281,11 @@ clients:
 		"idps[2] (c): jwks_uri, jwks_file, discovery, algorithms and access_token_typ are for jwt IDPs",
 		"idps[3] (d): certificate_file, metadata_file and allow_sha1 are for saml IDPs",
 	}
-	if got := strings.Join(p, "\n"); len(p) != len(want) {
+	if got := strings.Join(p.Messages(), "\n"); len(p) != len(want) {
 		t.Fatalf("problems:\n%s", got)
 	}
 	for i, w := range want {
-		if p[i] != w {
+		if p[i].Message != w {
 			t.Errorf("problem %d = %q, want %q", i, p[i], w)
 		}
 	}
@@ -203,7 +322,7 @@ clients:
 		{"clients:\n  - {id: c, secret: s, services: [\"*\"], serves: [\"*\"]}\n", `clients[0] (c): serves: unknown service "*" (serves names services, never "*")`},
 	} {
 		_, p := parse(t, "services:\n  - {name: s, scopes: {r: {}}}\n"+tc.yaml)
-		if len(p) != 1 || !strings.HasPrefix(p[0], tc.want) {
+		if len(p) != 1 || !strings.HasPrefix(p[0].Message, tc.want) {
 			t.Errorf("%q: problems %q, want exactly one starting %q", tc.yaml, p, tc.want)
 		}
 	}
@@ -228,7 +347,7 @@ services:
 clients:
   - {id: big, secret_hash: "`+tt.hash+`", services: ["*"]}
 `)
-		if got := strings.Join(p, "\n"); got != tt.want {
+		if got := strings.Join(p.Messages(), "\n"); got != tt.want {
 			t.Errorf("secret_hash %.40s…: problems %q, want %q", tt.hash, got, tt.want)
 		}
 	}
@@ -255,11 +374,11 @@ clients:
 		"idps[3] (d): recipients and max_age are for saml IDPs",
 		"idps[4] (e): recipients and max_age are for saml IDPs",
 	}
-	if got := strings.Join(p, "\n"); len(p) != len(want) {
+	if got := strings.Join(p.Messages(), "\n"); len(p) != len(want) {
 		t.Fatalf("problems:\n%s", got)
 	}
 	for i, w := range want {
-		if p[i] != w {
+		if p[i].Message != w {
 			t.Errorf("problem %d = %q, want %q", i, p[i], w)
 		}
 	}
@@ -328,8 +447,8 @@ clients:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, p := parse(t, "idps:"+tt.idps+tail)
-			if strings.Join(p, "\n") != strings.Join(tt.want, "\n") {
-				t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(p, "\n"), strings.Join(tt.want, "\n"))
+			if strings.Join(p.Messages(), "\n") != strings.Join(tt.want, "\n") {
+				t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(p.Messages(), "\n"), strings.Join(tt.want, "\n"))
 			}
 			if tt.want == nil && (cfg.IDPs[1].CacheTTL == nil || *cfg.IDPs[1].CacheTTL != config.DefaultCacheTTL) {
 				t.Errorf("cache_ttl default = %v", cfg.IDPs[1].CacheTTL)
@@ -395,10 +514,28 @@ workflows:
 		`services[0] (billing-api): unknown workflow "nope"`,
 		`services[0] (billing-api): workflow "tag-dept" is named twice`,
 	}
-	got := strings.Join(p, "\n")
+	got := strings.Join(p.Messages(), "\n")
 	for _, w := range want {
 		if !strings.Contains(got, w) {
 			t.Errorf("problems lack %q:\n%s", w, got)
+		}
+	}
+	// Each is placed on the line of the key it is about, or of its item
+	// when the key is missing.
+	lines := map[string]string{
+		"workflows[0].deny_if":      "8",
+		"workflows[1].claims[dept]": "11",
+		"workflows[1].claims[sub]":  "11",
+		"workflows[2].secret":       "12",
+		"workflows[2].timeout":      "14",
+		"workflows[3].name":         "15",
+		"workflows[3].message":      "15",
+		"services[0].workflows[1]":  "5",
+		"services[0].workflows[2]":  "5",
+	}
+	for _, pr := range p {
+		if want, ok := lines[pr.Path]; !ok || strconv.Itoa(pr.Line) != want {
+			t.Errorf("problem %q at %s line %d; want a path of %v", pr.Message, pr.Path, pr.Line, lines)
 		}
 	}
 }

@@ -60,11 +60,11 @@ clients:
 		{"rate_limit: {rate: 0/s}\n", `rate_limit: rate "0/s" is not N/s`},
 		{"rate_limit: {rate: 5/d}\n", `rate_limit: rate "5/d" is not N/s`},
 		{"rate_limit: {rate: 5/s, burst: -2}\n", "rate_limit: burst -2 is negative"},
-		{"rate_limit: {rate: 5/s, brust: 2}\n", "line"},
+		{"rate_limit: {rate: 5/s, brust: 2}\n", `unknown key "brust" in rate_limit; did you mean burst?`},
 		{"clients:\n  - {id: c, secret: s, services: [\"*\"], rate_limit: {rate: fast}}\n", `clients[0] (c): rate_limit: rate "fast" is not N/s`},
 	} {
 		_, p := parse(t, "services:\n  - {name: s, scopes: {r: {}}}\n"+tc.yaml)
-		if len(p) != 1 || !strings.Contains(p[0], tc.want) {
+		if len(p) != 1 || !strings.Contains(p[0].Message, tc.want) {
 			t.Errorf("%q: problems %q, want exactly one with %q", tc.yaml, p, tc.want)
 		}
 	}

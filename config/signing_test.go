@@ -23,7 +23,7 @@ func TestSigningRotation(t *testing.T) {
 		{`{rotate_every: 720h, kek_file: kek}`, ""},
 	} {
 		cfg, p := parse(t, "signing: "+c.signing+minimal)
-		got := strings.Join(p, "\n")
+		got := strings.Join(p.Messages(), "\n")
 		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
 			t.Errorf("signing %s: problems %q, want %q", c.signing, got, c.want)
 		}

@@ -361,7 +361,9 @@ func (c AccessClaims) MarshalJSON() ([]byte, error) { return c.appendJSON(nil) }
 
 // appendJSON appends the claims as a JSON object: byte for byte what
 // encoding/json writes for the struct's tags (TestAccessClaimsJSON), then
-// the Extra claims.
+// the Extra claims. A field added to AccessClaims must be added here too:
+// TestAccessClaimsEveryField sets every field by reflection and fails
+// until it is.
 func (c *AccessClaims) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, '{')
 	first := true

@@ -117,6 +117,23 @@ func WithEvalBudget(d time.Duration) Option { return func(o *options) { o.budget
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
+// KeyError is a problem with one key of a Spec, as the config writes it:
+// Key (deny_if, claims), and Name, the member of a mapping key (the dept
+// of claims.dept) or "".
+type KeyError struct {
+	Key, Name string
+	Err       error
+}
+
+func (e *KeyError) Error() string {
+	if e.Name != "" {
+		return e.Key + "." + e.Name + ": " + e.Err.Error()
+	}
+	return e.Key + ": " + e.Err.Error()
+}
+
+func (e *KeyError) Unwrap() error { return e.Err }
+
 // Compile checks and compiles spec. Every problem is reported, each
 // naming the key it concerns ("claims.dept: 1:9: undeclared reference to
 // 'x'"); the error joins them (errors.Join), so a caller can list them
@@ -129,24 +146,29 @@ func Compile(spec Spec, opts ...Option) (*Workflow, error) {
 	w := &Workflow{name: spec.Name, message: spec.Message, budget: o.budget}
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	// at is a problem with one key, kept as a value so that the config
+	// can place it on its line.
+	at := func(key, name, format string, args ...any) {
+		errs = append(errs, &KeyError{Key: key, Name: name, Err: fmt.Errorf(format, args...)})
+	}
 
 	if !namePattern.MatchString(spec.Name) {
-		add("name: %q is not a workflow name (letters, digits, '.', '_', '-'; at most 64)", spec.Name)
+		at("name", "", "%q is not a workflow name (letters, digits, '.', '_', '-'; at most 64)", spec.Name)
 	}
 	isCEL := spec.DenyIf != "" || len(spec.Claims) > 0
 	isHook := spec.Webhook != ""
 	switch {
 	case isCEL && isHook:
-		add("webhook: a workflow is either a CEL rule (deny_if, claims) or a webhook, not both")
+		at("webhook", "", "a workflow is either a CEL rule (deny_if, claims) or a webhook, not both")
 	case !isCEL && !isHook:
 		add("needs deny_if (with message), claims, or webhook (with secret)")
 	}
 	if isCEL || !isHook {
 		if spec.DenyIf != "" && spec.Message == "" {
-			add("message: required with deny_if (it is the refusal's reason)")
+			at("message", "", "required with deny_if (it is the refusal's reason)")
 		}
 		if spec.DenyIf == "" && spec.Message != "" {
-			add("message: only goes with deny_if")
+			at("message", "", "only goes with deny_if")
 		}
 		if spec.Secret != "" || spec.Timeout != 0 {
 			add("secret, timeout: only go with webhook")
@@ -155,39 +177,39 @@ func Compile(spec Spec, opts ...Option) (*Workflow, error) {
 	if spec.DenyIf != "" {
 		prg, err := compileExpr(spec.DenyIf, true, o.costLimit)
 		if err != nil {
-			add("deny_if: %w", err)
+			at("deny_if", "", "%w", err)
 		}
 		w.deny = prg
 	}
 	for _, name := range slices.Sorted(maps.Keys(spec.Claims)) {
 		switch {
 		case name == "":
-			add("claims: a claim name is empty")
+			at("claims", "", "a claim name is empty")
 			continue
 		case Reserved(name):
-			add("claims.%s: %q is reserved: the STS sets it (reserved: %s)", name, name, strings.Join(reserved, " "))
+			at("claims", name, "%q is reserved: the STS sets it (reserved: %s)", name, strings.Join(reserved, " "))
 			continue
 		}
 		prg, err := compileExpr(spec.Claims[name], false, o.costLimit)
 		if err != nil {
-			add("claims.%s: %w", name, err)
+			at("claims", name, "%w", err)
 			continue
 		}
 		w.claims = append(w.claims, claimProgram{name: name, prg: prg})
 	}
 	if isHook && !isCEL {
 		if u, err := url.Parse(spec.Webhook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
-			add("webhook: %q is not an http(s) URL without user info or fragment", spec.Webhook)
+			at("webhook", "", "%q is not an http(s) URL without user info or fragment", spec.Webhook)
 		}
 		if spec.Secret == "" {
-			add("secret: required with webhook (it signs X-Idtx-Signature)")
+			at("secret", "", "required with webhook (it signs X-Idtx-Signature)")
 		}
 		timeout := spec.Timeout
 		if timeout == 0 {
 			timeout = DefaultTimeout
 		}
 		if timeout < 0 || timeout > MaxTimeout {
-			add("timeout: %s is outside 0..%s", spec.Timeout, MaxTimeout)
+			at("timeout", "", "%s is outside 0..%s", spec.Timeout, MaxTimeout)
 		}
 		w.hook = &webhook{url: spec.Webhook, secret: []byte(spec.Secret), timeout: timeout, client: defaultClient}
 	}
