@@ -55,7 +55,8 @@ anyone on loopback.
 
 -o json prints the schema of docs/explain.md. Exit codes: 0 the exchange
 succeeds (or succeeded), 3 refused, 2 usage, 1 no such trace, 4 STS
-unreachable.`,
+unreachable, 5 try again later (temporarily_unavailable, or the STS
+answered 503 or 429).`,
 		Example: `  $ idtx explain --subject-token "$(idtx mock token --sub bob)" --audience billing-api --scope billing:read
   $ idtx explain --config sts.yaml --client-id api --client-secret-file secret.txt \
       --subject-token @token.jwt --audience orders-api -o json
