@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
@@ -71,11 +72,12 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 		}
 	}
 	r := &resolvedClient{STS: DefaultSTS}
+	stsFrom := ""
 	switch {
 	case in.STSGiven:
-		r.STS = in.STS
+		r.STS, stsFrom = in.STS, "--sts"
 	case getenv("IDTX_STS") != "":
-		r.STS = getenv("IDTX_STS")
+		r.STS, stsFrom = getenv("IDTX_STS"), "IDTX_STS"
 	case p != nil && p.STS != "":
 		r.STS = p.STS
 	case in.STS != "":
@@ -108,11 +110,11 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 	case getenv("IDTX_CLIENT_SECRET") != "":
 		secret, secretFrom = getenv("IDTX_CLIENT_SECRET"), "IDTX_CLIENT_SECRET"
 	}
-	keyFile := in.KeyFile
+	keyFile, keyFromProfile := in.KeyFile, false
 	method, methodFrom := in.AuthMethod, "--auth-method"
 	if fromProfile {
 		if keyFile == "" {
-			keyFile = p.KeyFile
+			keyFile, keyFromProfile = p.KeyFile, p.KeyFile != ""
 		}
 		if method == "" && p.AuthMethod != "" {
 			method, methodFrom = p.AuthMethod, "profile "+p.Name
@@ -143,7 +145,19 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 		fmt.Fprintf(warn, "idtx: %s says auth_method none, but a secret was given by %s: using client_secret_basic\n", methodFrom, secretFrom)
 		method = oauth.AuthClientSecretBasic
 	}
-	if secret == "" && fromProfile && p.HasSecret && method != oauth.AuthNone && method != oauth.AuthPrivateKeyJWT {
+	storedSecret := secret == "" && fromProfile && p.HasSecret && method != oauth.AuthNone && method != oauth.AuthPrivateKeyJWT
+	if (storedSecret || (keyFromProfile && secret == "")) && stsFrom != "" && !sameOrigin(r.STS, p.STS) {
+		// A stored credential is bound to the STS it was saved for: an
+		// IDTX_STS left over in a shell, or a --sts typed for another
+		// server, must not carry prod's secret there.
+		what := "secret"
+		if !storedSecret {
+			what = "key"
+		}
+		return nil, usageError("profile %s's %s is kept for its STS %s: not sending it to %s (from %s); drop %s, or give the client's secret explicitly with --client-secret-file or IDTX_CLIENT_SECRET",
+			p.Name, what, p.STS, r.STS, stsFrom, stsFrom)
+	}
+	if storedSecret {
 		s, err := p.Secret()
 		if err != nil {
 			return nil, err
@@ -190,6 +204,23 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 	}
 	r.Auth = auth
 	return r, nil
+}
+
+// sameOrigin reports whether two STS URLs are the same origin (RFC 6454
+// §4: scheme, host and port): the server that would receive a secret.
+func sameOrigin(a, b string) bool {
+	origin := func(s string) string {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || u.Host == "" {
+			return "\x00" + s // not a URL: equal only to itself
+		}
+		scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+		if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+			port = ""
+		}
+		return scheme + "://" + host + ":" + port
+	}
+	return origin(a) == origin(b)
 }
 
 // completeWords registers a fixed list of values as the completion of
