@@ -117,5 +117,3 @@ func TestProfileSecretGoesOnlyToItsSTS(t *testing.T) {
 		})
 	}
 }
-
-
