@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/internal/shell"
 	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/stsclient"
 )
@@ -108,7 +109,7 @@ func printCurl(w io.Writer, sts *stsclient.STS, p stsclient.ExchangeParams) erro
 		"subject_token": "$SUBJECT_TOKEN", "actor_token": "$ACTOR_TOKEN",
 		"client_secret": "$IDTX_CLIENT_SECRET", "client_assertion": "$CLIENT_ASSERTION",
 	}
-	lines := []string{"curl -sS -X POST " + shellQuote(sts.TokenEndpoint)}
+	lines := []string{"curl -sS -X POST " + shell.Quote(sts.TokenEndpoint)}
 	if sts.Auth.Method == oauth.AuthClientSecretBasic {
 		// RFC 6749 §2.3.1 form-encodes both parts first; curl -u does not,
 		// which matters only for ids and secrets with reserved characters.
@@ -117,14 +118,19 @@ func printCurl(w io.Writer, sts *stsclient.STS, p stsclient.ExchangeParams) erro
 	lines = append(lines, "  -H 'Accept: application/json'")
 	tokens := false
 	for _, k := range curlOrder(form) {
+		// curl encodes the value, not the name (an @ in it would read a
+		// file): the name goes encoded already.
+		name := url.QueryEscape(k)
 		for _, v := range form[k] {
-			arg := shellQuote(k + "=" + v)
-			if name, ok := vars[k]; ok {
-				arg, tokens = `"`+k+"="+name+`"`, true
+			arg := shell.Quote(name + "=" + v)
+			if variable, ok := vars[k]; ok {
+				arg, tokens = `"`+name+"="+variable+`"`, true
 			}
 			lines = append(lines, "  --data-urlencode "+arg)
 		}
 	}
+	// shell.Quote leaves nothing for safeText to escape: it is a guard
+	// that keeps the terminal safe should that ever change.
 	for i, l := range lines {
 		lines[i] = safeText(l)
 	}
@@ -148,9 +154,6 @@ func curlOrder(form url.Values) []string {
 	}
 	return out
 }
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // shellDouble escapes s for inside double quotes.
 func shellDouble(s string) string {
