@@ -36,6 +36,24 @@ func (c *clientFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&c.keyFile, "key-file", "", "private key (PEM) for private_key_jwt")
 }
 
+// envSTS names the STS of every client command (exchange, introspect,
+// explain --sts, walk --sts) when --sts is not given.
+const envSTS = "IDTX_STS"
+
+// chooseSTS is the STS a client command talks to, the one definition all
+// of them share: --sts when given, else IDTX_STS, else fallback (the
+// profile's, or the flag's default). from is "--sts" or "IDTX_STS" when
+// one of them chose, else "".
+func chooseSTS(flag string, given bool, getenv func(string) string, fallback string) (sts, from string) {
+	switch {
+	case given:
+		return flag, "--sts"
+	case getenv(envSTS) != "":
+		return getenv(envSTS), envSTS
+	}
+	return fallback, ""
+}
+
 // clientInput is what the command line says about the STS and the client:
 // the flag values, and whether --sts was given.
 type clientInput struct {
@@ -72,16 +90,14 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 		}
 	}
 	r := &resolvedClient{STS: DefaultSTS}
-	stsFrom := ""
-	switch {
-	case in.STSGiven:
-		r.STS, stsFrom = in.STS, "--sts"
-	case getenv("IDTX_STS") != "":
-		r.STS, stsFrom = getenv("IDTX_STS"), "IDTX_STS"
-	case p != nil && p.STS != "":
-		r.STS = p.STS
-	case in.STS != "":
-		r.STS = in.STS
+	fallback := in.STS
+	if p != nil && p.STS != "" {
+		fallback = p.STS
+	}
+	var stsFrom string
+	r.STS, stsFrom = chooseSTS(in.STS, in.STSGiven, getenv, fallback)
+	if r.STS == "" {
+		r.STS = DefaultSTS
 	}
 
 	id, idFrom := in.ClientID, "--client-id"

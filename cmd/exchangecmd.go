@@ -180,7 +180,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 			}
 		}
 		if o.verbose && oerr.TraceID != "" {
-			o.printRefusalTrace(ctx, client, endpoint, auth, oerr.TraceID)
+			o.printRefusalTrace(ctx, client, endpoint, auth, oerr)
 		}
 		// The STS's own words, clipped; Run escapes them for the terminal.
 		shown := *oerr

@@ -72,7 +72,7 @@ answered 503 or 429).`,
 	f.StringVar(&o.store, "store", "", "consent store URL, read only (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db)")
 	f.StringVar(&o.at, "at", "", "evaluate at this RFC 3339 instant instead of now")
 	f.StringVarP(&o.output, "output", "o", "text", "output: text or json (docs/explain.md)")
-	f.StringVar(&o.sts, "sts", "", "a running idtx STS whose trace to show (with --trace or --last)")
+	f.StringVar(&o.sts, "sts", "", "a running idtx STS whose trace to show (with --trace or --last; default IDTX_STS)")
 	f.StringVar(&o.traceID, "trace", "", "with --sts: the trace id of an exchange (trace_id of a refusal)")
 	f.BoolVar(&o.last, "last", false, "with --sts: the STS's last exchange")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "with --sts: time limit")
@@ -88,6 +88,9 @@ func runExplain(c *cobra.Command, o *explainOptions) error {
 	}
 	var rec *exchange.Record
 	var err error
+	if o.traceID != "" || o.last {
+		o.sts, _ = chooseSTS(o.sts, c.Flags().Changed("sts"), os.Getenv, "")
+	}
 	if o.sts != "" || o.traceID != "" || o.last {
 		rec, err = o.fetch(c)
 	} else {
@@ -141,7 +144,7 @@ func (o *explainOptions) offline(c *cobra.Command) (*exchange.Record, error) {
 func (o *explainOptions) fetch(c *cobra.Command) (*exchange.Record, error) {
 	switch {
 	case o.sts == "":
-		return nil, usageError("--trace and --last need --sts URL")
+		return nil, usageError("--trace and --last need --sts URL or IDTX_STS")
 	case o.last == (o.traceID != ""):
 		return nil, usageError("with --sts give exactly one of --trace ID or --last")
 	case o.req.subjectToken != "" || o.configFile != "" || o.at != "":

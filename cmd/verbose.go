@@ -72,13 +72,22 @@ func printReceived(w io.Writer, status int, h http.Header, body []byte) {
 
 // printRefusalTrace fetches and prints an idtx STS's trace of a refusal,
 // asking as the client that made the exchange.
-func (o *exchangeOptions) printRefusalTrace(ctx context.Context, client *http.Client, endpoint string, auth stsclient.ClientAuth, id string) {
+func (o *exchangeOptions) printRefusalTrace(ctx context.Context, client *http.Client, endpoint string, auth stsclient.ClientAuth, refusal *oauth.Error) {
+	id := refusal.TraceID
 	var as stsclient.ClientAuth
-	if auth.Secret != "" {
+	// A client refused at the client step is no one to the STS: its
+	// credentials would be refused again. Only an STS whose traces are
+	// open (idtx serve --mock, on loopback) shows that trace.
+	clientRefused := refusal.Code == oauth.CodeInvalidClient
+	if auth.Secret != "" && !clientRefused {
 		as = stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: auth.ClientID, Secret: auth.Secret}
 	}
 	rec, err := exchange.FetchTrace(ctx, client, endpoint, id, as)
-	if err != nil {
+	switch {
+	case err != nil && clientRefused:
+		fmt.Fprintf(o.io.Err, "idtx: trace %s cannot be fetched: the STS shows a trace only to the client that made the exchange, and it refused this client's authentication (invalid_client)\n", safeText(id))
+		return
+	case err != nil:
 		fmt.Fprintf(o.io.Err, "idtx: trace %s: %s\n", safeText(id), errorText(err))
 		return
 	}
