@@ -107,10 +107,19 @@ func runExplain(c *cobra.Command, o *explainOptions) error {
 	} else {
 		printRecord(io.Out, rec, newStyle(io, io.Out))
 	}
+	printFix(io.Err, rec)
 	if rec.Error != nil {
 		return rejectedError(&oauth.Error{Code: rec.Error.Code, Description: rec.Error.Description})
 	}
 	return nil
+}
+
+// printFix says on stderr what would fix a refusal, where idtx knows:
+// the consent grant a consent_required misses.
+func printFix(w io.Writer, rec *exchange.Record) {
+	if fix := rec.ConsentGrant(); fix != "" {
+		fmt.Fprintf(w, "idtx: to grant the missing consent: %s\n", safeText(fix))
+	}
 }
 
 // offline runs the request through a local engine.

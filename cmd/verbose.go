@@ -93,6 +93,7 @@ func (o *exchangeOptions) printRefusalTrace(ctx context.Context, client *http.Cl
 	}
 	fmt.Fprintln(o.io.Err, "the STS's trace of this exchange:")
 	printRecord(o.io.Err, rec, newStyle(o.io, o.io.Err))
+	printFix(o.io.Err, rec)
 }
 
 // printRawJSON prints an STS's JSON answer indented on stdout.
