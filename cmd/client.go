@@ -166,12 +166,11 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 		// A stored credential is bound to the STS it was saved for: an
 		// IDTX_STS left over in a shell, or a --sts typed for another
 		// server, must not carry prod's secret there.
-		what := "secret"
+		what, explicit := "secret is kept for its STS "+p.STS+": not sending it to", "the client's secret explicitly with --client-secret-file or IDTX_CLIENT_SECRET"
 		if !storedSecret {
-			what = "key"
+			what, explicit = "key file is kept for its STS "+p.STS+": not signing for", "the key explicitly with --key-file"
 		}
-		return nil, usageError("profile %s's %s is kept for its STS %s: not sending it to %s (from %s); drop %s, or give the client's secret explicitly with --client-secret-file or IDTX_CLIENT_SECRET",
-			p.Name, what, p.STS, r.STS, stsFrom, stsFrom)
+		return nil, usageError("profile %s's %s %s (from %s); drop %s, or give %s", p.Name, what, r.STS, stsFrom, stsFrom, explicit)
 	}
 	if storedSecret {
 		s, err := p.Secret()
