@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
@@ -33,6 +34,24 @@ func (c *clientFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&c.clientSecretFile, "client-secret-file", "", "file holding the client secret, or - for stdin (default IDTX_CLIENT_SECRET)")
 	f.StringVar(&c.authMethod, "auth-method", "", "client_secret_basic|client_secret_post|private_key_jwt|none (default by what is given)")
 	f.StringVar(&c.keyFile, "key-file", "", "private key (PEM) for private_key_jwt")
+}
+
+// envSTS names the STS of every client command (exchange, introspect,
+// explain --sts, walk --sts) when --sts is not given.
+const envSTS = "IDTX_STS"
+
+// chooseSTS is the STS a client command talks to, the one definition all
+// of them share: --sts when given, else IDTX_STS, else fallback (the
+// profile's, or the flag's default). from is "--sts" or "IDTX_STS" when
+// one of them chose, else "".
+func chooseSTS(flag string, given bool, getenv func(string) string, fallback string) (sts, from string) {
+	switch {
+	case given:
+		return flag, "--sts"
+	case getenv(envSTS) != "":
+		return getenv(envSTS), envSTS
+	}
+	return fallback, ""
 }
 
 // clientInput is what the command line says about the STS and the client:
@@ -71,15 +90,14 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 		}
 	}
 	r := &resolvedClient{STS: DefaultSTS}
-	switch {
-	case in.STSGiven:
-		r.STS = in.STS
-	case getenv("IDTX_STS") != "":
-		r.STS = getenv("IDTX_STS")
-	case p != nil && p.STS != "":
-		r.STS = p.STS
-	case in.STS != "":
-		r.STS = in.STS
+	fallback := in.STS
+	if p != nil && p.STS != "" {
+		fallback = p.STS
+	}
+	var stsFrom string
+	r.STS, stsFrom = chooseSTS(in.STS, in.STSGiven, getenv, fallback)
+	if r.STS == "" {
+		r.STS = DefaultSTS
 	}
 
 	id, idFrom := in.ClientID, "--client-id"
@@ -108,11 +126,11 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 	case getenv("IDTX_CLIENT_SECRET") != "":
 		secret, secretFrom = getenv("IDTX_CLIENT_SECRET"), "IDTX_CLIENT_SECRET"
 	}
-	keyFile := in.KeyFile
+	keyFile, keyFromProfile := in.KeyFile, false
 	method, methodFrom := in.AuthMethod, "--auth-method"
 	if fromProfile {
 		if keyFile == "" {
-			keyFile = p.KeyFile
+			keyFile, keyFromProfile = p.KeyFile, p.KeyFile != ""
 		}
 		if method == "" && p.AuthMethod != "" {
 			method, methodFrom = p.AuthMethod, "profile "+p.Name
@@ -143,7 +161,18 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 		fmt.Fprintf(warn, "idtx: %s says auth_method none, but a secret was given by %s: using client_secret_basic\n", methodFrom, secretFrom)
 		method = oauth.AuthClientSecretBasic
 	}
-	if secret == "" && fromProfile && p.HasSecret && method != oauth.AuthNone && method != oauth.AuthPrivateKeyJWT {
+	storedSecret := secret == "" && fromProfile && p.HasSecret && method != oauth.AuthNone && method != oauth.AuthPrivateKeyJWT
+	if (storedSecret || (keyFromProfile && secret == "")) && stsFrom != "" && !sameOrigin(r.STS, p.STS) {
+		// A stored credential is bound to the STS it was saved for: an
+		// IDTX_STS left over in a shell, or a --sts typed for another
+		// server, must not carry prod's secret there.
+		what, explicit := "secret is kept for its STS "+p.STS+": not sending it to", "the client's secret explicitly with --client-secret-file or IDTX_CLIENT_SECRET"
+		if !storedSecret {
+			what, explicit = "key file is kept for its STS "+p.STS+": not signing for", "the key explicitly with --key-file"
+		}
+		return nil, usageError("profile %s's %s %s (from %s); drop %s, or give %s", p.Name, what, r.STS, stsFrom, stsFrom, explicit)
+	}
+	if storedSecret {
 		s, err := p.Secret()
 		if err != nil {
 			return nil, err
@@ -190,6 +219,23 @@ func resolveClient(in clientInput, getenv func(string) string, stdin io.Reader, 
 	}
 	r.Auth = auth
 	return r, nil
+}
+
+// sameOrigin reports whether two STS URLs are the same origin (RFC 6454
+// §4: scheme, host and port): the server that would receive a secret.
+func sameOrigin(a, b string) bool {
+	origin := func(s string) string {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || u.Host == "" {
+			return "\x00" + s // not a URL: equal only to itself
+		}
+		scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+		if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+			port = ""
+		}
+		return scheme + "://" + host + ":" + port
+	}
+	return origin(a) == origin(b)
 }
 
 // completeWords registers a fixed list of values as the completion of

@@ -29,6 +29,9 @@ func TestResolveClient(t *testing.T) {
 	if _, err := profile.Add(&profile.Profile{Name: "pub", STS: "https://pub.example", ClientID: "pubc", AuthMethod: "none"}, "", ""); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := profile.Add(&profile.Profile{Name: "pk", STS: "https://pk.example", ClientID: "pkc", AuthMethod: "private_key_jwt", KeyFile: filepath.Join(dir, "pk.pem")}, "", ""); err != nil {
+		t.Fatal(err)
+	}
 	type want struct {
 		sts, id, method, secret string
 		demo                    bool
@@ -43,7 +46,11 @@ func TestResolveClient(t *testing.T) {
 		{"nothing: demo client, default STS", clientInput{STS: DefaultSTS}, nil, want{sts: DefaultSTS, demo: true}},
 		{"IDTX_STS beats the default", clientInput{STS: DefaultSTS}, map[string]string{"IDTX_STS": "https://env.example"}, want{sts: "https://env.example", demo: true}},
 		{"--sts beats IDTX_STS", clientInput{STS: "https://flag.example", STSGiven: true}, map[string]string{"IDTX_STS": "https://env.example"}, want{sts: "https://flag.example", demo: true}},
-		{"IDTX_STS beats the profile", clientInput{Profile: "p"}, map[string]string{"IDTX_STS": "https://env.example"}, want{sts: "https://env.example", id: "pc", method: "client_secret_post", secret: "profile-secret"}},
+		{"IDTX_STS beats the profile, not for its stored secret", clientInput{Profile: "p"}, map[string]string{"IDTX_STS": "https://env.example"}, want{err: "profile p's secret is kept for its STS https://profile.example: not sending it to https://env.example (from IDTX_STS); drop IDTX_STS, or give the client's secret explicitly with --client-secret-file or IDTX_CLIENT_SECRET"}},
+		{"IDTX_STS at the profile's origin keeps its secret", clientInput{Profile: "p"}, map[string]string{"IDTX_STS": "https://PROFILE.example:443/token"}, want{sts: "https://PROFILE.example:443/token", id: "pc", method: "client_secret_post", secret: "profile-secret"}},
+		{"IDTX_STS beats the profile with a secret given", clientInput{Profile: "p"}, map[string]string{"IDTX_STS": "https://env.example", "IDTX_CLIENT_SECRET": "env-secret"}, want{sts: "https://env.example", id: "pc", method: "client_secret_post", secret: "env-secret"}},
+		{"a profile's key file is bound to its STS too", clientInput{Profile: "pk"}, map[string]string{"IDTX_STS": "https://env.example"}, want{err: "profile pk's key file is kept for its STS https://pk.example: not signing for https://env.example (from IDTX_STS)"}},
+		{"--sts on another port is another STS", clientInput{Profile: "p", STS: "https://profile.example:8443", STSGiven: true}, nil, want{err: "profile p's secret is kept for its STS https://profile.example: not sending it to https://profile.example:8443 (from --sts)"}},
 		{"profile gives all", clientInput{Profile: "p"}, nil, want{sts: "https://profile.example", id: "pc", method: "client_secret_post", secret: "profile-secret"}},
 		{"env secret beats the profile's", clientInput{Profile: "p"}, map[string]string{"IDTX_CLIENT_SECRET": "env-secret"}, want{sts: "https://profile.example", id: "pc", method: "client_secret_post", secret: "env-secret"}},
 		{"flag secret beats env", clientInput{Profile: "p", ClientSecretFile: secretFile}, map[string]string{"IDTX_CLIENT_SECRET": "env-secret"}, want{sts: "https://profile.example", id: "pc", method: "client_secret_post", secret: "flag-secret"}},

@@ -80,7 +80,8 @@ Secrets never come from a plain flag: use --client-secret-file, the
 IDTX_CLIENT_SECRET variable, or a profile (docs/cli.md).
 
 Exit codes: 0 issued, 2 usage, 3 the STS refused (its error on stderr),
-4 unreachable or not an OAuth answer.`,
+4 unreachable or not an OAuth answer, 5 try again later (503, 429,
+temporarily_unavailable, slow_down; Retry-After on stderr).`,
 		Example: `  $ idtx exchange --subject-token "$(idtx mock token --sub alice)" --audience billing-api --scope billing:read
   $ idtx exchange --sts https://keycloak.example/realms/x --client-id api --client-secret-file secret.txt \
       --subject-token - --subject-token-type access_token --audience orders -o json < token.txt
@@ -179,7 +180,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 			}
 		}
 		if o.verbose && oerr.TraceID != "" {
-			o.printRefusalTrace(ctx, client, endpoint, auth, oerr.TraceID)
+			o.printRefusalTrace(ctx, client, endpoint, auth, oerr)
 		}
 		// The STS's own words, clipped; Run escapes them for the terminal.
 		shown := *oerr

@@ -55,7 +55,8 @@ anyone on loopback.
 
 -o json prints the schema of docs/explain.md. Exit codes: 0 the exchange
 succeeds (or succeeded), 3 refused, 2 usage, 1 no such trace, 4 STS
-unreachable.`,
+unreachable, 5 try again later (temporarily_unavailable, or the STS
+answered 503 or 429).`,
 		Example: `  $ idtx explain --subject-token "$(idtx mock token --sub bob)" --audience billing-api --scope billing:read
   $ idtx explain --config sts.yaml --client-id api --client-secret-file secret.txt \
       --subject-token @token.jwt --audience orders-api -o json
@@ -71,7 +72,7 @@ unreachable.`,
 	f.StringVar(&o.store, "store", "", "consent store URL, read only (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db)")
 	f.StringVar(&o.at, "at", "", "evaluate at this RFC 3339 instant instead of now")
 	f.StringVarP(&o.output, "output", "o", "text", "output: text or json (docs/explain.md)")
-	f.StringVar(&o.sts, "sts", "", "a running idtx STS whose trace to show (with --trace or --last)")
+	f.StringVar(&o.sts, "sts", "", "a running idtx STS whose trace to show (with --trace or --last; default IDTX_STS)")
 	f.StringVar(&o.traceID, "trace", "", "with --sts: the trace id of an exchange (trace_id of a refusal)")
 	f.BoolVar(&o.last, "last", false, "with --sts: the STS's last exchange")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "with --sts: time limit")
@@ -87,6 +88,9 @@ func runExplain(c *cobra.Command, o *explainOptions) error {
 	}
 	var rec *exchange.Record
 	var err error
+	if o.traceID != "" || o.last {
+		o.sts, _ = chooseSTS(o.sts, c.Flags().Changed("sts"), os.Getenv, "")
+	}
 	if o.sts != "" || o.traceID != "" || o.last {
 		rec, err = o.fetch(c)
 	} else {
@@ -103,10 +107,19 @@ func runExplain(c *cobra.Command, o *explainOptions) error {
 	} else {
 		printRecord(io.Out, rec, newStyle(io, io.Out))
 	}
+	printFix(io.Err, rec)
 	if rec.Error != nil {
 		return rejectedError(&oauth.Error{Code: rec.Error.Code, Description: rec.Error.Description})
 	}
 	return nil
+}
+
+// printFix says on stderr what would fix a refusal, where idtx knows:
+// the consent grant a consent_required misses.
+func printFix(w io.Writer, rec *exchange.Record) {
+	if fix := rec.ConsentGrant(); fix != "" {
+		fmt.Fprintf(w, "idtx: to grant the missing consent: %s\n", safeText(fix))
+	}
 }
 
 // offline runs the request through a local engine.
@@ -140,7 +153,7 @@ func (o *explainOptions) offline(c *cobra.Command) (*exchange.Record, error) {
 func (o *explainOptions) fetch(c *cobra.Command) (*exchange.Record, error) {
 	switch {
 	case o.sts == "":
-		return nil, usageError("--trace and --last need --sts URL")
+		return nil, usageError("--trace and --last need --sts URL or IDTX_STS")
 	case o.last == (o.traceID != ""):
 		return nil, usageError("with --sts give exactly one of --trace ID or --last")
 	case o.req.subjectToken != "" || o.configFile != "" || o.at != "":

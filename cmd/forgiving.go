@@ -127,7 +127,7 @@ func friendlyNetError(err error, addr string, timeout time.Duration) error {
 		return &friendly{fmt.Sprintf("no answer from %s within %s (raise --timeout if it is slow)", host, timeout), err}
 	case errors.As(err, &ua) || strings.Contains(err.Error(), "certificate signed by unknown authority"):
 		return &friendly{fmt.Sprintf("%s presents a certificate signed by an authority this system does not trust: give its CA certificate with --cacert FILE", host), err}
-	case errors.Is(err, syscall.ECONNREFUSED) && strings.TrimSuffix(addr, "/") == DefaultSTS && os.Getenv("IDTX_STS") == "":
+	case errors.Is(err, syscall.ECONNREFUSED) && strings.TrimSuffix(addr, "/") == DefaultSTS && os.Getenv(envSTS) == "":
 		return &friendly{fmt.Sprintf("nothing listens on %s, the default --sts: start the mock with `idtx serve --mock`, or name an STS with --sts or IDTX_STS", host), err}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &friendly{fmt.Sprintf("nothing listens on %s (connection refused): is the STS running, and is the address right?", host), err}

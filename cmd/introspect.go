@@ -43,7 +43,7 @@ serves its audience; to any other client every token is inactive.
 
 Exit codes: 0 active, 3 not active or the STS refused (with -o json the
 answer or the OAuth error object is still printed on stdout), 2 usage,
-4 unreachable.`,
+4 unreachable, 5 try again later.`,
 		Example: `  $ T=$(idtx exchange --subject-token "$(idtx mock token)" --audience orders-api)
   $ idtx introspect "$T"
   $ idtx introspect @token.jwt --profile corp -o text`,

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/idtx/idtx/stsclient"
 )
 
 // Exit codes (docs/cli.md).
@@ -21,6 +23,7 @@ const (
 	ExitUsage       = 2
 	ExitRejected    = 3
 	ExitUnreachable = 4
+	ExitRetry       = 5
 )
 
 // exitError carries an exit code with the error to print.
@@ -57,8 +60,26 @@ func Run(ctx context.Context, args []string, io *IO) int {
 		return ExitOK
 	}
 	fmt.Fprintf(io.Err, "idtx: %s\n", errorText(err))
+	code := exitCode(err)
+	if code == ExitRetry {
+		if _, after := stsclient.Retryable(err); after > 0 {
+			fmt.Fprintf(io.Err, "idtx: try again later: the STS asks to wait %s (Retry-After)\n", after)
+		} else {
+			fmt.Fprintln(io.Err, "idtx: try again later (the STS sent no Retry-After)")
+		}
+	}
+	return code
+}
+
+// exitCode maps an error to its exit code (docs/cli.md), the one place
+// that does. An STS answer that says to come back later (503, 429,
+// temporarily_unavailable, slow_down) is ExitRetry whatever the command
+// made of it, so a script can tell "try again" from "no".
+func exitCode(err error) int {
 	var ee *exitError
-	switch {
+	switch retry, _ := stsclient.Retryable(err); {
+	case retry:
+		return ExitRetry
 	case errors.As(err, &ee):
 		return ee.code
 	case isCobraUsage(err):

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/internal/shell"
 	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/stsclient"
 )
@@ -71,18 +72,28 @@ func printReceived(w io.Writer, status int, h http.Header, body []byte) {
 
 // printRefusalTrace fetches and prints an idtx STS's trace of a refusal,
 // asking as the client that made the exchange.
-func (o *exchangeOptions) printRefusalTrace(ctx context.Context, client *http.Client, endpoint string, auth stsclient.ClientAuth, id string) {
+func (o *exchangeOptions) printRefusalTrace(ctx context.Context, client *http.Client, endpoint string, auth stsclient.ClientAuth, refusal *oauth.Error) {
+	id := refusal.TraceID
 	var as stsclient.ClientAuth
-	if auth.Secret != "" {
+	// A client refused at the client step is no one to the STS: its
+	// credentials would be refused again. Only an STS whose traces are
+	// open (idtx serve --mock, on loopback) shows that trace.
+	clientRefused := refusal.Code == oauth.CodeInvalidClient
+	if auth.Secret != "" && !clientRefused {
 		as = stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: auth.ClientID, Secret: auth.Secret}
 	}
 	rec, err := exchange.FetchTrace(ctx, client, endpoint, id, as)
-	if err != nil {
+	switch {
+	case err != nil && clientRefused:
+		fmt.Fprintf(o.io.Err, "idtx: trace %s cannot be fetched: the STS shows a trace only to the client that made the exchange, and it refused this client's authentication (invalid_client)\n", safeText(id))
+		return
+	case err != nil:
 		fmt.Fprintf(o.io.Err, "idtx: trace %s: %s\n", safeText(id), errorText(err))
 		return
 	}
 	fmt.Fprintln(o.io.Err, "the STS's trace of this exchange:")
 	printRecord(o.io.Err, rec, newStyle(o.io, o.io.Err))
+	printFix(o.io.Err, rec)
 }
 
 // printRawJSON prints an STS's JSON answer indented on stdout.
@@ -108,7 +119,7 @@ func printCurl(w io.Writer, sts *stsclient.STS, p stsclient.ExchangeParams) erro
 		"subject_token": "$SUBJECT_TOKEN", "actor_token": "$ACTOR_TOKEN",
 		"client_secret": "$IDTX_CLIENT_SECRET", "client_assertion": "$CLIENT_ASSERTION",
 	}
-	lines := []string{"curl -sS -X POST " + shellQuote(sts.TokenEndpoint)}
+	lines := []string{"curl -sS -X POST " + shell.Quote(sts.TokenEndpoint)}
 	if sts.Auth.Method == oauth.AuthClientSecretBasic {
 		// RFC 6749 §2.3.1 form-encodes both parts first; curl -u does not,
 		// which matters only for ids and secrets with reserved characters.
@@ -117,14 +128,19 @@ func printCurl(w io.Writer, sts *stsclient.STS, p stsclient.ExchangeParams) erro
 	lines = append(lines, "  -H 'Accept: application/json'")
 	tokens := false
 	for _, k := range curlOrder(form) {
+		// curl encodes the value, not the name (an @ in it would read a
+		// file): the name goes encoded already.
+		name := url.QueryEscape(k)
 		for _, v := range form[k] {
-			arg := shellQuote(k + "=" + v)
-			if name, ok := vars[k]; ok {
-				arg, tokens = `"`+k+"="+name+`"`, true
+			arg := shell.Quote(name + "=" + v)
+			if variable, ok := vars[k]; ok {
+				arg, tokens = `"`+name+"="+variable+`"`, true
 			}
 			lines = append(lines, "  --data-urlencode "+arg)
 		}
 	}
+	// shell.Quote leaves nothing for safeText to escape: it is a guard
+	// that keeps the terminal safe should that ever change.
 	for i, l := range lines {
 		lines[i] = safeText(l)
 	}
@@ -148,9 +164,6 @@ func curlOrder(form url.Values) []string {
 	}
 	return out
 }
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // shellDouble escapes s for inside double quotes.
 func shellDouble(s string) string {

@@ -19,8 +19,12 @@ type walkOptions struct {
 	run func(m tea.Model) error
 }
 
-func newWalkCmd(io *IO) *cobra.Command {
-	o := &walkOptions{explainOptions: explainOptions{req: exchangeOptions{io: io}}}
+func newWalkCmd(io *IO) *cobra.Command { return newWalkCmdWith(io, nil) }
+
+// newWalkCmdWith is newWalkCmd with run, when set, given the model instead
+// of a terminal (tests).
+func newWalkCmdWith(io *IO, run func(m tea.Model) error) *cobra.Command {
+	o := &walkOptions{explainOptions: explainOptions{req: exchangeOptions{io: io}}, run: run}
 	c := &cobra.Command{
 		Use:   "walk --subject-token T [flags] | walk --sts URL",
 		Short: "Walk the exchange flowchart step by step in the terminal",
@@ -46,7 +50,7 @@ trace as text or JSON anywhere (docs/explain.md).`,
 	f.StringVar(&o.configFile, "config", "", "server config file (YAML) (default: the mock's)")
 	f.StringVar(&o.store, "store", "", "consent store URL; c grants in it (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db; one that does not exist is not created)")
 	f.StringVar(&o.at, "at", "", "evaluate at this RFC 3339 instant instead of now")
-	f.StringVar(&o.sts, "sts", "", "list the exchanges of a running idtx STS instead")
+	f.StringVar(&o.sts, "sts", "", "list the exchanges of a running idtx STS instead (default IDTX_STS when no request is given)")
 	f.StringVar(&o.cacert, "cacert", "", "with --sts: PEM file of CA certificates to trust")
 	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
 	completeWords(c, authMethods, "auth-method")
@@ -59,6 +63,11 @@ func runWalk(c *cobra.Command, o *walkOptions) error {
 		return usageError("walk needs a terminal on stdin and stdout; 'idtx explain' (same flags) prints the same trace as text or -o json")
 	}
 	var model tea.Model
+	if o.req.subjectToken == "" && o.configFile == "" && o.at == "" {
+		// No request to walk: IDTX_STS names an STS to watch, as it names
+		// the STS of every client command.
+		o.sts, _ = chooseSTS(o.sts, c.Flags().Changed("sts"), os.Getenv, "")
+	}
 	if o.sts != "" {
 		if o.req.subjectToken != "" || o.configFile != "" || o.at != "" {
 			return usageError("--sts lists the STS's own exchanges: it takes no request, --config or --at")

@@ -149,10 +149,10 @@ func (e *Engine) stepTarget(_ context.Context, s *State) Outcome {
 		for _, t := range kind.values {
 			svc, ok := e.targets[t]
 			if !ok {
-				return fail(ErrInvalidTarget("%s %q is not a registered service", kind.name, clipText(t)))
+				return fail(ErrInvalidTarget("%s %q is not a registered service; client %s %s", kind.name, clipText(t), s.Client.ID, e.mayExchangeFor(s.Client)))
 			}
 			if !s.Client.MayUse(svc.Name) {
-				return fail(ErrInvalidTarget("client %s may not exchange for service %s", s.Client.ID, svc.Name))
+				return fail(ErrInvalidTarget("client %s may not exchange for service %s; it %s", s.Client.ID, svc.Name, e.mayExchangeFor(s.Client)))
 			}
 			if !slices.Contains(s.Services, svc) {
 				s.Services = append(s.Services, svc)
@@ -164,6 +164,28 @@ func (e *Engine) stepTarget(_ context.Context, s *State) Outcome {
 		names[i] = svc.Name
 	}
 	return pass("target: "+strings.Join(names, ", "), map[string]string{EvidenceServices: strings.Join(names, " ")})
+}
+
+// mayExchangeFor tells a client that named a target it may not have which
+// ones it may: its own list and nothing more (not the other services, not
+// other clients'). The client step ran first, so c has authenticated;
+// a request that did not is refused there and hears no list.
+func (e *Engine) mayExchangeFor(c *Client) string {
+	var names []string
+	for _, svc := range e.services {
+		if !c.MayUse(svc.Name) {
+			continue
+		}
+		if svc.Audience != svc.Name {
+			names = append(names, svc.Name+" (audience "+svc.Audience+")")
+		} else {
+			names = append(names, svc.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "may exchange for no service"
+	}
+	return "may exchange for: " + strings.Join(names, ", ")
 }
 
 // stepSubject validates the subject token with the configuration of the

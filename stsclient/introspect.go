@@ -7,8 +7,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-
-	"github.com/idtx/idtx/oauth"
 )
 
 // Introspect asks an STS's introspection endpoint about token (RFC 7662
@@ -49,12 +47,7 @@ func (s *STS) Introspect(ctx context.Context, endpoint, token string) (map[strin
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
 	if resp.StatusCode != http.StatusOK {
-		var oerr oauth.Error
-		if isJSON && json.Unmarshal(body, &oerr) == nil && oerr.Code != "" {
-			oerr.Status = resp.StatusCode
-			return nil, body, &oerr
-		}
-		return nil, body, &UnreachableError{URL: endpoint, Status: resp.StatusCode, Excerpt: excerpt(body)}
+		return nil, body, answerError(endpoint, resp, body, isJSON, s.now())
 	}
 	var answer map[string]any
 	if !isJSON || json.Unmarshal(body, &answer) != nil {

@@ -76,6 +76,8 @@ type UnreachableError struct {
 	Status  int    // 0 when there was no answer
 	Excerpt string // the start of a non-OAuth answer
 	Err     error
+	// RetryAfter is the wait a 503 or 429 asked for (Retry-After).
+	RetryAfter time.Duration
 }
 
 func (e *UnreachableError) Error() string {
@@ -197,11 +199,7 @@ func (s *STS) assertion() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	t := now()
+	t := s.now()
 	claims := jwt.RegisteredClaims{
 		Issuer:    s.Auth.ClientID,
 		Subject:   s.Auth.ClientID,
@@ -211,6 +209,13 @@ func (s *STS) assertion() (string, error) {
 		ID:        newJTI(),
 	}
 	return jwt.NewWithClaims(method, claims).SignedString(s.Auth.Key)
+}
+
+func (s *STS) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // SigningMethodFor picks the JWS algorithm by key type: RS256 for RSA,
@@ -272,12 +277,7 @@ func (s *STS) Exchange(ctx context.Context, p ExchangeParams) (*oauth.Result, []
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
 	if resp.StatusCode != http.StatusOK {
-		var oerr oauth.Error
-		if isJSON && json.Unmarshal(body, &oerr) == nil && oerr.Code != "" {
-			oerr.Status = resp.StatusCode
-			return nil, body, &oerr
-		}
-		return nil, body, &UnreachableError{URL: s.TokenEndpoint, Status: resp.StatusCode, Excerpt: excerpt(body)}
+		return nil, body, answerError(s.TokenEndpoint, resp, body, isJSON, s.now())
 	}
 	var res oauth.Result
 	if !isJSON || json.Unmarshal(body, &res) != nil || res.AccessToken == "" {

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/idtx/idtx/oauth"
 )
@@ -35,15 +36,10 @@ func GetJSON(ctx context.Context, client *http.Client, u string, auth ClientAuth
 		return &UnreachableError{URL: u, Err: err}
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt != "application/json" {
-		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
-	}
 	if resp.StatusCode != http.StatusOK {
-		var oerr oauth.Error
-		if json.Unmarshal(body, &oerr) == nil && oerr.Code != "" {
-			oerr.Status = resp.StatusCode
-			return &oerr
-		}
+		return answerError(u, resp, body, mt == "application/json", time.Now())
+	}
+	if mt != "application/json" {
 		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
 	}
 	if err := json.Unmarshal(body, v); err != nil {

@@ -129,6 +129,9 @@ func (m *Model) openRecord(r *exchange.Record) {
 		m.cursor = len(r.Steps) - 1
 	}
 	m.status = "trace " + r.ID + " (read only): esc for the list"
+	if fix := m.liveFix(); fix != "" {
+		m.status = "trace " + r.ID + ": to grant the missing consent, run " + fix + " (esc for the list)"
+	}
 }
 
 func (m Model) listLines(w int) []string {

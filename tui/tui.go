@@ -219,6 +219,9 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case "n", "r", "e", "c":
 		if m.readOnly() {
 			m.status = "a live trace is read only: esc for the list"
+			if fix := m.liveFix(); fix != "" {
+				m.status = "a live trace is read only: to grant the missing consent, run " + fix
+			}
 			return m, nil
 		}
 		switch k.String() {
@@ -238,6 +241,14 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 }
 
 func (m *Model) readOnly() bool { return m.engine == nil }
+
+// liveFix is the consent grant that would fix the open live trace, or "".
+func (m *Model) liveFix() string {
+	if m.live == nil {
+		return ""
+	}
+	return m.live.open.ConsentGrant()
+}
 
 // startGrant asks to record the consent the failed consent step misses.
 func (m *Model) startGrant() {
