@@ -210,7 +210,7 @@ func TestSQLiteMigratesSchema1(t *testing.T) {
 
 func TestSQLiteRefusesUnknownSchemas(t *testing.T) {
 	for name, c := range map[string]struct{ script, err string }{
-		"newer version":   {`PRAGMA user_version = 99`, "schema version 99 is newer than this idtx knows (3)"},
+		"newer version":   {`PRAGMA user_version = 99`, "schema version 99 is newer than this idtx knows (4)"},
 		"unknown version": {`PRAGMA user_version = 1`, "unknown schema version 1"},
 		"foreign table":   {`CREATE TABLE consents (who TEXT, what TEXT)`, "table consents has unknown columns (who, what)"},
 	} {
