@@ -179,8 +179,6 @@ func (o *keysOptions) rotate(c *cobra.Command) error {
 			return usageError("--at %s is less than %s from now: resource servers that cached /jwks would refuse the new key's tokens; sign from %s or later, or add --insecure-sign-unpublished",
 				at.UTC().Format(time.RFC3339), keyset.PublishLead, now.Add(keyset.PublishLead).UTC().Truncate(time.Second).Format(time.RFC3339))
 		}
-		fmt.Fprintf(o.io.Err, "idtx: warning: the new key signs from %s, less than %s from now: a resource server that cached /jwks before servers show the key refuses its tokens until %s\n",
-			later(at, now).UTC().Format(time.RFC3339), keyset.PublishLead, now.Add(keyset.PublishLead).UTC().Format(time.RFC3339))
 	}
 	if alg == "" {
 		switch {
@@ -199,6 +197,10 @@ func (o *keysOptions) rotate(c *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	if k.SignsFrom.Before(now.Add(keyset.PublishLead)) && len(recs) > 0 {
+		fmt.Fprintf(o.io.Err, "idtx: warning: the new key signs from %s, less than %s from now: a resource server that cached /jwks before servers show the key refuses its tokens until %s\n",
+			k.SignsFrom.UTC().Format(time.RFC3339), keyset.PublishLead, now.Add(keyset.PublishLead).UTC().Format(time.RFC3339))
+	}
 	if len(recs) == 0 {
 		fmt.Fprintf(o.io.Err, "added key %s (%s): published from now, signs from %s\n", k.ID, k.Alg, k.SignsFrom.UTC().Format(time.RFC3339))
 	} else {
@@ -212,13 +214,6 @@ func (o *keysOptions) rotate(c *cobra.Command) error {
 	}
 	fmt.Fprintln(o.io.Out, k.ID)
 	return nil
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // keyRow is one key as `keys list -o json` prints it.

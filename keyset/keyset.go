@@ -243,6 +243,11 @@ func add(ctx context.Context, tx Tx, recs []Record, key crypto.Signer, alg strin
 		return Key{}, err
 	}
 	life = max(life, p.MaxTokenLifetime)
+	if len(recs) > 0 {
+		// Two keys that sign from the same second leave no order between
+		// them: the new one starts after the one it takes over from.
+		at = later(at, newest(recs).SignsFrom.Add(time.Second))
+	}
 	if key == nil {
 		var err error
 		if key, err = Generate(alg); err != nil {
