@@ -273,3 +273,22 @@ func TestKeysRotateAtInThePast(t *testing.T) {
 		t.Errorf("stderr does not say the key signs from %s:\n%s", rows[1].SignsFrom.UTC().Format(time.RFC3339), errOut)
 	}
 }
+
+// config init names the IDP after its host, or its path when the host is
+// an address, never after a number.
+func TestIDPName(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://login.example.com/realms/corp": "login",
+		"http://127.0.0.1:5556/dex":             "dex",
+		"http://[::1]:5556/dex/":                "dex",
+		"http://localhost:8080/realms/Corp":     "corp",
+		"http://127.0.0.1:8080":                 "",
+		"http://10.0.0.1/2024":                  "",
+		"https://accounts.google.com":           "accounts",
+	} {
+		u, _ := url.Parse(in)
+		if got := idpName(u); got != want {
+			t.Errorf("idpName(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
