@@ -34,8 +34,11 @@ type keysOptions struct {
 // --config, an old key stays published this long after it stops signing.
 const maxTokenLifetime = 24 * time.Hour
 
-func newKeysCmd(io *IO) *cobra.Command {
-	o := &keysOptions{io: io, now: time.Now}
+func newKeysCmd(io *IO) *cobra.Command { return newKeysCmdWith(&keysOptions{io: io, now: time.Now}) }
+
+// newKeysCmdWith is newKeysCmd with o's clock (tests run a rotation as of
+// a later time).
+func newKeysCmdWith(o *keysOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "keys",
 		Short: "Manage the STS's signing keys kept in the store",

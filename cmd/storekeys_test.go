@@ -292,3 +292,65 @@ func TestIDPName(t *testing.T) {
 		}
 	}
 }
+
+// rotateAt runs `idtx keys rotate args...` as of now.
+func rotateAt(t *testing.T, now time.Time, args ...string) {
+	t.Helper()
+	var out, errOut strings.Builder
+	c := newKeysCmdWith(&keysOptions{io: &IO{In: strings.NewReader(""), Out: &out, Err: &errOut}, now: func() time.Time { return now }})
+	c.SetArgs(append([]string{"rotate"}, args...))
+	c.SilenceErrors, c.SilenceUsage = true, true
+	if err := c.ExecuteContext(t.Context()); err != nil {
+		t.Fatalf("keys rotate as of %s: %v\n%s", now, err, errOut.String())
+	}
+}
+
+// The scenario of a replica with token_lifetime 1h beside a config with
+// 5m: the 1h replica issues T1; `keys rotate --config cfg-5m.yaml` twice,
+// the second twelve minutes later, once deleted T1's key (its retirement
+// counted with 5m). A replica reading the store then still publishes the
+// key, introspects T1 as active and takes it as a subject token.
+func TestRotationsByAShortLifetimeKeepALongLivedToken(t *testing.T) {
+	r := newReplicaSetup(t)
+	cfg, _ := os.ReadFile(r.config)
+	long := filepath.Join(filepath.Dir(r.config), "sts-1h.yaml")
+	os.WriteFile(long, []byte(strings.Replace(string(cfg), "token_lifetime: 5m", "token_lifetime: 1h", 1)), 0o600)
+	store := "sqlite:" + filepath.Join(t.TempDir(), "idtx.db")
+	a := startReplica(t, "--config", long, "--store", store)
+	if _, errOut, code := run(t, "consent", "grant", "--store", store, "--idp", "mock", "--user", "alice", "--service", "billing-api", "--scope", "billing:read"); code != 0 {
+		t.Fatalf("consent grant: exit %d %s", code, errOut)
+	}
+	status, body := postToken(t, a, exchangeForm(mockSubject(t, "alice")), "demo-client", "demo-secret")
+	if status != 200 {
+		t.Fatalf("T1: %d %v", status, body)
+	}
+	t1 := body["access_token"].(string)
+	k1 := jwksKid(t, a)
+
+	now := time.Now()
+	rotateAt(t, now, "--config", r.config, "--store", store)
+	rotateAt(t, now.Add(12*time.Minute), "--config", r.config, "--store", store)
+
+	b := startReplica(t, "--config", long, "--store", store)
+	if kids := jwksKids(t, b); len(kids) != 3 || kids[0] != k1 {
+		t.Fatalf("/jwks after the rotations: %v, want T1's key %s first of 3", kids, k1)
+	}
+	form := url.Values{"token": {t1}}
+	req, _ := http.NewRequest(http.MethodPost, b+"/introspect", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("demo-client", "demo-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var intro map[string]any
+	json.NewDecoder(resp.Body).Decode(&intro)
+	resp.Body.Close()
+	if intro["active"] != true {
+		t.Fatalf("introspect T1: %d %v", resp.StatusCode, intro)
+	}
+	chained := exchangeForm(t1, "subject_token_type", "urn:ietf:params:oauth:token-type:access_token")
+	if status, body := postToken(t, b, chained, "demo-client", "demo-secret"); status != 200 {
+		t.Fatalf("T1 chained: %d %v", status, body)
+	}
+}
