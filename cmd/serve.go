@@ -202,6 +202,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	keyFile := exchange.SigningKeyFile(cfg, keyHome)
 	if opts.Keys != nil {
+		if opts.KEK != nil {
+			if err := warnPlaintextKeys(ctx, o.io, opts.Keys); err != nil {
+				return err
+			}
+		}
 		keyFile = "the store's key set (signing now: kid " + engine.Signer().KeyID() + ")"
 		go engine.Signer().Run(ctx, keyset.RefreshInterval, func(err error) {
 			log.Warn("signing keys: cannot read the key set; signing with the keys already read", "err", err)
@@ -261,6 +266,24 @@ func runServe(ctx context.Context, o *serveOptions) error {
 func warnNoKEK(io *IO) {
 	fmt.Fprintf(io.Err, "idtx: warning: signing keys are stored unencrypted in the store; "+
 		"set signing.kek_file or %s (base64 of 32 random bytes: openssl rand -base64 32) to seal them\n", keyset.EnvKEK)
+}
+
+// warnPlaintextKeys names the keys stored in the clear in a store whose
+// server has a key-encryption key (added before one was set, or by an
+// idtx that let a rotation without it store one): anyone who can read the
+// store can sign with them until they are rotated out.
+func warnPlaintextKeys(ctx context.Context, io *IO, ks keyset.Store) error {
+	recs, err := ks.Records(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if !keyset.Sealed(r) {
+			fmt.Fprintf(io.Err, "idtx: warning: signing key %s is stored unencrypted although a key-encryption key is set: "+
+				"rotate it out (idtx keys rotate); it leaves the store once its tokens have expired\n", r.ID)
+		}
+	}
+	return nil
 }
 
 // warnExposedStore says how to close a SQLite store that other users may

@@ -354,3 +354,25 @@ func TestRotationsByAShortLifetimeKeepALongLivedToken(t *testing.T) {
 		t.Fatalf("T1 chained: %d %v", status, body)
 	}
 }
+
+// A server with a key-encryption key names the keys of its store that are
+// in the clear (stored before a KEK was set), so they can be rotated out.
+func TestServeWarnsOfPlaintextKeys(t *testing.T) {
+	t.Setenv("IDTX_KEK", "")
+	store := "sqlite:" + filepath.Join(t.TempDir(), "idtx.db")
+	kid, errOut, code := run(t, "keys", "rotate", "--store", store, "--insecure-plaintext-key")
+	if code != 0 {
+		t.Fatalf("rotate: exit %d %s", code, errOut)
+	}
+	r := newReplicaSetup(t)
+	stderr := &syncBuffer{}
+	_, stop, err := startServeTo(stderr, t.TempDir(), "--config", r.config, "--store", store)
+	if err != nil {
+		t.Fatalf("serve: %v\n%s", err, stderr)
+	}
+	stop()
+	want := "idtx: warning: signing key " + kid + " is stored unencrypted although a key-encryption key is set: rotate it out (idtx keys rotate); it leaves the store once its tokens have expired\n"
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
+	}
+}
