@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -61,16 +62,22 @@ type starter struct {
 var starterTemplate = template.Must(template.New("starter").Parse(`# idtx server config (every key: docs/config.md).
 # Check it:  idtx config validate FILE      Run it:  idtx serve --config FILE
 
-# iss of the tokens idtx issues. Unset, the address idtx serve listens on.
-# issuer: https://sts.example.com
+# iss of the tokens idtx issues: the URL clients and resource servers reach
+# idtx at. Replicas sharing a postgres:// store must all set the same one.
+issuer: http://127.0.0.1:8080
 
 # How issued tokens are signed: ES256 (default), RS256 or EdDSA. Without
-# key_file, a key is generated into IDTX_HOME on first start.
+# key_file, the signing keys live in the store below (table signing_keys),
+# where they rotate and replicas share them; kek_file (or IDTX_KEK) seals
+# them with a key-encryption key: openssl rand -base64 32 > sts.kek
 signing:
   alg: ES256
+  # kek_file: sts.kek
+  # rotate_every: 720h
   # key_file: sts-key.pem
 
-# Where consents are kept: sqlite:PATH (relative to this file) or memory:.
+# Where consents and signing keys are kept: sqlite:PATH (relative to this
+# file; created mode 0600), memory:, or postgres://... shared by replicas.
 store: sqlite:idtx.db
 
 # Identity providers whose tokens idtx accepts as subject tokens.
@@ -138,7 +145,7 @@ func runConfigInit(ctx context.Context, o *configInitOptions) error {
 			return unreachableError(fmt.Errorf("%s has no jwks_uri: idtx could not check this IDP's tokens", doc))
 		}
 		s.Issuer, s.Discovered = meta.Issuer, doc
-		if name := strings.Split(u.Hostname(), ".")[0]; profileNameOK(name) {
+		if name := idpName(u); name != "" {
 			s.IDPName = name
 		}
 	}
@@ -163,6 +170,25 @@ func runConfigInit(ctx context.Context, o *configInitOptions) error {
 	}
 	fmt.Fprintf(o.io.Err, "client gateway's secret (shown once, kept only as secret_hash): %s\n", plain)
 	return nil
+}
+
+// idpName is a name for the IDP at issuer u: the first label of its host
+// name (login.example.com: login), else the last segment of its path
+// (http://127.0.0.1:5556/dex: dex); "" when neither makes a name. An IP
+// address never gives one: "127" names nothing.
+func idpName(u *url.URL) string {
+	var candidates []string
+	if host := u.Hostname(); net.ParseIP(host) == nil && host != "localhost" {
+		candidates = append(candidates, strings.ToLower(strings.Split(host, ".")[0]))
+	}
+	segs := strings.Split(strings.Trim(u.Path, "/"), "/")
+	candidates = append(candidates, strings.ToLower(segs[len(segs)-1]))
+	for _, c := range candidates {
+		if profileNameOK(c) && strings.ContainsFunc(c, func(r rune) bool { return r >= 'a' && r <= 'z' }) {
+			return c
+		}
+	}
+	return ""
 }
 
 func profileNameOK(s string) bool {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -23,6 +24,9 @@ type keysOptions struct {
 	alg     string
 	output  string
 
+	insecurePlaintext bool
+	insecureUnpub     bool
+
 	now func() time.Time
 }
 
@@ -30,8 +34,11 @@ type keysOptions struct {
 // --config, an old key stays published this long after it stops signing.
 const maxTokenLifetime = 24 * time.Hour
 
-func newKeysCmd(io *IO) *cobra.Command {
-	o := &keysOptions{io: io, now: time.Now}
+func newKeysCmd(io *IO) *cobra.Command { return newKeysCmdWith(&keysOptions{io: io, now: time.Now}) }
+
+// newKeysCmdWith is newKeysCmd with o's clock (tests run a rotation as of
+// a later time).
+func newKeysCmdWith(o *keysOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "keys",
 		Short: "Manage the STS's signing keys kept in the store",
@@ -49,20 +56,28 @@ signed has expired, then leaves /jwks and the store.`,
 		Short: "Add a signing key; the old one stays published until its tokens expire",
 		Long: fmt.Sprintf(`Add a signing key that signs from --at (default: %s from now, so that
 servers show it in /jwks and resource servers that cache /jwks for its
-max-age of %s fetch it before any token it signs). The key it takes over
-from stays in /jwks until every token it signed has expired: the longest
-token_lifetime of --config, else %s. Prints the new key's kid.
+max-age of %s fetch it before any token it signs). An earlier --at is
+refused: tokens the new key signs before resource servers fetched it are
+refused by them, unless --insecure-sign-unpublished says you accept that.
+The key it takes over from stays in /jwks, and in the store, until every
+token it signed has expired: the longest token_lifetime of --config or of
+any server that used the store, else %s (said on stderr). Prints the new
+key's kid.
 
 The private key is sealed with the key-encryption key of --kek-file,
-signing.kek_file or %s; without one it is stored unencrypted, with a
-warning.`, keyset.PublishLead, keyset.JWKSMaxAge, maxTokenLifetime, keyset.EnvKEK),
+signing.kek_file or %s. Without one the command is refused, unless
+--insecure-plaintext-key stores it unencrypted (with a warning); beside
+sealed keys it is always refused.`, keyset.PublishLead, keyset.JWKSMaxAge, maxTokenLifetime, keyset.EnvKEK),
 		Example: `  $ idtx keys rotate --config sts.yaml
   $ idtx keys rotate --store postgres://idtx@db/idtx --alg EdDSA
-  $ idtx keys rotate --config sts.yaml --at 2026-12-01T00:00:00Z`,
+  $ idtx keys rotate --config sts.yaml --at 2026-12-01T00:00:00Z
+  $ idtx keys rotate --config sts.yaml --at +1h`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return o.rotate(c) },
 	}
-	rotate.Flags().StringVar(&o.at, "at", "", "RFC 3339 instant the new key signs from")
+	rotate.Flags().StringVar(&o.at, "at", "", "when the new key signs from: RFC 3339, a date, or an offset such as +1h (at least "+keyset.PublishLead.String()+" from now)")
+	rotate.Flags().BoolVar(&o.insecurePlaintext, "insecure-plaintext-key", false, "store the new private key unencrypted when no key-encryption key is given (anyone who can read the store can sign)")
+	rotate.Flags().BoolVar(&o.insecureUnpub, "insecure-sign-unpublished", false, "accept an --at sooner than "+keyset.PublishLead.String()+" from now: resource servers with a cached /jwks refuse the new key's tokens until they fetch it again")
 	rotate.Flags().StringVar(&o.alg, "alg", "", "ES256, RS256 or EdDSA (default the newest key's, or signing.alg)")
 	rotate.Flags().StringVar(&o.kekFile, "kek-file", "", "file holding the key-encryption key (base64 of 32 bytes)")
 
@@ -117,9 +132,9 @@ func (o *keysOptions) rotate(c *cobra.Command) error {
 	now := o.now()
 	at := now.Add(keyset.PublishLead)
 	if o.at != "" {
-		t, err := time.Parse(time.RFC3339, o.at)
+		t, err := parseTime("--at", o.at, now)
 		if err != nil {
-			return usageError("--at: %v", err)
+			return err
 		}
 		at = t
 	}
@@ -145,12 +160,28 @@ func (o *keysOptions) rotate(c *cobra.Command) error {
 	if p.KEK, err = keyset.LoadKEK(kekFile); err != nil {
 		return usageError("%w", err)
 	}
-	if p.KEK == nil {
-		warnNoKEK(o.io)
-	}
 	recs, err := ks.Records(c.Context())
 	if err != nil {
 		return err
+	}
+	if p.KEK == nil {
+		if slices.ContainsFunc(recs, keyset.Sealed) {
+			return keyset.ErrSealedNeedsKEK
+		}
+		if !o.insecurePlaintext {
+			return fmt.Errorf("no key-encryption key: give --kek-file, signing.kek_file in --config, or %s (base64 of 32 random bytes: openssl rand -base64 32), "+
+				"or --insecure-plaintext-key to store the private key unencrypted", keyset.EnvKEK)
+		}
+		warnNoKEK(o.io)
+	}
+	// A key that signs before servers and resource servers have fetched
+	// it yields tokens they refuse; a time already past would also retire
+	// the key it takes over from early.
+	if at.Before(now.Add(keyset.PublishLead)) && len(recs) > 0 {
+		if !o.insecureUnpub {
+			return usageError("--at %s is less than %s from now: resource servers that cached /jwks would refuse the new key's tokens; sign from %s or later, or add --insecure-sign-unpublished",
+				at.UTC().Format(time.RFC3339), keyset.PublishLead, now.Add(keyset.PublishLead).UTC().Truncate(time.Second).Format(time.RFC3339))
+		}
 	}
 	if alg == "" {
 		switch {
@@ -162,16 +193,28 @@ func (o *keysOptions) rotate(c *cobra.Command) error {
 			alg = config.DefaultAlg
 		}
 	}
-	if at.Before(now.Add(keyset.PublishLead)) && len(recs) > 0 {
-		fmt.Fprintf(o.io.Err, "idtx: warning: the new key signs from %s, less than %s from now: a resource server that cached /jwks before servers show the key may refuse its tokens until %s\n",
-			at.UTC().Format(time.RFC3339), keyset.PublishLead, now.Add(keyset.PublishLead).UTC().Format(time.RFC3339))
+	if cfg == nil {
+		fmt.Fprintf(o.io.Err, "idtx: no --config: the key it takes over from stays published for %s after the new key signs, the longest token_lifetime a service may have (or longer, if a server that used the store recorded one)\n", maxTokenLifetime)
 	}
 	k, err := keyset.Rotate(c.Context(), ks, now, at, alg, p)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.io.Err, "added key %s (%s): published from now, signs from %s; the key it takes over from stays published until %s after that\n",
-		k.ID, k.Alg, k.SignsFrom.UTC().Format(time.RFC3339), p.MaxTokenLifetime)
+	if k.SignsFrom.Before(now.Add(keyset.PublishLead)) && len(recs) > 0 {
+		fmt.Fprintf(o.io.Err, "idtx: warning: the new key signs from %s, less than %s from now: a resource server that cached /jwks before servers show the key refuses its tokens until %s\n",
+			k.SignsFrom.UTC().Format(time.RFC3339), keyset.PublishLead, now.Add(keyset.PublishLead).UTC().Format(time.RFC3339))
+	}
+	if len(recs) == 0 {
+		fmt.Fprintf(o.io.Err, "added key %s (%s): published from now, signs from %s\n", k.ID, k.Alg, k.SignsFrom.UTC().Format(time.RFC3339))
+	} else {
+		life, err := ks.MaxLifetime(c.Context())
+		if err != nil {
+			return err
+		}
+		life = max(life, p.MaxTokenLifetime)
+		fmt.Fprintf(o.io.Err, "added key %s (%s): published from now, signs from %s; the key it takes over from stays published until %s (%s later)\n",
+			k.ID, k.Alg, k.SignsFrom.UTC().Format(time.RFC3339), k.SignsFrom.Add(life).UTC().Format(time.RFC3339), life)
+	}
 	fmt.Fprintln(o.io.Out, k.ID)
 	return nil
 }

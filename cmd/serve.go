@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -118,6 +120,22 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return usageError("%w", err)
 	}
 
+	storeURL := o.store
+	if storeURL == "" {
+		if storeURL, err = consent.DefaultURL(); err != nil {
+			return err
+		}
+		if s := cfg.StoreURL(); s != "" && os.Getenv("IDTX_STORE") == "" {
+			storeURL = s
+		}
+	}
+	// Replicas behind one load balancer listen on different addresses:
+	// each would make its own issuer of it, and a token from one would
+	// carry an iss the other does not accept as its own.
+	if !o.mock && cfg.Issuer == "" && consent.IsPostgres(storeURL) {
+		return usageError("issuer: a store shared by replicas (%s) needs the config to set issuer, the public URL every replica issues tokens as", consent.Redact(storeURL))
+	}
+
 	addr := listenAddr(o.listen)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -140,20 +158,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			return err
 		}
 	}
-	storeURL := o.store
-	if storeURL == "" {
-		if storeURL, err = consent.DefaultURL(); err != nil {
-			return err
-		}
-		if s := cfg.StoreURL(); s != "" && os.Getenv("IDTX_STORE") == "" {
-			storeURL = s
-		}
-	}
 	store, err := consent.Open(storeURL)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	warnExposedStore(o.io, store)
 	if err := warnLegacyConsents(ctx, o.io, store); err != nil {
 		return err
 	}
@@ -192,6 +202,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	keyFile := exchange.SigningKeyFile(cfg, keyHome)
 	if opts.Keys != nil {
+		if opts.KEK != nil {
+			if err := warnPlaintextKeys(ctx, o.io, opts.Keys); err != nil {
+				return err
+			}
+		}
 		keyFile = "the store's key set (signing now: kid " + engine.Signer().KeyID() + ")"
 		go engine.Signer().Run(ctx, keyset.RefreshInterval, func(err error) {
 			log.Warn("signing keys: cannot read the key set; signing with the keys already read", "err", err)
@@ -225,7 +240,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	go func() { served <- srv.Serve(ln) }()
 	if o.logFormat == "json" {
 		// Keep stderr one JSON record a line for log collectors.
-		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", storeURL, "signing_key", keyFile, "mock", o.mock)
+		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", consent.Redact(storeURL), "signing_key", keyFile, "mock", o.mock)
 	} else {
 		printBanner(o, base, cfg.Issuer, storeURL, keyFile, traces)
 	}
@@ -253,6 +268,38 @@ func warnNoKEK(io *IO) {
 		"set signing.kek_file or %s (base64 of 32 random bytes: openssl rand -base64 32) to seal them\n", keyset.EnvKEK)
 }
 
+// warnPlaintextKeys names the keys stored in the clear in a store whose
+// server has a key-encryption key (added before one was set, or by an
+// idtx that let a rotation without it store one): anyone who can read the
+// store can sign with them until they are rotated out.
+func warnPlaintextKeys(ctx context.Context, io *IO, ks keyset.Store) error {
+	recs, err := ks.Records(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if !keyset.Sealed(r) {
+			fmt.Fprintf(io.Err, "idtx: warning: signing key %s is stored unencrypted although a key-encryption key is set: "+
+				"rotate it out (idtx keys rotate); it leaves the store once its tokens have expired\n", r.ID)
+		}
+	}
+	return nil
+}
+
+// warnExposedStore says how to close a SQLite store that other users may
+// read: it holds the signing keys (sealed only under a KEK) and consents.
+func warnExposedStore(io *IO, store consent.Store) {
+	s, ok := store.(*consent.SQLite)
+	if !ok {
+		return
+	}
+	exposed := s.Exposed()
+	for _, path := range slices.Sorted(maps.Keys(exposed)) {
+		fmt.Fprintf(io.Err, "idtx: warning: %s can be read by other users (mode %04o) and holds the signing keys and consents: chmod 600 %s\n",
+			safeText(path), exposed[path], safeText(path))
+	}
+}
+
 // mockKeyDir is the folder of IDTX_HOME where `serve --mock` keeps its
 // signing key, apart from the key a configured server generates.
 const mockKeyDir = "mock"
@@ -275,7 +322,7 @@ func printBanner(o *serveOptions, base, issuer, storeURL, keyFile string, traces
 	fmt.Fprintf(w, "  metadata    GET  %s/.well-known/oauth-authorization-server\n", base)
 	fmt.Fprintf(w, "  jwks        GET  %s/jwks\n", base)
 	fmt.Fprintf(w, "  health      GET  %s/healthz   ready GET %s/readyz   metrics GET %s/metrics\n", base, base, base)
-	fmt.Fprintf(w, "  store       %s\n", storeURL)
+	fmt.Fprintf(w, "  store       %s\n", consent.Redact(storeURL))
 	if traces > 0 {
 		fmt.Fprintf(w, "  traces      GET  %s/traces (last %d exchanges; idtx explain --sts %s --last)\n", base, traces, base)
 	}

@@ -87,4 +87,7 @@ func (s *Memory) Missing(_ context.Context, idp, user, service string, scopes []
 	return missingFrom(s.m[key{idp, user, service}], scopes), nil
 }
 
+// Ping always answers: the store is this process's memory.
+func (s *Memory) Ping(context.Context) error { return nil }
+
 func (s *Memory) Close() error { return nil }

@@ -64,6 +64,10 @@ var pgMigrations = []string{
 		signs_from   TIMESTAMPTZ NOT NULL,
 		retire_after TIMESTAMPTZ
 	);`,
+	// 2: the longest token lifetime of any server that used the store
+	// (one row, in seconds): a key is deleted only when no token any
+	// replica signed with it is still valid.
+	`CREATE TABLE signing_lifetime (max_seconds BIGINT NOT NULL);`,
 }
 
 // pgSchemaLock is the advisory lock key held while migrating, so that
@@ -226,6 +230,9 @@ func (s *Postgres) Missing(ctx context.Context, idp, user, service string, scope
 	}
 	return missingFrom(have, scopes), nil
 }
+
+// Ping runs an empty statement on a pooled connection.
+func (s *Postgres) Ping(ctx context.Context) error { return PGError(s.pool.Ping(ctx)) }
 
 func (s *Postgres) Close() error {
 	s.pool.Close()

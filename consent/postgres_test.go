@@ -110,6 +110,9 @@ func TestPostgresUnavailableAndRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Stop()
+	if err := s.Ping(ctx); !errors.Is(err, consent.ErrUnavailable) {
+		t.Fatalf("Ping with the database stopped = %v, want ErrUnavailable", err)
+	}
 	_, err := s.Missing(ctx, "corp", "alice", "billing-api", []string{"x"})
 	if !errors.Is(err, consent.ErrUnavailable) {
 		t.Fatalf("Missing with the database stopped = %v, want ErrUnavailable", err)
@@ -121,6 +124,9 @@ func TestPostgresUnavailableAndRecovery(t *testing.T) {
 	m, err := s.Missing(ctx, "corp", "alice", "billing-api", []string{"x"})
 	if err != nil || len(m) != 0 {
 		t.Fatalf("Missing after the database came back = %v, %v", m, err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the database came back = %v", err)
 	}
 }
 

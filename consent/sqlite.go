@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,7 +23,8 @@ import (
 // processes may share it: `idtx consent grant` writes while a server reads,
 // and the server sees the change at its next request.
 type SQLite struct {
-	db *sql.DB
+	db   *sql.DB
+	path string
 
 	// Missing runs on every exchange that needs a consent. It reads
 	// through driver connections of its own (query_only), each with the
@@ -45,7 +47,7 @@ const missingQuery = `SELECT scope FROM consents WHERE idp = ? AND user = ? AND 
 // schemaVersion is the PRAGMA user_version of the current schema. Schema 1
 // (idtx before consents named their IDP) never set user_version, so it
 // reads as 0, like an empty file; the two are told apart by the table.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // schema is version 2: a consent names its IDP. legacy_consents holds the
 // rows of a schema 1 file, kept apart so that no lookup can honour them.
@@ -64,7 +66,7 @@ CREATE TABLE IF NOT EXISTS legacy_consents (
 	scope   TEXT NOT NULL,
 	granted_at INTEGER NOT NULL DEFAULT (unixepoch()),
 	PRIMARY KEY (user, service, scope)
-) WITHOUT ROWID;` + keysSchema
+) WITHOUT ROWID;` + keysSchema + lifetimeSchema
 
 // keysSchema, added in version 3, holds the STS's signing keys (package
 // keyset): times are Unix seconds, retire_after NULL until a newer key
@@ -77,6 +79,15 @@ CREATE TABLE IF NOT EXISTS signing_keys (
 	created_at   INTEGER NOT NULL,
 	signs_from   INTEGER NOT NULL,
 	retire_after INTEGER
+);`
+
+// lifetimeSchema, added in version 4, records the longest token lifetime
+// of any server that used the store (one row, in seconds), so that a key
+// leaves the store only when no token any replica signed with it is still
+// valid (package keyset).
+const lifetimeSchema = `
+CREATE TABLE IF NOT EXISTS signing_lifetime (
+	max_seconds INTEGER NOT NULL
 );`
 
 // maxConns bounds SQLite connections; WAL readers run side by side, and
@@ -96,6 +107,14 @@ func OpenSQLite(path string) (*SQLite, error) {
 			return nil, fmt.Errorf("sqlite store: %w", err)
 		}
 	}
+	// The file holds the signing keys: create it readable by its owner
+	// alone. SQLite gives the -wal and -shm files the mode of the
+	// database, so they follow.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(5000)")
 	readerDSN := "file:" + path + "?" + q.Encode() + "&_pragma=query_only(1)"
@@ -114,7 +133,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// busy server open (and re-prepare on) a new one per request.
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	s := &SQLite{db: db, readerDSN: readerDSN}
+	s := &SQLite{db: db, path: path, readerDSN: readerDSN}
 	// Open one reader now, so that a file the lookup cannot read fails
 	// here rather than at the first exchange.
 	r, err := s.reader()
@@ -215,9 +234,9 @@ func migrate(db *sql.DB) error {
 		return nil
 	case version > schemaVersion:
 		return fmt.Errorf("schema version %d is newer than this idtx knows (%d): use a newer idtx", version, schemaVersion)
-	case version == 2:
-		if _, err := tx.Exec(keysSchema); err != nil {
-			return fmt.Errorf("migrate schema 2: %w", err)
+	case version == 2 || version == 3:
+		if _, err := tx.Exec(keysSchema + lifetimeSchema); err != nil {
+			return fmt.Errorf("migrate schema %d: %w", version, err)
 		}
 		if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
 			return err
@@ -403,6 +422,13 @@ func (s *SQLite) Missing(ctx context.Context, idp, user, service string, scopes 
 	return missingFrom(have, scopes), nil
 }
 
+// Ping reads from the file: a file removed or made unreadable under a
+// running server fails here.
+func (s *SQLite) Ping(ctx context.Context) error {
+	var one int
+	return s.db.QueryRowContext(ctx, `SELECT count(*) FROM signing_keys`).Scan(&one)
+}
+
 // Close closes the database and the lookup's readers.
 func (s *SQLite) Close() error {
 	s.mu.Lock()
@@ -414,6 +440,19 @@ func (s *SQLite) Close() error {
 		r.close()
 	}
 	return s.db.Close()
+}
+
+// Exposed lists the store's files (the database, its -wal and -shm) that
+// users other than the owner may read or write, with their modes: the
+// file holds the signing keys and the consents.
+func (s *SQLite) Exposed() map[string]fs.FileMode {
+	out := map[string]fs.FileMode{}
+	for _, p := range []string{s.path, s.path + "-wal", s.path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			out[p] = fi.Mode().Perm()
+		}
+	}
+	return out
 }
 
 // DB is the database handle, for the other tables of the file (the

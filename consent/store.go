@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,9 @@ type Store interface {
 	// Missing returns the scopes, in the order asked, that idp's user has
 	// not consented to give service.
 	Missing(ctx context.Context, idp, user, service string, scopes []string) ([]string, error)
+	// Ping makes one round trip to the database (none for memory:), so
+	// that readiness says whether the store answers now.
+	Ping(ctx context.Context) error
 	Close() error
 }
 
@@ -118,6 +122,26 @@ func DefaultURL() (string, error) {
 		return "", err
 	}
 	return "sqlite:" + filepath.Join(h, "idtx.db"), nil
+}
+
+// Redact is a store URL fit to print or log: the password of a
+// postgres:// URL, in its user info or as a password= parameter, is
+// replaced by "xxxxx". Every place that shows a store URL uses it.
+func Redact(storeURL string) string {
+	if !IsPostgres(storeURL) {
+		return storeURL
+	}
+	u, err := url.Parse(storeURL)
+	if err != nil {
+		// Unparsable: keep the scheme alone rather than risk a secret.
+		scheme, _, _ := strings.Cut(storeURL, "://")
+		return scheme + "://(unparsable URL, not shown)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // clip shortens text quoted in an error to 64 bytes.

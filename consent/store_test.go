@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/idtx/idtx/consent"
@@ -210,7 +212,7 @@ func TestSQLiteMigratesSchema1(t *testing.T) {
 
 func TestSQLiteRefusesUnknownSchemas(t *testing.T) {
 	for name, c := range map[string]struct{ script, err string }{
-		"newer version":   {`PRAGMA user_version = 99`, "schema version 99 is newer than this idtx knows (3)"},
+		"newer version":   {`PRAGMA user_version = 99`, "schema version 99 is newer than this idtx knows (4)"},
 		"unknown version": {`PRAGMA user_version = 1`, "unknown schema version 1"},
 		"foreign table":   {`CREATE TABLE consents (who TEXT, what TEXT)`, "table consents has unknown columns (who, what)"},
 	} {
@@ -258,5 +260,57 @@ func TestParseSeed(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, c.err)
 			}
 		})
+	}
+}
+
+// The SQLite store holds the signing keys: the file and its -wal and -shm
+// are created readable by their owner alone, whatever the umask; an older
+// file readable by others is reported by Exposed.
+func TestSQLiteFileModes(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "idtx.db")
+	s, err := consent.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Grant(context.Background(), "corp", "alice", "billing-api", []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %04o, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+	if e := s.Exposed(); len(e) != 0 {
+		t.Errorf("Exposed() = %v for a 0600 store", e)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if e := s.Exposed(); len(e) != 1 || e[path] != 0o644 {
+		t.Errorf("Exposed() = %v, want %s at 0644", e, path)
+	}
+}
+
+// A store URL is shown without its password, wherever it sits.
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://idtx:S3cretPw@db.internal:5432/idtx?sslmode=require": "postgres://idtx:xxxxx@db.internal:5432/idtx?sslmode=require",
+		"postgresql://idtx:S3cretPw@db/idtx":                             "postgresql://idtx:xxxxx@db/idtx",
+		"postgres://idtx@db/idtx?password=S3cretPw&sslmode=disable":      "postgres://idtx@db/idtx?password=xxxxx&sslmode=disable",
+		"postgres://idtx@db/idtx":                                        "postgres://idtx@db/idtx",
+		"postgres://idtx:S3cret%zz@db/idtx":                              "postgres://(unparsable URL, not shown)",
+		"sqlite:/var/lib/idtx/idtx.db":                                   "sqlite:/var/lib/idtx/idtx.db",
+		"memory:":                                                        "memory:",
+	} {
+		if got := consent.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

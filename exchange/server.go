@@ -262,7 +262,7 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	out := report{Ready: true, Store: "ok"}
 	if st := h.engine.store; st != nil {
-		if err := pingStore(ctx, st); err != nil {
+		if err := st.Ping(ctx); err != nil {
 			out.Ready, out.Store = false, "unreachable"
 			h.log.LogAttrs(ctx, slog.LevelWarn, "readyz: store unreachable", slog.String("cause", err.Error()))
 		}

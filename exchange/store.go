@@ -12,12 +12,6 @@ import (
 	"github.com/idtx/idtx/consent"
 )
 
-// Pinger is a store that can tell cheaply whether it is reachable; /readyz
-// asks it. A store without Ping is asked for an empty List instead.
-type Pinger interface {
-	Ping(ctx context.Context) error
-}
-
 // measuredStore times every call of the store it wraps
 // (idtx_store_duration_seconds) and retries a call the database refused
 // as busy (SQLite's SQLITE_BUSY once its own busy_timeout has passed)
@@ -57,18 +51,6 @@ func (s *measuredStore) List(ctx context.Context, f consent.Filter) (out []conse
 func (s *measuredStore) Missing(ctx context.Context, idp, user, service string, scopes []string) (out []string, err error) {
 	err = s.do(ctx, "missing", s.missng, func() (err error) { out, err = s.Store.Missing(ctx, idp, user, service, scopes); return err })
 	return out, err
-}
-
-// Ping asks the store, if it can be pinged, else lists nothing: either
-// way a round trip to the database.
-func (s *measuredStore) Ping(ctx context.Context) error { return pingStore(ctx, s.Store) }
-
-func pingStore(ctx context.Context, st consent.Store) error {
-	if p, ok := st.(Pinger); ok {
-		return p.Ping(ctx)
-	}
-	_, err := st.List(ctx, consent.Filter{IDP: "\x00readyz", User: "\x00readyz", Service: "\x00readyz"})
-	return err
 }
 
 // busyBackoff is the first wait before a busy call is tried again; it

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/oauth"
@@ -216,7 +218,7 @@ func (r *Registry) Validate(ctx context.Context, token, tokenType string) (*Iden
 	// The generation is read before verifying: keys that change meanwhile
 	// leave the entry already stale.
 	keys, gen := keyGenerationOf(rt.v)
-	id, err := rt.run()
+	id, err := rt.identity()
 	if err != nil || rt.v.Route().Kind == config.IDPTypeIntrospection {
 		return id, err
 	}
@@ -242,7 +244,23 @@ func (r *Registry) validate(ctx context.Context, token, tokenType string) (*Iden
 	if err != nil {
 		return nil, err
 	}
-	return rt.run()
+	return rt.identity()
+}
+
+// identity runs the validation and refuses a subject with a control
+// character (NUL, newline, escape...): no IDP means one, it would split a
+// log line or a terminal's text, and PostgreSQL refuses NUL in text, so
+// the consent lookup would answer differently on each store.
+func (rt routed) identity() (*Identity, error) {
+	id, err := rt.run()
+	if err != nil || id == nil {
+		return id, err
+	}
+	if i := strings.IndexFunc(id.Subject, unicode.IsControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(id.Subject[i:])
+		return nil, fmt.Errorf("%w: its subject contains the control character U+%04X: a sub must be printable text", ErrInvalid, r)
+	}
+	return id, nil
 }
 
 // routed is a validator chosen for a token, with the call that validates

@@ -69,11 +69,17 @@ type Tx interface {
 	Add(ctx context.Context, r Record) error
 	SetRetireAfter(ctx context.Context, id string, t time.Time) error
 	Delete(ctx context.Context, id string) error
+	// MaxLifetime is the longest token lifetime any server or `idtx
+	// keys` sharing the store has recorded; zero when none has.
+	MaxLifetime(ctx context.Context) (time.Duration, error)
+	SetMaxLifetime(ctx context.Context, d time.Duration) error
 }
 
 // Store keeps the key set.
 type Store interface {
 	Records(ctx context.Context) ([]Record, error)
+	// MaxLifetime is Tx.MaxLifetime outside a transaction.
+	MaxLifetime(ctx context.Context) (time.Duration, error)
 	// Update runs fn in one transaction under a lock that every process
 	// sharing the store takes, so that two replicas make one key.
 	Update(ctx context.Context, fn func(tx Tx) error) error
@@ -125,15 +131,27 @@ func sortKeys(keys []Key) {
 // Ensure gives the store a key when it has none, and applies p's rotation
 // schedule at now; it changes the store under its lock only when needed,
 // and re-checks under the lock, so replicas doing it at once agree.
+//
+// It also records p.MaxTokenLifetime in the store when it is longer than
+// any recorded before, so that a rotation made by a process with a
+// shorter lifetime never deletes a key whose tokens this server signed
+// are still valid. It runs at start and at each refresh, never per token.
 func Ensure(ctx context.Context, s Store, now time.Time, p Policy) error {
 	recs, err := s.Records(ctx)
 	if err != nil {
 		return err
 	}
-	if !needsChange(recs, now, p) {
+	life, err := s.MaxLifetime(ctx)
+	if err != nil {
+		return err
+	}
+	if !needsChange(recs, now, p) && life >= p.MaxTokenLifetime {
 		return nil
 	}
 	return s.Update(ctx, func(tx Tx) error {
+		if err := raiseLifetime(ctx, tx, p.MaxTokenLifetime); err != nil {
+			return err
+		}
 		recs, err := tx.Records(ctx)
 		if err != nil {
 			return err
@@ -176,10 +194,16 @@ func newest(recs []Record) Record {
 
 // Rotate adds a key of alg that signs from at, and schedules the
 // retirement of the keys it takes over from. Keys retired before now are
-// deleted: a private key is not kept past its use.
+// deleted: a private key is not kept past its use. An at before now is
+// taken as now: a key cannot have signed in the past, and the key it takes
+// over from must stay published for the tokens it signed until now.
 func Rotate(ctx context.Context, s Store, now, at time.Time, alg string, p Policy) (Key, error) {
+	at = later(at, now)
 	var k Key
 	err := s.Update(ctx, func(tx Tx) error {
+		if err := raiseLifetime(ctx, tx, p.MaxTokenLifetime); err != nil {
+			return err
+		}
 		recs, err := tx.Records(ctx)
 		if err != nil {
 			return err
@@ -190,9 +214,40 @@ func Rotate(ctx context.Context, s Store, now, at time.Time, alg string, p Polic
 	return k, err
 }
 
+// raiseLifetime records d as the store's longest token lifetime when it
+// is longer than the one recorded.
+func raiseLifetime(ctx context.Context, tx Tx, d time.Duration) error {
+	life, err := tx.MaxLifetime(ctx)
+	if err != nil || life >= d {
+		return err
+	}
+	return tx.SetMaxLifetime(ctx, d)
+}
+
+// ErrSealedNeedsKEK refuses to add a key in the clear beside sealed ones:
+// the replicas that hold the KEK would sign with a private key anyone who
+// can read the store can copy.
+var ErrSealedNeedsKEK = fmt.Errorf("the store's signing keys are sealed: give the key-encryption key (signing.kek_file or %s) so that the new key is sealed too", EnvKEK)
+
 // add stores a new key (key, or a generated one) and sets RetireAfter of
-// every key a later one takes over from.
+// every key a later one takes over from. A key that retired before now is
+// deleted, where its retirement is counted with the longest token lifetime
+// recorded in the store (see Ensure), not only p's: a replica with a
+// longer lifetime may have signed with it.
 func add(ctx context.Context, tx Tx, recs []Record, key crypto.Signer, alg string, now, at time.Time, p Policy) (Key, error) {
+	if p.KEK == nil && slices.ContainsFunc(recs, Sealed) {
+		return Key{}, ErrSealedNeedsKEK
+	}
+	life, err := tx.MaxLifetime(ctx)
+	if err != nil {
+		return Key{}, err
+	}
+	life = max(life, p.MaxTokenLifetime)
+	if len(recs) > 0 {
+		// Two keys that sign from the same second leave no order between
+		// them: the new one starts after the one it takes over from.
+		at = later(at, newest(recs).SignsFrom.Add(time.Second))
+	}
 	if key == nil {
 		var err error
 		if key, err = Generate(alg); err != nil {
@@ -204,7 +259,6 @@ func add(ctx context.Context, tx Tx, recs []Record, key crypto.Signer, alg strin
 		alg = a
 	}
 	k := Key{Private: key, Alg: alg, CreatedAt: now.Truncate(time.Second), SignsFrom: at.Truncate(time.Second)}
-	var err error
 	if k.ID, err = KeyID(key); err != nil {
 		return Key{}, err
 	}
@@ -223,16 +277,16 @@ func add(ctx context.Context, tx Tx, recs []Record, key crypto.Signer, alg strin
 	all := append(slices.Clone(recs), r)
 	slices.SortStableFunc(all, func(a, b Record) int { return a.SignsFrom.Compare(b.SignsFrom) })
 	for i, old := range all {
-		if !old.RetireAfter.IsZero() && old.RetireAfter.Before(now) {
+		if i+1 == len(all) {
+			continue
+		}
+		retire := later(old.RetireAfter, all[i+1].SignsFrom.Add(life))
+		if !old.RetireAfter.IsZero() && retire.Before(now) {
 			if err := tx.Delete(ctx, old.ID); err != nil {
 				return Key{}, err
 			}
 			continue
 		}
-		if i+1 == len(all) {
-			continue
-		}
-		retire := all[i+1].SignsFrom.Add(p.MaxTokenLifetime)
 		if retire.After(old.RetireAfter) {
 			if err := tx.SetRetireAfter(ctx, old.ID, retire); err != nil {
 				return Key{}, err

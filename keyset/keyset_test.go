@@ -184,3 +184,96 @@ func TestKEK(t *testing.T) {
 		}
 	}
 }
+
+// Two configs over one store that differ only in token_lifetime: the
+// replica with 1h records it at start, so two rotations by a process with
+// 5m, five minutes apart, keep the key the 1h replica signed with until
+// its last token expires, then delete it.
+func TestRotationKeepsTheLongestLifetime(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t)
+			long := keyset.Policy{Alg: "ES256", MaxTokenLifetime: time.Hour}
+			short := keyset.Policy{Alg: "ES256", MaxTokenLifetime: 5 * time.Minute}
+			if err := keyset.Ensure(ctx, s, t0, long); err != nil { // replica A starts
+				t.Fatal(err)
+			}
+			if d, err := s.MaxLifetime(ctx); err != nil || d != time.Hour {
+				t.Fatalf("MaxLifetime after A started = %s, %v; want 1h", d, err)
+			}
+			if err := keyset.Ensure(ctx, s, t0, short); err != nil { // replica B: never lowers it
+				t.Fatal(err)
+			}
+			first, _ := keyset.Load(ctx, s, nil)
+			// A signs T1 at t0 (exp t0+1h); rotate twice from the 5m config.
+			at1 := t0.Add(keyset.PublishLead)
+			if _, err := keyset.Rotate(ctx, s, t0, at1, "ES256", short); err != nil {
+				t.Fatal(err)
+			}
+			now2 := at1.Add(5*time.Minute + time.Second)
+			if _, err := keyset.Rotate(ctx, s, now2, now2.Add(keyset.PublishLead), "ES256", short); err != nil {
+				t.Fatal(err)
+			}
+			keys, _ := keyset.Load(ctx, s, nil)
+			if len(keys) != 3 || keys[0].ID != first[0].ID || !keys[0].RetireAfter.Equal(at1.Add(time.Hour)) {
+				t.Fatalf("after two rotations by the 5m config: %+v; want the first key kept until %s", keys, at1.Add(time.Hour))
+			}
+			// Once T1 cannot be valid any more, the next rotation deletes it.
+			now3 := at1.Add(time.Hour + time.Second)
+			if _, err := keyset.Rotate(ctx, s, now3, now3.Add(keyset.PublishLead), "ES256", short); err != nil {
+				t.Fatal(err)
+			}
+			keys, _ = keyset.Load(ctx, s, nil)
+			if len(keys) != 3 || keys[0].ID == first[0].ID {
+				t.Fatalf("after the first key's last token expired: %+v; want it deleted", keys)
+			}
+		})
+	}
+}
+
+// A start time already past is taken as now: the previous key stays
+// published for the tokens it signed until now, and the new key is not
+// said to have signed before it existed.
+func TestRotateInThePast(t *testing.T) {
+	ctx := context.Background()
+	s := keyset.NewMemory()
+	p := keyset.Policy{Alg: "ES256", MaxTokenLifetime: time.Hour}
+	if err := keyset.Ensure(ctx, s, t0, p); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(2 * time.Hour)
+	k, err := keyset.Rotate(ctx, s, now, now.Add(-time.Hour), "ES256", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := keyset.Load(ctx, s, nil)
+	if !k.SignsFrom.Equal(now) || len(keys) != 2 || !keys[0].RetireAfter.Equal(now.Add(time.Hour)) {
+		t.Fatalf("rotate at an hour ago: new key signs from %s, keys %+v; want now %s and the old key kept until %s", k.SignsFrom, keys, now, now.Add(time.Hour))
+	}
+	if got := keyset.Published(keys, now.Add(time.Hour-time.Second), time.Hour); len(got) != 2 {
+		t.Fatalf("%d keys published 59m59s later, want 2", len(got))
+	}
+}
+
+// Beside sealed keys, no key is added in the clear: not by a rotation,
+// not by a server's schedule.
+func TestNoPlaintextKeyBesideSealedOnes(t *testing.T) {
+	ctx := context.Background()
+	kek, _ := keyset.ParseKEK("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	s := keyset.NewMemory()
+	if err := keyset.Ensure(ctx, s, t0, keyset.Policy{Alg: "ES256", KEK: kek, RotateEvery: 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	want := "the store's signing keys are sealed: give the key-encryption key (signing.kek_file or IDTX_KEK) so that the new key is sealed too"
+	if _, err := keyset.Rotate(ctx, s, t0, t0.Add(keyset.PublishLead), "ES256", keyset.Policy{}); err == nil || err.Error() != want {
+		t.Errorf("Rotate without the KEK = %v, want %q", err, want)
+	}
+	due := t0.Add(24 * time.Hour)
+	if err := keyset.Ensure(ctx, s, due, keyset.Policy{Alg: "ES256", RotateEvery: 24 * time.Hour}); err == nil || err.Error() != want {
+		t.Errorf("scheduled rotation without the KEK = %v, want %q", err, want)
+	}
+	if recs, _ := s.Records(ctx); len(recs) != 1 || !keyset.Sealed(recs[0]) {
+		t.Fatalf("records after the refusals: %+v", recs)
+	}
+}

@@ -32,6 +32,7 @@ func ForStore(s consent.Store) (Store, error) {
 type Memory struct {
 	mu   sync.Mutex
 	recs []Record
+	life time.Duration
 }
 
 // NewMemory returns an empty key set.
@@ -46,15 +47,30 @@ func (m *Memory) Records(context.Context) ([]Record, error) {
 func (m *Memory) Update(ctx context.Context, fn func(Tx) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	tx := &memTx{recs: slices.Clone(m.recs)}
+	tx := &memTx{recs: slices.Clone(m.recs), life: m.life}
 	if err := fn(tx); err != nil {
 		return err
 	}
-	m.recs = tx.recs
+	m.recs, m.life = tx.recs, tx.life
 	return nil
 }
 
-type memTx struct{ recs []Record }
+func (m *Memory) MaxLifetime(context.Context) (time.Duration, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.life, nil
+}
+
+type memTx struct {
+	recs []Record
+	life time.Duration
+}
+
+func (t *memTx) MaxLifetime(context.Context) (time.Duration, error) { return t.life, nil }
+func (t *memTx) SetMaxLifetime(_ context.Context, d time.Duration) error {
+	t.life = d
+	return nil
+}
 
 func (t *memTx) Records(context.Context) ([]Record, error) { return slices.Clone(t.recs), nil }
 func (t *memTx) Add(_ context.Context, r Record) error {
@@ -84,6 +100,26 @@ type sqlQuerier interface {
 }
 
 func (s *sqliteStore) Records(ctx context.Context) ([]Record, error) { return sqliteRecords(ctx, s.db) }
+
+func (s *sqliteStore) MaxLifetime(ctx context.Context) (time.Duration, error) {
+	return sqliteLifetime(ctx, s.db)
+}
+
+// sqliteLifetime reads the one row of signing_lifetime, if any.
+func sqliteLifetime(ctx context.Context, q sqlQuerier) (time.Duration, error) {
+	rows, err := q.QueryContext(ctx, `SELECT max(max_seconds) FROM signing_lifetime`)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var secs sql.NullInt64
+	if rows.Next() {
+		if err := rows.Scan(&secs); err != nil {
+			return 0, err
+		}
+	}
+	return time.Duration(secs.Int64) * time.Second, rows.Err()
+}
 
 func (s *sqliteStore) Update(ctx context.Context, fn func(Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -124,6 +160,22 @@ type sqliteTx struct{ tx *sql.Tx }
 
 func (t *sqliteTx) Records(ctx context.Context) ([]Record, error) { return sqliteRecords(ctx, t.tx) }
 
+func (t *sqliteTx) MaxLifetime(ctx context.Context) (time.Duration, error) {
+	return sqliteLifetime(ctx, t.tx)
+}
+
+func (t *sqliteTx) SetMaxLifetime(ctx context.Context, d time.Duration) error {
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM signing_lifetime`); err != nil {
+		return err
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO signing_lifetime (max_seconds) VALUES (?)`, seconds(d))
+	return err
+}
+
+// seconds is d in whole seconds, rounded up: a lifetime is never
+// recorded shorter than it is.
+func seconds(d time.Duration) int64 { return int64((d + time.Second - 1) / time.Second) }
+
 func (t *sqliteTx) Add(ctx context.Context, r Record) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO signing_keys (kid, alg, private_key, created_at, signs_from, retire_after) VALUES (?, ?, ?, ?, ?, ?)`,
 		r.ID, r.Alg, r.Private, r.CreatedAt.Unix(), r.SignsFrom.Unix(), nullUnix(r.RetireAfter))
@@ -153,11 +205,28 @@ type pgStore struct{ pool *pgxpool.Pool }
 
 type pgQuerier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 func (s *pgStore) Records(ctx context.Context) ([]Record, error) {
 	recs, err := pgRecords(ctx, s.pool)
 	return recs, consent.PGError(err)
+}
+
+func (s *pgStore) MaxLifetime(ctx context.Context) (time.Duration, error) {
+	d, err := pgLifetime(ctx, s.pool)
+	return d, consent.PGError(err)
+}
+
+func pgLifetime(ctx context.Context, q pgQuerier) (time.Duration, error) {
+	var secs *int64
+	if err := q.QueryRow(ctx, `SELECT max(max_seconds) FROM signing_lifetime`).Scan(&secs); err != nil {
+		return 0, err
+	}
+	if secs == nil {
+		return 0, nil
+	}
+	return time.Duration(*secs) * time.Second, nil
 }
 
 func (s *pgStore) Update(ctx context.Context, fn func(Tx) error) error {
@@ -193,6 +262,16 @@ func pgRecords(ctx context.Context, q pgQuerier) ([]Record, error) {
 type pgTx struct{ tx pgx.Tx }
 
 func (t *pgTx) Records(ctx context.Context) ([]Record, error) { return pgRecords(ctx, t.tx) }
+
+func (t *pgTx) MaxLifetime(ctx context.Context) (time.Duration, error) { return pgLifetime(ctx, t.tx) }
+
+func (t *pgTx) SetMaxLifetime(ctx context.Context, d time.Duration) error {
+	if _, err := t.tx.Exec(ctx, `DELETE FROM signing_lifetime`); err != nil {
+		return err
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO signing_lifetime (max_seconds) VALUES ($1)`, seconds(d))
+	return err
+}
 
 func (t *pgTx) Add(ctx context.Context, r Record) error {
 	var retire *time.Time

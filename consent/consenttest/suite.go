@@ -14,6 +14,11 @@ import (
 // Run checks the Store contract against stores made fresh by open.
 func Run(t *testing.T, open func(t *testing.T) consent.Store) {
 	ctx := context.Background()
+	t.Run("ping answers", func(t *testing.T) {
+		if err := open(t).Ping(ctx); err != nil {
+			t.Fatalf("Ping = %v", err)
+		}
+	})
 	t.Run("missing on empty store", func(t *testing.T) {
 		s := open(t)
 		got, err := s.Missing(ctx, "corp", "alice", "billing-api", []string{"billing:read", "billing:write"})
