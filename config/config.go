@@ -467,7 +467,7 @@ func (c *Config) validate() Problems {
 	}
 	if c.Issuer == "" && (strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://")) {
 		// Each replica would make its issuer of its own listen address.
-		add("issuer: a postgres:// store is shared by replicas: set issuer, the public URL every replica issues tokens as")
+		add(root.Child("store"), "issuer: a postgres:// store is shared by replicas: set issuer, the public URL every replica issues tokens as")
 	}
 	switch c.Signing.Alg {
 	case "ES256", "RS256", "EdDSA":
