@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/internal/strictjson"
 )
 
 // Introspection behaviour.
@@ -234,12 +234,9 @@ func (v *Introspection) ask(ctx context.Context, endpoint, token string) (map[st
 	}
 	// A trusted endpoint still gets no say in which of two duplicate
 	// members a reader sees.
-	if _, err := scanObject(body); err != nil {
+	answer, err := strictjson.Object(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: the answer is not a JSON object: %v", ErrUnavailable, v.cfg.Name, err)
-	}
-	var answer map[string]any
-	if err := json.Unmarshal(body, &answer); err != nil {
-		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: the answer is not a JSON object", ErrUnavailable, v.cfg.Name)
 	}
 	return answer, nil
 }

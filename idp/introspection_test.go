@@ -92,8 +92,12 @@ func TestIntrospectionUnavailable(t *testing.T) {
 		{"redirect not followed", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "https://evil.example/", http.StatusTemporaryRedirect)
 		}, "idp unavailable: introspection endpoint of IDP internal answered status 307"},
-		{"garbage", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) }, "idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: not a JSON object"},
+		{"garbage", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) }, "idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: invalid JSON: invalid character '<' at start of value"},
 		{"duplicate active", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"active":false,"active":true}`)) }, `idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: duplicate member "active"`},
+		{"active and ACTIVE", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"active":false,"ACTIVE":true}`)) }, `idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: duplicate member "ACTIVE"`},
+		{"sub and SUB after an object in an array", func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte(`{"active":true,"sub":"alice","x":[{"a":1}],"SUB":"admin","y":""}`))
+		}, `idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: duplicate member "SUB"`},
 		{"no active", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"sub":"alice"}`)) }, "idp unavailable: introspection endpoint of IDP internal answered without a boolean active (RFC 7662 §2.2)"},
 		{"active as a string", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"active":"true"}`)) }, "idp unavailable: introspection endpoint of IDP internal answered without a boolean active (RFC 7662 §2.2)"},
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/idtx/idtx/internal/strictjson"
 )
 
 // SignatureHeader carries the webhook signature:
@@ -129,12 +131,14 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 	if len(data) > maxAnswerBytes {
 		return Verdict{}, fmt.Errorf("%w: answer is larger than %d bytes", ErrUnavailable, maxAnswerBytes)
 	}
-	if name, dup := duplicateMember(data); dup {
-		// encoding/json would take the last, and match "ALLOW" to allow.
-		return Verdict{}, fmt.Errorf("%w: answer has the member %q twice (names compare without case)", ErrUnavailable, clip(name))
-	}
+	// encoding/json alone would take the last of two "allow"s, and match
+	// "ALLOW" to allow: a deny could be read as an allow.
 	var a Answer
-	if err := json.Unmarshal(data, &a); err != nil {
+	if err := strictjson.Unmarshal(data, &a); err != nil {
+		var dup *strictjson.DuplicateError
+		if errors.As(err, &dup) {
+			return Verdict{}, fmt.Errorf("%w: answer has the member %q twice (names compare without case)", ErrUnavailable, clip(dup.Name))
+		}
 		return Verdict{}, fmt.Errorf("%w: answer is not the JSON {\"allow\": bool, ...}: %v", ErrUnavailable, err)
 	}
 	if a.Allow == nil {
@@ -215,53 +219,4 @@ func clip(s string) string {
 		return string(r[:maxReasonRunes]) + "…"
 	}
 	return s
-}
-
-// duplicateMember finds a member name that an object of the JSON document
-// data holds twice, at any depth, comparing names as encoding/json matches
-// them to fields (strings.EqualFold). A document that is not JSON has
-// none: json.Unmarshal reports it.
-func duplicateMember(data []byte) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	type frame struct {
-		object bool
-		key    bool // the next string token is a member name
-		seen   []string
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", false
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.object && top.key {
-			name, _ := tok.(string)
-			for _, s := range top.seen {
-				if strings.EqualFold(s, name) {
-					return name, true
-				}
-			}
-			top.seen = append(top.seen, name)
-			top.key = false
-			continue
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &frame{object: true, key: true})
-			continue
-		case json.Delim('['):
-			stack = append(stack, &frame{})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-		// A value ended: in an object, a member name comes next.
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			stack[len(stack)-1].key = true
-		}
-	}
 }

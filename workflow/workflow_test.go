@@ -289,6 +289,10 @@ func TestWebhook(t *testing.T) {
 		{name: "allow twice", answer: answerJSON(`{"allow": false, "allow": true}`), wantErr: `answer has the member "allow" twice`},
 		{name: "allow twice in two cases", answer: answerJSON(`{"allow": false, "ALLOW": true}`), wantErr: `answer has the member "ALLOW" twice`},
 		{name: "nested claim twice", answer: answerJSON(`{"allow": true, "claims": {"x": [{"a": 1}, {"a": 1, "A": 2}]}}`), wantErr: `answer has the member "A" twice`},
+		// The scanner strictjson replaced lost its place after an object
+		// in an array: this deny was read as an allow.
+		{name: "deny, then ALLOW after an object in an array", answer: answerJSON(`{"allow": false, "reason": "x", "c": [{"a":1}], "ALLOW": true, "y": ""}`), wantErr: `webhook unavailable: answer has the member "ALLOW" twice (names compare without case)`},
+		{name: "empty strings are not member names", answer: answerJSON(`{"allow": true, "reason": "", "claims": {"a": "", "b": [{"c": ""}], "d": ""}}`), allow: true, claims: map[string]any{"a": "", "b": []any{map[string]any{"c": ""}}, "d": ""}},
 		{name: "huge", answer: answerJSON(`{"allow": true, "reason": "` + strings.Repeat("x", 70<<10) + `"}`), wantErr: "answer is larger than 65536 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
