@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/internal/fetch"
 )
 
 func goodAnswer() map[string]any {
@@ -458,5 +460,28 @@ idps:
 		if got := srv.callCount() - before; got != tc.calls {
 			t.Errorf("%q: the IDP was asked %d times for two exchanges, want %d", tc.line, got, tc.calls)
 		}
+	}
+}
+
+// TestIntrospectionUnreachableNamesNoURL: the error's text reaches the
+// client and the trace, so it names the IDP, never the endpoint or its
+// query; the server's log reads the URL, query values redacted, from
+// fetch.Detail.
+func TestIntrospectionUnreachableNamesNoURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	v := introspectionValidator(t, "http://"+addr+"/introspect?api_key=SECRET", func() time.Time { return now })
+	_, err = v.Validate(t.Context(), "int_x", idp.TokenTypeAccessToken)
+	const want = "idp unavailable: introspection endpoint of IDP internal is unreachable"
+	if !errors.Is(err, idp.ErrUnavailable) || fmt.Sprint(err) != want {
+		t.Fatalf("Validate = %v, want exactly %q", err, want)
+	}
+	detail := "http://" + addr + "/introspect?api_key=REDACTED: Post: dial tcp " + addr + ": connect: connection refused"
+	if got := fetch.Detail(err); got != detail {
+		t.Fatalf("detail = %q, want %q", got, detail)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/idtx/idtx/internal/fetch"
 	"github.com/idtx/idtx/internal/strictjson"
 )
 
@@ -103,9 +104,12 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
+	// No error below names the URL: its text reaches the client and the
+	// trace; the server's log gets the URL, query values redacted, from
+	// fetch.Detailed.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
-		return Verdict{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return Verdict{}, fetch.Detailed(fmt.Errorf("%w: the request cannot be made", ErrUnavailable), h.url, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -113,9 +117,9 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 	resp, err := h.client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return Verdict{}, fmt.Errorf("%w: no answer within %s", ErrUnavailable, h.timeout)
+			return Verdict{}, fetch.Detailed(fmt.Errorf("%w: no answer within %s", ErrUnavailable, h.timeout), h.url, err)
 		}
-		return Verdict{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return Verdict{}, fetch.Detailed(fmt.Errorf("%w: unreachable", ErrUnavailable), h.url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -124,9 +128,9 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return Verdict{}, fmt.Errorf("%w: no answer within %s", ErrUnavailable, h.timeout)
+			return Verdict{}, fetch.Detailed(fmt.Errorf("%w: no answer within %s", ErrUnavailable, h.timeout), h.url, err)
 		}
-		return Verdict{}, fmt.Errorf("%w: reading the answer: %v", ErrUnavailable, err)
+		return Verdict{}, fetch.Detailed(fmt.Errorf("%w: the answer was cut off", ErrUnavailable), h.url, err)
 	}
 	if len(data) > maxAnswerBytes {
 		return Verdict{}, fmt.Errorf("%w: answer is larger than %d bytes", ErrUnavailable, maxAnswerBytes)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idtx/idtx/internal/fetch"
 	"github.com/idtx/idtx/workflow"
 )
 
@@ -397,5 +399,26 @@ func BenchmarkRun(b *testing.B) {
 		if v, err := claims.Run(ctx, in); err != nil || v.Claims["tenant"] != "idp.test" {
 			b.Fatal(v, err)
 		}
+	}
+}
+
+// TestWebhookUnreachableNamesNoURL: the error's text reaches the client
+// and the trace, so it names neither the URL nor its query; the server's
+// log reads the URL, query values redacted, from fetch.Detail.
+func TestWebhookUnreachableNamesNoURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	w := mustCompile(t, workflow.Spec{Name: "fraud", Webhook: "http://" + addr + "/check?api_key=SECRET", Secret: "s3cret-s3cret", Timeout: time.Second})
+	_, err = w.Run(context.Background(), input())
+	if !errors.Is(err, workflow.ErrUnavailable) || err.Error() != "webhook unavailable: unreachable" {
+		t.Fatalf("err = %v, want exactly %q", err, "webhook unavailable: unreachable")
+	}
+	want := "http://" + addr + "/check?api_key=REDACTED: Post: dial tcp " + addr + ": connect: connection refused"
+	if got := fetch.Detail(err); got != want {
+		t.Fatalf("detail = %q, want %q", got, want)
 	}
 }
