@@ -54,7 +54,7 @@ func (e *DuplicateError) Error() string {
 // most MaxDepth.
 func Check(data []byte) error {
 	dec := jsontext.NewDecoder(bytes.NewReader(data)) // duplicate names and invalid UTF-8 refused by default
-	var names []map[string]struct{}                    // per open object or array (nil)
+	var names []map[string]struct{}                   // per open object or array (nil)
 	for {
 		tok, err := dec.ReadToken()
 		if err == io.EOF { // before any value: a value cut short is io.ErrUnexpectedEOF
