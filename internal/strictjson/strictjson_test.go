@@ -145,12 +145,14 @@ func reference(data []byte) refResult {
 	if !json.Valid(data) {
 		// Where a duplicate comes before the error, Check finds it first.
 		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber() // a number's range is not a question of syntax
 		if r := walk(dec, 0); r == refDuplicate || r == refDeep {
 			return r
 		}
 		return refInvalid
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
 	return walk(dec, 0)
 }
 
