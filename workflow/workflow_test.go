@@ -294,7 +294,8 @@ func TestWebhook(t *testing.T) {
 		// The scanner strictjson replaced lost its place after an object
 		// in an array: this deny was read as an allow.
 		{name: "deny, then ALLOW after an object in an array", answer: answerJSON(`{"allow": false, "reason": "x", "c": [{"a":1}], "ALLOW": true, "y": ""}`), wantErr: `webhook unavailable: answer has the member "ALLOW" twice (names compare without case)`},
-		{name: "empty strings are not member names", answer: answerJSON(`{"allow": true, "reason": "", "claims": {"a": "", "b": [{"c": ""}], "d": ""}}`), allow: true, claims: map[string]any{"a": "", "b": []any{map[string]any{"c": ""}}, "d": ""}},
+		// ... and, after an object, took a later "" for a second name "".
+		{name: "empty strings are not member names", answer: answerJSON(`{"allow": true, "claims": {"x": ""}, "reason": ""}`), allow: true, claims: map[string]any{"x": ""}},
 		{name: "huge", answer: answerJSON(`{"allow": true, "reason": "` + strings.Repeat("x", 70<<10) + `"}`), wantErr: "answer is larger than 65536 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
