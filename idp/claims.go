@@ -35,7 +35,7 @@ func Lookup(claims map[string]any, path string) (any, bool) {
 		return v, true
 	}
 	// The longest member name that is a prefix of path first; a path
-	// comes from config and a token nests at most maxJSONDepth deep.
+	// comes from config and a token nests at most strictjson.MaxDepth deep.
 	for i := strings.LastIndex(path, "."); i > 0; i = strings.LastIndex(path[:i], ".") {
 		if obj, ok := claims[path[:i]].(map[string]any); ok {
 			if v, ok := Lookup(obj, path[i+1:]); ok {
