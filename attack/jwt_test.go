@@ -114,6 +114,13 @@ func jwtRows() []row {
 		jwtRow("duplicate alg in header", func(t testing.TB, e *env) string {
 			return e.corp.signRaw(t, fmt.Sprintf(`{"alg":"none","kid":%q,"alg":"RS256"}`, e.corp.kid), mustJSON(claims(nil)))
 		}, `header: duplicate member "alg"`),
+		jwtRow("alg and ALG in header", func(t testing.TB, e *env) string {
+			return e.corp.signRaw(t, fmt.Sprintf(`{"alg":"RS256","kid":%q,"ALG":"none"}`, e.corp.kid), mustJSON(claims(nil)))
+		}, `malformed token: header: duplicate member "ALG"`),
+		jwtRow("sub and SUB after an object in an array", func(t testing.TB, e *env) string {
+			c := mustJSON(claims(nil))
+			return e.corp.signRaw(t, fmt.Sprintf(`{"alg":"RS256","kid":%q}`, e.corp.kid), strings.TrimSuffix(c, "}")+`,"x":[{"a":1}],"SUB":"admin","y":""}`)
+		}, `malformed token: claims: duplicate member "SUB"`),
 		jwtRow("duplicate sub in claims", func(t testing.TB, e *env) string {
 			c := mustJSON(claims(nil))
 			return e.corp.signRaw(t, fmt.Sprintf(`{"alg":"RS256","kid":%q}`, e.corp.kid), strings.TrimSuffix(c, "}")+`,"sub":"admin"}`)

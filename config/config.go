@@ -816,6 +816,14 @@ func claimPaths(at Path, where string, claims map[string]string) Problems {
 		if path == "" || strings.HasPrefix(path, ".") || strings.HasSuffix(path, ".") || strings.Contains(path, "..") {
 			p = append(p, at.Key(name).Problem("%s: claims: %s: path %q is empty or has an empty segment (write a.b.c, or a top-level claim name)", where, name, path))
 		}
+		// Each mapping reads the token's own claims, never another
+		// mapping's result: {groups: roles, roles: realm_access.roles}
+		// gives groups the token's roles, which is rarely what was meant.
+		for _, other := range names {
+			if other != name && other != "" && (path == other || strings.HasPrefix(path, other+".")) {
+				p = append(p, fmt.Sprintf("%s: claims: %s: path %q reads %s, which is itself mapped (%s: %s); mappings read the token's own claims, never each other's: write the path %s should read", where, name, path, other, other, claims[other], name))
+			}
+		}
 	}
 	return p
 }

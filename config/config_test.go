@@ -421,6 +421,11 @@ clients:
 			`idps[0] (a): claims: scope: path ".scp" is empty or has an empty segment (write a.b.c, or a top-level claim name)`,
 			`idps[0] (a): claims: "sub" is reserved and cannot be mapped (reserved: iss sub aud exp iat nbf jti act may_act)`,
 		}},
+		{"a mapping reading another's target", `
+  - {name: kc, type: jwt, issuer: https://kc, jwks_file: k, audiences: [sts], claims: {groups: roles, roles: realm_access.roles, email: groups.primary, scope: scope}}`, []string{
+			`idps[0] (kc): claims: email: path "groups.primary" reads groups, which is itself mapped (groups: roles); mappings read the token's own claims, never each other's: write the path email should read`,
+			`idps[0] (kc): claims: groups: path "roles" reads roles, which is itself mapped (roles: realm_access.roles); mappings read the token's own claims, never each other's: write the path groups should read`,
+		}},
 		{"introspection incomplete", `
   - {name: a, type: introspection, issuer: https://a, audiences: [sts], client_secret: x, client_secret_file: f, cache_ttl: 2h, jwks_file: k}
   - {name: b, type: introspection, issuer: https://b, audiences: [sts], introspection_endpoint: "ftp://b", discovery: true, client_id: i, client_secret: x}`, []string{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/internal/fetch"
 )
 
 // The detail evidence of Request.Detail (docs/explain.md): built only for
@@ -26,7 +27,7 @@ func identityDetail(ev map[string]string, id *idp.Identity, now time.Time) {
 		ev[EvidenceAlgorithm] = id.Algorithm
 	}
 	if id.Endpoint != "" {
-		ev[EvidenceIntrospected] = id.Endpoint
+		ev[EvidenceIntrospected] = fetch.Redact(id.Endpoint) // a query may hold a credential
 	}
 	ev[EvidenceNow] = now.UTC().Format(time.RFC3339)
 	ev[EvidenceExpiresIn] = id.Expiry.Sub(now).Round(time.Second).String()

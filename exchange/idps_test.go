@@ -39,7 +39,7 @@ func TestExchangeIntrospectionIDP(t *testing.T) {
 		return strings.Replace(yaml, "services:", `  - name: internal
     type: introspection
     issuer: https://internal.test
-    introspection_endpoint: `+srv.URL+`
+    introspection_endpoint: `+srv.URL+`/introspect?api_key=SECRET
     client_id: idtx
     client_secret: s
     token_prefix: int_
@@ -66,10 +66,11 @@ services:`, 1)
 		"subject_token: invalid token: IDP internal says the token is not active (RFC 7662 §2.2: expired, revoked or never issued)")
 	expectError(t, e.post("/token", form("other_opaque")), 400, "invalid_request",
 		`subject_token: untrusted issuer: an opaque token that starts with no introspection IDP's token_prefix ("int_")`)
-	// explain's detail: why the token went to this IDP, and who vouched.
+	// explain's detail: why the token went to this IDP, and who vouched
+	// (the endpoint's query values redacted: a trace reaches clients).
 	trace := walkDetail(t, e, form("int_good"), true)
 	sub := evidenceOf(t, trace, exchange.StepSubject)
-	if sub[exchange.EvidenceMatched] != "token_prefix int_ is IDP internal's" || sub[exchange.EvidenceIntrospected] != srv.URL ||
+	if sub[exchange.EvidenceMatched] != "token_prefix int_ is IDP internal's" || sub[exchange.EvidenceIntrospected] != srv.URL+"/introspect?api_key=REDACTED" ||
 		sub[exchange.EvidenceExpiresIn] != "1h0m0s" || sub[exchange.EvidenceKeyID] != "" {
 		t.Errorf("subject evidence %v", sub)
 	}

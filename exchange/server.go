@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/internal/fetch"
 )
 
 // Handler serves the STS endpoints (README, Endpoints).
@@ -305,6 +306,11 @@ func (h *Handler) audit(ctx context.Context, trace Trace, oerr *Error) {
 	}
 	attrs = append(attrs, slog.String("result", oerr.Code), slog.String("step", trace[len(trace)-1].Step),
 		slog.String("reason", oerr.Description))
+	// What went wrong with a webhook or an IDP endpoint, with its URL
+	// (query values redacted): for this log only, never the client.
+	if d := fetch.Detail(trace[len(trace)-1].Cause); d != "" {
+		attrs = append(attrs, slog.String("detail", d))
+	}
 	level := slog.LevelInfo
 	if oerr.Cause != nil {
 		level = slog.LevelError

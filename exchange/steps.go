@@ -579,7 +579,9 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 			}
 			switch {
 			case errors.Is(err, workflow.ErrUnavailable):
-				return failWith(ErrTemporarilyUnavailable("workflow %s: %v; try again later", w.Name(), err), s.detail(evidence))
+				o := failWith(ErrTemporarilyUnavailable("workflow %s: %v; try again later", w.Name(), err), s.detail(evidence))
+				o.Cause = err // the server's log reads its detail (the webhook URL, redacted)
+				return o
 			case err != nil:
 				return failWith(ErrInvalidRequest("workflow %s: %v", w.Name(), err), s.detail(evidence))
 			case !v.Allow && v.Reason == "":

@@ -35,7 +35,7 @@ func Lookup(claims map[string]any, path string) (any, bool) {
 		return v, true
 	}
 	// The longest member name that is a prefix of path first; a path
-	// comes from config and a token nests at most maxJSONDepth deep.
+	// comes from config and a token nests at most strictjson.MaxDepth deep.
 	for i := strings.LastIndex(path, "."); i > 0; i = strings.LastIndex(path[:i], ".") {
 		if obj, ok := claims[path[:i]].(map[string]any); ok {
 			if v, ok := Lookup(obj, path[i+1:]); ok {
@@ -46,17 +46,25 @@ func Lookup(claims map[string]any, path string) (any, bool) {
 	return nil, false
 }
 
-// apply adds the canonical claims of m to claims, in place.
+// apply adds the canonical claims of m to claims, in place. Every
+// mapping reads the token's own claims, never another mapping's result:
+// with {groups: roles, roles: realm_access.roles}, groups is the token's
+// roles whatever order the map is walked in (config refuses such a pair;
+// this keeps the outcome fixed for a config that did not go through it).
 func (m ClaimMap) apply(claims map[string]any) {
+	if len(m) == 0 {
+		return
+	}
+	mapped := make(map[string]any, len(m))
 	for name, path := range m {
 		v, ok := Lookup(claims, path)
 		if !ok || v == nil {
-			delete(claims, name)
+			mapped[name] = nil
 			continue
 		}
 		switch {
 		case name == "scope":
-			claims[name] = strings.Join(stringList(v), " ")
+			mapped[name] = strings.Join(stringList(v), " ")
 		case listClaims[name]:
 			list := stringList(v)
 			if s, ok := v.(string); ok {
@@ -66,8 +74,15 @@ func (m ClaimMap) apply(claims map[string]any) {
 			for i, s := range list {
 				out[i] = s
 			}
-			claims[name] = out
+			mapped[name] = out
 		default:
+			mapped[name] = v
+		}
+	}
+	for name, v := range mapped {
+		if v == nil {
+			delete(claims, name)
+		} else {
 			claims[name] = v
 		}
 	}

@@ -107,6 +107,20 @@ func TestJWTClaimMapping(t *testing.T) {
 			t.Errorf("scopes %v, want none: the mapped scp is absent", id.Scopes)
 		}
 	})
+	// The issue-16 case: groups from the token's roles, roles from
+	// realm_access.roles. Read in map order, groups was sometimes the
+	// mapped roles ([admin]) and an admin-only rule let a non-admin in.
+	t.Run("mappings read the token's own claims, in any order", func(t *testing.T) {
+		m := idp.ClaimMap{"groups": "roles", "roles": "realm_access.roles", "email": "groups"}
+		for i := range 64 {
+			id := validate(t, m, jwt.MapClaims{
+				"roles": []any{"viewer"}, "realm_access": map[string]any{"roles": []any{"admin"}}, "groups": "eng",
+			})
+			if g, r, e := fmt.Sprint(id.Claims["groups"]), fmt.Sprint(id.Claims["roles"]), id.Claims["email"]; g != "[viewer]" || r != "[admin]" || e != "eng" {
+				t.Fatalf("run %d: groups %s roles %s email %v, want [viewer] [admin] eng", i, g, r, e)
+			}
+		}
+	})
 	t.Run("no mapping keeps scope or scp", func(t *testing.T) {
 		id := validate(t, nil, jwt.MapClaims{"scp": []any{"x"}})
 		if !slices.Equal(id.Scopes, []string{"x"}) {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/internal/fetch"
+	"github.com/idtx/idtx/internal/strictjson"
 )
 
 // Introspection behaviour.
@@ -206,9 +207,12 @@ func (v *Introspection) ask(ctx context.Context, endpoint, token string) (map[st
 	ctx, cancel := context.WithTimeout(ctx, IntrospectionTimeout)
 	defer cancel()
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	// No error below names the endpoint: its text reaches the client and
+	// the trace; the server's log gets the URL, query values redacted,
+	// from fetch.Detailed.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: %v", ErrUnavailable, v.cfg.Name, err)
+		return nil, fetch.Detailed(fmt.Errorf("%w: introspection endpoint of IDP %s: the request cannot be made", ErrUnavailable, v.cfg.Name), endpoint, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -217,14 +221,14 @@ func (v *Introspection) ask(ctx context.Context, endpoint, token string) (map[st
 	resp, err := v.client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w: introspection endpoint of IDP %s did not answer in time (at most %s)", ErrUnavailable, v.cfg.Name, IntrospectionTimeout)
+			return nil, fetch.Detailed(fmt.Errorf("%w: introspection endpoint of IDP %s did not answer in time (at most %s)", ErrUnavailable, v.cfg.Name, IntrospectionTimeout), endpoint, err)
 		}
-		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s is unreachable: %v", ErrUnavailable, v.cfg.Name, err)
+		return nil, fetch.Detailed(fmt.Errorf("%w: introspection endpoint of IDP %s is unreachable", ErrUnavailable, v.cfg.Name), endpoint, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument))
 	if err != nil {
-		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: reading the answer: %v", ErrUnavailable, v.cfg.Name, err)
+		return nil, fetch.Detailed(fmt.Errorf("%w: introspection endpoint of IDP %s: the answer was cut off", ErrUnavailable, v.cfg.Name), endpoint, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
@@ -234,12 +238,9 @@ func (v *Introspection) ask(ctx context.Context, endpoint, token string) (map[st
 	}
 	// A trusted endpoint still gets no say in which of two duplicate
 	// members a reader sees.
-	if _, err := scanObject(body); err != nil {
+	answer, err := strictjson.Object(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: the answer is not a JSON object: %v", ErrUnavailable, v.cfg.Name, err)
-	}
-	var answer map[string]any
-	if err := json.Unmarshal(body, &answer); err != nil {
-		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: the answer is not a JSON object", ErrUnavailable, v.cfg.Name)
 	}
 	return answer, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/internal/fetch"
 )
 
 func goodAnswer() map[string]any {
@@ -92,8 +94,12 @@ func TestIntrospectionUnavailable(t *testing.T) {
 		{"redirect not followed", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "https://evil.example/", http.StatusTemporaryRedirect)
 		}, "idp unavailable: introspection endpoint of IDP internal answered status 307"},
-		{"garbage", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) }, "idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: not a JSON object"},
+		{"garbage", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) }, "idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: invalid JSON: invalid character '<' at start of value"},
 		{"duplicate active", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"active":false,"active":true}`)) }, `idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: duplicate member "active"`},
+		{"active and ACTIVE", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"active":false,"ACTIVE":true}`)) }, `idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: duplicate member "ACTIVE"`},
+		{"sub and SUB after an object in an array", func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte(`{"active":true,"sub":"alice","x":[{"a":1}],"SUB":"admin","y":""}`))
+		}, `idp unavailable: introspection endpoint of IDP internal: the answer is not a JSON object: duplicate member "SUB"`},
 		{"no active", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"sub":"alice"}`)) }, "idp unavailable: introspection endpoint of IDP internal answered without a boolean active (RFC 7662 §2.2)"},
 		{"active as a string", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"active":"true"}`)) }, "idp unavailable: introspection endpoint of IDP internal answered without a boolean active (RFC 7662 §2.2)"},
 	}
@@ -454,5 +460,28 @@ idps:
 		if got := srv.callCount() - before; got != tc.calls {
 			t.Errorf("%q: the IDP was asked %d times for two exchanges, want %d", tc.line, got, tc.calls)
 		}
+	}
+}
+
+// TestIntrospectionUnreachableNamesNoURL: the error's text reaches the
+// client and the trace, so it names the IDP, never the endpoint or its
+// query; the server's log reads the URL, query values redacted, from
+// fetch.Detail.
+func TestIntrospectionUnreachableNamesNoURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	v := introspectionValidator(t, "http://"+addr+"/introspect?api_key=SECRET", func() time.Time { return now })
+	_, err = v.Validate(t.Context(), "int_x", idp.TokenTypeAccessToken)
+	const want = "idp unavailable: introspection endpoint of IDP internal is unreachable"
+	if !errors.Is(err, idp.ErrUnavailable) || fmt.Sprint(err) != want {
+		t.Fatalf("Validate = %v, want exactly %q", err, want)
+	}
+	detail := "http://" + addr + "/introspect?api_key=REDACTED: Post: dial tcp " + addr + ": connect: connection refused"
+	if got := fetch.Detail(err); got != detail {
+		t.Fatalf("detail = %q, want %q", got, detail)
 	}
 }

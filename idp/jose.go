@@ -2,12 +2,11 @@ package idp
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/internal/strictjson"
 )
 
 // peeked is a compact JWT split and pre-checked, before any signature is
@@ -36,9 +35,6 @@ var refusedHeaders = map[string]string{
 	"zip":  "compressed JWTs are refused",
 }
 
-// maxJSONDepth bounds nesting in a token's header and claims.
-const maxJSONDepth = 16
-
 func peekJWT(token, tokenType string) (*peeked, error) {
 	switch n := strings.Count(token, "."); {
 	case n == 4:
@@ -56,16 +52,25 @@ func peekJWT(token, tokenType string) (*peeked, error) {
 	if p.claims, err = decodeSegment(c); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
-	hdr, err := scanObject(p.header, "alg", "typ")
+	// One strict decoder for the header and the claims: golang-jwt and
+	// encoding/json let the last of two equal members win, and match
+	// "ALG" to alg, so an attacker would choose which one a reader sees
+	// (RFC 8725 §2.1).
+	hdr, err := strictjson.Object(p.header)
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	for _, k := range hdr.keys {
+	for k := range hdr {
 		if why, bad := refusedHeaders[k]; bad {
 			return nil, fmt.Errorf("%w: header %q is refused: %s", ErrInvalid, k, why)
 		}
 	}
-	p.alg, p.typ = hdr.values[0], hdr.values[1]
+	if p.alg, err = stringMember(hdr, "alg"); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	if p.typ, err = stringMember(hdr, "typ"); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
 	if p.alg == "" {
 		return nil, fmt.Errorf("%w: header has no alg", ErrMalformed)
 	}
@@ -77,11 +82,13 @@ func peekJWT(token, tokenType string) (*peeked, error) {
 			return nil, err
 		}
 	}
-	cl, err := scanObject(p.claims, "iss")
+	cl, err := strictjson.Object(p.claims)
 	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
-	p.iss = cl.values[0]
+	if p.iss, err = stringMember(cl, "iss"); err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
 	if p.iss == "" {
 		return nil, fmt.Errorf("%w: token has no iss claim", ErrUntrusted)
 	}
@@ -115,196 +122,17 @@ func checkTyp(typ, tokenType string) error {
 	return nil
 }
 
-// object is what scanObject found: every top-level key, and the string
-// values of the keys it was asked for.
-type object struct {
-	keys   []string
-	values []string
-}
-
-// scanObject reads one JSON object and refuses duplicate member names at
-// any depth, compared case-insensitively: golang-jwt and encoding/json let
-// the last duplicate win, and an attacker chooses which one a reader sees.
-// Keys are compared unescaped, as encoding/json sees them, so "\u0061lg"
-// is "alg". It is a scanner, not a validator: encoding/json parses the
-// same bytes afterwards and refuses what is not JSON.
-func scanObject(data []byte, want ...string) (*object, error) {
-	sc := &jsonScanner{data: data}
-	o := &object{values: make([]string, len(want))}
-	sc.ws()
-	if sc.peek() != '{' {
-		return nil, fmt.Errorf("not a JSON object")
+// stringMember is o's member key, which must be a string when present.
+func stringMember(o map[string]any, key string) (string, error) {
+	v, ok := o[key]
+	if !ok {
+		return "", nil
 	}
-	err := sc.object(0, func(key string) error {
-		o.keys = append(o.keys, key)
-		for i, w := range want {
-			if key == w {
-				if sc.peek() != '"' {
-					return fmt.Errorf("%s is not a string", key)
-				}
-				v, err := sc.str()
-				o.values[i] = v
-				return err
-			}
-		}
-		return sc.value(1)
-	})
-	if err != nil {
-		return nil, err
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("%s is not a string", key)
 	}
-	if sc.ws(); sc.i != len(sc.data) {
-		return nil, fmt.Errorf("trailing data after the object")
-	}
-	return o, nil
-}
-
-type jsonScanner struct {
-	data []byte
-	i    int
-}
-
-var errJSON = fmt.Errorf("invalid JSON")
-
-func (s *jsonScanner) peek() byte {
-	if s.i < len(s.data) {
-		return s.data[s.i]
-	}
-	return 0
-}
-
-func (s *jsonScanner) ws() {
-	for s.i < len(s.data) {
-		switch s.data[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// object reads {...}, calling member with the reader placed at each value.
-func (s *jsonScanner) object(depth int, member func(key string) error) error {
-	s.i++ // '{'
-	var seen []string
-	for first := true; ; first = false {
-		s.ws()
-		if s.peek() == '}' && first {
-			s.i++
-			return nil
-		}
-		if s.peek() != '"' {
-			return errJSON
-		}
-		key, err := s.str()
-		if err != nil {
-			return err
-		}
-		for _, k := range seen {
-			if strings.EqualFold(k, key) {
-				return fmt.Errorf("duplicate member %q", clip(key))
-			}
-		}
-		seen = append(seen, key)
-		if s.ws(); s.peek() != ':' {
-			return errJSON
-		}
-		s.i++
-		s.ws()
-		if err := member(key); err != nil {
-			return err
-		}
-		s.ws()
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return errJSON
-		}
-	}
-}
-
-func (s *jsonScanner) value(depth int) error {
-	if depth > maxJSONDepth {
-		return fmt.Errorf("nested deeper than %d", maxJSONDepth)
-	}
-	s.ws()
-	switch s.peek() {
-	case '{':
-		return s.object(depth, func(string) error { return s.value(depth + 1) })
-	case '[':
-		s.i++
-		for first := true; ; first = false {
-			s.ws()
-			if s.peek() == ']' && first {
-				s.i++
-				return nil
-			}
-			if err := s.value(depth + 1); err != nil {
-				return err
-			}
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				return nil
-			default:
-				return errJSON
-			}
-		}
-	case '"':
-		_, err := s.str()
-		return err
-	case 0:
-		return errJSON
-	}
-	// A number, true, false or null: up to the next delimiter.
-	start := s.i
-	for s.i < len(s.data) && !strings.ContainsRune(",]} \t\n\r", rune(s.data[s.i])) {
-		s.i++
-	}
-	if s.i == start {
-		return errJSON
-	}
-	return nil
-}
-
-// str reads a string at s.i and returns it unescaped.
-func (s *jsonScanner) str() (string, error) {
-	start := s.i
-	s.i++ // opening quote
-	escaped := false
-	for s.i < len(s.data) {
-		switch s.data[s.i] {
-		case '\\':
-			escaped = true
-			s.i += 2
-			continue
-		case '"':
-			s.i++
-			raw := s.data[start:s.i]
-			if !utf8.Valid(raw) {
-				// encoding/json would fold invalid bytes to U+FFFD, and
-				// two distinct keys into one.
-				return "", fmt.Errorf("invalid UTF-8")
-			}
-			if !escaped {
-				return string(raw[1 : len(raw)-1]), nil
-			}
-			var out string
-			if err := json.Unmarshal(raw, &out); err != nil {
-				return "", errJSON
-			}
-			return out, nil
-		}
-		s.i++
-	}
-	return "", errJSON
+	return s, nil
 }
 
 // Precheck refuses a compact JWT with the header and structure attacks of

@@ -15,6 +15,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/idtx/idtx/internal/fetch"
+	"github.com/idtx/idtx/internal/strictjson"
 )
 
 // SignatureHeader carries the webhook signature:
@@ -101,9 +104,12 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
+	// No error below names the URL: its text reaches the client and the
+	// trace; the server's log gets the URL, query values redacted, from
+	// fetch.Detailed.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
-		return Verdict{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return Verdict{}, fetch.Detailed(fmt.Errorf("%w: the request cannot be made", ErrUnavailable), h.url, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -111,9 +117,9 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 	resp, err := h.client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return Verdict{}, fmt.Errorf("%w: no answer within %s", ErrUnavailable, h.timeout)
+			return Verdict{}, fetch.Detailed(fmt.Errorf("%w: no answer within %s", ErrUnavailable, h.timeout), h.url, err)
 		}
-		return Verdict{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return Verdict{}, fetch.Detailed(fmt.Errorf("%w: unreachable", ErrUnavailable), h.url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -122,19 +128,21 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return Verdict{}, fmt.Errorf("%w: no answer within %s", ErrUnavailable, h.timeout)
+			return Verdict{}, fetch.Detailed(fmt.Errorf("%w: no answer within %s", ErrUnavailable, h.timeout), h.url, err)
 		}
-		return Verdict{}, fmt.Errorf("%w: reading the answer: %v", ErrUnavailable, err)
+		return Verdict{}, fetch.Detailed(fmt.Errorf("%w: the answer was cut off", ErrUnavailable), h.url, err)
 	}
 	if len(data) > maxAnswerBytes {
 		return Verdict{}, fmt.Errorf("%w: answer is larger than %d bytes", ErrUnavailable, maxAnswerBytes)
 	}
-	if name, dup := duplicateMember(data); dup {
-		// encoding/json would take the last, and match "ALLOW" to allow.
-		return Verdict{}, fmt.Errorf("%w: answer has the member %q twice (names compare without case)", ErrUnavailable, clip(name))
-	}
+	// encoding/json alone would take the last of two "allow"s, and match
+	// "ALLOW" to allow: a deny could be read as an allow.
 	var a Answer
-	if err := json.Unmarshal(data, &a); err != nil {
+	if err := strictjson.Unmarshal(data, &a); err != nil {
+		var dup *strictjson.DuplicateError
+		if errors.As(err, &dup) {
+			return Verdict{}, fmt.Errorf("%w: answer has the member %q twice (names compare without case)", ErrUnavailable, clip(dup.Name))
+		}
 		return Verdict{}, fmt.Errorf("%w: answer is not the JSON {\"allow\": bool, ...}: %v", ErrUnavailable, err)
 	}
 	if a.Allow == nil {
@@ -215,53 +223,4 @@ func clip(s string) string {
 		return string(r[:maxReasonRunes]) + "…"
 	}
 	return s
-}
-
-// duplicateMember finds a member name that an object of the JSON document
-// data holds twice, at any depth, comparing names as encoding/json matches
-// them to fields (strings.EqualFold). A document that is not JSON has
-// none: json.Unmarshal reports it.
-func duplicateMember(data []byte) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	type frame struct {
-		object bool
-		key    bool // the next string token is a member name
-		seen   []string
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", false
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.object && top.key {
-			name, _ := tok.(string)
-			for _, s := range top.seen {
-				if strings.EqualFold(s, name) {
-					return name, true
-				}
-			}
-			top.seen = append(top.seen, name)
-			top.key = false
-			continue
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &frame{object: true, key: true})
-			continue
-		case json.Delim('['):
-			stack = append(stack, &frame{})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-		// A value ended: in an object, a member name comes next.
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			stack[len(stack)-1].key = true
-		}
-	}
 }

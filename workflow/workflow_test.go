@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idtx/idtx/internal/fetch"
 	"github.com/idtx/idtx/workflow"
 )
 
@@ -290,6 +292,11 @@ func TestWebhook(t *testing.T) {
 		{name: "allow twice", answer: answerJSON(`{"allow": false, "allow": true}`), wantErr: `answer has the member "allow" twice`},
 		{name: "allow twice in two cases", answer: answerJSON(`{"allow": false, "ALLOW": true}`), wantErr: `answer has the member "ALLOW" twice`},
 		{name: "nested claim twice", answer: answerJSON(`{"allow": true, "claims": {"x": [{"a": 1}, {"a": 1, "A": 2}]}}`), wantErr: `answer has the member "A" twice`},
+		// The scanner strictjson replaced lost its place after an object
+		// in an array: this deny was read as an allow.
+		{name: "deny, then ALLOW after an object in an array", answer: answerJSON(`{"allow": false, "reason": "x", "c": [{"a":1}], "ALLOW": true, "y": ""}`), wantErr: `webhook unavailable: answer has the member "ALLOW" twice (names compare without case)`},
+		// ... and, after an object, took a later "" for a second name "".
+		{name: "empty strings are not member names", answer: answerJSON(`{"allow": true, "claims": {"x": ""}, "reason": ""}`), allow: true, claims: map[string]any{"x": ""}},
 		{name: "huge", answer: answerJSON(`{"allow": true, "reason": "` + strings.Repeat("x", 70<<10) + `"}`), wantErr: "answer is larger than 65536 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -394,5 +401,26 @@ func BenchmarkRun(b *testing.B) {
 		if v, err := claims.Run(ctx, in); err != nil || v.Claims["tenant"] != "idp.test" {
 			b.Fatal(v, err)
 		}
+	}
+}
+
+// TestWebhookUnreachableNamesNoURL: the error's text reaches the client
+// and the trace, so it names neither the URL nor its query; the server's
+// log reads the URL, query values redacted, from fetch.Detail.
+func TestWebhookUnreachableNamesNoURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	w := mustCompile(t, workflow.Spec{Name: "fraud", Webhook: "http://" + addr + "/check?api_key=SECRET", Secret: "s3cret-s3cret", Timeout: time.Second})
+	_, err = w.Run(context.Background(), input())
+	if !errors.Is(err, workflow.ErrUnavailable) || err.Error() != "webhook unavailable: unreachable" {
+		t.Fatalf("err = %v, want exactly %q", err, "webhook unavailable: unreachable")
+	}
+	want := "http://" + addr + "/check?api_key=REDACTED: Post: dial tcp " + addr + ": connect: connection refused"
+	if got := fetch.Detail(err); got != want {
+		t.Fatalf("detail = %q, want %q", got, want)
 	}
 }

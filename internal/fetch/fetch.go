@@ -6,11 +6,12 @@ package fetch
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/idtx/idtx/internal/strictjson"
 )
 
 // Limits on one fetch.
@@ -37,8 +38,15 @@ func JSON(ctx context.Context, client *http.Client, url string, v any) (int, err
 	if resp.StatusCode != http.StatusOK {
 		return resp.StatusCode, fmt.Errorf("%s: status %s", url, resp.Status)
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, MaxBytes)).Decode(v); err != nil {
-		return resp.StatusCode, fmt.Errorf("%s: not a JSON document", url)
+	// Metadata and key sets decide where credentials go and which keys
+	// count: read by the one strict decoder, so that two "issuer" members
+	// (or "issuer" and "ISSUER") are refused, not resolved by order.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBytes))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("%s: reading the document: %w", url, err)
+	}
+	if err := strictjson.Unmarshal(body, v); err != nil {
+		return resp.StatusCode, fmt.Errorf("%s: not a usable JSON document: %v", url, err)
 	}
 	return resp.StatusCode, nil
 }
