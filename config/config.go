@@ -821,7 +821,7 @@ func claimPaths(at Path, where string, claims map[string]string) Problems {
 		// gives groups the token's roles, which is rarely what was meant.
 		for _, other := range names {
 			if other != name && other != "" && (path == other || strings.HasPrefix(path, other+".")) {
-				p = append(p, fmt.Sprintf("%s: claims: %s: path %q reads %s, which is itself mapped (%s: %s); mappings read the token's own claims, never each other's: write the path %s should read", where, name, path, other, other, claims[other], name))
+				p = append(p, at.Key(name).Problem("%s: claims: %s: path %q reads %s, which is itself mapped (%s: %s); mappings read the token's own claims, never each other's: write the path %s should read", where, name, path, other, other, claims[other], name))
 			}
 		}
 	}
