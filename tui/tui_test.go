@@ -239,18 +239,21 @@ func TestHelpAndTokensAndQuit(t *testing.T) {
 // Text from a token reaches the screen escaped.
 func TestHostileTextEscaped(t *testing.T) {
 	e, store := mockEngine(t)
-	tok, err := mockidp.JWT(mockidp.TokenOptions{Sub: "alice\x1b]0;pwned\x07\u202e", Now: t0})
+	// Not in sub: a subject with a control character is refused before
+	// any view shows it; a claim carries the hostile text instead.
+	tok, err := mockidp.JWT(mockidp.TokenOptions{Sub: "alice", Claims: map[string]any{"groups": []string{"alice\x1b]0;pwned\x07\u202e"}}, Now: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := New(Options{Engine: e, Consents: store, Params: params(tok, "orders-api", ""), Auth: demo})
 	m = press(m, "j", "j", "j")
-	for _, v := range []string{m.View(), press(m, "t").View()} {
+	tokens := press(m, "t").View()
+	for _, v := range []string{m.View(), tokens} {
 		if strings.ContainsAny(v, "\x1b\x07\u202e") {
 			t.Fatalf("raw control characters: %q", v)
 		}
-		mustContain(t, v, `alice\x1b]0;pwned\x07\u202e`)
 	}
+	mustContain(t, tokens, `alice\u001b]0;pwned\u0007\u202e`)
 }
 
 // e edits the request and re-runs it; esc cancels.
