@@ -264,8 +264,11 @@ func TestAbuseSlowClients(t *testing.T) {
 			results <- result{"body", took, reply, err}
 		})
 	}
-	// Meanwhile, the server answers others.
-	time.Sleep(2 * time.Second)
+	// Meanwhile, once it holds every slow connection, the server answers others.
+	waitFor(t, 10*time.Second, "the server to hold every slow connection", func() bool {
+		n, err := openFiles(e.srv.PID)
+		return err == nil && n >= 2*perKind
+	})
 	stillServing(t, e, "slow clients started")
 	wg.Wait()
 	close(results)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/idtx/idtx/internal/testconfig"
 	"github.com/idtx/idtx/mockidp"
 )
 
@@ -247,18 +248,7 @@ idps:
     certificate_file: mock-saml.pem
     audiences: [` + stsAudience + `]
 services:
-  - name: orders-api
-    audience: orders-api
-    resources: [http://orders.localhost]
-    scopes: {orders:read: {}, orders:write: {}}
-    default_scopes: [orders:read]
-    token_lifetime: 5m
-  - name: billing-api
-    audience: billing-api
-    scopes: {billing:read: {consent: true}, billing:write: {consent: true}}
-    default_scopes: [billing:read]
-    token_lifetime: 5m
-  - name: narrow-api
+` + testconfig.Services + `  - name: narrow-api
     scopes: {narrow:a: {}, narrow:b: {}}
     default_scopes: [narrow:a]
     subject_scopes_only: true
@@ -280,15 +270,7 @@ services:
     default_scopes: [chain:read]
     token_lifetime: 5m
 clients:
-  - id: demo-client
-    secret: demo-secret
-    services: ["*"]
-    modes: [impersonation, delegation]
-  - id: restricted-client
-    secret: restricted-secret
-    services: [orders-api]
-    modes: [impersonation]
-  - id: jwt-client
+` + testconfig.Clients + `  - id: jwt-client
     jwks_file: client.jwks
     services: ["*"]
   - id: jwt-client-2

@@ -105,13 +105,21 @@ func TestHashedSecretFlood(t *testing.T) {
 
 	// During the flood, demo-client (a plain secret) exchanges a token.
 	// Its latency is logged, not asserted: this machine is shared.
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, 10*time.Second, "the flood to reach the server", func() bool {
+		n, err := openFiles(e.srv.PID)
+		return answered.Load() > 0 || (err == nil && n >= flood)
+	})
 	for i := range 3 {
 		start := time.Now()
 		e.srv.mustExchange(t, exchangeForm(corp()))
 		t.Logf("during the flood: demo-client's valid exchange %d answered in %s (%d of %d wrong secrets answered by then)",
 			i+1, time.Since(start).Round(time.Millisecond), answered.Load(), flood)
-		time.Sleep(200 * time.Millisecond)
+		// The next sample once more of the flood has been answered.
+		before := answered.Load()
+		waitFor(t, 30*time.Second, "more of the flood to be answered", func() bool {
+			n := answered.Load()
+			return n > before || n == flood
+		})
 	}
 	wg.Wait()
 	t.Logf("%d wrong secrets: %d refused after a verification, %d turned away busy", flood, refused.Load(), busy.Load())

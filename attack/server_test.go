@@ -250,7 +250,7 @@ func TestNoSecretsInAnswersOrLogs(t *testing.T) {
 			t.Errorf("answer %s echoes the secret or the token", s)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // let the log lines arrive
+	waitLogCount(t, e.srv, `"msg":"exchange refused"`, 3) // one a refused exchange
 	log := e.srv.stderr.String()
 	if !strings.Contains(log, "exchange refused") {
 		t.Fatalf("no refusal was logged:\n%s", log)

@@ -21,7 +21,7 @@ import (
 	"github.com/idtx/idtx/tui"
 )
 
-// Same engine, no drift: each request of the error table (CONTRACT §5) goes
+// Same engine, no drift: each request of the error table (docs/flowchart.md) goes
 // through the HTTP handler of `idtx serve --mock`, through `idtx explain
 // -o json` and through the walk model, and all three agree on the outcome,
 // the OAuth error and the step that failed.

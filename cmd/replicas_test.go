@@ -19,6 +19,7 @@ import (
 	"github.com/idtx/idtx/consent/pgtest"
 	"github.com/idtx/idtx/fixtures"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/internal/testconfig"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
 )
@@ -54,12 +55,7 @@ func newReplicaSetup(t *testing.T) *replicaSetup {
 		"sts.yaml": `issuer: ` + replicaIssuer + `
 signing: {alg: ES256, kek_file: kek}
 idps:
-  - name: mock
-    type: jwt
-    issuer: ` + mockidp.Issuer + `
-    jwks_file: mock-idp.jwks.json
-    audiences: [idtx-sts]
-services:
+` + testconfig.MockIDP + `services:
   - name: billing-api
     audience: billing-api
     scopes: {billing:read: {consent: true}}

@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -29,8 +31,42 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"idtx": func() { os.Exit(withTestKeyring(cmd.Main)) },
+		"idtx": func() { os.Exit(withStderrCopy(func() int { return withTestKeyring(cmd.Main) })) },
 	})
+}
+
+// withStderrCopy copies a script subprocess's stderr, as it is written,
+// to the file $IDTX_TEST_STDERR_COPY when that is set, so that `waitlog`
+// can watch a background process (testscript keeps a background
+// command's stderr to itself until `wait`).
+func withStderrCopy(main func() int) int {
+	path := os.Getenv("IDTX_TEST_STDERR_COPY")
+	if path == "" {
+		return main()
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stderr copy:", err)
+		return 1
+	}
+	defer f.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stderr copy:", err)
+		return 1
+	}
+	orig := os.Stderr
+	os.Stderr = w
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(io.MultiWriter(orig, f), r)
+		close(copied)
+	}()
+	code := main()
+	os.Stderr = orig
+	w.Close()
+	<-copied
+	return code
 }
 
 // withTestKeyring gives a script's subprocesses a keyring: go-keyring's
@@ -84,7 +120,7 @@ func TestScripts(t *testing.T) {
 			"fetch":          cmdFetch,
 			"gen-client-key": cmdGenClientKey,
 			"mock-cert":      cmdMockCert,
-			"sleep":          cmdSleep,
+			"waitlog":        cmdWaitLog,
 			"mode-is":        cmdModeIs,
 			"hostport":       cmdHostPort,
 		},
@@ -178,14 +214,23 @@ func cmdMockCert(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), mockidp.CertificatePEM(), 0o600))
 }
 
-// sleep DURATION waits, for a background server to come up.
-func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 1 {
-		ts.Fatalf("usage: sleep DURATION")
+// waitlog FILE REGEXP waits, up to 30s, until FILE (written by a
+// background process, as with $IDTX_TEST_STDERR_COPY) matches REGEXP: a
+// server is up once it says where it listens.
+func cmdWaitLog(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitlog FILE REGEXP")
 	}
-	d, err := time.ParseDuration(args[0])
+	re, err := regexp.Compile("(?m)" + args[1])
 	ts.Check(err)
-	time.Sleep(d)
+	path := ts.MkAbs(args[0])
+	var data []byte
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if data, _ = os.ReadFile(path); re.Match(data) {
+			return
+		}
+	}
+	ts.Fatalf("%s did not match %q within 30s:\n%s", args[0], args[1], data)
 }
 
 // mode-is FILE MODE asserts a file's permission bits (octal).

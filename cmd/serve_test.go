@@ -19,6 +19,7 @@ import (
 
 	"github.com/idtx/idtx/fixtures"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/internal/testconfig"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
 )
@@ -341,12 +342,7 @@ func TestServeMockKeyIsNotTheConfiguredKey(t *testing.T) {
 	// The same issuer as the mock: only the key tells their tokens apart.
 	conf := `issuer: ` + mockBase + `
 idps:
-  - name: mock
-    type: jwt
-    issuer: ` + mockidp.Issuer + `
-    jwks_file: mock-idp.jwks.json
-    audiences: [idtx-sts]
-services:
+` + testconfig.MockIDP + `services:
   - name: orders-api
     audience: orders-api
     scopes: {orders:read: {}}

@@ -218,8 +218,10 @@ func TestHashFloodBounded(t *testing.T) {
 			results[i] = e.post("/token", e.form(subject), "heavy-client", fmt.Sprintf("wrong-%d", i))
 		}()
 	}
-	for e.pool.Verifications() == 0 { // the flood has reached the pool
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); e.pool.Verifications() == 0; time.Sleep(time.Millisecond) { // the flood has reached the pool
+		if time.Now().After(deadline) {
+			t.Fatal("no verification began within 30s of the flood")
+		}
 	}
 	start := time.Now()
 	r := e.post("/token", e.form(subject, "client_id", "restricted-client", "client_secret", "restricted-secret"))

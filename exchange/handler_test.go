@@ -101,7 +101,8 @@ func TestExchangeDefaultsAndTargets(t *testing.T) {
 	})
 }
 
-// Every row of CONTRACT §5's error table.
+// Every row of the error table: each OAuth error of RFC 6749 §5.2 and
+// RFC 8693 §2.2.2 the flowchart gives (docs/flowchart.md).
 func TestErrorTable(t *testing.T) {
 	e := newEnv(t)
 	good := e.subject(nil)

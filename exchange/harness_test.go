@@ -28,6 +28,7 @@ import (
 	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/internal/testconfig"
 	"github.com/idtx/idtx/secret"
 )
 
@@ -101,31 +102,12 @@ idps:
     audiences: [idtx-sts]
     access_token_typ: [at+jwt]
 services:
-  - name: orders-api
-    audience: orders-api
-    resources: [http://orders.localhost]
-    scopes: {orders:read: {}, orders:write: {}}
-    default_scopes: [orders:read]
-    token_lifetime: 5m
-  - name: billing-api
-    audience: billing-api
-    scopes: {billing:read: {consent: true}, billing:write: {consent: true}}
-    default_scopes: [billing:read]
-    token_lifetime: 5m
-  - name: narrow-api
+` + testconfig.Services + `  - name: narrow-api
     scopes: {narrow:a: {}, narrow:b: {}}
     subject_scopes_only: true
     token_lifetime: 1h
 clients:
-  - id: demo-client
-    secret: demo-secret
-    services: ["*"]
-    modes: [impersonation, delegation]
-  - id: restricted-client
-    secret: restricted-secret
-    services: [orders-api]
-    modes: [impersonation]
-  - id: bcrypt-client
+` + testconfig.Clients + `  - id: bcrypt-client
     secret_hash: %q
     services: ["*"]
   - id: argon-client

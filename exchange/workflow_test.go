@@ -185,7 +185,7 @@ func TestWorkflowWebhookTimeout(t *testing.T) {
 	expectError(t, r, http.StatusServiceUnavailable, "temporarily_unavailable", "workflow slow: webhook unavailable: no answer within 20ms")
 }
 
-// TestMockBlockedWorkflow is the mock's CONTRACT workflow: a subject in
+// TestMockBlockedWorkflow is the mock's workflow no-blocked (docs/mock.md): a subject in
 // the blocked group is refused for every service.
 func TestMockBlockedWorkflow(t *testing.T) {
 	cfg, err := mockidp.Config()

@@ -1,6 +1,8 @@
 // Package pgtest gives tests a PostgreSQL database: a fresh database on
 // the server IDTX_TEST_POSTGRES names, or on a throwaway cluster it starts
-// in a temporary folder (initdb, pg_ctl) and stops when the test ends. A
+// in a temporary folder of the test process's own (initdb, pg_ctl) and
+// stops when the test or the process ends; what a killed process left
+// there, the next process to use pgtest removes. A
 // test is skipped, saying why, only when neither is possible. It is a
 // package of its own so that consent, exchange and cmd tests share it.
 package pgtest
@@ -19,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -38,14 +41,14 @@ func DSN(t testing.TB) string {
 }
 
 // Server is IDTX_TEST_POSTGRES, or else the DSN of a cluster this test
-// binary shares: kept in the temporary folder between runs (so initdb
-// runs once), started on first use, and stopped when the binary exits.
+// process shares: started on first use in a folder of its own, and
+// stopped when the process exits.
 func Server(t testing.TB) string {
 	t.Helper()
 	if s := os.Getenv(EnvDSN); s != "" {
 		return s
 	}
-	sharedOnce.Do(func() { sharedDSN, sharedErr = startShared() })
+	sharedOnce.Do(func() { sharedDSN, sharedErr = startShared(Root()) })
 	if sharedErr != nil {
 		if errors.Is(sharedErr, errNoPostgres) {
 			t.Skipf("%v", sharedErr)
@@ -63,9 +66,16 @@ var (
 
 var errNoPostgres = fmt.Errorf("no PostgreSQL: set %s to a server's DSN, or install PostgreSQL (initdb not on PATH nor in /usr/lib/postgresql/*/bin)", EnvDSN)
 
+// Root is the folder pgtest keeps its clusters in: the template cluster
+// that initdb made once (kept between runs, since initdb takes seconds
+// and a copy does not), and a folder run-PID for each process using it.
+func Root() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("idtx-pgtest-%d", os.Getuid()))
+}
+
 // startShared runs postgres as a child that dies with this process
-// (Pdeathsig), on a data folder named after the test binary.
-func startShared() (string, error) {
+// (Pdeathsig), on a data folder of this process's own under root.
+func startShared(root string) (string, error) {
 	bin := Bin()
 	if bin == "" {
 		return "", errNoPostgres
@@ -74,21 +84,13 @@ func startShared() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("idtx-pgtest-%d", os.Getuid()), filepath.Base(os.Args[0]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := processDir(root, cred)
+	if err != nil {
 		return "", err
 	}
-	for d := dir; d != os.TempDir(); d = filepath.Dir(d) {
-		if err := chown(d, cred); err != nil {
-			return "", err
-		}
-	}
 	data := filepath.Join(dir, "data")
-	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
-		os.RemoveAll(data)
-		if err := initData(bin, cred, data); err != nil {
-			return "", err
-		}
+	if err := initData(bin, cred, root, data); err != nil {
+		return "", err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -130,11 +132,146 @@ func startShared() (string, error) {
 	return "", errors.New("postgres did not accept connections within a minute")
 }
 
+// processDirs holds, for each root, the folder run-PID this process owns
+// there, and the lock file that says so (open for the life of the
+// process: the kernel lets go of the lock however the process ends).
+var (
+	processDirsMu sync.Mutex
+	processDirs   = map[string]string{}
+	processLocks  []*os.File
+)
+
+// processDir is this process's own folder under root, run-PID, locked
+// (flock) for as long as the process lives, so that two processes never
+// share a cluster. First it removes what processes that are gone left
+// behind (sweep).
+func processDir(root string, cred *syscall.Credential) (string, error) {
+	processDirsMu.Lock()
+	defer processDirsMu.Unlock()
+	if dir, ok := processDirs[root]; ok {
+		return dir, nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	if err := chown(root, cred); err != nil {
+		return "", err
+	}
+	sweep(root)
+	// Made as claim-PID, locked, and only then renamed: a folder named
+	// run-* always has its lock file.
+	pid := strconv.Itoa(os.Getpid())
+	claim := filepath.Join(root, "claim-"+pid)
+	os.RemoveAll(claim)
+	if err := os.Mkdir(claim, 0o755); err != nil {
+		return "", err
+	}
+	lock, err := os.Create(filepath.Join(claim, "lock"))
+	if err != nil {
+		return "", err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return "", fmt.Errorf("lock %s: %w", claim, err)
+	}
+	dir := filepath.Join(root, "run-"+pid)
+	os.RemoveAll(dir) // a process of the same pid that is gone
+	if err := os.Rename(claim, dir); err != nil {
+		lock.Close()
+		return "", err
+	}
+	if err := chown(dir, cred); err != nil {
+		lock.Close()
+		return "", err
+	}
+	processLocks = append(processLocks, lock)
+	processDirs[root] = dir
+	return dir, nil
+}
+
+// sweep removes the folders under root that processes now gone left
+// behind, whole or half-made: a run-* folder whose lock nobody holds
+// (after stopping any postgres still running in it), a claim-PID folder
+// whose process is gone, and a BINARY.test folder of the layout before
+// run-* on which no postgres runs.
+func sweep(root string) {
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		path := filepath.Join(root, e.Name())
+		switch {
+		case strings.HasPrefix(e.Name(), "run-"):
+			lock, err := os.Open(filepath.Join(path, "lock"))
+			if err != nil {
+				os.RemoveAll(path)
+				continue
+			}
+			if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+				stopLeftovers(path)
+				os.RemoveAll(path)
+			}
+			lock.Close()
+		case strings.HasPrefix(e.Name(), "claim-"):
+			if pid, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "claim-")); err == nil && !alive(pid) {
+				os.RemoveAll(path)
+			}
+		case strings.HasSuffix(e.Name(), ".test"):
+			// The folder an earlier pgtest kept per test binary, when no
+			// postgres runs on it any more.
+			if postmaster(filepath.Join(path, "data")) == 0 {
+				os.RemoveAll(path)
+			}
+		}
+	}
+}
+
+// stopLeftovers stops any postgres still running on a data folder under
+// dir (a Cluster's, started by pg_ctl, outlives a killed test process):
+// the pid in its postmaster.pid, if that process is a postgres on that
+// folder, gets SIGQUIT (an immediate shutdown).
+func stopLeftovers(dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "postmaster.pid"))
+	more, _ := filepath.Glob(filepath.Join(dir, "*", "data", "postmaster.pid"))
+	for _, f := range append(files, more...) {
+		pid := postmaster(filepath.Dir(f))
+		if pid == 0 {
+			continue
+		}
+		syscall.Kill(pid, syscall.SIGQUIT)
+		for deadline := time.Now().Add(10 * time.Second); alive(pid) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// postmaster is the pid of the postgres running on the data folder, or 0.
+func postmaster(data string) int {
+	text, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(text), "\n", 2)[0]))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "postgres") || !strings.Contains(string(cmdline), data) {
+		return 0
+	}
+	return pid
+}
+
+// alive says whether a process of that pid exists.
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
 // initData makes a new cluster's data folder at data: a copy of a
-// template that initdb made once (in the temporary folder, kept between
-// runs), since initdb takes seconds and a copy does not.
-func initData(bin string, cred *syscall.Credential, data string) error {
-	root := filepath.Join(os.TempDir(), fmt.Sprintf("idtx-pgtest-%d", os.Getuid()))
+// template that initdb made once (in root, kept between runs), since
+// initdb takes seconds and a copy does not. initdb runs in data's parent
+// folder, which the caller owns, so that a killed run leaves nothing
+// half-made that another run would take for a template.
+func initData(bin string, cred *syscall.Credential, root, data string) error {
 	template := filepath.Join(root, "template-"+filepath.Base(filepath.Dir(bin)))
 	if _, err := os.Stat(filepath.Join(template, "PG_VERSION")); err != nil {
 		if err := os.MkdirAll(root, 0o755); err != nil {
@@ -143,24 +280,24 @@ func initData(bin string, cred *syscall.Credential, data string) error {
 		if err := chown(root, cred); err != nil {
 			return err
 		}
-		tmp, err := os.MkdirTemp(root, "initdb-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		if err := chown(tmp, cred); err != nil {
-			return err
-		}
-		initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", filepath.Join(tmp, "data"), "-U", "idtx", "--auth=trust", "-E", "UTF8", "--no-sync")
+		tmp := filepath.Join(filepath.Dir(data), "initdb")
+		os.RemoveAll(tmp)
+		initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", tmp, "-U", "idtx", "--auth=trust", "-E", "UTF8", "--no-sync")
 		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		if out, err := initdb.CombinedOutput(); err != nil {
 			return fmt.Errorf("initdb: %w\n%s", err, out)
 		}
-		// Another test binary may have won the race: either template does.
-		if err := os.Rename(filepath.Join(tmp, "data"), template); err != nil {
+		if err := os.Rename(tmp, template); err != nil {
+			// Another process may have won the race: either template
+			// does. A template without PG_VERSION was not made by a
+			// rename here: replace it.
 			if _, statErr := os.Stat(filepath.Join(template, "PG_VERSION")); statErr != nil {
-				return err
+				os.RemoveAll(template)
+				if err := os.Rename(tmp, template); err != nil {
+					return err
+				}
 			}
+			os.RemoveAll(tmp)
 		}
 	}
 	if out, err := exec.Command("cp", "-a", template, data).CombinedOutput(); err != nil {
@@ -271,7 +408,13 @@ func Start(t testing.TB) *Cluster {
 		t.Skip(err)
 	}
 	c := &Cluster{t: t, bin: bin, cred: cred}
-	dir, err := os.MkdirTemp("", "idtx-pg-")
+	// Under this process's folder, so that if the process is killed the
+	// next run stops this server and removes its folder (sweep).
+	parent, err := processDir(Root(), cred)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	dir, err := os.MkdirTemp(parent, "cluster-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +429,7 @@ func Start(t testing.TB) *Cluster {
 	if err := chown(dir, cred); err != nil {
 		t.Fatal(err)
 	}
-	if err := initData(bin, cred, c.data()); err != nil {
+	if err := initData(bin, cred, Root(), c.data()); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	c.port = freePort(t)
