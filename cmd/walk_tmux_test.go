@@ -43,7 +43,7 @@ func TestWalkTmux(t *testing.T) {
 		}
 		return string(out)
 	}
-	walk := bin + " walk --subject-token @" + filepath.Join(dir, "bob.jwt") + " --audience billing-api --scope billing:read; sleep 30"
+	walk := bin + " walk --subject-token @" + filepath.Join(dir, "bob.jwt") + " --audience billing-api --scope billing:read; exec cat >/dev/null" // cat keeps the pane open after walk exits, until kill-server
 	run("new-session", "-d", "-s", session, "-x", "80", "-y", "24", walk)
 	defer exec.Command(tmux, "-S", socket, "kill-server").Run()
 
