@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/idtx/idtx/internal/safetext"
 	"github.com/idtx/idtx/oauth"
 )
 
@@ -16,6 +17,10 @@ import (
 // authentication when it has one (RFC 6749 §2.3.1). An OAuth error answer
 // is an *oauth.Error, a failure to reach the STS or a non-OAuth answer an
 // *UnreachableError.
+//
+// Every string decoded, in v or in the error, has been through
+// safetext.Sanitize: a trace is the STS's text, and an STS may be hostile
+// (docs/security.md), so nothing that shows it can pass a control through.
 func GetJSON(ctx context.Context, client *http.Client, u string, auth ClientAuth, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -42,6 +47,7 @@ func GetJSON(ctx context.Context, client *http.Client, u string, auth ClientAuth
 		var oerr oauth.Error
 		if json.Unmarshal(body, &oerr) == nil && oerr.Code != "" {
 			oerr.Status = resp.StatusCode
+			safetext.Sanitize(&oerr)
 			return &oerr
 		}
 		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
@@ -49,5 +55,6 @@ func GetJSON(ctx context.Context, client *http.Client, u string, auth ClientAuth
 	if err := json.Unmarshal(body, v); err != nil {
 		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
 	}
+	safetext.Sanitize(v)
 	return nil
 }
