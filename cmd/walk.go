@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strings"
@@ -71,7 +72,7 @@ func runWalk(c *cobra.Command, o *walkOptions) error {
 		if err != nil {
 			return err
 		}
-		model = tui.NewLive(strings.TrimSuffix(o.sts, "/"), client, auth)
+		model = tui.NewLive(c.Context(), strings.TrimSuffix(o.sts, "/"), client, auth)
 	} else {
 		// The notes of openLocal go to the status line, not under the UI.
 		var notes strings.Builder
@@ -90,7 +91,7 @@ func runWalk(c *cobra.Command, o *walkOptions) error {
 		}
 		note := strings.ReplaceAll(strings.TrimSpace(notes.String()), "\n", "; ")
 		note = strings.ReplaceAll(note, "idtx: ", "")
-		model = tui.New(tui.Options{Engine: local.engine, Consents: local.store, Params: params, Auth: auth, Note: note})
+		model = tui.New(tui.Options{Engine: local.engine, Consents: local.store, Params: params, Auth: auth, Note: note, Context: c.Context()})
 	}
 	if o.run != nil {
 		return o.run(model)
@@ -98,9 +99,22 @@ func runWalk(c *cobra.Command, o *walkOptions) error {
 	if envSet("NO_COLOR") || os.Getenv("TERM") == "dumb" {
 		lipgloss.SetColorProfile(termenv.Ascii)
 	}
-	p := tea.NewProgram(model, tea.WithAltScreen(), tea.WithInput(io.In), tea.WithOutput(io.Out), tea.WithContext(c.Context()))
-	if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && c.Context().Err() == nil {
-		return err
+	return runProgram(c.Context(), tea.NewProgram(model, tea.WithAltScreen(), tea.WithInput(io.In), tea.WithOutput(io.Out), tea.WithContext(c.Context())))
+}
+
+// runProgram runs the walk's program. A panic in it is an error, so that
+// the command exits non-zero (bubbletea restores the terminal, prints the
+// panic and reports the program killed); a signal that ends the program
+// is not.
+func runProgram(ctx context.Context, p *tea.Program) error {
+	_, err := p.Run()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, tea.ErrProgramPanic):
+		return errors.New("walk: the terminal UI crashed (a bug in idtx): see the panic above")
+	case errors.Is(err, tea.ErrProgramKilled) || ctx.Err() != nil:
+		return nil // a signal (SIGINT, SIGTERM) ended it
 	}
-	return nil
+	return err
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/charmbracelet/bubbles/spinner"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
@@ -26,6 +27,9 @@ type Options struct {
 	Auth     stsclient.ClientAuth
 	// Note is shown in the status line at start (the store in use, …).
 	Note string
+	// Context bounds everything the walk does (nil: none); quitting
+	// cancels what is in progress.
+	Context context.Context
 }
 
 // Consents is what `c` needs of a consent store.
@@ -70,6 +74,24 @@ type Model struct {
 
 	live *live // set for `walk --sts`
 	st   styles
+
+	// ctx bounds the walk's work; stop cancels it, on quit. cancel
+	// cancels the walker's own context, when a walk restarts.
+	ctx          context.Context
+	stop, cancel context.CancelFunc
+	// running says a step runs now, in a tea.Cmd: Update never waits for
+	// a slow IDP, so the screen answers and Ctrl-C quits at once.
+	running bool
+	runAll  bool   // after the step in progress, run the rest
+	prefix  string // leads the status line when the run ends
+	spin    spinner.Model
+	start   tea.Cmd // what Init starts
+}
+
+// stepMsg is the entry of a step that ran in a tea.Cmd, on walker w.
+type stepMsg struct {
+	w *exchange.Walker
+	e exchange.Entry
 }
 
 // grant is one consent `c` would record.
@@ -78,69 +100,133 @@ type grant struct {
 	scopes             []string
 }
 
-// New returns a walk of opts' request, every step already run.
+// New returns a walk of opts' request; Init runs every step, each in a
+// tea.Cmd.
 func New(opts Options) Model {
 	m := Model{
 		engine: opts.Engine, consents: opts.Consents, params: opts.Params, auth: opts.Auth,
 		width: 80, height: 24, st: newStyles(),
 	}
-	m.rerun()
+	m.setContext(opts.Context)
+	prefix := ""
 	if opts.Note != "" {
-		m.status = opts.Note + "; " + m.status
+		prefix = opts.Note + "; "
 	}
+	m.start = m.rerun(prefix)
 	return m
 }
 
-// Init starts nothing: the walk ran in New; a live list starts polling.
+// setContext derives the walk's context from parent (nil: none).
+func (m *Model) setContext(parent context.Context) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	m.ctx, m.stop = context.WithCancel(parent)
+	m.spin = spinner.New(spinner.WithSpinner(spinner.Dot))
+}
+
+// Init starts the walk's first run, or a live list's polling.
 func (m Model) Init() tea.Cmd {
 	if m.live != nil {
 		return m.live.poll(0)
 	}
+	if m.running {
+		return m.start
+	}
 	return nil
 }
 
-// restart builds a fresh walker over the current request; nothing runs.
+// quit cancels whatever is in progress and ends the program.
+func (m Model) quit() (tea.Model, tea.Cmd) {
+	if m.stop != nil {
+		m.stop()
+	}
+	return m, tea.Quit
+}
+
+// restart builds a fresh walker over the current request, cancelling the
+// one before; nothing runs.
 func (m *Model) restart() {
-	m.trace, m.failed, m.claims, m.walker = nil, nil, nil, nil
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.trace, m.failed, m.claims, m.walker, m.running = nil, nil, nil, nil, false
 	req, err := m.engine.NewRequest(m.auth, m.params)
 	if err != nil {
 		m.status = "cannot build the request: " + err.Error()
 		return
 	}
-	m.walker = m.engine.Walk(context.Background(), req)
+	var ctx context.Context
+	ctx, m.cancel = context.WithCancel(m.ctx)
+	m.walker = m.engine.Walk(ctx, req)
 }
 
-// rerun runs every step again and selects the failed one, if any.
-func (m *Model) rerun() {
+// rerun starts running every step again; when they have run, the failed
+// one is selected and the status says prefix and the verdict.
+func (m *Model) rerun(prefix string) tea.Cmd {
 	m.restart()
 	if m.walker == nil {
-		return
+		return nil
 	}
-	for !m.walker.Done() {
-		m.walker.Next()
+	m.cursor = 0
+	m.runAll, m.prefix = true, prefix
+	return m.run()
+}
+
+// next starts running one more step.
+func (m *Model) next() tea.Cmd {
+	if m.walker == nil || m.walker.Done() {
+		m.restart()
+		if m.walker == nil {
+			return nil
+		}
+	}
+	m.runAll, m.prefix = false, ""
+	return m.run()
+}
+
+// run runs the walker's next step in a tea.Cmd, the spinner turning.
+func (m *Model) run() tea.Cmd {
+	w := m.walker
+	names := exchange.StepNames()
+	if n := len(m.trace); n < len(names) {
+		m.status = fmt.Sprintf("running step %d %s…", n+1, names[n])
+	}
+	step := func() tea.Msg {
+		e, _ := w.Next()
+		return stepMsg{w: w, e: e}
+	}
+	if m.running {
+		return step // the spinner turns already
+	}
+	m.running = true
+	return tea.Batch(step, m.spin.Tick)
+}
+
+// stepped takes the entry of a step that ran; one of a walker since
+// replaced is dropped.
+func (m Model) stepped(msg stepMsg) (tea.Model, tea.Cmd) {
+	if msg.w != m.walker || !m.running {
+		return m, nil
 	}
 	m.settle()
-	m.cursor = 0
+	if m.runAll && !m.walker.Done() {
+		return m, m.run()
+	}
+	m.running = false
+	if !m.runAll {
+		m.cursor = max(msg.e.N-1, 0)
+		m.status = fmt.Sprintf("ran step %d %s: %s", msg.e.N, msg.e.Step, msg.e.Status)
+		return m, nil
+	}
 	if m.failed != nil {
-		m.cursor = len(m.trace) - 1
+		m.cursor = max(len(m.trace)-1, 0)
 		m.status = "refused at " + m.failed.Step + ": " + m.failed.Code
 	} else {
 		m.status = "accepted: every step passed"
 	}
-}
-
-// next runs one more step.
-func (m *Model) next() {
-	if m.walker == nil || m.walker.Done() {
-		m.restart()
-		if m.walker == nil {
-			return
-		}
-	}
-	e, _ := m.walker.Next()
-	m.settle()
-	m.cursor = e.N - 1
-	m.status = fmt.Sprintf("ran step %d %s: %s", e.N, e.Step, e.Status)
+	m.status = m.prefix + m.status
+	return m, nil
 }
 
 // settle copies what the walker has established into the model.
@@ -160,6 +246,15 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tracesMsg:
 		return m.gotTraces(msg)
+	case stepMsg:
+		return m.stepped(msg)
+	case spinner.TickMsg:
+		if !m.running {
+			return m, nil // the spinner stops with the run
+		}
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
+		return m, cmd
 	case tea.KeyMsg:
 		return m.key(msg)
 	}
@@ -173,7 +268,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if k.Type == tea.KeyCtrlC {
-		return m, tea.Quit
+		return m.quit()
 	}
 	switch m.mode {
 	case modeEdit:
@@ -183,7 +278,7 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case modeHelp, modeTokens:
 		switch k.String() {
 		case "q":
-			return m, tea.Quit
+			return m.quit()
 		case "esc", "?", "t", "enter":
 			m.mode = m.prev
 		}
@@ -193,7 +288,7 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	switch k.String() {
 	case "q":
-		return m, tea.Quit
+		return m.quit()
 	case "up", "k":
 		if m.cursor > 0 {
 			m.cursor--
@@ -221,11 +316,15 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.status = "a live trace is read only: esc for the list"
 			return m, nil
 		}
+		if m.running && (k.String() == "n" || k.String() == "c") {
+			m.status = "a step is still running: r starts over, q quits"
+			return m, nil
+		}
 		switch k.String() {
 		case "n":
-			m.next()
+			return m, m.next()
 		case "r":
-			m.rerun()
+			return m, m.rerun("")
 		case "e":
 			m.form = newEditForm(m.params, m.auth, m.width)
 			m.mode = modeEdit
@@ -275,7 +374,7 @@ func (m *Model) missingConsents() ([]grant, error) {
 		if len(need) == 0 {
 			continue
 		}
-		missing, err := m.consents.Missing(context.Background(), userIDP, s.Subject.Subject, svc.Name, need)
+		missing, err := m.consents.Missing(m.ctx, userIDP, s.Subject.Subject, svc.Name, need)
 		if err != nil {
 			return nil, err
 		}
@@ -290,7 +389,7 @@ func (m Model) confirmKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	switch k.String() {
 	case "y", "Y":
 		for _, g := range m.pending {
-			if err := m.consents.Grant(context.Background(), g.idp, g.user, g.service, g.scopes); err != nil {
+			if err := m.consents.Grant(m.ctx, g.idp, g.user, g.service, g.scopes); err != nil {
 				m.mode, m.pending = modeFlow, nil
 				m.status = "grant failed: " + err.Error()
 				return m, nil
@@ -298,8 +397,7 @@ func (m Model) confirmKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		}
 		granted := m.pending
 		m.mode, m.pending = modeFlow, nil
-		m.rerun()
-		m.status = "granted " + describeGrants(granted) + "; " + m.status
+		return m, m.rerun("granted " + describeGrants(granted) + "; ")
 	case "n", "N", "esc", "q":
 		m.mode, m.pending = modeFlow, nil
 		m.status = "nothing granted"
@@ -341,9 +439,7 @@ func (m Model) editKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 func (m Model) saveEdit() (tea.Model, tea.Cmd) {
 	m.params, m.auth = m.form.apply(m.params, m.auth)
 	m.mode = modeFlow
-	m.rerun()
-	m.status = "request edited; " + m.status
-	return m, nil
+	return m, m.rerun("request edited; ")
 }
 
 // Params is the request the walk runs now (after edits).

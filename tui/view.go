@@ -55,7 +55,11 @@ func (m Model) View() string {
 		}
 		lines = append(lines, fit(l, w))
 	}
-	lines = append(lines, fit(clean(status), w), fit(m.st.dim.Render(hints), w))
+	status = clean(status)
+	if m.running {
+		status = m.spin.View() + " " + status
+	}
+	lines = append(lines, fit(status, w), fit(m.st.dim.Render(hints), w))
 	return strings.Join(lines, "\n")
 }
 
@@ -138,7 +142,7 @@ func (m Model) detailLines(w int) []string {
 	}
 	e := m.trace[i]
 	st := map[exchange.Status]string{exchange.Pass: "PASS", exchange.Fail: "FAIL", exchange.Skip: "SKIP"}[e.Status]
-	out := []string{fmt.Sprintf("%d %s: %s", e.N, e.Step, st)}
+	out := []string{fmt.Sprintf("%d %s: %s", e.N, clean(e.Step), st)}
 	out = append(out, wrap(clean(e.Reason), w)...)
 	if e.Category != "" {
 		out = append(out, "category: "+clean(e.Category))
