@@ -29,10 +29,14 @@ func newWalkCmd(io *IO) *cobra.Command {
 each, the selected step's reason and evidence beside them. It takes the
 flags of 'idtx explain' and runs offline: n runs the next step, r all of
 them, e edits the request, c grants a missing consent in the store (after
-y/n), t shows the decoded tokens, ? the keys, q quits.
+y/n), t shows the decoded tokens, ? the keys, q quits. Each step runs
+in the background, a spinner beside it: a slow IDP never freezes the
+screen, and q or Ctrl-C quit at once, cancelling the step in progress.
 
 With --sts it lists a running idtx STS's exchanges as they arrive
-(GET /traces) and opens any one as a flowchart.
+(GET /traces) and opens any one as a flowchart. The list keeps the newest
+500 exchanges and at most 16 MiB of their text; older ones leave it.
+Everything a trace says is shown escaped (docs/security.md).
 
 It needs a terminal on stdin and stdout; 'idtx explain' prints the same
 trace as text or JSON anywhere (docs/explain.md).`,

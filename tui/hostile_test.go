@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -151,5 +152,19 @@ func TestLiveListBoundedByCount(t *testing.T) {
 	next, _ := m.Update(tracesMsg{recs: recs})
 	if n := len(next.(Model).live.recs); n != MaxLiveRecords {
 		t.Fatalf("%d records kept", n)
+	}
+}
+
+// The bounds of the live list are the ones the docs state.
+func TestLiveBoundsDocumented(t *testing.T) {
+	want := fmt.Sprintf("newest %d\nexchanges and at most %d MiB", MaxLiveRecords, MaxLiveBytes>>20)
+	for _, f := range []string{"../docs/security.md", "../docs/cli.md"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(strings.Fields(string(data)), " "), strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("%s does not say %q", f, want)
+		}
 	}
 }

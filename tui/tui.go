@@ -203,6 +203,18 @@ func (m *Model) run() tea.Cmd {
 	return tea.Batch(step, m.spin.Tick)
 }
 
+// Finish runs the steps the walk has yet to run, here and now, as the
+// program would in its commands: for callers with no program (the
+// no-drift test), never inside Update.
+func (m Model) Finish() Model {
+	for m.running {
+		e, _ := m.walker.Next()
+		next, _ := m.stepped(stepMsg{w: m.walker, e: e})
+		m = next.(Model)
+	}
+	return m
+}
+
 // stepped takes the entry of a step that ran; one of a walker since
 // replaced is dropped.
 func (m Model) stepped(msg stepMsg) (tea.Model, tea.Cmd) {
