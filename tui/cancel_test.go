@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -148,4 +149,58 @@ func TestCtrlCQuitsProgram(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyCtrlC})
 	tm.WaitFinished(t, teatest.WithFinalTimeout(time.Second))
 	within(t, cancelled, time.Second, "the IDP request was cancelled")
+}
+
+// blockingStore is a consent store that answers nothing until its
+// context ends.
+type blockingStore struct{ asked, ended chan struct{} }
+
+func (b blockingStore) Missing(ctx context.Context, _, _, _ string, _ []string) ([]string, error) {
+	b.asked <- struct{}{}
+	<-ctx.Done()
+	b.ended <- struct{}{}
+	return nil, ctx.Err()
+}
+
+func (b blockingStore) Grant(ctx context.Context, _, _, _ string, _ []string) error {
+	return errors.New("not reached")
+}
+
+// c reads the consent store in a command: a store that never answers
+// leaves the screen answering, and Ctrl-C cancels the read.
+func TestSlowConsentStoreDoesNotFreeze(t *testing.T) {
+	e, _ := mockEngine(t)
+	store := blockingStore{asked: make(chan struct{}, 1), ended: make(chan struct{}, 1)}
+	m := start(t, Options{Engine: e, Consents: store, Params: params(mockToken(t, "bob"), "billing-api", "billing:read"), Auth: demo})
+	if f := m.Failed(); f == nil || f.Step != exchange.StepConsent {
+		t.Fatalf("%+v", f)
+	}
+	next, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("c")})
+	m = next.(Model)
+	mustContain(t, m.View(), "reading the consent store…")
+	done := make(chan tea.Msg, 4)
+	go func() {
+		batch, _ := cmd().(tea.BatchMsg)
+		for _, c := range batch {
+			go func() { done <- c() }()
+		}
+	}()
+	within(t, store.asked, 10*time.Second, "the store was asked")
+	if _, cmd := m.Update(tea.KeyMsg{Type: tea.KeyCtrlC}); cmd == nil || cmd() != tea.Quit() {
+		t.Fatal("ctrl+c did not quit")
+	}
+	within(t, store.ended, time.Second, "the store read was cancelled")
+	for {
+		select {
+		case msg := <-done:
+			if msg, ok := msg.(missingMsg); ok {
+				if !errors.Is(msg.err, context.Canceled) {
+					t.Fatalf("the store read ended with %v", msg.err)
+				}
+				return
+			}
+		case <-time.After(time.Second):
+			t.Fatal("the store command did not return")
+		}
+	}
 }

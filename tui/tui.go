@@ -82,10 +82,24 @@ type Model struct {
 	// running says a step runs now, in a tea.Cmd: Update never waits for
 	// a slow IDP, so the screen answers and Ctrl-C quits at once.
 	running bool
-	runAll  bool   // after the step in progress, run the rest
-	prefix  string // leads the status line when the run ends
-	spin    spinner.Model
-	start   tea.Cmd // what Init starts
+	runAll  bool // after the step in progress, run the rest
+	// storeBusy says a consent store read or write runs now, in a tea.Cmd.
+	storeBusy bool
+	prefix    string // leads the status line when the run ends
+	spin      spinner.Model
+	start     tea.Cmd // what Init starts
+}
+
+// missingMsg is the consents the failed consent step lacked, read from
+// the store in a tea.Cmd; grantedMsg the end of granting them.
+type missingMsg struct {
+	grants []grant
+	err    error
+}
+
+type grantedMsg struct {
+	granted []grant
+	err     error
 }
 
 // stepMsg is the entry of a step that ran in a tea.Cmd, on walker w.
@@ -196,11 +210,26 @@ func (m *Model) run() tea.Cmd {
 		e, _ := w.Next()
 		return stepMsg{w: w, e: e}
 	}
-	if m.running {
+	busy := m.busy()
+	m.running = true
+	if busy {
 		return step // the spinner turns already
 	}
-	m.running = true
 	return tea.Batch(step, m.spin.Tick)
+}
+
+// busy says work runs in a tea.Cmd: a step, or the consent store.
+func (m *Model) busy() bool { return m.running || m.storeBusy }
+
+// inStore runs f, the consent store's work, in a tea.Cmd, the spinner
+// turning.
+func (m *Model) inStore(status string, f func() tea.Msg) tea.Cmd {
+	busy := m.busy()
+	m.storeBusy, m.status = true, status
+	if busy {
+		return f
+	}
+	return tea.Batch(f, m.spin.Tick)
 }
 
 // Finish runs the steps the walk has yet to run, here and now, as the
@@ -260,8 +289,26 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m.gotTraces(msg)
 	case stepMsg:
 		return m.stepped(msg)
+	case missingMsg:
+		m.storeBusy = false
+		switch {
+		case msg.err != nil:
+			m.status = "consent store: " + msg.err.Error()
+		case len(msg.grants) == 0:
+			m.status = "no consent is missing now: r re-runs"
+		case m.mode == modeFlow && !m.running:
+			m.pending, m.mode = msg.grants, modeConfirm
+		}
+		return m, nil
+	case grantedMsg:
+		m.storeBusy = false
+		if msg.err != nil {
+			m.status = "grant failed: " + msg.err.Error()
+			return m, nil
+		}
+		return m, m.rerun("granted " + describeGrants(msg.granted) + "; ")
 	case spinner.TickMsg:
-		if !m.running {
+		if !m.busy() {
 			return m, nil // the spinner stops with the run
 		}
 		var cmd tea.Cmd
@@ -328,7 +375,7 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.status = "a live trace is read only: esc for the list"
 			return m, nil
 		}
-		if m.running && (k.String() == "n" || k.String() == "c") {
+		if m.busy() && (k.String() == "n" || k.String() == "c") {
 			m.status = "a step is still running: r starts over, q quits"
 			return m, nil
 		}
@@ -342,7 +389,7 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.mode = modeEdit
 			return m, m.form.focusCmd()
 		case "c":
-			m.startGrant()
+			return m, m.startGrant()
 		}
 	}
 	return m, nil
@@ -351,31 +398,27 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 func (m *Model) readOnly() bool { return m.engine == nil }
 
 // startGrant asks to record the consent the failed consent step misses.
-func (m *Model) startGrant() {
+// The store is read in a tea.Cmd: a slow store does not freeze the screen.
+func (m *Model) startGrant() tea.Cmd {
 	if m.failed == nil || m.failed.Step != exchange.StepConsent {
 		m.status = "c grants a missing consent: only on a failed consent step"
-		return
+		return nil
 	}
 	if m.consents == nil {
 		m.status = "no consent store to grant in"
-		return
+		return nil
 	}
-	grants, err := m.missingConsents()
-	if err != nil {
-		m.status = "consent store: " + err.Error()
-		return
-	}
-	if len(grants) == 0 {
-		m.status = "no consent is missing now: r re-runs"
-		return
-	}
-	m.pending, m.mode = grants, modeConfirm
+	ctx, store, s := m.ctx, m.consents, m.walker.State()
+	return m.inStore("reading the consent store…", func() tea.Msg {
+		grants, err := missingConsents(ctx, store, s)
+		return missingMsg{grants: grants, err: err}
+	})
 }
 
-// missingConsents is what the consent step lacked: for each targeted
-// service, the granted scopes that need consent and are not stored.
-func (m *Model) missingConsents() ([]grant, error) {
-	s := m.walker.State()
+// missingConsents is what the consent step of the walk in state s lacked:
+// for each targeted service, the granted scopes that need consent and are
+// not stored.
+func missingConsents(ctx context.Context, store Consents, s *exchange.State) ([]grant, error) {
 	if s.Subject == nil {
 		return nil, nil
 	}
@@ -386,7 +429,7 @@ func (m *Model) missingConsents() ([]grant, error) {
 		if len(need) == 0 {
 			continue
 		}
-		missing, err := m.consents.Missing(m.ctx, userIDP, s.Subject.Subject, svc.Name, need)
+		missing, err := store.Missing(ctx, userIDP, s.Subject.Subject, svc.Name, need)
 		if err != nil {
 			return nil, err
 		}
@@ -400,16 +443,16 @@ func (m *Model) missingConsents() ([]grant, error) {
 func (m Model) confirmKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	switch k.String() {
 	case "y", "Y":
-		for _, g := range m.pending {
-			if err := m.consents.Grant(m.ctx, g.idp, g.user, g.service, g.scopes); err != nil {
-				m.mode, m.pending = modeFlow, nil
-				m.status = "grant failed: " + err.Error()
-				return m, nil
-			}
-		}
-		granted := m.pending
+		ctx, store, granted := m.ctx, m.consents, m.pending
 		m.mode, m.pending = modeFlow, nil
-		return m, m.rerun("granted " + describeGrants(granted) + "; ")
+		return m, m.inStore("granting…", func() tea.Msg {
+			for _, g := range granted {
+				if err := store.Grant(ctx, g.idp, g.user, g.service, g.scopes); err != nil {
+					return grantedMsg{err: err}
+				}
+			}
+			return grantedMsg{granted: granted}
+		})
 	case "n", "N", "esc", "q":
 		m.mode, m.pending = modeFlow, nil
 		m.status = "nothing granted"

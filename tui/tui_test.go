@@ -94,7 +94,7 @@ func drive(t testing.TB, m Model, cmd tea.Cmd) Model {
 	}
 	exec(cmd)
 	deadline := time.After(10 * time.Second)
-	for m.running {
+	for m.busy() {
 		select {
 		case msg := <-msgs:
 			switch msg := msg.(type) {
@@ -102,7 +102,7 @@ func drive(t testing.TB, m Model, cmd tea.Cmd) Model {
 				for _, c := range msg {
 					exec(c)
 				}
-			case stepMsg:
+			case stepMsg, missingMsg, grantedMsg:
 				next, c := m.Update(msg)
 				m = next.(Model)
 				exec(c)

@@ -56,7 +56,7 @@ func (m Model) View() string {
 		lines = append(lines, fit(l, w))
 	}
 	status = clean(status)
-	if m.running {
+	if m.busy() {
 		status = m.spin.View() + " " + status
 	}
 	lines = append(lines, fit(status, w), fit(m.st.dim.Render(hints), w))
