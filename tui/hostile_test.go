@@ -158,7 +158,7 @@ func TestLiveListBoundedByCount(t *testing.T) {
 // The bounds of the live list are the ones the docs state.
 func TestLiveBoundsDocumented(t *testing.T) {
 	want := fmt.Sprintf("newest %d\nexchanges and at most %d MiB", MaxLiveRecords, MaxLiveBytes>>20)
-	for _, f := range []string{"../docs/security.md", "../docs/cli.md"} {
+	for _, f := range []string{"../docs/security.md", "../docs/cli.md", "../docs/explain.md"} {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
