@@ -142,7 +142,7 @@ func TestSameEngineNoDrift(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer local.store.Close()
-			m := tui.New(tui.Options{Engine: local.engine, Consents: local.store, Params: tc.params, Auth: tc.auth})
+			m := tui.New(tui.Options{Engine: local.engine, Consents: local.store, Params: tc.params, Auth: tc.auth}).Finish()
 			if f := m.Failed(); f == nil {
 				check("walk", "", "")
 			} else {

@@ -316,7 +316,7 @@ func printRecord(w io.Writer, rec *exchange.Record, st style) {
 	ran := map[string]bool{}
 	for _, e := range rec.Steps {
 		ran[e.Step] = true
-		mark := string(e.Status)
+		mark := safeText(string(e.Status))
 		switch e.Status {
 		case exchange.Pass:
 			mark = st.green("pass")

@@ -4,90 +4,28 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/internal/safetext"
 )
 
-// safeText is s with every character that could drive a terminal written
-// as an escape instead: C0 controls (\n, \r and \t included: a remote
-// party must not start a line of its own), DEL, C1 controls, invalid
-// UTF-8 bytes, line and paragraph separators, and Unicode format controls
-// such as the bidi overrides U+202E and U+2066–U+2069 (Unicode TR #9,
-// Trojan Source). Ordinary UTF-8, emoji joiners included, is kept.
+// safeText is s through the one terminal sanitiser (internal/safetext):
+// every character that could drive a terminal written as an escape.
 //
 // Every text that comes from a token, an STS, an IDP or any other remote
 // party goes through it before it reaches stdout or stderr as text.
-func safeText(s string) string {
-	i := firstUnsafe(s)
-	if i < 0 {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s) + 16)
-	b.WriteString(s[:i])
-	for s = s[i:]; s != ""; {
-		r, n := utf8.DecodeRuneInString(s)
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[0])
-		case !unsafeRune(r):
-			b.WriteString(s[:n])
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < utf8.RuneSelf:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r <= 0xffff:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			fmt.Fprintf(&b, `\U%08x`, r)
-		}
-		s = s[n:]
-	}
-	return b.String()
-}
+func safeText(s string) string { return safetext.Escape(s) }
 
 // firstUnsafe is the index of the first byte safeText would escape, or -1.
-func firstUnsafe(s string) int {
-	for i, r := range s {
-		if r == utf8.RuneError {
-			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
-				return i
-			}
-		}
-		if unsafeRune(r) {
-			return i
-		}
-	}
-	return -1
-}
+func firstUnsafe(s string) int { return safetext.FirstUnsafe(s) }
 
 // unsafeRune says whether r is a control or format character that a
 // terminal may act on or that reorders or hides the text around it.
-func unsafeRune(r rune) bool {
-	switch {
-	case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f):
-		return true // C0, DEL, C1 (0x9b is CSI on 8-bit terminals)
-	case r >= 0x20 && r < 0xad:
-		return false
-	case r == 0x2028 || r == 0x2029:
-		return true // line and paragraph separators
-	case r == 0xad || r == 0x200c || r == 0x200d || (r >= 0xe0020 && r <= 0xe007f):
-		return false // soft hyphen, ZWNJ and ZWJ, emoji tag sequences
-	}
-	// Cf holds the bidi embeddings, overrides and isolates (U+202A–U+202E,
-	// U+2066–U+2069), the marks U+200E, U+200F, U+061C, and the zero-width
-	// characters that hide text.
-	return unicode.Is(unicode.Cf, r)
-}
+func unsafeRune(r rune) bool { return safetext.Unsafe(r) }
 
 // safeJSON rewrites, inside the strings of the valid JSON data, every
 // character safeText would escape and encoding/json leaves raw (DEL, C1,

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strings"
@@ -32,10 +33,14 @@ func newWalkCmdWith(io *IO, run func(m tea.Model) error) *cobra.Command {
 each, the selected step's reason and evidence beside them. It takes the
 flags of 'idtx explain' and runs offline: n runs the next step, r all of
 them, e edits the request, c grants a missing consent in the store (after
-y/n), t shows the decoded tokens, ? the keys, q quits.
+y/n), t shows the decoded tokens, ? the keys, q quits. Each step runs
+in the background, a spinner beside it: a slow IDP never freezes the
+screen, and q or Ctrl-C quit at once, cancelling the step in progress.
 
 With --sts it lists a running idtx STS's exchanges as they arrive
-(GET /traces) and opens any one as a flowchart.
+(GET /traces) and opens any one as a flowchart. The list keeps the newest
+500 exchanges and at most 16 MiB of their text; older ones leave it.
+Everything a trace says is shown escaped (docs/security.md).
 
 It needs a terminal on stdin and stdout; 'idtx explain' prints the same
 trace as text or JSON anywhere (docs/explain.md).`,
@@ -80,7 +85,7 @@ func runWalk(c *cobra.Command, o *walkOptions) error {
 		if err != nil {
 			return err
 		}
-		model = tui.NewLive(strings.TrimSuffix(o.sts, "/"), client, auth)
+		model = tui.NewLive(c.Context(), strings.TrimSuffix(o.sts, "/"), client, auth)
 	} else {
 		// The notes of openLocal go to the status line, not under the UI.
 		var notes strings.Builder
@@ -99,7 +104,7 @@ func runWalk(c *cobra.Command, o *walkOptions) error {
 		}
 		note := strings.ReplaceAll(strings.TrimSpace(notes.String()), "\n", "; ")
 		note = strings.ReplaceAll(note, "idtx: ", "")
-		model = tui.New(tui.Options{Engine: local.engine, Consents: local.store, Params: params, Auth: auth, Note: note})
+		model = tui.New(tui.Options{Engine: local.engine, Consents: local.store, Params: params, Auth: auth, Note: note, Context: c.Context()})
 	}
 	if o.run != nil {
 		return o.run(model)
@@ -107,9 +112,22 @@ func runWalk(c *cobra.Command, o *walkOptions) error {
 	if envSet("NO_COLOR") || os.Getenv("TERM") == "dumb" {
 		lipgloss.SetColorProfile(termenv.Ascii)
 	}
-	p := tea.NewProgram(model, tea.WithAltScreen(), tea.WithInput(io.In), tea.WithOutput(io.Out), tea.WithContext(c.Context()))
-	if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) && c.Context().Err() == nil {
-		return err
+	return runProgram(c.Context(), tea.NewProgram(model, tea.WithAltScreen(), tea.WithInput(io.In), tea.WithOutput(io.Out), tea.WithContext(c.Context())))
+}
+
+// runProgram runs the walk's program. A panic in it is an error, so that
+// the command exits non-zero (bubbletea restores the terminal, prints the
+// panic and reports the program killed); a signal that ends the program
+// is not.
+func runProgram(ctx context.Context, p *tea.Program) error {
+	_, err := p.Run()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, tea.ErrProgramPanic):
+		return errors.New("walk: the terminal UI crashed (a bug in idtx): see the panic above")
+	case errors.Is(err, tea.ErrProgramKilled) || ctx.Err() != nil:
+		return nil // a signal (SIGINT, SIGTERM) ended it
 	}
-	return nil
+	return err
 }

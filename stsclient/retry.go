@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/idtx/idtx/internal/safetext"
 	"github.com/idtx/idtx/oauth"
 )
 
@@ -60,6 +61,7 @@ func answerError(u string, resp *http.Response, body []byte, isJSON bool, now ti
 	var oerr oauth.Error
 	if isJSON && json.Unmarshal(body, &oerr) == nil && oerr.Code != "" {
 		oerr.Status, oerr.RetryAfter = resp.StatusCode, wait
+		safetext.Sanitize(&oerr) // the STS's words reach a terminal
 		return &oerr
 	}
 	return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body), RetryAfter: wait}

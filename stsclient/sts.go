@@ -28,6 +28,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/internal/fetch"
+	"github.com/idtx/idtx/internal/safetext"
 	"github.com/idtx/idtx/oauth"
 )
 
@@ -245,6 +246,11 @@ const maxResponse = 1 << 20
 // Exchange performs one token exchange. It returns the decoded result and
 // the raw JSON; an OAuth error answer is an *oauth.Error, a failure to reach the
 // STS or a non-OAuth answer an *UnreachableError.
+//
+// The strings of the decoded error and result have been through
+// safetext.Sanitize, except the access token itself, which is returned as
+// sent: a caller prints it raw only if it is VSCHAR (RFC 6749 Appendix
+// A.12). The raw JSON is as sent.
 func (s *STS) Exchange(ctx context.Context, p ExchangeParams) (*oauth.Result, []byte, error) {
 	form, header, err := s.form(p)
 	if err != nil {
@@ -283,6 +289,9 @@ func (s *STS) Exchange(ctx context.Context, p ExchangeParams) (*oauth.Result, []
 	if !isJSON || json.Unmarshal(body, &res) != nil || res.AccessToken == "" {
 		return nil, body, &UnreachableError{URL: s.TokenEndpoint, Status: resp.StatusCode, Excerpt: excerpt(body)}
 	}
+	token := res.AccessToken
+	safetext.Sanitize(&res)
+	res.AccessToken = token
 	return &res, body, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/idtx/idtx/internal/safetext"
 	"github.com/idtx/idtx/oauth"
 )
 
@@ -17,6 +18,10 @@ import (
 // authentication when it has one (RFC 6749 §2.3.1). An OAuth error answer
 // is an *oauth.Error, a failure to reach the STS or a non-OAuth answer an
 // *UnreachableError.
+//
+// Every string decoded, in v or in the error, has been through
+// safetext.Sanitize: a trace is the STS's text, and an STS may be hostile
+// (docs/security.md), so nothing that shows it can pass a control through.
 func GetJSON(ctx context.Context, client *http.Client, u string, auth ClientAuth, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -45,5 +50,6 @@ func GetJSON(ctx context.Context, client *http.Client, u string, auth ClientAuth
 	if err := json.Unmarshal(body, v); err != nil {
 		return &UnreachableError{URL: u, Status: resp.StatusCode, Excerpt: excerpt(body)}
 	}
+	safetext.Sanitize(v)
 	return nil
 }

@@ -36,6 +36,6 @@ func TestGoldenConsentMissing(t *testing.T) {
 
 func TestGoldenBadSignature(t *testing.T) {
 	e, store := mockEngine(t)
-	m := New(Options{Engine: e, Consents: store, Params: params(badSignature(t), "orders-api", ""), Auth: demo})
+	m := start(t, Options{Engine: e, Consents: store, Params: params(badSignature(t), "orders-api", ""), Auth: demo})
 	screen(t, m)
 }

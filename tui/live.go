@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -16,13 +17,24 @@ import (
 // PollInterval is how often `walk --sts` asks for new exchanges.
 var PollInterval = time.Second
 
+// The live list keeps the newest exchanges, at most MaxLiveRecords of
+// them and at most MaxLiveBytes of text (the sum of recordSize): a server
+// that answers each poll with a large record must not grow the client
+// without bound (docs/cli.md, idtx walk).
+const (
+	MaxLiveRecords = 500
+	MaxLiveBytes   = 16 << 20
+)
+
 // live is the state of `walk --sts`: the exchanges seen so far, newest
 // first, and the one opened.
 type live struct {
+	ctx    context.Context
 	url    string
 	client *http.Client
 	auth   stsclient.ClientAuth
 	recs   []*exchange.Record
+	sizes  []int // recordSize of each of recs
 	sel    int
 	open   *exchange.Record
 	since  uint64
@@ -37,12 +49,15 @@ type tracesMsg struct {
 
 // NewLive returns a walk that lists a running idtx STS's exchanges as they
 // arrive (GET /traces?since=) and opens any one as a flowchart.
-func NewLive(stsURL string, client *http.Client, auth stsclient.ClientAuth) Model {
-	return Model{
+// Every poll ends when ctx does, or when the program quits.
+func NewLive(ctx context.Context, stsURL string, client *http.Client, auth stsclient.ClientAuth) Model {
+	m := Model{
 		width: 80, height: 24, st: newStyles(), mode: modeList,
-		live:   &live{url: stsURL, client: client, auth: auth},
 		status: "polling " + stsURL + "/traces",
 	}
+	m.setContext(ctx)
+	m.live = &live{ctx: m.ctx, url: stsURL, client: client, auth: auth}
+	return m
 }
 
 // poll asks for the exchanges after since, after a pause unless since is 0.
@@ -56,7 +71,7 @@ func (l *live) poll(since uint64) tea.Cmd {
 
 // fetch asks for the exchanges after since, now.
 func (l *live) fetch(since uint64) tea.Msg {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
 	defer cancel()
 	recs, err := exchange.FetchTraces(ctx, l.client, l.url, since, l.auth)
 	return tracesMsg{recs: recs, err: err}
@@ -82,10 +97,13 @@ func (m Model) gotTraces(msg tracesMsg) (tea.Model, tea.Cmd) {
 		if l.sel > 0 {
 			l.sel += len(msg.recs) // keep the same exchange selected
 		}
-		l.recs = append(msg.recs, l.recs...)
-		if len(l.recs) > 500 {
-			l.recs = l.recs[:500]
+		sizes := make([]int, len(msg.recs))
+		for i, r := range msg.recs {
+			sizes[i] = recordSize(r)
 		}
+		l.recs = append(msg.recs, l.recs...)
+		l.sizes = append(sizes, l.sizes...)
+		l.bound()
 	}
 	l.err = ""
 	if m.mode == modeList {
@@ -94,11 +112,46 @@ func (m Model) gotTraces(msg tracesMsg) (tea.Model, tea.Cmd) {
 	return m, l.poll(max(l.since, 1))
 }
 
+// bound drops the oldest exchanges beyond MaxLiveRecords or MaxLiveBytes;
+// the newest one stays whatever its size (an answer is at most 8 MiB).
+func (l *live) bound() {
+	n, total := 0, 0
+	for n < len(l.recs) && n < MaxLiveRecords {
+		if total += l.sizes[n]; total > MaxLiveBytes && n > 0 {
+			break
+		}
+		n++
+	}
+	clear(l.recs[n:]) // let the dropped records go
+	l.recs, l.sizes = l.recs[:n], l.sizes[:n]
+	l.sel = min(l.sel, max(len(l.recs)-1, 0))
+}
+
+// recordSize is the bytes of text a record holds, roughly what it costs
+// to keep: its strings, its evidence and its claims as JSON.
+func recordSize(r *exchange.Record) int {
+	n := len(r.ID) + len(r.ClientID) + len(r.Outcome) + 64
+	if e := r.Error; e != nil {
+		n += len(e.Code) + len(e.Description) + len(e.Step) + len(e.Category)
+	}
+	for _, e := range r.Steps {
+		n += len(e.Step) + len(e.Status) + len(e.Reason) + len(e.Category) + 64
+		for k, v := range e.Evidence {
+			n += len(k) + len(v) + 16
+		}
+	}
+	if len(r.Claims) > 0 {
+		b, _ := json.Marshal(r.Claims)
+		n += len(b)
+	}
+	return n
+}
+
 func (m Model) listKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	l := m.live
 	switch k.String() {
 	case "q":
-		return m, tea.Quit
+		return m.quit()
 	case "up", "k":
 		if l.sel > 0 {
 			l.sel--
@@ -126,7 +179,9 @@ func (m *Model) openRecord(r *exchange.Record) {
 	m.failed, m.claims = r.Error, r.Claims
 	m.cursor, m.mode = 0, modeFlow
 	if r.Error != nil {
-		m.cursor = len(r.Steps) - 1
+		// The last step ran is the failed one; a hostile record may
+		// hold no step, or more than the flowchart has.
+		m.cursor = min(max(len(r.Steps)-1, 0), len(exchange.StepNames())-1)
 	}
 	m.status = "trace " + r.ID + " (read only): esc for the list"
 	if fix := m.liveFix(); fix != "" {

@@ -21,7 +21,7 @@ func TestLiveConsentFix(t *testing.T) {
 	defer srv.Close()
 	sts := &stsclient.STS{TokenEndpoint: srv.URL + "/token", HTTP: srv.Client(), Auth: demo}
 	sts.Exchange(context.Background(), params(mockToken(t, "bob"), "billing-api", "billing:read"))
-	m := pollOnce(t, NewLive(srv.URL, srv.Client(), stsclient.ClientAuth{}))
+	m := pollOnce(t, NewLive(context.Background(), srv.URL, srv.Client(), stsclient.ClientAuth{}))
 	m = press(m, "enter")
 	const fix = "idtx consent grant --idp mock --user bob --service billing-api --scope billing:read"
 	if want := "trace 1: to grant the missing consent, run " + fix + " (esc for the list)"; m.status != want {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/charmbracelet/bubbles/spinner"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
@@ -26,6 +27,9 @@ type Options struct {
 	Auth     stsclient.ClientAuth
 	// Note is shown in the status line at start (the store in use, …).
 	Note string
+	// Context bounds everything the walk does (nil: none); quitting
+	// cancels what is in progress.
+	Context context.Context
 }
 
 // Consents is what `c` needs of a consent store.
@@ -70,6 +74,38 @@ type Model struct {
 
 	live *live // set for `walk --sts`
 	st   styles
+
+	// ctx bounds the walk's work; stop cancels it, on quit. cancel
+	// cancels the walker's own context, when a walk restarts.
+	ctx          context.Context
+	stop, cancel context.CancelFunc
+	// running says a step runs now, in a tea.Cmd: Update never waits for
+	// a slow IDP, so the screen answers and Ctrl-C quits at once.
+	running bool
+	runAll  bool // after the step in progress, run the rest
+	// storeBusy says a consent store read or write runs now, in a tea.Cmd.
+	storeBusy bool
+	prefix    string // leads the status line when the run ends
+	spin      spinner.Model
+	start     tea.Cmd // what Init starts
+}
+
+// missingMsg is the consents the failed consent step lacked, read from
+// the store in a tea.Cmd; grantedMsg the end of granting them.
+type missingMsg struct {
+	grants []grant
+	err    error
+}
+
+type grantedMsg struct {
+	granted []grant
+	err     error
+}
+
+// stepMsg is the entry of a step that ran in a tea.Cmd, on walker w.
+type stepMsg struct {
+	w *exchange.Walker
+	e exchange.Entry
 }
 
 // grant is one consent `c` would record.
@@ -78,69 +114,160 @@ type grant struct {
 	scopes             []string
 }
 
-// New returns a walk of opts' request, every step already run.
+// New returns a walk of opts' request; Init runs every step, each in a
+// tea.Cmd.
 func New(opts Options) Model {
 	m := Model{
 		engine: opts.Engine, consents: opts.Consents, params: opts.Params, auth: opts.Auth,
 		width: 80, height: 24, st: newStyles(),
 	}
-	m.rerun()
+	m.setContext(opts.Context)
+	prefix := ""
 	if opts.Note != "" {
-		m.status = opts.Note + "; " + m.status
+		prefix = opts.Note + "; "
 	}
+	m.start = m.rerun(prefix)
 	return m
 }
 
-// Init starts nothing: the walk ran in New; a live list starts polling.
+// setContext derives the walk's context from parent (nil: none).
+func (m *Model) setContext(parent context.Context) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	m.ctx, m.stop = context.WithCancel(parent)
+	m.spin = spinner.New(spinner.WithSpinner(spinner.Dot))
+}
+
+// Init starts the walk's first run, or a live list's polling.
 func (m Model) Init() tea.Cmd {
 	if m.live != nil {
 		return m.live.poll(0)
 	}
+	if m.running {
+		return m.start
+	}
 	return nil
 }
 
-// restart builds a fresh walker over the current request; nothing runs.
+// quit cancels whatever is in progress and ends the program.
+func (m Model) quit() (tea.Model, tea.Cmd) {
+	if m.stop != nil {
+		m.stop()
+	}
+	return m, tea.Quit
+}
+
+// restart builds a fresh walker over the current request, cancelling the
+// one before; nothing runs.
 func (m *Model) restart() {
-	m.trace, m.failed, m.claims, m.walker = nil, nil, nil, nil
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.trace, m.failed, m.claims, m.walker, m.running = nil, nil, nil, nil, false
 	req, err := m.engine.NewRequest(m.auth, m.params)
 	if err != nil {
 		m.status = "cannot build the request: " + err.Error()
 		return
 	}
-	m.walker = m.engine.Walk(context.Background(), req)
+	var ctx context.Context
+	ctx, m.cancel = context.WithCancel(m.ctx)
+	m.walker = m.engine.Walk(ctx, req)
 }
 
-// rerun runs every step again and selects the failed one, if any.
-func (m *Model) rerun() {
+// rerun starts running every step again; when they have run, the failed
+// one is selected and the status says prefix and the verdict.
+func (m *Model) rerun(prefix string) tea.Cmd {
 	m.restart()
 	if m.walker == nil {
-		return
+		return nil
 	}
-	for !m.walker.Done() {
-		m.walker.Next()
+	m.cursor = 0
+	m.runAll, m.prefix = true, prefix
+	return m.run()
+}
+
+// next starts running one more step.
+func (m *Model) next() tea.Cmd {
+	if m.walker == nil || m.walker.Done() {
+		m.restart()
+		if m.walker == nil {
+			return nil
+		}
+	}
+	m.runAll, m.prefix = false, ""
+	return m.run()
+}
+
+// run runs the walker's next step in a tea.Cmd, the spinner turning.
+func (m *Model) run() tea.Cmd {
+	w := m.walker
+	names := exchange.StepNames()
+	if n := len(m.trace); n < len(names) {
+		m.status = fmt.Sprintf("running step %d %s…", n+1, names[n])
+	}
+	step := func() tea.Msg {
+		e, _ := w.Next()
+		return stepMsg{w: w, e: e}
+	}
+	busy := m.busy()
+	m.running = true
+	if busy {
+		return step // the spinner turns already
+	}
+	return tea.Batch(step, m.spin.Tick)
+}
+
+// busy says work runs in a tea.Cmd: a step, or the consent store.
+func (m *Model) busy() bool { return m.running || m.storeBusy }
+
+// inStore runs f, the consent store's work, in a tea.Cmd, the spinner
+// turning.
+func (m *Model) inStore(status string, f func() tea.Msg) tea.Cmd {
+	busy := m.busy()
+	m.storeBusy, m.status = true, status
+	if busy {
+		return f
+	}
+	return tea.Batch(f, m.spin.Tick)
+}
+
+// Finish runs the steps the walk has yet to run, here and now, as the
+// program would in its commands: for callers with no program (the
+// no-drift test), never inside Update.
+func (m Model) Finish() Model {
+	for m.running {
+		e, _ := m.walker.Next()
+		next, _ := m.stepped(stepMsg{w: m.walker, e: e})
+		m = next.(Model)
+	}
+	return m
+}
+
+// stepped takes the entry of a step that ran; one of a walker since
+// replaced is dropped.
+func (m Model) stepped(msg stepMsg) (tea.Model, tea.Cmd) {
+	if msg.w != m.walker || !m.running {
+		return m, nil
 	}
 	m.settle()
-	m.cursor = 0
+	if m.runAll && !m.walker.Done() {
+		return m, m.run()
+	}
+	m.running = false
+	if !m.runAll {
+		m.cursor = max(msg.e.N-1, 0)
+		m.status = fmt.Sprintf("ran step %d %s: %s", msg.e.N, msg.e.Step, msg.e.Status)
+		return m, nil
+	}
 	if m.failed != nil {
-		m.cursor = len(m.trace) - 1
+		m.cursor = max(len(m.trace)-1, 0)
 		m.status = "refused at " + m.failed.Step + ": " + m.failed.Code
 	} else {
 		m.status = "accepted: every step passed"
 	}
-}
-
-// next runs one more step.
-func (m *Model) next() {
-	if m.walker == nil || m.walker.Done() {
-		m.restart()
-		if m.walker == nil {
-			return
-		}
-	}
-	e, _ := m.walker.Next()
-	m.settle()
-	m.cursor = e.N - 1
-	m.status = fmt.Sprintf("ran step %d %s: %s", e.N, e.Step, e.Status)
+	m.status = m.prefix + m.status
+	return m, nil
 }
 
 // settle copies what the walker has established into the model.
@@ -160,6 +287,33 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tracesMsg:
 		return m.gotTraces(msg)
+	case stepMsg:
+		return m.stepped(msg)
+	case missingMsg:
+		m.storeBusy = false
+		switch {
+		case msg.err != nil:
+			m.status = "consent store: " + msg.err.Error()
+		case len(msg.grants) == 0:
+			m.status = "no consent is missing now: r re-runs"
+		case m.mode == modeFlow && !m.running:
+			m.pending, m.mode = msg.grants, modeConfirm
+		}
+		return m, nil
+	case grantedMsg:
+		m.storeBusy = false
+		if msg.err != nil {
+			m.status = "grant failed: " + msg.err.Error()
+			return m, nil
+		}
+		return m, m.rerun("granted " + describeGrants(msg.granted) + "; ")
+	case spinner.TickMsg:
+		if !m.busy() {
+			return m, nil // the spinner stops with the run
+		}
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
+		return m, cmd
 	case tea.KeyMsg:
 		return m.key(msg)
 	}
@@ -173,7 +327,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if k.Type == tea.KeyCtrlC {
-		return m, tea.Quit
+		return m.quit()
 	}
 	switch m.mode {
 	case modeEdit:
@@ -183,7 +337,7 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case modeHelp, modeTokens:
 		switch k.String() {
 		case "q":
-			return m, tea.Quit
+			return m.quit()
 		case "esc", "?", "t", "enter":
 			m.mode = m.prev
 		}
@@ -193,7 +347,7 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	switch k.String() {
 	case "q":
-		return m, tea.Quit
+		return m.quit()
 	case "up", "k":
 		if m.cursor > 0 {
 			m.cursor--
@@ -224,17 +378,21 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 			}
 			return m, nil
 		}
+		if m.busy() && (k.String() == "n" || k.String() == "c") {
+			m.status = "a step is still running: r starts over, q quits"
+			return m, nil
+		}
 		switch k.String() {
 		case "n":
-			m.next()
+			return m, m.next()
 		case "r":
-			m.rerun()
+			return m, m.rerun("")
 		case "e":
 			m.form = newEditForm(m.params, m.auth, m.width)
 			m.mode = modeEdit
 			return m, m.form.focusCmd()
 		case "c":
-			m.startGrant()
+			return m, m.startGrant()
 		}
 	}
 	return m, nil
@@ -251,31 +409,27 @@ func (m *Model) liveFix() string {
 }
 
 // startGrant asks to record the consent the failed consent step misses.
-func (m *Model) startGrant() {
+// The store is read in a tea.Cmd: a slow store does not freeze the screen.
+func (m *Model) startGrant() tea.Cmd {
 	if m.failed == nil || m.failed.Step != exchange.StepConsent {
 		m.status = "c grants a missing consent: only on a failed consent step"
-		return
+		return nil
 	}
 	if m.consents == nil {
 		m.status = "no consent store to grant in"
-		return
+		return nil
 	}
-	grants, err := m.missingConsents()
-	if err != nil {
-		m.status = "consent store: " + err.Error()
-		return
-	}
-	if len(grants) == 0 {
-		m.status = "no consent is missing now: r re-runs"
-		return
-	}
-	m.pending, m.mode = grants, modeConfirm
+	ctx, store, s := m.ctx, m.consents, m.walker.State()
+	return m.inStore("reading the consent store…", func() tea.Msg {
+		grants, err := missingConsents(ctx, store, s)
+		return missingMsg{grants: grants, err: err}
+	})
 }
 
-// missingConsents is what the consent step lacked: for each targeted
-// service, the granted scopes that need consent and are not stored.
-func (m *Model) missingConsents() ([]grant, error) {
-	s := m.walker.State()
+// missingConsents is what the consent step of the walk in state s lacked:
+// for each targeted service, the granted scopes that need consent and are
+// not stored.
+func missingConsents(ctx context.Context, store Consents, s *exchange.State) ([]grant, error) {
 	if s.Subject == nil {
 		return nil, nil
 	}
@@ -286,7 +440,7 @@ func (m *Model) missingConsents() ([]grant, error) {
 		if len(need) == 0 {
 			continue
 		}
-		missing, err := m.consents.Missing(context.Background(), userIDP, s.Subject.Subject, svc.Name, need)
+		missing, err := store.Missing(ctx, userIDP, s.Subject.Subject, svc.Name, need)
 		if err != nil {
 			return nil, err
 		}
@@ -300,17 +454,16 @@ func (m *Model) missingConsents() ([]grant, error) {
 func (m Model) confirmKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	switch k.String() {
 	case "y", "Y":
-		for _, g := range m.pending {
-			if err := m.consents.Grant(context.Background(), g.idp, g.user, g.service, g.scopes); err != nil {
-				m.mode, m.pending = modeFlow, nil
-				m.status = "grant failed: " + err.Error()
-				return m, nil
-			}
-		}
-		granted := m.pending
+		ctx, store, granted := m.ctx, m.consents, m.pending
 		m.mode, m.pending = modeFlow, nil
-		m.rerun()
-		m.status = "granted " + describeGrants(granted) + "; " + m.status
+		return m, m.inStore("granting…", func() tea.Msg {
+			for _, g := range granted {
+				if err := store.Grant(ctx, g.idp, g.user, g.service, g.scopes); err != nil {
+					return grantedMsg{err: err}
+				}
+			}
+			return grantedMsg{granted: granted}
+		})
 	case "n", "N", "esc", "q":
 		m.mode, m.pending = modeFlow, nil
 		m.status = "nothing granted"
@@ -352,9 +505,7 @@ func (m Model) editKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 func (m Model) saveEdit() (tea.Model, tea.Cmd) {
 	m.params, m.auth = m.form.apply(m.params, m.auth)
 	m.mode = modeFlow
-	m.rerun()
-	m.status = "request edited; " + m.status
-	return m, nil
+	return m, m.rerun("request edited; ")
 }
 
 // Params is the request the walk runs now (after edits).

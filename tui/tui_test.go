@@ -71,9 +71,53 @@ func params(token, audience, scope string) stsclient.ExchangeParams {
 
 func newModel(t *testing.T, sub, audience, scope string) Model {
 	e, store := mockEngine(t)
-	return New(Options{Engine: e, Consents: store, Params: params(mockToken(t, sub), audience, scope), Auth: demo})
+	return start(t, Options{Engine: e, Consents: store, Params: params(mockToken(t, sub), audience, scope), Auth: demo})
 }
 
+// start is New(opts) with its first run done.
+func start(t *testing.T, opts Options) Model {
+	t.Helper()
+	m := New(opts)
+	return drive(t, m, m.Init())
+}
+
+// drive runs cmd as the program would, each command in a goroutine, and
+// feeds the walk's own messages back to m until no step runs; it drops
+// the others (spinner ticks, the cursor's blinking). With t nil a walk
+// that does not end panics.
+func drive(t testing.TB, m Model, cmd tea.Cmd) Model {
+	msgs := make(chan tea.Msg, 64)
+	exec := func(c tea.Cmd) {
+		if c != nil {
+			go func() { msgs <- c() }()
+		}
+	}
+	exec(cmd)
+	deadline := time.After(10 * time.Second)
+	for m.busy() {
+		select {
+		case msg := <-msgs:
+			switch msg := msg.(type) {
+			case tea.BatchMsg:
+				for _, c := range msg {
+					exec(c)
+				}
+			case stepMsg, missingMsg, grantedMsg:
+				next, c := m.Update(msg)
+				m = next.(Model)
+				exec(c)
+			}
+		case <-deadline:
+			if t == nil {
+				panic("the walk still runs after 10s: " + m.status)
+			}
+			t.Fatalf("the walk still runs after 10s: %s", m.status)
+		}
+	}
+	return m
+}
+
+// press sends keys one by one, each run to its end.
 func press(m Model, keys ...string) Model {
 	for _, k := range keys {
 		var msg tea.KeyMsg
@@ -95,8 +139,8 @@ func press(m Model, keys ...string) Model {
 		default:
 			msg = tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
 		}
-		next, _ := m.Update(msg)
-		m = next.(Model)
+		next, cmd := m.Update(msg)
+		m = drive(nil, next.(Model), cmd)
 	}
 	return m
 }
@@ -245,7 +289,7 @@ func TestHostileTextEscaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := New(Options{Engine: e, Consents: store, Params: params(tok, "orders-api", ""), Auth: demo})
+	m := start(t, Options{Engine: e, Consents: store, Params: params(tok, "orders-api", ""), Auth: demo})
 	m = press(m, "j", "j", "j")
 	tokens := press(m, "t").View()
 	for _, v := range []string{m.View(), tokens} {
@@ -309,7 +353,7 @@ func TestConsentKey(t *testing.T) {
 // then c to grant it; the refused exchange becomes accepted.
 func TestEditThenConsent(t *testing.T) {
 	e, store := mockEngine(t)
-	m := New(Options{Engine: e, Consents: store, Params: params(mockToken(t, "carol"), "billing-api", "billing:nope"), Auth: demo})
+	m := start(t, Options{Engine: e, Consents: store, Params: params(mockToken(t, "carol"), "billing-api", "billing:nope"), Auth: demo})
 	if f := m.Failed(); f == nil || f.Code != "invalid_scope" {
 		t.Fatalf("%+v", m.Failed())
 	}
@@ -336,7 +380,7 @@ func TestLiveList(t *testing.T) {
 	h.EnableTraces(10, true)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	m := NewLive(srv.URL, srv.Client(), stsclient.ClientAuth{})
+	m := NewLive(context.Background(), srv.URL, srv.Client(), stsclient.ClientAuth{})
 	mustContain(t, m.View(), "live exchanges at "+srv.URL, "waiting for exchanges")
 
 	sts := &stsclient.STS{TokenEndpoint: srv.URL + "/token", HTTP: srv.Client(), Auth: demo}
@@ -375,6 +419,6 @@ func pollOnce(t *testing.T, m Model) Model {
 // A note (the store in use) leads the status line, before the verdict.
 func TestNote(t *testing.T) {
 	e, store := mockEngine(t)
-	m := New(Options{Engine: e, Consents: store, Params: params(mockToken(t, "alice"), "orders-api", ""), Auth: demo, Note: "store memory:"})
+	m := start(t, Options{Engine: e, Consents: store, Params: params(mockToken(t, "alice"), "orders-api", ""), Auth: demo, Note: "store memory:"})
 	mustContain(t, m.View(), "store memory:; accepted: every step passed")
 }

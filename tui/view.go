@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/internal/safetext"
 )
 
 const listWidth = 16 // "> ✓ 9 workflows " and a gap
@@ -56,7 +55,11 @@ func (m Model) View() string {
 		}
 		lines = append(lines, fit(l, w))
 	}
-	lines = append(lines, fit(clean(status), w), fit(m.st.dim.Render(hints), w))
+	status = clean(status)
+	if m.busy() {
+		status = m.spin.View() + " " + status
+	}
+	lines = append(lines, fit(status, w), fit(m.st.dim.Render(hints), w))
 	return strings.Join(lines, "\n")
 }
 
@@ -139,7 +142,7 @@ func (m Model) detailLines(w int) []string {
 	}
 	e := m.trace[i]
 	st := map[exchange.Status]string{exchange.Pass: "PASS", exchange.Fail: "FAIL", exchange.Skip: "SKIP"}[e.Status]
-	out := []string{fmt.Sprintf("%d %s: %s", e.N, e.Step, st)}
+	out := []string{fmt.Sprintf("%d %s: %s", e.N, clean(e.Step), st)}
 	out = append(out, wrap(clean(e.Reason), w)...)
 	if e.Category != "" {
 		out = append(out, "category: "+clean(e.Category))
@@ -249,31 +252,10 @@ func compact(v any) string {
 	return string(b)
 }
 
-// clean escapes every character that could drive the terminal: controls,
-// invalid UTF-8, and Unicode format characters such as bidi overrides.
-// Reasons and evidence carry text from tokens and remote parties.
-func clean(s string) string {
-	var b strings.Builder
-	for i, r := range s {
-		switch {
-		case r == utf8.RuneError:
-			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
-				fmt.Fprintf(&b, `\x%02x`, s[i])
-				continue
-			}
-			b.WriteRune(r)
-		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0, r == '\u2028', r == '\u2029', unicode.Is(unicode.Cf, r) && r != '\u200d':
-			if r < 0x100 {
-				fmt.Fprintf(&b, `\x%02x`, r)
-			} else {
-				fmt.Fprintf(&b, `\u%04x`, r)
-			}
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
+// clean escapes every character that could drive the terminal, through
+// the one sanitiser of idtx: reasons and evidence carry text from tokens
+// and remote parties.
+func clean(s string) string { return safetext.Escape(s) }
 
 // fit cuts a line to w cells.
 func fit(s string, w int) string { return ansi.Truncate(s, w, "…") }
