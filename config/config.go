@@ -664,11 +664,6 @@ func (c *Config) validate() Problems {
 	return p
 }
 
-func isHTTPURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
-}
-
 // placedIDP is an IDP that takes opaque tokens by prefix, and its place in
 // the config.
 type placedIDP struct {

@@ -377,7 +377,11 @@ type Spec interface {
 //     (problems at their config.Path), Open (its Validator, whose Route
 //     picks a Routing), optionally ApplyDefaults and KeyGroups;
 //  2. one Register line below (or, for a test, in the test's file);
-//  3. its tests run idptest.Run on the validator Open builds.
+//  3. its tests run idptest.Run on the validator Open builds, and its
+//     keys go in docs/config.md (the docs test walks every spec).
+//
+// Config then decodes its keys, names unknown ones with the nearest, and
+// refuses other types' keys on it (type_recipe_test.go shows it all).
 func Register(name string, newSpec func() Spec) {
 	config.RegisterIDPType(name, func() config.IDPSpec { return newSpec() })
 }
