@@ -174,13 +174,21 @@ func (v *validation) checkBuild(ctx context.Context, cfg *config.Config, clean b
 	for i, d := range cfg.IDPs {
 		where := fmt.Sprintf("idps[%d] (%s)", i, d.Name)
 		at := root.Child("idps").Index(i)
-		switch {
-		case d.JWKSURI != "":
-			v.add(at.Child("jwks_uri").Warning("%s: jwks_uri %s was not fetched (config validate works offline)", where, d.JWKSURI))
-		case d.Discovery:
-			v.add(at.Child("discovery").Warning("%s: discovery for %s was not fetched (config validate works offline)", where, d.Issuer))
-		case d.IntrospectionEndpoint != "":
-			v.add(at.Child("introspection_endpoint").Warning("%s: introspection_endpoint %s was not contacted (config validate works offline)", where, d.IntrospectionEndpoint))
+		switch s := d.Spec.(type) {
+		case *idp.JWTSpec:
+			switch {
+			case s.JWKSURI != "":
+				v.add(at.Child("jwks_uri").Warning("%s: jwks_uri %s was not fetched (config validate works offline)", where, s.JWKSURI))
+			case s.Discovery:
+				v.add(at.Child("discovery").Warning("%s: discovery for %s was not fetched (config validate works offline)", where, d.Issuer))
+			}
+		case *idp.IntrospectionSpec:
+			switch {
+			case s.Discovery:
+				v.add(at.Child("discovery").Warning("%s: discovery for %s was not fetched (config validate works offline)", where, d.Issuer))
+			case s.IntrospectionEndpoint != "":
+				v.add(at.Child("introspection_endpoint").Warning("%s: introspection_endpoint %s was not contacted (config validate works offline)", where, s.IntrospectionEndpoint))
+			}
 		}
 		if _, err := buildIDP(ctx, d, cfg.ReadFile); err != nil {
 			msg := strings.TrimPrefix(err.Error(), "idp "+d.Name+": ")
@@ -240,15 +248,22 @@ func buildIDP(ctx context.Context, d config.IDP, readFile func(string) ([]byte, 
 
 // fileKey is the key naming the file an IDP is built from, if any.
 func fileKey(d config.IDP) string {
-	switch {
-	case d.JWKSFile != "":
-		return "jwks_file"
-	case d.CertificateFile != "":
-		return "certificate_file"
-	case d.MetadataFile != "":
-		return "metadata_file"
-	case d.ClientSecretFile != "":
-		return "client_secret_file"
+	switch s := d.Spec.(type) {
+	case *idp.JWTSpec:
+		if s.JWKSFile != "" {
+			return "jwks_file"
+		}
+	case *idp.SAMLSpec:
+		switch {
+		case s.CertificateFile != "":
+			return "certificate_file"
+		case s.MetadataFile != "":
+			return "metadata_file"
+		}
+	case *idp.IntrospectionSpec:
+		if s.ClientSecretFile != "" {
+			return "client_secret_file"
+		}
 	}
 	return ""
 }

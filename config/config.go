@@ -87,29 +87,22 @@ type Signing struct {
 // MinRotateEvery is the shortest signing.rotate_every.
 const MinRotateEvery = time.Hour
 
-// IDP kinds.
+// The built-in IDP types, which package idp registers. A new type needs
+// no name here: it is its registration (RegisterIDPType).
 const (
 	IDPTypeJWT           = "jwt"
 	IDPTypeSAML          = "saml"
 	IDPTypeIntrospection = "introspection"
 )
 
-// IDP is one trusted identity provider.
+// IDP is one trusted identity provider: the keys every type shares, and
+// Spec, the keys of its type.
 type IDP struct {
-	Name       string        `yaml:"name"`
-	Type       string        `yaml:"type"`
-	Issuer     string        `yaml:"issuer"`
-	JWKSURI    string        `yaml:"jwks_uri"`
-	JWKSFile   string        `yaml:"jwks_file"`
-	Discovery  bool          `yaml:"discovery"`
-	Audiences  []string      `yaml:"audiences"`
-	Algorithms []string      `yaml:"algorithms"`
-	ClockSkew  time.Duration `yaml:"clock_skew"`
-
-	CertificateFile string `yaml:"certificate_file"`
-	MetadataFile    string `yaml:"metadata_file"`
-	// AllowSHA1 accepts RSA-SHA1 and SHA-1 digests from a SAML IDP.
-	AllowSHA1 bool `yaml:"allow_sha1"`
+	Name      string        `yaml:"name"`
+	Type      string        `yaml:"type"`
+	Issuer    string        `yaml:"issuer"`
+	Audiences []string      `yaml:"audiences"`
+	ClockSkew time.Duration `yaml:"clock_skew"`
 	// Claims, for a saml IDP, maps attribute names to claim names. For a
 	// jwt or introspection IDP it maps a canonical claim name (groups,
 	// roles, email, scope, ...) to the path where this IDP keeps it: a
@@ -117,32 +110,11 @@ type IDP struct {
 	// "https://example.com/roles"), else dot-separated members of nested
 	// objects (Keycloak's "realm_access.roles").
 	Claims map[string]string `yaml:"claims"`
-	// Recipients, when set, are the URLs a SAML IDP may name as the
-	// Response's Destination and the bearer SubjectConfirmationData's
-	// Recipient (SAML 2.0 Profiles §4.1.4.2); a bearer confirmation must
-	// then name one of them. Unset, neither is checked.
-	Recipients []string `yaml:"recipients"`
-	// MaxAge, when set, bounds how long after its IssueInstant a SAML
-	// assertion is accepted, however late its NotOnOrAfter.
-	MaxAge time.Duration `yaml:"max_age"`
 
-	// AccessTokenTyp, for a jwt IDP, is the JWT typ values accepted from a
-	// subject token presented as access_token: at+jwt, JWT, or "" for no
-	// typ (RFC 7515 §4.1.9: compared case-insensitively, "application/"
-	// optional). Empty accepts all three; [at+jwt] is strict RFC 9068.
-	AccessTokenTyp []string `yaml:"access_token_typ"`
-
-	// Introspection IDPs (RFC 7662).
-	IntrospectionEndpoint string `yaml:"introspection_endpoint"`
-	ClientID              string `yaml:"client_id"`
-	ClientSecret          string `yaml:"client_secret"`
-	ClientSecretFile      string `yaml:"client_secret_file"`
-	// TokenPrefix routes opaque tokens that start with it to this IDP.
-	TokenPrefix string `yaml:"token_prefix"`
-	// CacheTTL bounds how long a positive introspection answer is reused
-	// (never past the token's exp); nil until defaults apply, and an
-	// explicit 0 reuses none.
-	CacheTTL *time.Duration `yaml:"cache_ttl"`
+	// Spec is the part of the entry only its type has (idp.JWTSpec,
+	// idp.SAMLSpec, idp.IntrospectionSpec, ...), decoded from the same
+	// mapping; nil when the type is not registered.
+	Spec IDPSpec `yaml:"-"`
 }
 
 // ReservedClaims cannot be the canonical name of a claim mapping: they
@@ -314,10 +286,6 @@ const (
 // DefaultAlgorithms are accepted from a JWT IDP that names none.
 var DefaultAlgorithms = []string{"RS256", "ES256", "PS256", "EdDSA"}
 
-// allowedIDPAlgorithms are all that an IDP may list: never none, never HS*
-// (RFC 8725 §3.1, §3.2).
-var allowedIDPAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-
 // LoadFile reads, decodes and validates the config at path.
 func LoadFile(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -422,14 +390,11 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.IDPs {
 		p := &c.IDPs[i]
-		if p.Type == IDPTypeJWT && len(p.Algorithms) == 0 {
-			p.Algorithms = slices.Clone(DefaultAlgorithms)
-		}
 		if p.ClockSkew == 0 {
 			p.ClockSkew = DefaultClockSkew
 		}
-		if p.Type == IDPTypeIntrospection && p.CacheTTL == nil {
-			p.CacheTTL = new(DefaultCacheTTL)
+		if s, ok := p.Spec.(Defaulter); ok {
+			s.ApplyDefaults()
 		}
 	}
 	for i := range c.Services {
@@ -502,7 +467,7 @@ func (c *Config) validate() Problems {
 
 	idpNames := map[string]bool{}
 	issuers := map[string]string{}
-	var introspection []placedIDP
+	var opaque []placedIDP
 	for i, d := range c.IDPs {
 		where := fmt.Sprintf("idps[%d]", i)
 		at := root.Child("idps").Index(i)
@@ -528,93 +493,25 @@ func (c *Config) validate() Problems {
 		if d.ClockSkew < 0 || d.ClockSkew > 5*time.Minute {
 			add(at.Child("clock_skew"), "%s: clock_skew %s is outside 0..5m", where, d.ClockSkew)
 		}
-		switch d.Type {
-		case IDPTypeJWT:
-			n := 0
-			for _, set := range []bool{d.JWKSURI != "", d.JWKSFile != "", d.Discovery} {
-				if set {
-					n++
-				}
-			}
-			if n != 1 {
-				add(at, "%s: a jwt IDP needs exactly one of jwks_uri, jwks_file, discovery: true", where)
-			}
-			if d.JWKSURI != "" && !isHTTPURL(d.JWKSURI) {
-				add(at.Child("jwks_uri"), "%s: jwks_uri %q is not an http(s) URL", where, d.JWKSURI)
-			}
-			for j, a := range d.Algorithms {
-				if !slices.Contains(allowedIDPAlgorithms, a) {
-					add(at.Child("algorithms").Index(j), "%s: algorithm %q is not allowed (allowed: %s)", where, a, strings.Join(allowedIDPAlgorithms, " "))
-				}
-			}
-			for j, t := range d.AccessTokenTyp {
-				if !slices.Contains([]string{"at+jwt", "jwt", ""}, NormalizeTyp(t)) {
-					add(at.Child("access_token_typ").Index(j), "%s: access_token_typ %q is not one of at+jwt, JWT, \"\" (no typ)", where, t)
-				}
-			}
-			if d.CertificateFile != "" || d.MetadataFile != "" || d.AllowSHA1 {
-				add(at.anyOf("certificate_file", "metadata_file", "allow_sha1"), "%s: certificate_file, metadata_file and allow_sha1 are for saml IDPs", where)
-			}
-			if d.hasIntrospectionKeys() {
-				add(at.anyOf(introspectionKeys...), "%s: introspection_endpoint, client_id, client_secret, client_secret_file, token_prefix and cache_ttl are for introspection IDPs", where)
-			}
-			p = append(p, claimPaths(at.Child("claims"), where, d.Claims)...)
-			if len(d.Recipients) > 0 || d.MaxAge != 0 {
-				add(at.anyOf("recipients", "max_age"), "%s: recipients and max_age are for saml IDPs", where)
-			}
-		case IDPTypeSAML:
-			if (d.CertificateFile != "") == (d.MetadataFile != "") {
-				add(at, "%s: a saml IDP needs exactly one of certificate_file, metadata_file", where)
-			}
-			if d.JWKSURI != "" || d.JWKSFile != "" || d.Discovery || len(d.Algorithms) > 0 || len(d.AccessTokenTyp) > 0 {
-				add(at.anyOf("jwks_uri", "jwks_file", "discovery", "algorithms", "access_token_typ"), "%s: jwks_uri, jwks_file, discovery, algorithms and access_token_typ are for jwt IDPs", where)
-			}
-			if d.hasIntrospectionKeys() {
-				add(at.anyOf(introspectionKeys...), "%s: introspection_endpoint, client_id, client_secret, client_secret_file, token_prefix and cache_ttl are for introspection IDPs", where)
-			}
-			for j, r := range d.Recipients {
-				if u, err := url.Parse(r); err != nil || !u.IsAbs() {
-					add(at.Child("recipients").Index(j), "%s: recipient %q is not an absolute URI (a Destination or Recipient the IDP sends)", where, r)
-				}
-			}
-			if d.MaxAge < 0 || d.MaxAge > 24*time.Hour {
-				add(at.Child("max_age"), "%s: max_age %s is outside 0..24h (0 or unset: no bound beyond NotOnOrAfter)", where, d.MaxAge)
-			}
-		case IDPTypeIntrospection:
-			if (d.IntrospectionEndpoint != "") == d.Discovery {
-				add(at, "%s: an introspection IDP needs exactly one of introspection_endpoint, discovery: true", where)
-			}
-			if d.IntrospectionEndpoint != "" && !isHTTPURL(d.IntrospectionEndpoint) {
-				add(at.Child("introspection_endpoint"), "%s: introspection_endpoint %q is not an http(s) URL", where, d.IntrospectionEndpoint)
-			}
-			if d.ClientID == "" {
-				add(at.Child("client_id"), "%s: client_id is required (the STS authenticates to the introspection endpoint, RFC 7662 §2.1)", where)
-			}
-			if (d.ClientSecret != "") == (d.ClientSecretFile != "") {
-				add(at, "%s: an introspection IDP needs exactly one of client_secret, client_secret_file", where)
-			}
-			if d.CacheTTL != nil && (*d.CacheTTL < 0 || *d.CacheTTL > time.Hour) {
-				add(at.Child("cache_ttl"), "%s: cache_ttl %s is outside 0..1h", where, *d.CacheTTL)
-			}
-			if d.TokenPrefix != "" && strings.HasPrefix("eyJ", d.TokenPrefix[:min(len(d.TokenPrefix), 3)]) {
-				add(at.Child("token_prefix"), "%s: token_prefix %q would match every JWT (they start with eyJ)", where, d.TokenPrefix)
-			}
-			if d.JWKSURI != "" || d.JWKSFile != "" || len(d.Algorithms) > 0 || len(d.AccessTokenTyp) > 0 ||
-				d.CertificateFile != "" || d.MetadataFile != "" || d.AllowSHA1 {
-				add(at.anyOf("jwks_uri", "jwks_file", "algorithms", "access_token_typ", "certificate_file", "metadata_file", "allow_sha1"), "%s: jwks_uri, jwks_file, algorithms, access_token_typ, certificate_file, metadata_file and allow_sha1 are not for introspection IDPs", where)
-			}
-			if len(d.Recipients) > 0 || d.MaxAge != 0 {
-				add(at.anyOf("recipients", "max_age"), "%s: recipients and max_age are for saml IDPs", where)
-			}
-			p = append(p, claimPaths(at.Child("claims"), where, d.Claims)...)
-			introspection = append(introspection, placedIDP{d, at})
-		case "":
-			add(at.Child("type"), "%s: type is required (jwt, saml, introspection)", where)
+		t, known := lookupIDPType(d.Type)
+		switch {
+		case d.Type == "":
+			add(at.Child("type"), "%s: type is required (%s)", where, strings.Join(IDPTypes(), ", "))
+		case !known:
+			add(at.Child("type"), "%s: unknown type %q (%s)", where, d.Type, strings.Join(IDPTypes(), ", "))
 		default:
-			add(at.Child("type"), "%s: unknown type %q (jwt, saml, introspection)", where, d.Type)
+			if d.Spec == nil {
+				c.IDPs[i].Spec = t.newSpec()
+				d.Spec = c.IDPs[i].Spec
+			}
+			p = append(p, d.Spec.Validate(d, at, where)...)
+			p = append(p, foreignKeys(t, at, where)...)
+			if o, ok := d.Spec.(OpaqueRouted); ok {
+				opaque = append(opaque, placedIDP{d.Name, o.OpaquePrefix(), at})
+			}
 		}
 	}
-	p = append(p, introspectionRouting(introspection)...)
+	p = append(p, introspectionRouting(opaque)...)
 
 	// Workflows are compiled and type-checked here, so that a rule that
 	// cannot run is a config problem, never a refusal at request time.
@@ -771,23 +668,11 @@ func (c *Config) validate() Problems {
 	return p
 }
 
-func isHTTPURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
-}
-
-// placedIDP is an IDP and its place in the config.
+// placedIDP is an IDP that takes opaque tokens by prefix, and its place in
+// the config.
 type placedIDP struct {
-	IDP
-	at Path
-}
-
-// introspectionKeys are the keys only an introspection IDP may set.
-var introspectionKeys = []string{"introspection_endpoint", "client_id", "client_secret", "client_secret_file", "token_prefix", "cache_ttl"}
-
-func (d *IDP) hasIntrospectionKeys() bool {
-	return d.IntrospectionEndpoint != "" || d.ClientID != "" || d.ClientSecret != "" ||
-		d.ClientSecretFile != "" || d.TokenPrefix != "" || d.CacheTTL != nil
+	Name, TokenPrefix string
+	at                Path
 }
 
 // NormalizeTyp is a JWT typ value as RFC 7515 §4.1.9 compares it: lower
@@ -795,6 +680,12 @@ func (d *IDP) hasIntrospectionKeys() bool {
 func NormalizeTyp(typ string) string {
 	t := strings.ToLower(typ)
 	return strings.TrimPrefix(t, "application/")
+}
+
+// ClaimPaths checks the claims mapping (at) of an IDP whose claims map a
+// canonical name to a path in its tokens (jwt, introspection).
+func ClaimPaths(at Path, where string, claims map[string]string) Problems {
+	return claimPaths(at, where, claims)
 }
 
 // claimPaths checks the claims mapping (at) of a jwt or introspection IDP.
@@ -828,7 +719,7 @@ func claimPaths(at Path, where string, claims map[string]string) Problems {
 	return p
 }
 
-// introspectionRouting refuses a set of introspection IDPs that would leave
+// introspectionRouting refuses a set of IDPs taking opaque tokens that would leave
 // an opaque token's IDP ambiguous: each token goes to exactly one endpoint.
 func introspectionRouting(idps []placedIDP) Problems {
 	var p Problems

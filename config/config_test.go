@@ -11,6 +11,7 @@ import (
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/fixtures"
+	"github.com/idtx/idtx/idp"
 )
 
 func parse(t *testing.T, yaml string) (*config.Config, config.Problems) {
@@ -233,7 +234,7 @@ clients:
 	if cfg.Signing.Alg != "ES256" || cfg.Services[0].TokenLifetime != 5*time.Minute || cfg.Services[0].Audience != "orders-api" {
 		t.Errorf("defaults: %+v %+v", cfg.Signing, cfg.Services[0])
 	}
-	if got := strings.Join(cfg.IDPs[0].Algorithms, " "); got != "RS256 ES256 PS256 EdDSA" {
+	if got := strings.Join(cfg.IDPs[0].Spec.(*idp.JWTSpec).Algorithms, " "); got != "RS256 ES256 PS256 EdDSA" {
 		t.Errorf("default algorithms %q", got)
 	}
 	if cfg.IDPs[0].ClockSkew != 30*time.Second || cfg.Clients[0].Modes[0] != "impersonation" {
@@ -382,7 +383,7 @@ clients:
 			t.Errorf("problem %d = %q, want %q", i, p[i], w)
 		}
 	}
-	if a := cfg.IDPs[0]; a.MaxAge != 10*time.Minute || len(a.Recipients) != 1 || a.Recipients[0] != "https://sts.example/token" {
+	if a := cfg.IDPs[0].Spec.(*idp.SAMLSpec); a.MaxAge != 10*time.Minute || len(a.Recipients) != 1 || a.Recipients[0] != "https://sts.example/token" {
 		t.Errorf("decoded %+v", a)
 	}
 }
@@ -433,7 +434,7 @@ clients:
 			"idps[0] (a): client_id is required (the STS authenticates to the introspection endpoint, RFC 7662 §2.1)",
 			"idps[0] (a): an introspection IDP needs exactly one of client_secret, client_secret_file",
 			"idps[0] (a): cache_ttl 2h0m0s is outside 0..1h",
-			"idps[0] (a): jwks_uri, jwks_file, algorithms, access_token_typ, certificate_file, metadata_file and allow_sha1 are not for introspection IDPs",
+			"idps[0] (a): jwks_uri, jwks_file, algorithms and access_token_typ are for jwt IDPs",
 			"idps[1] (b): an introspection IDP needs exactly one of introspection_endpoint, discovery: true",
 			`idps[1] (b): introspection_endpoint "ftp://b" is not an http(s) URL`,
 			"idps (a): token_prefix is required when there is more than one introspection IDP, so that an opaque token goes to exactly one endpoint",
@@ -455,8 +456,10 @@ clients:
 			if strings.Join(p.Messages(), "\n") != strings.Join(tt.want, "\n") {
 				t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(p.Messages(), "\n"), strings.Join(tt.want, "\n"))
 			}
-			if tt.want == nil && (cfg.IDPs[1].CacheTTL == nil || *cfg.IDPs[1].CacheTTL != config.DefaultCacheTTL) {
-				t.Errorf("cache_ttl default = %v", cfg.IDPs[1].CacheTTL)
+			if tt.want == nil {
+				if s := cfg.IDPs[1].Spec.(*idp.IntrospectionSpec); s.CacheTTL == nil || *s.CacheTTL != config.DefaultCacheTTL {
+					t.Errorf("cache_ttl default = %v", s.CacheTTL)
+				}
 			}
 		})
 	}

@@ -47,6 +47,9 @@ func checkShape(at Path, label string, t reflect.Type, depth int) Problems {
 			return Problems{at.Problem("%s: %s", where, wantedShape("a mapping of keys", n))}
 		}
 		fields := yamlFields(t)
+		if t == reflect.TypeFor[IDP]() {
+			fields = idpFields(n)
+		}
 		known := make([]string, 0, len(fields))
 		for k := range fields {
 			known = append(known, k)

@@ -134,9 +134,9 @@ func (p Path) Index(i int) Path {
 	return q
 }
 
-// anyOf is the first of names the mapping at p has, else p itself: the
+// AnyOf is the first of names the mapping at p has, else p itself: the
 // place of a problem about keys that do not belong together.
-func (p Path) anyOf(names ...string) Path {
+func (p Path) AnyOf(names ...string) Path {
 	for _, n := range names {
 		if k, _ := member(p.node, n); k != nil {
 			return p.Child(n)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/idtx/idtx/config"
+	_ "github.com/idtx/idtx/idp" // registers the IDP types
 )
 
 // Every key the config decoder knows is in the configuration reference:
@@ -46,4 +47,11 @@ func TestConfigReferenceNamesEveryKey(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[config.Config](), "")
+	// An IDP type's own keys are in its spec, not in config.IDP.
+	for _, name := range config.IDPTypes() {
+		walk(reflect.TypeOf(config.NewIDPSpec(name)), "idps[type="+name+"].")
+	}
+	if len(config.IDPTypes()) == 0 {
+		t.Error("no IDP type is registered")
+	}
 }

@@ -322,12 +322,12 @@ func TestRecipes(t *testing.T) {
 				}
 			}
 			// A recipe's access_token_typ refuses a typ it does not list.
-			if len(d.AccessTokenTyp) > 0 && !slices.Contains(d.AccessTokenTyp, "") {
+			if s, _ := d.Spec.(*idp.JWTSpec); s != nil && len(s.AccessTokenTyp) > 0 && !slices.Contains(s.AccessTokenTyp, "") {
 				untyped := sh
 				untyped.header = map[string]any{}
 				_, err := reg.Validate(t.Context(), sign(t, key, kid, untyped), idp.TokenTypeAccessToken)
 				if want := fmt.Sprintf(`invalid token: typ "" is not one of IDP %s's access_token_typ`, d.Name); err == nil || !strings.HasPrefix(err.Error(), want) {
-					t.Errorf("no typ under access_token_typ %v: %v\nwant %s ...", d.AccessTokenTyp, err, want)
+					t.Errorf("no typ under access_token_typ %v: %v\nwant %s ...", s.AccessTokenTyp, err, want)
 				}
 			}
 			// The recipe's audiences bind the token: the same token for

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/internal/fetch"
 )
@@ -46,11 +45,11 @@ func matchedBecause(id *idp.Identity) string {
 	switch {
 	case id.IDP == SelfIDP:
 		return "iss " + id.Issuer + " is the STS's own issuer"
-	case r.Kind == config.IDPTypeSAML:
+	case r.By == idp.RouteSAML:
 		return "SAML Issuer " + id.Issuer + " is IDP " + id.IDP + "'s"
-	case r.Kind == config.IDPTypeIntrospection && r.TokenPrefix != "":
+	case r.By == idp.RouteIntrospection && r.TokenPrefix != "":
 		return "token_prefix " + r.TokenPrefix + " is IDP " + id.IDP + "'s"
-	case r.Kind == config.IDPTypeIntrospection:
+	case r.By == idp.RouteIntrospection:
 		return "an opaque token, and IDP " + id.IDP + " is the one introspection IDP"
 	}
 	return "iss " + id.Issuer + " is IDP " + id.IDP + "'s issuer"

@@ -322,8 +322,9 @@ func TestRemoteKeysDownKeepsCachedKeys(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m := &lookups{}
-	reg, err := idp.FromConfig(ctx, []config.IDP{{Name: "corp", Type: "jwt", Issuer: "https://idp.test", JWKSURI: srv.URL,
-		Audiences: []string{"sts"}, Algorithms: []string{"RS256"}, ClockSkew: 30 * time.Second}},
+	reg, err := idp.FromConfig(ctx, []config.IDP{{Name: "corp", Type: "jwt", Issuer: "https://idp.test",
+		Spec:      &idp.JWTSpec{JWKSURI: srv.URL, Algorithms: []string{"RS256"}},
+		Audiences: []string{"sts"}, ClockSkew: 30 * time.Second}},
 		idp.Options{HTTPClient: srv.Client(), Clock: func() time.Time { return now }, Metrics: m, CacheSize: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -360,8 +361,9 @@ func TestRegistryReadyBeforeFirstFetch(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	m := &lookups{}
-	reg, err := idp.FromConfig(t.Context(), []config.IDP{{Name: "corp", Type: "jwt", Issuer: "https://idp.test", JWKSURI: url,
-		Audiences: []string{"sts"}, Algorithms: []string{"RS256"}, ClockSkew: 30 * time.Second}},
+	reg, err := idp.FromConfig(t.Context(), []config.IDP{{Name: "corp", Type: "jwt", Issuer: "https://idp.test",
+		Spec:      &idp.JWTSpec{JWKSURI: url, Algorithms: []string{"RS256"}},
+		Audiences: []string{"sts"}, ClockSkew: 30 * time.Second}},
 		idp.Options{Metrics: m})
 	if err != nil {
 		t.Fatal(err)

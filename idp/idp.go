@@ -5,7 +5,6 @@ package idp
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -75,16 +74,37 @@ type Validator interface {
 // trusted.
 type Route struct {
 	Name string // the IDP's name
-	// Kind is config.IDPTypeJWT, IDPTypeSAML or IDPTypeIntrospection.
+	// Kind is the IDP's type (config.IDPTypeJWT, IDPTypeSAML,
+	// IDPTypeIntrospection, or another registered type), for
+	// explanations.
 	Kind string
-	// Issuer is the JWT iss (jwt, introspection) or SAML Issuer (saml)
-	// the validator answers for.
+	// By is which tokens the Registry sends it.
+	By Routing
+	// Issuer is the JWT iss (RouteJWT, RouteIntrospection) or SAML Issuer
+	// (RouteSAML) the validator answers for.
 	Issuer string
-	// TokenPrefix, for an introspection IDP, claims the opaque tokens that
+	// TokenPrefix, for RouteIntrospection, claims the opaque tokens that
 	// start with it; "" takes every opaque token, and only a registry's
 	// single introspection IDP may have it.
 	TokenPrefix string
 }
+
+// Routing is how the Registry finds the one validator of a token. A new
+// kind of IDP picks the one its tokens are routed by.
+type Routing int
+
+const (
+	// RouteJWT: compact JWTs whose iss is the Route's Issuer, verified
+	// locally, so that the Registry may cache their identities.
+	RouteJWT Routing = iota + 1
+	// RouteSAML: SAML assertions whose Issuer is the Route's Issuer.
+	RouteSAML
+	// RouteIntrospection: compact JWTs whose iss is the Route's Issuer,
+	// and opaque access tokens (by TokenPrefix), vouched for by a remote
+	// endpoint: never cached by the Registry, which cannot tell when the
+	// endpoint changes its mind.
+	RouteIntrospection
+)
 
 // jwtValidator and samlValidator take a token the registry has already
 // split or parsed to route it, so that it is not read twice.
@@ -139,22 +159,22 @@ func (r *Registry) WithCache(size int, clock func() time.Time, m Metrics) *Regis
 // an opaque token's IDP ambiguous.
 func (r *Registry) Add(v Validator) error {
 	rt := v.Route()
-	switch rt.Kind {
-	case config.IDPTypeSAML:
+	switch rt.By {
+	case RouteSAML:
 		if _, dup := r.saml[rt.Issuer]; dup {
 			return fmt.Errorf("issuer %q is trusted twice", rt.Issuer)
 		}
 		r.saml[rt.Issuer] = v
 		r.all = append(r.all, v)
 		return nil
-	case config.IDPTypeJWT, config.IDPTypeIntrospection:
+	case RouteJWT, RouteIntrospection:
 	default:
 		return fmt.Errorf("idp %s: kind %q cannot be routed", rt.Name, rt.Kind)
 	}
 	if _, dup := r.byIssuer[rt.Issuer]; dup {
 		return fmt.Errorf("issuer %q is trusted twice", rt.Issuer)
 	}
-	if rt.Kind == config.IDPTypeIntrospection {
+	if rt.By == RouteIntrospection {
 		for _, o := range r.opaque {
 			op := o.Route().TokenPrefix
 			if op == "" || rt.TokenPrefix == "" {
@@ -219,7 +239,7 @@ func (r *Registry) Validate(ctx context.Context, token, tokenType string) (*Iden
 	// leave the entry already stale.
 	keys, gen := keyGenerationOf(rt.v)
 	id, err := rt.identity()
-	if err != nil || rt.v.Route().Kind == config.IDPTypeIntrospection {
+	if err != nil || rt.v.Route().By == RouteIntrospection {
 		return id, err
 	}
 	// Validated no earlier than now: every lower bound holds from here.
@@ -356,20 +376,43 @@ type Options struct {
 	Metrics Metrics
 }
 
-// Constructor builds the validator of one configured IDP of its type.
-// ctx bounds background work such as key refreshes.
-type Constructor func(ctx context.Context, d config.IDP, opts Options) (Validator, error)
-
-// constructors holds one Constructor per config type: adding a kind of
-// IDP is one entry here (as Dex's connector registry does).
-var constructors = map[string]Constructor{
-	config.IDPTypeJWT:           jwtFromConfig,
-	config.IDPTypeSAML:          func(_ context.Context, d config.IDP, opts Options) (Validator, error) { return samlFromConfig(d, opts) },
-	config.IDPTypeIntrospection: introspectionFromConfig,
+// Spec is the part of a configured IDP only its type has (its keys, how
+// they are checked) and the constructor of its validator, as Dex's
+// ConnectorConfig is with Open.
+type Spec interface {
+	config.IDPSpec
+	// Open builds the validator of d, whose Spec is this spec. ctx bounds
+	// background work such as key refreshes.
+	Open(ctx context.Context, d config.IDP, opts Options) (Validator, error)
 }
 
-// FromConfig builds a registry of every IDP in idps, each by the
-// constructor of its type. ctx bounds background work.
+// Register makes name a type an idps: entry may have, with newSpec a new
+// zero spec of it (a pointer to a struct whose yaml tags are the type's
+// own keys). Registering a name twice panics.
+//
+// Adding a kind of IDP is one file and one line:
+//  1. a file that defines its spec: a struct of its own keys, Validate
+//     (problems at their config.Path), Open (its Validator, whose Route
+//     picks a Routing), optionally ApplyDefaults and KeyGroups;
+//  2. one Register line below (or, for a test, in the test's file);
+//  3. its tests run idptest.Run on the validator Open builds, and its
+//     keys go in docs/config.md (the docs test walks every spec).
+//
+// Config then decodes its keys, names unknown ones with the nearest, and
+// refuses other types' keys on it (type_recipe_test.go shows it all).
+func Register(name string, newSpec func() Spec) {
+	config.RegisterIDPType(name, func() config.IDPSpec { return newSpec() })
+}
+
+// The built-in types, in the order config problems list them.
+func init() {
+	Register(config.IDPTypeJWT, func() Spec { return new(JWTSpec) })
+	Register(config.IDPTypeSAML, func() Spec { return new(SAMLSpec) })
+	Register(config.IDPTypeIntrospection, func() Spec { return new(IntrospectionSpec) })
+}
+
+// FromConfig builds a registry of every IDP in idps, each by its Spec's
+// Open. ctx bounds background work.
 func FromConfig(ctx context.Context, idps []config.IDP, opts Options) (*Registry, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: FetchTimeout}
@@ -383,11 +426,14 @@ func FromConfig(ctx context.Context, idps []config.IDP, opts Options) (*Registry
 	}
 	r := NewRegistry().WithCache(size, opts.Clock, opts.Metrics)
 	for _, d := range idps {
-		build, ok := constructors[d.Type]
+		if d.Spec == nil { // a config.IDP not made by config.Parse
+			d.Spec = config.NewIDPSpec(d.Type)
+		}
+		spec, ok := d.Spec.(Spec)
 		if !ok {
 			return nil, fmt.Errorf("idp %s: type %q is not supported", d.Name, d.Type)
 		}
-		v, err := build(ctx, d, opts)
+		v, err := spec.Open(ctx, d, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -398,68 +444,12 @@ func FromConfig(ctx context.Context, idps []config.IDP, opts Options) (*Registry
 	return r, nil
 }
 
-func jwtFromConfig(ctx context.Context, d config.IDP, opts Options) (Validator, error) {
-	var keys KeySet
-	var err error
-	switch {
-	case d.JWKSFile != "":
-		var raw []byte
-		if raw, err = opts.ReadFile(d.JWKSFile); err == nil {
-			keys, err = StaticKeys(raw)
-		}
-	case d.JWKSURI != "":
-		keys, err = remoteKeys(ctx, d.JWKSURI, opts.HTTPClient, fetchReporter(d.Name, opts.Metrics))
-	case d.Discovery:
-		keys = &discovered{ctx: ctx, issuer: d.Issuer, client: opts.HTTPClient, report: fetchReporter(d.Name, opts.Metrics)}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("idp %s: %w", d.Name, err)
-	}
-	return NewJWT(JWTConfig{
-		Name: d.Name, Issuer: d.Issuer, Audiences: d.Audiences, Algorithms: d.Algorithms,
-		ClockSkew: d.ClockSkew, Clock: opts.Clock, Keys: keys,
-		AccessTokenTyp: d.AccessTokenTyp, Claims: d.Claims,
-	})
-}
-
 // Route names the SAML entity ID this validator answers for.
 func (v *SAML) Route() Route {
-	return Route{Name: v.cfg.Name, Kind: config.IDPTypeSAML, Issuer: v.cfg.Issuer}
+	return Route{Name: v.cfg.Name, Kind: config.IDPTypeSAML, By: RouteSAML, Issuer: v.cfg.Issuer}
 }
 
 // Route names the JWT issuer this validator answers for.
 func (v *JWT) Route() Route {
-	return Route{Name: v.name, Kind: config.IDPTypeJWT, Issuer: v.issuer}
-}
-
-func samlFromConfig(d config.IDP, opts Options) (*SAML, error) {
-	var certs []*x509.Certificate
-	switch {
-	case d.CertificateFile != "":
-		data, err := opts.ReadFile(d.CertificateFile)
-		if err != nil {
-			return nil, fmt.Errorf("idp %s: %w", d.Name, err)
-		}
-		if certs, err = ParseCertificates(data); err != nil {
-			return nil, fmt.Errorf("idp %s: certificate_file %s: %w", d.Name, d.CertificateFile, err)
-		}
-	case d.MetadataFile != "":
-		data, err := opts.ReadFile(d.MetadataFile)
-		if err != nil {
-			return nil, fmt.Errorf("idp %s: %w", d.Name, err)
-		}
-		entityID, mc, err := MetadataCertificates(data)
-		if err != nil {
-			return nil, fmt.Errorf("idp %s: metadata_file %s: %w", d.Name, d.MetadataFile, err)
-		}
-		if entityID != d.Issuer {
-			return nil, fmt.Errorf("idp %s: metadata_file names entityID %q, not the issuer %q", d.Name, entityID, d.Issuer)
-		}
-		certs = mc
-	}
-	return NewSAML(SAMLConfig{
-		Name: d.Name, Issuer: d.Issuer, Certificates: certs, Audiences: d.Audiences,
-		AllowSHA1: d.AllowSHA1, ClockSkew: d.ClockSkew, Clock: opts.Clock, Claims: d.Claims,
-		Recipients: d.Recipients, MaxAge: d.MaxAge,
-	})
+	return Route{Name: v.name, Kind: config.IDPTypeJWT, By: RouteJWT, Issuer: v.issuer}
 }

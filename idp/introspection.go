@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -103,28 +102,9 @@ func NewIntrospection(cfg IntrospectionConfig) (*Introspection, error) {
 	return &Introspection{cfg: cfg, client: &c, endpoint: cfg.Endpoint, cache: map[[sha256.Size]byte]cachedAnswer{}}, nil
 }
 
-func introspectionFromConfig(_ context.Context, d config.IDP, opts Options) (Validator, error) {
-	secret := d.ClientSecret
-	if d.ClientSecretFile != "" {
-		raw, err := opts.ReadFile(d.ClientSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("idp %s: client_secret_file: %w", d.Name, err)
-		}
-		if secret = strings.TrimSpace(string(raw)); secret == "" {
-			return nil, fmt.Errorf("idp %s: client_secret_file %s is empty", d.Name, d.ClientSecretFile)
-		}
-	}
-	return NewIntrospection(IntrospectionConfig{
-		Name: d.Name, Issuer: d.Issuer, Endpoint: d.IntrospectionEndpoint, Discovery: d.Discovery,
-		ClientID: d.ClientID, ClientSecret: secret, TokenPrefix: d.TokenPrefix, Audiences: d.Audiences,
-		CacheTTL: *cmp.Or(d.CacheTTL, new(config.DefaultCacheTTL)), ClockSkew: d.ClockSkew, Clock: opts.Clock, HTTPClient: opts.HTTPClient,
-		Claims: d.Claims,
-	})
-}
-
 // Route names the issuer and token prefix this validator answers for.
 func (v *Introspection) Route() Route {
-	return Route{Name: v.cfg.Name, Kind: config.IDPTypeIntrospection, Issuer: v.cfg.Issuer, TokenPrefix: v.cfg.TokenPrefix}
+	return Route{Name: v.cfg.Name, Kind: config.IDPTypeIntrospection, By: RouteIntrospection, Issuer: v.cfg.Issuer, TokenPrefix: v.cfg.TokenPrefix}
 }
 
 // Validate introspects token, presented as tokenType: access_token

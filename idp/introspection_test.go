@@ -374,8 +374,9 @@ func TestRegistryRouting(t *testing.T) {
 func TestIntrospectionFromConfig(t *testing.T) {
 	srv := newIntrospectionServer(t)
 	reg, err := idp.FromConfig(t.Context(), []config.IDP{{
-		Name: "internal", Type: config.IDPTypeIntrospection, Issuer: confIssuer, IntrospectionEndpoint: srv.URL,
-		ClientID: "idtx", ClientSecretFile: "secret.txt", TokenPrefix: "int_", Audiences: []string{"sts"}, CacheTTL: new(time.Minute),
+		Name: "internal", Type: config.IDPTypeIntrospection, Issuer: confIssuer, Audiences: []string{"sts"},
+		Spec: &idp.IntrospectionSpec{IntrospectionEndpoint: srv.URL, ClientID: "idtx", ClientSecretFile: "secret.txt",
+			TokenPrefix: "int_", CacheTTL: new(time.Minute)},
 	}}, idp.Options{Clock: func() time.Time { return now }, ReadFile: func(name string) ([]byte, error) {
 		if name != "secret.txt" {
 			return nil, fmt.Errorf("no file %s", name)

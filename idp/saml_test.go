@@ -445,7 +445,7 @@ func TestSAMLFromConfig(t *testing.T) {
 	}
 	build := func(md []byte) (*idp.Registry, error) {
 		return idp.FromConfig(t.Context(), []config.IDP{{
-			Name: "corp", Type: config.IDPTypeSAML, Issuer: mockidp.SAMLIssuer, MetadataFile: "md.xml",
+			Name: "corp", Type: config.IDPTypeSAML, Issuer: mockidp.SAMLIssuer, Spec: &idp.SAMLSpec{MetadataFile: "md.xml"},
 			Audiences: []string{"idtx-sts"}, ClockSkew: 30 * time.Second,
 		}}, idp.Options{Clock: func() time.Time { return samlNow }, ReadFile: func(string) ([]byte, error) { return md, nil }})
 	}
@@ -806,8 +806,9 @@ func TestSAMLExpiry(t *testing.T) {
 func TestSAMLRecipientsAndMaxAgeFromConfig(t *testing.T) {
 	cert := mockidp.CertificatePEM()
 	reg, err := idp.FromConfig(t.Context(), []config.IDP{{
-		Name: "corp", Type: config.IDPTypeSAML, Issuer: mockidp.SAMLIssuer, CertificateFile: "c.pem",
-		Audiences: []string{"idtx-sts"}, ClockSkew: 30 * time.Second, Recipients: []string{recipient}, MaxAge: 5 * time.Minute,
+		Name: "corp", Type: config.IDPTypeSAML, Issuer: mockidp.SAMLIssuer,
+		Spec:      &idp.SAMLSpec{CertificateFile: "c.pem", Recipients: []string{recipient}, MaxAge: 5 * time.Minute},
+		Audiences: []string{"idtx-sts"}, ClockSkew: 30 * time.Second,
 	}}, idp.Options{Clock: func() time.Time { return samlNow }, ReadFile: func(string) ([]byte, error) { return cert, nil }})
 	if err != nil {
 		t.Fatal(err)

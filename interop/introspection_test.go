@@ -40,9 +40,10 @@ func TestZitadelIntrospection(t *testing.T) {
 	}
 
 	reg, err := idp.FromConfig(t.Context(), []config.IDP{{
-		Name: "zitadel", Type: config.IDPTypeIntrospection, Issuer: issuer, Discovery: true,
-		ClientID: "idtx-client", ClientSecret: "idtx-secret", Audiences: []string{"idtx-client"},
-		CacheTTL: new(config.DefaultCacheTTL), ClockSkew: config.DefaultClockSkew,
+		Name: "zitadel", Type: config.IDPTypeIntrospection, Issuer: issuer, Audiences: []string{"idtx-client"},
+		Spec: &idp.IntrospectionSpec{Discovery: true, ClientID: "idtx-client", ClientSecret: "idtx-secret",
+			CacheTTL: new(config.DefaultCacheTTL)},
+		ClockSkew: config.DefaultClockSkew,
 	}}, idp.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/fixtures"
+	"github.com/idtx/idtx/idp"
 )
 
 // The mock internal IDP (fixtures/mock.yaml; the serve --mock banner lists them): a workflow IDP whose opaque tokens
@@ -155,8 +156,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // server fills in its issuer from the address it listens on.
 func UseBaseURL(cfg *config.Config, base string) {
 	for i := range cfg.IDPs {
-		if cfg.IDPs[i].Name == InternalName {
-			cfg.IDPs[i].IntrospectionEndpoint = strings.TrimSuffix(base, "/") + IntrospectPath
+		if s, ok := cfg.IDPs[i].Spec.(*idp.IntrospectionSpec); ok && cfg.IDPs[i].Name == InternalName {
+			s.IntrospectionEndpoint = strings.TrimSuffix(base, "/") + IntrospectPath
 		}
 	}
 }

@@ -28,15 +28,18 @@ func TestMockInternalUnderMockConfig(t *testing.T) {
 			d = &cfg.IDPs[i]
 		}
 	}
-	if d == nil || d.Type != config.IDPTypeIntrospection || d.Issuer != mockidp.InternalIssuer || d.ClientID != mockidp.InternalClientID ||
-		d.ClientSecret != mockidp.InternalClientSecret || d.TokenPrefix != mockidp.InternalPrefix {
+	if d == nil || d.Type != config.IDPTypeIntrospection || d.Issuer != mockidp.InternalIssuer {
+		t.Fatalf("mock-internal in mock.yaml: %+v", d)
+	}
+	s, _ := d.Spec.(*idp.IntrospectionSpec)
+	if s == nil || s.ClientID != mockidp.InternalClientID || s.ClientSecret != mockidp.InternalClientSecret || s.TokenPrefix != mockidp.InternalPrefix {
 		t.Fatalf("mock-internal in mock.yaml: %+v", d)
 	}
 	srv := httptest.NewServer(mockidp.Handler(func() time.Time { return now }))
 	defer srv.Close()
 	mockidp.UseBaseURL(cfg, srv.URL)
-	if d.IntrospectionEndpoint != srv.URL+mockidp.IntrospectPath {
-		t.Fatalf("introspection_endpoint = %s", d.IntrospectionEndpoint)
+	if s.IntrospectionEndpoint != srv.URL+mockidp.IntrospectPath {
+		t.Fatalf("introspection_endpoint = %s", s.IntrospectionEndpoint)
 	}
 	reg, err := idp.FromConfig(t.Context(), cfg.IDPs, idp.Options{Clock: func() time.Time { return now }, ReadFile: cfg.ReadFile})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
 )
 
@@ -44,7 +45,8 @@ func hangingIDP(t *testing.T) (e *exchange.Engine, arrived, cancelled chan struc
 	cfg.Issuer = "http://127.0.0.1:8080"
 	for i := range cfg.IDPs {
 		if cfg.IDPs[i].Name == "mock" {
-			cfg.IDPs[i].JWKSFile, cfg.IDPs[i].JWKSURI = "", srv.URL+"/jwks"
+			spec := cfg.IDPs[i].Spec.(*idp.JWTSpec)
+			spec.JWKSFile, spec.JWKSURI = "", srv.URL+"/jwks"
 		}
 	}
 	signer, err := exchange.NewEphemeralSigner(cfg.Signing.Alg)
