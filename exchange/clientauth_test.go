@@ -19,9 +19,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/argon2"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/secret"
+	"github.com/idtx/idtx/store"
 )
 
 // A hashed client pays the hash once: the next exchanges within the TTL
@@ -90,7 +90,7 @@ func TestUnknownClientRunsDummyVerify(t *testing.T) {
 		})
 	}
 	t.Run("no hashed client, no dummy", func(t *testing.T) {
-		plain := newEnvWith(t, consent.NewMemory(), func(y string, _ map[string][]byte) string {
+		plain := newEnvWith(t, store.NewMemory(), func(y string, _ map[string][]byte) string {
 			a, b := strings.Index(y, "  - id: bcrypt-client"), strings.Index(y, "  - id: jwt-client")
 			return y[:a] + y[b:]
 		})
@@ -106,7 +106,7 @@ func TestUnknownClientRunsDummyVerify(t *testing.T) {
 // passes, and a plain-secret client is not held up at all.
 func TestHashPoolBusy(t *testing.T) {
 	pool := secret.NewPool(1, 10*time.Millisecond)
-	e := newEnvOpts(t, consent.NewMemory(), nil, func(o *exchange.Options) { o.HashPool = pool })
+	e := newEnvOpts(t, store.NewMemory(), nil, func(o *exchange.Options) { o.HashPool = pool })
 	inside, release := make(chan struct{}), make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -180,7 +180,7 @@ func TestHashFloodBounded(t *testing.T) {
 	}
 	key := argon2.IDKey([]byte("heavy-secret"), []byte("saltsaltsalt"), 1, 64<<10, 1, 32)
 	heavy := "$argon2id$v=19$m=65536,t=1,p=1$c2FsdHNhbHRzYWx0$" + base64.RawStdEncoding.EncodeToString(key)
-	e := newEnvWith(t, consent.NewMemory(), func(y string, _ map[string][]byte) string {
+	e := newEnvWith(t, store.NewMemory(), func(y string, _ map[string][]byte) string {
 		return y + "  - id: heavy-client\n    secret_hash: " + heavy + "\n    services: [\"*\"]\n"
 	})
 	runtime.GC()
@@ -294,7 +294,7 @@ func TestMemoryReplayCache(t *testing.T) {
 // another client is not affected; expired entries make room again.
 func TestReplayBoundPerClient(t *testing.T) {
 	var e *env
-	e = newEnvOpts(t, consent.NewMemory(), func(y string, _ map[string][]byte) string {
+	e = newEnvOpts(t, store.NewMemory(), func(y string, _ map[string][]byte) string {
 		return y + "  - id: jwt-client-2\n    jwks_file: client.jwks\n    services: [\"*\"]\n"
 	}, func(o *exchange.Options) {
 		o.Replay = exchange.NewMemoryReplayCache(func() time.Time { return e.now }, 2)
