@@ -274,3 +274,41 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// URL alone decides which store a command opens: --store, then
+// IDTX_STORE, then the config's store key, then SQLite in IDTX_HOME
+// (docs/config.md: "--store and IDTX_STORE override it").
+func TestURLPrecedence(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("IDTX_HOME", home)
+	for _, c := range []struct {
+		name, flag, env, config, want string
+	}{
+		{"flag over all", "sqlite:/flag.db", "sqlite:/env.db", "sqlite:/config.db", "sqlite:/flag.db"},
+		{"IDTX_STORE over the config", "", "sqlite:/env.db", "sqlite:/config.db", "sqlite:/env.db"},
+		{"the config over the default", "", "", "postgres://idtx@db/idtx", "postgres://idtx@db/idtx"},
+		{"the default", "", "", "", "sqlite:" + filepath.Join(home, "idtx.db")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv(EnvStore, c.env)
+			got, err := URL(c.flag, c.config)
+			if err != nil || got != c.want {
+				t.Fatalf("URL(%q, %q) with IDTX_STORE=%q = %q, %v; want %q", c.flag, c.config, c.env, got, err, c.want)
+			}
+		})
+	}
+}
+
+// SQLitePath reads Open's SQLite forms and nothing else.
+func TestSQLitePath(t *testing.T) {
+	for url, want := range map[string]string{"sqlite:/a/idtx.db": "/a/idtx.db", "idtx.db": "idtx.db", "sqlite:": ""} {
+		if got, ok := SQLitePath(url); !ok || got != want {
+			t.Errorf("SQLitePath(%q) = %q, %v; want %q", url, got, ok, want)
+		}
+	}
+	for _, url := range []string{Memory, "postgres://idtx@db/idtx", "redis:", "http://x"} {
+		if got, ok := SQLitePath(url); ok {
+			t.Errorf("SQLitePath(%q) = %q: not a SQLite store", url, got)
+		}
+	}
+}
