@@ -260,14 +260,14 @@ func openLocal(ctx context.Context, configFile, storeURL, at string, stderr io.W
 	if path, ok := store.SQLitePath(storeURL); ok {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(stderr, "idtx: store %s does not exist: using an empty memory: store (it is never created here)\n", safeText(storeURL))
-			storeURL = store.Memory
+			storeURL = store.MemoryURL
 		}
 	}
 	if l.store, err = store.Open(storeURL); err != nil {
 		return nil, usageError("--store: %v", err)
 	}
 	l.storeURL = storeURL
-	if l.mock && storeURL == store.Memory {
+	if l.mock && storeURL == store.MemoryURL {
 		if err := mockidp.SeedConsents(ctx, l.store); err != nil {
 			l.store.Close()
 			return nil, err

@@ -106,7 +106,7 @@ func (o *keysOptions) open() (*config.Config, store.Store, keyset.Store, error) 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if url == store.Memory {
+	if url == store.MemoryURL {
 		return nil, nil, nil, usageError("--store memory: lives only inside one server; name the store the server uses")
 	}
 	s, err := store.Open(url)

@@ -182,7 +182,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		if opts.KEK, err = keyset.LoadKEK(cfg.KEKFile()); err != nil {
 			return err
 		}
-		if opts.KEK == nil && storeURL != store.Memory {
+		if opts.KEK == nil && storeURL != store.MemoryURL {
 			warnNoKEK(o.io)
 		}
 	}

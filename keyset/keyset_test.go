@@ -25,7 +25,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) keyset.Store {
 		return s.Keys()
 	}
 	return map[string]func(t *testing.T) keyset.Store{
-		"memory":   func(t *testing.T) keyset.Store { return open(t, store.Memory) },
+		"memory":   func(t *testing.T) keyset.Store { return open(t, store.MemoryURL) },
 		"sqlite":   func(t *testing.T) keyset.Store { return open(t, "sqlite:"+filepath.Join(t.TempDir(), "idtx.db")) },
 		"postgres": func(t *testing.T) keyset.Store { return open(t, pgtest.DSN(t)) },
 	}

@@ -12,7 +12,7 @@ import (
 // Every backend runs every suite: what one store promises, all do.
 func TestConformance(t *testing.T) {
 	for name, url := range map[string]func(t *testing.T) string{
-		"memory":   func(*testing.T) string { return store.Memory },
+		"memory":   func(*testing.T) string { return store.MemoryURL },
 		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "idtx.db") },
 		"postgres": func(t *testing.T) string { return pgtest.NewDatabase(t, pgtest.Server(t)) },
 	} {

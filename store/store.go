@@ -90,14 +90,14 @@ type Files interface {
 // may succeed when retried, so the STS answers temporarily_unavailable.
 var ErrUnavailable = errors.New("store is unavailable")
 
-// Memory is the URL of a store in this process's memory.
-const Memory = "memory:"
+// MemoryURL is the URL of a store in this process's memory.
+const MemoryURL = "memory:"
 
 // Open opens the store a URL names: "memory:", "sqlite:PATH" (a bare
 // path is taken as SQLite too) or "postgres://..." (shared by replicas).
 func Open(url string) (Store, error) {
 	switch {
-	case url == Memory:
+	case url == MemoryURL:
 		return NewMemory(), nil
 	case IsPostgres(url):
 		return openPostgres(url)
@@ -116,7 +116,7 @@ func SQLitePath(url string) (string, bool) {
 	if p, ok := strings.CutPrefix(url, "sqlite:"); ok {
 		return p, true
 	}
-	if url == Memory || strings.Contains(url, "://") || strings.HasSuffix(url, ":") {
+	if url == MemoryURL || strings.Contains(url, "://") || strings.HasSuffix(url, ":") {
 		return "", false
 	}
 	return url, true

@@ -306,7 +306,7 @@ func TestSQLitePath(t *testing.T) {
 			t.Errorf("SQLitePath(%q) = %q, %v; want %q", url, got, ok, want)
 		}
 	}
-	for _, url := range []string{Memory, "postgres://idtx@db/idtx", "redis:", "http://x"} {
+	for _, url := range []string{MemoryURL, "postgres://idtx@db/idtx", "redis:", "http://x"} {
 		if got, ok := SQLitePath(url); ok {
 			t.Errorf("SQLitePath(%q) = %q: not a SQLite store", url, got)
 		}
