@@ -15,6 +15,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/store"
 )
 
 type consentOptions struct {
@@ -45,7 +46,7 @@ grant and revoke use the only IDP of --config's file, or else the mock's
 JWT IDP "mock", and say so on stderr.`,
 		Args: noArgs,
 	}
-	c.PersistentFlags().StringVar(&o.store, "store", "", "consent store URL: sqlite:PATH, memory: or postgres://... (default IDTX_STORE, the store of --config, or IDTX_HOME/idtx.db)")
+	addStoreFlag(c.PersistentFlags(), &o.store, "")
 	c.PersistentFlags().StringVar(&o.config, "config", "", "a server config: its IDPs check --idp (and its only IDP is the default), its store is used")
 
 	grant := &cobra.Command{
@@ -66,7 +67,7 @@ JWT IDP "mock", and say so on stderr.`,
 			if err := o.checkIDP(idp); err != nil {
 				return err
 			}
-			return o.withStore(c.Context(), func(s consent.Store) error {
+			return o.withStore(c.Context(), func(s store.Store) error {
 				if err := s.Grant(c.Context(), idp, o.user, o.service, scopes); err != nil {
 					return err
 				}
@@ -97,7 +98,7 @@ exits 0, like revoking twice.`,
 				fmt.Fprintf(o.io.Err, "nothing to revoke (no store at %s)\n", path)
 				return nil
 			}
-			return o.withStore(c.Context(), func(s consent.Store) error {
+			return o.withStore(c.Context(), func(s store.Store) error {
 				n, err := s.Revoke(c.Context(), idp, o.user, o.service, scopes)
 				if err != nil {
 					return err
@@ -138,13 +139,13 @@ JSON: "legacy": true) and are never honoured; re-key them with
 				}
 				return nil
 			}
-			return o.withStore(c.Context(), func(s consent.Store) error {
+			return o.withStore(c.Context(), func(s store.Store) error {
 				f := consent.Filter{IDP: o.idp, User: o.user, Service: o.service}
 				list, err := s.List(c.Context(), f)
 				if err != nil {
 					return err
 				}
-				if ls, ok := s.(consent.LegacyStore); ok && o.idp == "" {
+				if ls, ok := s.(store.Legacy); ok && o.idp == "" {
 					legacy, err := ls.LegacyConsents(c.Context(), f)
 					if err != nil {
 						return err
@@ -210,7 +211,7 @@ an error naming it. Seeding twice changes nothing.`,
 					return usageError("%s: entry %d: %v", name, i+1, err)
 				}
 			}
-			return o.withStore(c.Context(), func(s consent.Store) error {
+			return o.withStore(c.Context(), func(s store.Store) error {
 				if err := consent.Seed(c.Context(), s, list); err != nil {
 					return err
 				}
@@ -238,8 +239,8 @@ service, and removes them from the legacy set.`,
 			if err := o.checkIDP(o.idp); err != nil {
 				return err
 			}
-			return o.openStore(func(s consent.Store) error {
-				ls, ok := s.(consent.LegacyStore)
+			return o.openStore(func(s store.Store) error {
+				ls, ok := s.(store.Legacy)
 				if !ok {
 					fmt.Fprintln(o.io.Err, "nothing to migrate: this store keeps no consents of an earlier idtx")
 					return nil
@@ -339,8 +340,8 @@ func (o *consentOptions) idpNames() []string {
 
 // withStore runs fn on the store, after warning of consents it keeps from
 // an earlier idtx.
-func (o *consentOptions) withStore(ctx context.Context, fn func(consent.Store) error) error {
-	return o.openStore(func(s consent.Store) error {
+func (o *consentOptions) withStore(ctx context.Context, fn func(store.Store) error) error {
+	return o.openStore(func(s store.Store) error {
 		if err := o.warnLegacy(ctx, s); err != nil {
 			return err
 		}
@@ -350,12 +351,12 @@ func (o *consentOptions) withStore(ctx context.Context, fn func(consent.Store) e
 
 // openStore opens --store, else IDTX_STORE, else --config's store, else
 // the default: the order `idtx serve` follows.
-func (o *consentOptions) openStore(fn func(consent.Store) error) error {
+func (o *consentOptions) openStore(fn func(store.Store) error) error {
 	url, err := o.storeURL()
 	if err != nil {
 		return err
 	}
-	s, err := consent.Open(url)
+	s, err := store.Open(url)
 	if err != nil {
 		return err
 	}
@@ -363,19 +364,7 @@ func (o *consentOptions) openStore(fn func(consent.Store) error) error {
 	return fn(s)
 }
 
-func (o *consentOptions) storeURL() (string, error) {
-	url := o.store
-	if url == "" {
-		var err error
-		if url, err = consent.DefaultURL(); err != nil {
-			return "", err
-		}
-		if o.cfg != nil && o.cfg.StoreURL() != "" && os.Getenv("IDTX_STORE") == "" {
-			url = o.cfg.StoreURL()
-		}
-	}
-	return url, nil
-}
+func (o *consentOptions) storeURL() (string, error) { return pickStore(o.store, o.cfg) }
 
 // absentStore is the path of a SQLite store that does not exist yet, for
 // read-only commands to say so instead of creating it; "" otherwise.
@@ -394,14 +383,14 @@ func (o *consentOptions) absentStore() string {
 	return ""
 }
 
-func (o *consentOptions) warnLegacy(ctx context.Context, s consent.Store) error {
+func (o *consentOptions) warnLegacy(ctx context.Context, s store.Store) error {
 	return warnLegacyConsents(ctx, o.io, s)
 }
 
 // warnLegacyConsents says on stderr that s keeps consents of an earlier
 // idtx, which named no IDP and are never honoured, and how to re-key them.
-func warnLegacyConsents(ctx context.Context, io *IO, s consent.Store) error {
-	ls, ok := s.(consent.LegacyStore)
+func warnLegacyConsents(ctx context.Context, io *IO, s store.Store) error {
+	ls, ok := s.(store.Legacy)
 	if !ok {
 		return nil
 	}

@@ -7,16 +7,15 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/store"
 	"github.com/idtx/idtx/stsclient"
 )
 
@@ -69,7 +68,7 @@ answered 503 or 429).`,
 	f := c.Flags()
 	o.req.addRequestFlags(f)
 	f.StringVar(&o.configFile, "config", "", "server config file (YAML) (default: the mock's)")
-	f.StringVar(&o.store, "store", "", "consent store URL, read only (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db)")
+	addStoreFlag(f, &o.store, "read only: one that does not exist is not created")
 	f.StringVar(&o.at, "at", "", "evaluate at this RFC 3339 instant instead of now")
 	f.StringVarP(&o.output, "output", "o", "text", "output: text or json (docs/explain.md)")
 	f.StringVar(&o.sts, "sts", "", "a running idtx STS whose trace to show (with --trace or --last; default IDTX_STS)")
@@ -222,7 +221,7 @@ func stsError(err error) error {
 type local struct {
 	cfg    *config.Config
 	engine *exchange.Engine
-	store  consent.Store
+	store  store.Store
 	mock   bool
 	// storeURL is the store actually opened.
 	storeURL string
@@ -255,25 +254,20 @@ func openLocal(ctx context.Context, configFile, storeURL, at string, stderr io.W
 		}
 		clock = func() time.Time { return t }
 	}
-	if storeURL == "" {
-		if storeURL, err = consent.DefaultURL(); err != nil {
-			return nil, err
-		}
-		if s := l.cfg.StoreURL(); s != "" && os.Getenv("IDTX_STORE") == "" {
-			storeURL = s
-		}
+	if storeURL, err = pickStore(storeURL, l.cfg); err != nil {
+		return nil, err
 	}
-	if path, ok := sqlitePath(storeURL); ok {
+	if path, ok := store.SQLitePath(storeURL); ok {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(stderr, "idtx: store %s does not exist: using an empty memory: store (it is never created here)\n", safeText(storeURL))
-			storeURL = "memory:"
+			storeURL = store.MemoryURL
 		}
 	}
-	if l.store, err = consent.Open(storeURL); err != nil {
+	if l.store, err = store.Open(storeURL); err != nil {
 		return nil, usageError("--store: %v", err)
 	}
 	l.storeURL = storeURL
-	if l.mock && storeURL == "memory:" {
+	if l.mock && storeURL == store.MemoryURL {
 		if err := mockidp.SeedConsents(ctx, l.store); err != nil {
 			l.store.Close()
 			return nil, err
@@ -290,17 +284,6 @@ func openLocal(ctx context.Context, configFile, storeURL, at string, stderr io.W
 		return nil, err
 	}
 	return l, nil
-}
-
-// sqlitePath is the file of a SQLite store URL (consent.Open's forms).
-func sqlitePath(u string) (string, bool) {
-	if p, ok := strings.CutPrefix(u, "sqlite:"); ok {
-		return p, true
-	}
-	if u == "memory:" || strings.Contains(u, "://") || strings.HasSuffix(u, ":") {
-		return "", false
-	}
-	return u, true
 }
 
 // printRecord prints a record as text: one block per step, then the

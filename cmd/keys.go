@@ -3,7 +3,6 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -11,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/keyset"
+	"github.com/idtx/idtx/store"
 )
 
 type keysOptions struct {
@@ -48,7 +47,7 @@ keeps in its store, where replicas share them. A new key is published in
 signed has expired, then leaves /jwks and the store.`,
 		Args: noArgs,
 	}
-	c.PersistentFlags().StringVar(&o.store, "store", "", "store URL: sqlite:PATH, memory: or postgres://... (default IDTX_STORE, the store of --config, or IDTX_HOME/idtx.db)")
+	addStoreFlag(c.PersistentFlags(), &o.store, "")
 	c.PersistentFlags().StringVar(&o.config, "config", "", "a server config: its store, signing.alg, signing.kek_file and longest token_lifetime are used")
 
 	rotate := &cobra.Command{
@@ -95,7 +94,7 @@ sealed keys it is always refused.`, keyset.PublishLead, keyset.JWKSMaxAge, maxTo
 }
 
 // open loads --config and opens the store the way `idtx serve` picks it.
-func (o *keysOptions) open() (*config.Config, consent.Store, keyset.Store, error) {
+func (o *keysOptions) open() (*config.Config, store.Store, keyset.Store, error) {
 	var cfg *config.Config
 	if o.config != "" {
 		var err error
@@ -103,29 +102,18 @@ func (o *keysOptions) open() (*config.Config, consent.Store, keyset.Store, error
 			return nil, nil, nil, usageError("%w", err)
 		}
 	}
-	url := o.store
-	if url == "" {
-		var err error
-		if url, err = consent.DefaultURL(); err != nil {
-			return nil, nil, nil, err
-		}
-		if cfg != nil && cfg.StoreURL() != "" && os.Getenv("IDTX_STORE") == "" {
-			url = cfg.StoreURL()
-		}
+	url, err := pickStore(o.store, cfg)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	if url == "memory:" {
+	if url == store.MemoryURL {
 		return nil, nil, nil, usageError("--store memory: lives only inside one server; name the store the server uses")
 	}
-	s, err := consent.Open(url)
+	s, err := store.Open(url)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ks, err := keyset.ForStore(s)
-	if err != nil {
-		s.Close()
-		return nil, nil, nil, err
-	}
-	return cfg, s, ks, nil
+	return cfg, s, s.Keys(), nil
 }
 
 func (o *keysOptions) rotate(c *cobra.Command) error {

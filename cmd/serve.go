@@ -21,11 +21,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/keyset"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/store"
 )
 
 type serveOptions struct {
@@ -65,7 +65,7 @@ docs/explain.md).`,
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on: host:port, :port (every interface) or a port (loopback); port 0 picks a free one")
 	f.StringVar(&o.configFile, "config", "", "server config file (YAML)")
 	f.BoolVar(&o.mock, "mock", false, "run with the built-in mock IDP, clients and services")
-	f.StringVar(&o.store, "store", "", "store URL: sqlite:PATH, memory: or postgres://... shared by replicas (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db)")
+	addStoreFlag(f, &o.store, "postgres:// is shared by replicas")
 	f.StringVar(&o.clock, "clock", "", "start the server's clock at this instant, RFC 3339 or an offset such as -24h (to replay recorded tokens)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	completeWords(c, []string{"text", "json"}, "log-format")
@@ -120,20 +120,15 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return usageError("%w", err)
 	}
 
-	storeURL := o.store
-	if storeURL == "" {
-		if storeURL, err = consent.DefaultURL(); err != nil {
-			return err
-		}
-		if s := cfg.StoreURL(); s != "" && os.Getenv("IDTX_STORE") == "" {
-			storeURL = s
-		}
+	storeURL, err := pickStore(o.store, cfg)
+	if err != nil {
+		return err
 	}
 	// Replicas behind one load balancer listen on different addresses:
 	// each would make its own issuer of it, and a token from one would
 	// carry an iss the other does not accept as its own.
-	if !o.mock && cfg.Issuer == "" && consent.IsPostgres(storeURL) {
-		return usageError("issuer: a store shared by replicas (%s) needs the config to set issuer, the public URL every replica issues tokens as", consent.Redact(storeURL))
+	if !o.mock && cfg.Issuer == "" && store.IsPostgres(storeURL) {
+		return usageError("issuer: a store shared by replicas (%s) needs the config to set issuer, the public URL every replica issues tokens as", store.Redact(storeURL))
 	}
 
 	addr := listenAddr(o.listen)
@@ -154,21 +149,21 @@ func runServe(ctx context.Context, o *serveOptions) error {
 
 	home := o.home
 	if home == "" {
-		if home, err = consent.Home(); err != nil {
+		if home, err = store.Home(); err != nil {
 			return err
 		}
 	}
-	store, err := consent.Open(storeURL)
+	st, err := store.Open(storeURL)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	warnExposedStore(o.io, store)
-	if err := warnLegacyConsents(ctx, o.io, store); err != nil {
+	defer st.Close()
+	warnExposedStore(o.io, st)
+	if err := warnLegacyConsents(ctx, o.io, st); err != nil {
 		return err
 	}
 	if o.mock {
-		if err := mockidp.SeedConsents(ctx, store); err != nil {
+		if err := mockidp.SeedConsents(ctx, st); err != nil {
 			return fmt.Errorf("seed mock consents: %w", err)
 		}
 	}
@@ -181,18 +176,13 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.mock {
 		keyHome = filepath.Join(home, mockKeyDir)
 	}
-	opts := exchange.BuildOptions{Home: keyHome, Store: store, Clock: clock}
-	if pg, ok := store.(*consent.Postgres); ok {
-		opts.Replay = exchange.NewPostgresReplayCache(pg, clock, 0)
-	}
+	opts := exchange.BuildOptions{Home: keyHome, Store: st, Clock: clock, Replay: st.Replay(clock, 0)}
 	if !o.mock && cfg.Signing.KeyFile == "" {
-		if opts.Keys, err = keyset.ForStore(store); err != nil {
-			return err
-		}
+		opts.Keys = st.Keys()
 		if opts.KEK, err = keyset.LoadKEK(cfg.KEKFile()); err != nil {
 			return err
 		}
-		if opts.KEK == nil && storeURL != "memory:" {
+		if opts.KEK == nil && storeURL != store.MemoryURL {
 			warnNoKEK(o.io)
 		}
 	}
@@ -240,7 +230,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	go func() { served <- srv.Serve(ln) }()
 	if o.logFormat == "json" {
 		// Keep stderr one JSON record a line for log collectors.
-		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", consent.Redact(storeURL), "signing_key", keyFile, "mock", o.mock)
+		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", store.Redact(storeURL), "signing_key", keyFile, "mock", o.mock)
 	} else {
 		printBanner(o, base, cfg.Issuer, storeURL, keyFile, traces)
 	}
@@ -288,8 +278,8 @@ func warnPlaintextKeys(ctx context.Context, io *IO, ks keyset.Store) error {
 
 // warnExposedStore says how to close a SQLite store that other users may
 // read: it holds the signing keys (sealed only under a KEK) and consents.
-func warnExposedStore(io *IO, store consent.Store) {
-	s, ok := store.(*consent.SQLite)
+func warnExposedStore(io *IO, st store.Store) {
+	s, ok := st.(store.Files)
 	if !ok {
 		return
 	}
@@ -322,7 +312,7 @@ func printBanner(o *serveOptions, base, issuer, storeURL, keyFile string, traces
 	fmt.Fprintf(w, "  metadata    GET  %s/.well-known/oauth-authorization-server\n", base)
 	fmt.Fprintf(w, "  jwks        GET  %s/jwks\n", base)
 	fmt.Fprintf(w, "  health      GET  %s/healthz   ready GET %s/readyz   metrics GET %s/metrics\n", base, base, base)
-	fmt.Fprintf(w, "  store       %s\n", consent.Redact(storeURL))
+	fmt.Fprintf(w, "  store       %s\n", store.Redact(storeURL))
 	if traces > 0 {
 		fmt.Fprintf(w, "  traces      GET  %s/traces (last %d exchanges; idtx explain --sts %s --last)\n", base, traces, base)
 	}

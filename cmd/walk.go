@@ -53,7 +53,7 @@ trace as text or JSON anywhere (docs/explain.md).`,
 	f := c.Flags()
 	o.req.addRequestFlags(f)
 	f.StringVar(&o.configFile, "config", "", "server config file (YAML) (default: the mock's)")
-	f.StringVar(&o.store, "store", "", "consent store URL; c grants in it (default IDTX_STORE, the config's, or IDTX_HOME/idtx.db; one that does not exist is not created)")
+	addStoreFlag(f, &o.store, "c grants in it; one that does not exist is not created")
 	f.StringVar(&o.at, "at", "", "evaluate at this RFC 3339 instant instead of now")
 	f.StringVar(&o.sts, "sts", "", "list the exchanges of a running idtx STS instead (default IDTX_STS when no request is given)")
 	f.StringVar(&o.cacert, "cacert", "", "with --sts: PEM file of CA certificates to trust")

@@ -26,8 +26,13 @@ func ParseSeed(data []byte) ([]Consent, error) {
 	return list, nil
 }
 
+// Granter records consents (store.Consents is one).
+type Granter interface {
+	Grant(ctx context.Context, idp, user, service string, scopes []string) error
+}
+
 // Seed grants every consent in list; running it twice changes nothing.
-func Seed(ctx context.Context, s Store, list []Consent) error {
+func Seed(ctx context.Context, s Granter, list []Consent) error {
 	for _, c := range list {
 		if err := s.Grant(ctx, c.IDP, c.User, c.Service, c.Scopes); err != nil {
 			return err

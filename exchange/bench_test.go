@@ -17,10 +17,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/store"
 )
 
 // BenchmarkExchange is one whole exchange through the HTTP handler: an
@@ -33,7 +33,7 @@ import (
 // token, as for a token never seen before. BenchmarkExchangeCached is the
 // same exchange through the cache.
 func BenchmarkExchange(b *testing.B) {
-	store, err := consent.OpenSQLite(filepath.Join(b.TempDir(), "idtx.db"))
+	store, err := store.Open("sqlite:" + filepath.Join(b.TempDir(), "idtx.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func BenchmarkExchange(b *testing.B) {
 // the steps for detail evidence (docs/explain.md); compare the two in one
 // run to see what explaining every exchange costs.
 func BenchmarkExchangeTraces(b *testing.B) {
-	store, err := consent.OpenSQLite(filepath.Join(b.TempDir(), "idtx.db"))
+	store, err := store.Open("sqlite:" + filepath.Join(b.TempDir(), "idtx.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func BenchmarkExchangeTraces(b *testing.B) {
 //
 //	go test -run '^$' -bench 'Exchange$|ExchangeWorkflows' -cpu 1 ./exchange
 func BenchmarkExchangeWorkflows(b *testing.B) {
-	store, err := consent.OpenSQLite(filepath.Join(b.TempDir(), "idtx.db"))
+	store, err := store.Open("sqlite:" + filepath.Join(b.TempDir(), "idtx.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func BenchmarkExchangeWorkflows(b *testing.B) {
 // narrow-api): after the first op the validation cache answers the
 // subject step.
 func BenchmarkExchangeCached(b *testing.B) {
-	store, err := consent.OpenSQLite(filepath.Join(b.TempDir(), "idtx.db"))
+	store, err := store.Open("sqlite:" + filepath.Join(b.TempDir(), "idtx.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func BenchmarkExchangeSAML(b *testing.B) {
 	cfg.Issuer = "https://sts.test"
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	clock := func() time.Time { return now }
-	engine, err := exchange.Build(context.Background(), cfg, exchange.BuildOptions{Home: b.TempDir(), Store: consent.NewMemory(), Clock: clock, CacheSize: -1})
+	engine, err := exchange.Build(context.Background(), cfg, exchange.BuildOptions{Home: b.TempDir(), Store: store.NewMemory(), Clock: clock, CacheSize: -1})
 	if err != nil {
 		b.Fatal(err)
 	}

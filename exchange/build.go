@@ -11,15 +11,15 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/keyset"
+	"github.com/idtx/idtx/store"
 )
 
 // BuildOptions are what Build needs beyond the config.
 type BuildOptions struct {
 	Home       string // IDTX_HOME: where a generated signing key is kept
-	Store      consent.Store
+	Store      store.Store
 	Clock      func() time.Time
 	HTTPClient *http.Client // for remote JWKS and discovery
 	// Signer, if set, signs instead of the config's key: an ephemeral

@@ -7,8 +7,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/store"
 )
 
 // A chained exchange (a token this STS issued presented again as the
@@ -72,7 +72,7 @@ func TestChainedExchangeSubjectScopesOnly(t *testing.T) {
 // issued lacks them (here groups), so it is refused rather than passed.
 func TestChainedExchangeWorkflows(t *testing.T) {
 	// reports-api offers billing:read too, and runs no workflow.
-	e := newEnvWith(t, consent.NewMemory(), func(yaml string, files map[string][]byte) string {
+	e := newEnvWith(t, store.NewMemory(), func(yaml string, files map[string][]byte) string {
 		yaml = withWorkflows("no-interns, tag-dept", celWorkflows)(yaml, files)
 		return strings.Replace(yaml, "services:\n", "services:\n  - {name: reports-api, scopes: {billing:read: {}}, default_scopes: [billing:read]}\n", 1)
 	})

@@ -14,9 +14,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/secret"
+	"github.com/idtx/idtx/store"
 )
 
 // Client is a configured OAuth client, ready to authenticate.
@@ -270,7 +270,7 @@ func (e *Engine) checkAssertion(ctx context.Context, assertion, formID string, n
 		return nil, id, ErrInvalidClient("client_assertion: jti %q was already used", clipText(claims.ID))
 	case errors.Is(err, ErrReplayLimit):
 		return nil, id, ErrInvalidClient("client_assertion: %v; use shorter-lived assertions", err)
-	case errors.Is(err, consent.ErrUnavailable):
+	case errors.Is(err, store.ErrUnavailable):
 		oerr := ErrTemporarilyUnavailable("client_assertion: the jti replay cache is unavailable; retry shortly")
 		oerr.Cause = err
 		return nil, id, oerr

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -19,9 +18,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/argon2"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/secret"
+	"github.com/idtx/idtx/store"
 )
 
 // A hashed client pays the hash once: the next exchanges within the TTL
@@ -90,7 +89,7 @@ func TestUnknownClientRunsDummyVerify(t *testing.T) {
 		})
 	}
 	t.Run("no hashed client, no dummy", func(t *testing.T) {
-		plain := newEnvWith(t, consent.NewMemory(), func(y string, _ map[string][]byte) string {
+		plain := newEnvWith(t, store.NewMemory(), func(y string, _ map[string][]byte) string {
 			a, b := strings.Index(y, "  - id: bcrypt-client"), strings.Index(y, "  - id: jwt-client")
 			return y[:a] + y[b:]
 		})
@@ -106,7 +105,7 @@ func TestUnknownClientRunsDummyVerify(t *testing.T) {
 // passes, and a plain-secret client is not held up at all.
 func TestHashPoolBusy(t *testing.T) {
 	pool := secret.NewPool(1, 10*time.Millisecond)
-	e := newEnvOpts(t, consent.NewMemory(), nil, func(o *exchange.Options) { o.HashPool = pool })
+	e := newEnvOpts(t, store.NewMemory(), nil, func(o *exchange.Options) { o.HashPool = pool })
 	inside, release := make(chan struct{}), make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -180,7 +179,7 @@ func TestHashFloodBounded(t *testing.T) {
 	}
 	key := argon2.IDKey([]byte("heavy-secret"), []byte("saltsaltsalt"), 1, 64<<10, 1, 32)
 	heavy := "$argon2id$v=19$m=65536,t=1,p=1$c2FsdHNhbHRzYWx0$" + base64.RawStdEncoding.EncodeToString(key)
-	e := newEnvWith(t, consent.NewMemory(), func(y string, _ map[string][]byte) string {
+	e := newEnvWith(t, store.NewMemory(), func(y string, _ map[string][]byte) string {
 		return y + "  - id: heavy-client\n    secret_hash: " + heavy + "\n    services: [\"*\"]\n"
 	})
 	runtime.GC()
@@ -250,53 +249,11 @@ func TestHashFloodBounded(t *testing.T) {
 	}
 }
 
-// The replay cache bounds each client on its own and evicts entries whose
-// exp has passed, oldest first.
-func TestMemoryReplayCache(t *testing.T) {
-	now := t0
-	c := exchange.NewMemoryReplayCache(func() time.Time { return now }, 3)
-	ctx := context.Background()
-	use := func(client, jti string, exp time.Duration) error { return c.Use(ctx, client, jti, t0.Add(exp)) }
-	for i, exp := range []time.Duration{3 * time.Minute, time.Minute, 2 * time.Minute} {
-		if err := use("a", fmt.Sprint("j", i), exp); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err := use("a", "j3", time.Minute)
-	var limit *exchange.ReplayLimitError
-	if !errors.Is(err, exchange.ErrReplayLimit) || !errors.As(err, &limit) || err.Error() != "client a has 3 unexpired assertions (the limit)" {
-		t.Errorf("a's fourth: %v, want the limit", err)
-	}
-	if err := use("b", "j0", time.Minute); err != nil {
-		t.Errorf("b is locked out by a: %v", err)
-	}
-	if err := use("a", "j0", 3*time.Minute); !errors.Is(err, exchange.ErrReplayed) {
-		t.Errorf("replayed j0: %v", err)
-	}
-	now = t0.Add(90 * time.Second) // j1 (exp 1m) has expired
-	if err := use("a", "j3", 4*time.Minute); err != nil {
-		t.Errorf("after j1 expired: %v", err)
-	}
-	if n := c.Len("a"); n != 3 {
-		t.Errorf("a holds %d, want 3 (j0, j2, j3)", n)
-	}
-	if err := use("a", "j2", 4*time.Minute); !errors.Is(err, exchange.ErrReplayed) {
-		t.Errorf("j2 (exp 2m) is forgotten early: %v", err)
-	}
-	now = t0.Add(10 * time.Minute)
-	if err := use("a", "j0", 11*time.Minute); err != nil {
-		t.Errorf("after all expired: %v", err)
-	}
-	if n := c.Len("a"); n != 1 {
-		t.Errorf("a holds %d after every entry expired, want 1", n)
-	}
-}
-
 // Over HTTP: one private_key_jwt client at its bound gets an honest error;
 // another client is not affected; expired entries make room again.
 func TestReplayBoundPerClient(t *testing.T) {
 	var e *env
-	e = newEnvOpts(t, consent.NewMemory(), func(y string, _ map[string][]byte) string {
+	e = newEnvOpts(t, store.NewMemory(), func(y string, _ map[string][]byte) string {
 		return y + "  - id: jwt-client-2\n    jwks_file: client.jwks\n    services: [\"*\"]\n"
 	}, func(o *exchange.Options) {
 		o.Replay = exchange.NewMemoryReplayCache(func() time.Time { return e.now }, 2)
@@ -393,33 +350,5 @@ func TestAssertionAudience(t *testing.T) {
 			}
 			expectError(t, r, 401, "invalid_client", tt.want)
 		})
-	}
-}
-
-// The memory replay cache sweeps one-second buckets: an entry that lives
-// longer than the ring is parked, never forgotten early, and a client idle
-// for longer than the ring has everything expired swept at its next use.
-func TestMemoryReplayCacheRing(t *testing.T) {
-	ctx := context.Background()
-	now := t0
-	c := exchange.NewMemoryReplayCache(func() time.Time { return now }, 100)
-	if err := c.Use(ctx, "a", "long", t0.Add(20*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 50 {
-		if err := c.Use(ctx, "a", fmt.Sprint("short", i), t0.Add(time.Duration(i)*time.Second+500*time.Millisecond)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	now = t0.Add(18 * time.Minute) // past the 1024 s ring, before the long entry's end
-	if err := c.Use(ctx, "a", "long", t0.Add(30*time.Minute)); !errors.Is(err, exchange.ErrReplayed) {
-		t.Fatalf("a jti kept for 20m was forgotten at 18m: %v", err)
-	}
-	if n := c.Len("a"); n != 1 {
-		t.Fatalf("after an idle 18m, %d entries held; want only the long one", n)
-	}
-	now = t0.Add(20*time.Minute + time.Second)
-	if err := c.Use(ctx, "a", "long", t0.Add(25*time.Minute)); err != nil {
-		t.Fatalf("a jti past its time is refused: %v", err)
 	}
 }

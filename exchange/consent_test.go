@@ -10,10 +10,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/store"
 )
 
 // A consent belongs to one IDP's user. A second trusted IDP whose user
@@ -140,7 +140,7 @@ func mockEnv(t *testing.T, now time.Time) *env {
 		t.Fatal(err)
 	}
 	cfg.Issuer = "https://sts.test"
-	store := consent.NewMemory()
+	store := store.NewMemory()
 	engine, err := exchange.Build(context.Background(), cfg, exchange.BuildOptions{Home: t.TempDir(), Store: store, Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/secret"
+	"github.com/idtx/idtx/store"
 )
 
 // Status is a step's outcome.
@@ -203,7 +203,7 @@ type Engine struct {
 	targets  map[string]*Service // audience or resource → service
 	registry *idp.Registry
 	self     *idp.JWT
-	store    consent.Store
+	store    store.Store
 	signer   *Signer
 	now      func() time.Time
 	replay   ReplayCache
@@ -225,7 +225,7 @@ type Engine struct {
 // Options are the engine's dependencies, injected so tests control them.
 type Options struct {
 	Registry *idp.Registry
-	Store    consent.Store
+	Store    store.Store
 	Signer   *Signer
 	Clock    func() time.Time
 	// HashPool verifies hashed client secrets (default secret.NewPool(0, 0)).

@@ -7,14 +7,14 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/store"
 )
 
 // detailEnv is the test env with two workflows on billing-api.
 func detailEnv(t *testing.T) *env {
-	return newEnvWith(t, consent.NewMemory(), withWorkflows("no-interns, tenant", `
+	return newEnvWith(t, store.NewMemory(), withWorkflows("no-interns, tenant", `
   - name: no-interns
     deny_if: 'has(subject.groups) && "interns" in subject.groups'
     message: interns may not call billing

@@ -12,9 +12,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/store"
 )
 
 func (e *env) assertion(over jwt.MapClaims) string {
@@ -212,7 +212,7 @@ func TestRemoteIDPDown(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	url := down.URL
 	down.Close()
-	e := newEnvWith(t, consent.NewMemory(), func(yaml string, _ map[string][]byte) string {
+	e := newEnvWith(t, store.NewMemory(), func(yaml string, _ map[string][]byte) string {
 		return strings.Replace(yaml, "jwks_file: corp.jwks", "jwks_uri: "+url+"/jwks", 1)
 	})
 	expectError(t, e.post("/token", e.form(e.subject(nil))), 503, "temporarily_unavailable", "key set unreachable")
@@ -246,7 +246,7 @@ func TestTrace(t *testing.T) {
 // Exchanges run side by side share the store, the replay cache and the
 // verified-secret cache; run with -race.
 func TestConcurrentExchanges(t *testing.T) {
-	store, err := consent.OpenSQLite(t.TempDir() + "/idtx.db")
+	store, err := store.Open("sqlite:" + t.TempDir() + "/idtx.db")
 	if err != nil {
 		t.Fatal(err)
 	}

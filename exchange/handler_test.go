@@ -17,9 +17,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/store"
 )
 
 func TestExchangeSuccess(t *testing.T) {
@@ -297,7 +297,7 @@ func TestWeakRSAKeyRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	var weakPair *keyPair
-	e := newEnvWith(t, consent.NewMemory(), func(yaml string, files map[string][]byte) string {
+	e := newEnvWith(t, store.NewMemory(), func(yaml string, files map[string][]byte) string {
 		weakPair = newKeyPair(t, "RS256", weak)
 		files["corp.jwks"] = weakPair.jwks
 		return yaml

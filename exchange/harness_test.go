@@ -25,11 +25,11 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/internal/testconfig"
 	"github.com/idtx/idtx/secret"
+	"github.com/idtx/idtx/store"
 )
 
 // t0 is the fake clock's start; no test reads the real clock for a verdict.
@@ -125,7 +125,7 @@ type env struct {
 	other   *keyPair // the trusted IDP "other"
 	client  *keyPair // jwt-client's private_key_jwt key
 	sts     *exchange.Signer
-	store   consent.Store
+	store   store.Store
 	engine  *exchange.Engine
 	handler http.Handler
 	now     time.Time
@@ -133,16 +133,16 @@ type env struct {
 }
 
 func newEnv(t testing.TB) *env {
-	return newEnvWith(t, consent.NewMemory(), nil)
+	return newEnvWith(t, store.NewMemory(), nil)
 }
 
 // newEnvWith builds an env; edit may change the config text and files.
-func newEnvWith(t testing.TB, store consent.Store, edit func(yaml string, files map[string][]byte) string) *env {
+func newEnvWith(t testing.TB, store store.Store, edit func(yaml string, files map[string][]byte) string) *env {
 	return newEnvOpts(t, store, edit, nil)
 }
 
 // newEnvOpts is newEnvWith where opts may also change the engine's options.
-func newEnvOpts(t testing.TB, store consent.Store, edit func(yaml string, files map[string][]byte) string, opts func(*exchange.Options)) *env {
+func newEnvOpts(t testing.TB, store store.Store, edit func(yaml string, files map[string][]byte) string, opts func(*exchange.Options)) *env {
 	t.Helper()
 	keys := rsaKeys()
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

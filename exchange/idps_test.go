@@ -11,9 +11,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/store"
 )
 
 // An introspection IDP through the whole exchange: an active opaque
@@ -35,7 +35,7 @@ func TestExchangeIntrospectionIDP(t *testing.T) {
 			"aud": "idtx-sts", "exp": t0.Add(time.Hour).Unix(), "scope": "narrow:a"})
 	}))
 	defer srv.Close()
-	e := newEnvWith(t, consent.NewMemory(), func(yaml string, _ map[string][]byte) string {
+	e := newEnvWith(t, store.NewMemory(), func(yaml string, _ map[string][]byte) string {
 		return strings.Replace(yaml, "services:", `  - name: internal
     type: introspection
     issuer: https://internal.test
@@ -82,7 +82,7 @@ services:`, 1)
 // Claim mapping feeds the scope check: an IDP that keeps scopes in an
 // scp list (Okta, Entra ID) is read through claims: {scope: scp}.
 func TestExchangeMappedScopes(t *testing.T) {
-	e := newEnvWith(t, consent.NewMemory(), func(yaml string, _ map[string][]byte) string {
+	e := newEnvWith(t, store.NewMemory(), func(yaml string, _ map[string][]byte) string {
 		return strings.Replace(yaml, "    jwks_file: corp.jwks\n    audiences: [idtx-sts]\n",
 			"    jwks_file: corp.jwks\n    audiences: [idtx-sts]\n    claims: {scope: scp, groups: realm_access.roles}\n", 1)
 	})

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idtx/idtx/consent"
+	"github.com/idtx/idtx/store"
 )
 
 func metricsText(t testing.TB, h http.Handler) string {
@@ -22,7 +22,7 @@ func metricsText(t testing.TB, h http.Handler) string {
 // authenticated requests spend its budget; a client's own rate_limit
 // replaces the top-level one.
 func TestRateLimit(t *testing.T) {
-	e := newEnvWith(t, consent.NewMemory(), func(yaml string, _ map[string][]byte) string {
+	e := newEnvWith(t, store.NewMemory(), func(yaml string, _ map[string][]byte) string {
 		yaml = strings.Replace(yaml, "issuer: https://sts.test\n", "issuer: https://sts.test\nrate_limit: {rate: 1/m, burst: 2}\n", 1)
 		return strings.Replace(yaml, "    services: [orders-api]\n", "    services: [orders-api]\n    rate_limit: {rate: unlimited}\n", 1)
 	})
@@ -67,7 +67,7 @@ func TestRateLimit(t *testing.T) {
 // holdingStore blocks Missing until released, to hold an exchange in
 // flight.
 type holdingStore struct {
-	consent.Store
+	store.Store
 	entered chan struct{}
 	release chan struct{}
 }
@@ -81,7 +81,7 @@ func (s *holdingStore) Missing(ctx context.Context, idp, user, service string, s
 // Beyond max_in_flight exchanges, POST /token answers 503
 // temporarily_unavailable with Retry-After at once.
 func TestMaxInFlight(t *testing.T) {
-	store := &holdingStore{Store: consent.NewMemory(), entered: make(chan struct{}), release: make(chan struct{})}
+	store := &holdingStore{Store: store.NewMemory(), entered: make(chan struct{}), release: make(chan struct{})}
 	e := newEnvWith(t, store, func(yaml string, _ map[string][]byte) string {
 		return strings.Replace(yaml, "issuer: https://sts.test\n", "issuer: https://sts.test\nmax_in_flight: 1\n", 1)
 	})

@@ -18,9 +18,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/store"
 )
 
 const observedConfig = `
@@ -42,12 +42,12 @@ type observed struct {
 	now     time.Time
 }
 
-func newObserved(t *testing.T, store consent.Store) *observed {
+func newObserved(t *testing.T, store store.Store) *observed {
 	return newObservedWith(t, store, "")
 }
 
 // newObservedWith is newObserved with more top-level config keys.
-func newObservedWith(t *testing.T, store consent.Store, extra string) *observed {
+func newObservedWith(t *testing.T, store store.Store, extra string) *observed {
 	t.Helper()
 	o := &observed{key: newKeyPair(t, "RS256", rsaKeys()[0]), now: t0}
 	o.jwks = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(o.key.jwks) }))
@@ -84,7 +84,7 @@ func (o *observed) exchange(t *testing.T, token, audience, scope string) respons
 // /metrics counts exchanges by result, step, service, IDP and mode, times
 // each step and the store, and counts cache hits and key fetches.
 func TestMetrics(t *testing.T) {
-	store := consent.NewMemory()
+	store := store.NewMemory()
 	if err := store.Grant(t.Context(), "corp", "alice", "billing-api", []string{"billing:read"}); err != nil {
 		t.Fatal(err)
 	}
@@ -122,13 +122,13 @@ func TestMetrics(t *testing.T) {
 }
 
 // downStore fails every call, as a database that went away.
-type downStore struct{ consent.Store }
+type downStore struct{ store.Store }
 
 func (downStore) Ping(context.Context) error { return errors.New("connection refused") }
 
 // pingStore counts the pings readyz sends.
 type pingStore struct {
-	consent.Store
+	store.Store
 	pings atomic.Int32
 	err   error
 }
@@ -149,7 +149,7 @@ func readyz(t *testing.T, h http.Handler) (int, map[string]any) {
 // /readyz reflects the store and the IDPs' keys; /healthz only says the
 // process answers.
 func TestReadyz(t *testing.T) {
-	o := newObserved(t, consent.NewMemory())
+	o := newObserved(t, store.NewMemory())
 	if code, body := readyz(t, o.handler); code != 200 || body["ready"] != true || body["store"] != "ok" || body["idps"] != nil {
 		t.Fatalf("ready server: %d %v", code, body)
 	}
@@ -158,7 +158,7 @@ func TestReadyz(t *testing.T) {
 		t.Fatalf("IDP down after a fetch: %d %v", code, body)
 	}
 
-	ps := &pingStore{Store: consent.NewMemory()}
+	ps := &pingStore{Store: store.NewMemory()}
 	o = newObserved(t, ps)
 	if code, _ := readyz(t, o.handler); code != 200 || ps.pings.Load() != 1 {
 		t.Fatalf("pingable store: %d after %d pings", code, ps.pings.Load())
@@ -168,13 +168,13 @@ func TestReadyz(t *testing.T) {
 		t.Fatalf("store that fails its ping: %d %v", code, body)
 	}
 
-	o = newObserved(t, downStore{consent.NewMemory()})
+	o = newObserved(t, downStore{store.NewMemory()})
 	if code, body := readyz(t, o.handler); code != 503 || body["store"] != "unreachable" {
 		t.Fatalf("store down: %d %v", code, body)
 	}
 
 	// An IDP whose keys were never fetched.
-	e := newEnvWith(t, consent.NewMemory(), func(yaml string, _ map[string][]byte) string {
+	e := newEnvWith(t, store.NewMemory(), func(yaml string, _ map[string][]byte) string {
 		return strings.Replace(yaml, "jwks_file: corp.jwks", "jwks_uri: http://127.0.0.1:1/jwks", 1)
 	})
 	code, body := readyz(t, e.handler)
@@ -201,7 +201,7 @@ func TestValidationCacheSizeFromConfig(t *testing.T) {
 		{"validation_cache_size: 1\n", 0, 3},
 		{"validation_cache_size: -1\n", 0, 0},
 	} {
-		o := newObservedWith(t, consent.NewMemory(), tc.extra)
+		o := newObservedWith(t, store.NewMemory(), tc.extra)
 		a := o.key.sign(t, jwt.MapClaims{"iss": "https://idp.test", "sub": "alice", "aud": "idtx-sts", "exp": o.now.Add(time.Hour).Unix()}, nil)
 		b := o.key.sign(t, jwt.MapClaims{"iss": "https://idp.test", "sub": "bob", "aud": "idtx-sts", "exp": o.now.Add(time.Hour).Unix()}, nil)
 		for _, tok := range []string{a, b, a} {

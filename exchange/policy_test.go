@@ -8,15 +8,15 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/store"
 )
 
 // policyEnv is the test config with top-level keys prepended, services
 // added and clients appended.
 func policyEnv(t *testing.T, top, services, clients string) *env {
 	t.Helper()
-	return newEnvWith(t, consent.NewMemory(), func(yaml string, _ map[string][]byte) string {
+	return newEnvWith(t, store.NewMemory(), func(yaml string, _ map[string][]byte) string {
 		yaml = strings.Replace(yaml, "\nclients:\n", "\n"+services+"clients:\n", 1)
 		return top + yaml + clients
 	})

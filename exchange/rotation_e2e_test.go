@@ -21,10 +21,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/keyset"
+	"github.com/idtx/idtx/store"
 )
 
 const rotatingConfig = `
@@ -89,19 +89,17 @@ func newRotatingServer(t *testing.T) *rotatingServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := consent.OpenSQLite(filepath.Join(t.TempDir(), "idtx.db"))
+	st, err := store.Open("sqlite:" + filepath.Join(t.TempDir(), "idtx.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
-	if r.keys, err = keyset.ForStore(store); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { st.Close() })
+	r.keys = st.Keys()
 	if r.kek, err = keyset.ParseKEK("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="); err != nil {
 		t.Fatal(err)
 	}
 	r.engine, err = exchange.Build(t.Context(), r.cfg, exchange.BuildOptions{
-		Home: t.TempDir(), Store: store, Clock: r.now, Keys: r.keys, KEK: r.kek,
+		Home: t.TempDir(), Store: st, Clock: r.now, Keys: r.keys, KEK: r.kek,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,18 +4,15 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
-	"github.com/idtx/idtx/consent/pgtest"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/keyset"
+	"github.com/idtx/idtx/store"
 )
 
 func jwksKids(t *testing.T, jwks []byte) map[string]bool {
@@ -44,7 +41,7 @@ func TestRotationNeverStrandsACachedJWKS(t *testing.T) {
 	ctx := context.Background()
 	now := t0
 	clock := func() time.Time { return now }
-	store := keyset.NewMemory()
+	store := store.NewMemory().Keys()
 	const lifetime = 10 * time.Minute
 	p := keyset.Policy{Alg: "ES256", MaxTokenLifetime: lifetime}
 	s, err := exchange.NewKeySetSigner(ctx, store, p, clock)
@@ -124,7 +121,7 @@ func TestRotationNeverStrandsACachedJWKS(t *testing.T) {
 func TestSignerKeySetFollowsPublication(t *testing.T) {
 	ctx := context.Background()
 	now := t0
-	store := keyset.NewMemory()
+	store := store.NewMemory().Keys()
 	p := keyset.Policy{Alg: "ES256", MaxTokenLifetime: 5 * time.Minute}
 	s, err := exchange.NewKeySetSigner(ctx, store, p, func() time.Time { return now })
 	if err != nil {
@@ -166,88 +163,5 @@ func TestSignerKeySetFollowsPublication(t *testing.T) {
 	now = t0.Add(time.Minute + 5*time.Minute)
 	if err := verify(old); err == nil || !strings.Contains(err.Error(), "is not in the IDP's key set") {
 		t.Fatalf("a retired key's token: %v", err)
-	}
-}
-
-func pgReplay(t *testing.T, dsn string, now *time.Time, limit int) *exchange.PostgresReplayCache {
-	t.Helper()
-	s, err := consent.OpenPostgres(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return exchange.NewPostgresReplayCache(s, func() time.Time { return *now }, limit)
-}
-
-// The PostgreSQL replay cache behaves as the memory one: a bound per
-// client, replays refused until exp, expired entries make room; and two
-// replicas over one database share it.
-func TestPostgresReplayCache(t *testing.T) {
-	dsn := pgtest.DSN(t)
-	now := t0
-	c := pgReplay(t, dsn, &now, 3)
-	other := pgReplay(t, dsn, &now, 3) // a second replica
-	ctx := context.Background()
-	use := func(c exchange.ReplayCache, client, jti string, exp time.Duration) error {
-		return c.Use(ctx, client, jti, t0.Add(exp))
-	}
-	for i, exp := range []time.Duration{3 * time.Minute, time.Minute, 2 * time.Minute} {
-		if err := use(c, "a", fmt.Sprint("j", i), exp); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err := use(c, "a", "j3", time.Minute)
-	var limit *exchange.ReplayLimitError
-	if !errors.Is(err, exchange.ErrReplayLimit) || !errors.As(err, &limit) || err.Error() != "client a has 3 unexpired assertions (the limit)" {
-		t.Errorf("a's fourth: %v, want the limit", err)
-	}
-	if err := use(c, "b", "j0", time.Minute); err != nil {
-		t.Errorf("b is locked out by a: %v", err)
-	}
-	if err := use(other, "a", "j0", 3*time.Minute); !errors.Is(err, exchange.ErrReplayed) {
-		t.Errorf("j0 replayed at the other replica: %v", err)
-	}
-	now = t0.Add(90 * time.Second) // j1 (exp 1m) has expired
-	if err := use(other, "a", "j3", 4*time.Minute); err != nil {
-		t.Errorf("after j1 expired: %v", err)
-	}
-	if err := use(c, "a", "j2", 4*time.Minute); !errors.Is(err, exchange.ErrReplayed) {
-		t.Errorf("j2 (exp 2m) is forgotten early: %v", err)
-	}
-	now = t0.Add(10 * time.Minute)
-	if err := use(c, "a", "j0", 11*time.Minute); err != nil {
-		t.Errorf("after all expired: %v", err)
-	}
-	s, err := consent.OpenPostgres(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var n int
-	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM client_assertions WHERE client = 'a'`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != 1 {
-		t.Errorf("a has %d rows after every entry expired, want 1: expired rows are not deleted", n)
-	}
-}
-
-// The database gone: the cache says so as ErrUnavailable, so the client
-// step answers temporarily_unavailable, and works again when it is back.
-func TestPostgresReplayCacheUnavailable(t *testing.T) {
-	cluster := pgtest.Start(t)
-	now := t0
-	c := pgReplay(t, pgtest.NewDatabase(t, cluster.DSN()), &now, 0)
-	ctx := context.Background()
-	if err := c.Use(ctx, "a", "j0", t0.Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	cluster.Stop()
-	if err := c.Use(ctx, "a", "j1", t0.Add(time.Minute)); !errors.Is(err, consent.ErrUnavailable) {
-		t.Fatalf("with the database stopped: %v", err)
-	}
-	cluster.StartAgain()
-	if err := c.Use(ctx, "a", "j0", t0.Add(time.Minute)); !errors.Is(err, exchange.ErrReplayed) {
-		t.Fatalf("j0 after the database came back: %v", err)
 	}
 }

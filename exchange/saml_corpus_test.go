@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/store"
 )
 
 // corpusDir is ../shared/corpora/saml from the repository root, where CI
@@ -137,7 +137,7 @@ clients:
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, err := exchange.NewEngine(cfg, exchange.Options{Registry: reg, Store: consent.NewMemory(), Signer: signer, Clock: clock})
+	engine, err := exchange.NewEngine(cfg, exchange.Options{Registry: reg, Store: store.NewMemory(), Signer: signer, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

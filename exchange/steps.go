@@ -14,9 +14,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/store"
 	"github.com/idtx/idtx/workflow"
 )
 
@@ -497,7 +497,7 @@ func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
 		}
 		checked += len(need)
 		missing, err := e.store.Missing(ctx, idpName, user, svc.Name, need)
-		if errors.Is(err, consent.ErrUnavailable) {
+		if errors.Is(err, store.ErrUnavailable) {
 			oerr := ErrTemporarilyUnavailable("consent: the consent store is unavailable; retry shortly")
 			oerr.Cause = err
 			return fail(oerr)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/idtx/idtx/consent"
+	"github.com/idtx/idtx/store"
 )
 
 // measuredStore times every call of the store it wraps
@@ -17,13 +18,13 @@ import (
 // as busy (SQLite's SQLITE_BUSY once its own busy_timeout has passed)
 // for as long as the request's deadline allows.
 type measuredStore struct {
-	consent.Store
+	store.Store
 	m                           *Metrics
 	grant, revoke, list, missng prometheus.Observer
 	sleep                       func(ctx context.Context, d time.Duration) error
 }
 
-func newMeasuredStore(s consent.Store, m *Metrics) *measuredStore {
+func newMeasuredStore(s store.Store, m *Metrics) *measuredStore {
 	return &measuredStore{
 		Store: s, m: m,
 		grant:  m.storeTime.WithLabelValues("grant"),
@@ -74,7 +75,7 @@ func (s *measuredStore) do(ctx context.Context, op string, took prometheus.Obser
 		if serr := s.sleep(ctx, wait); serr != nil {
 			// Busy past the deadline is a store that is not answering now:
 			// the exchange says temporarily_unavailable, not server_error.
-			err = fmt.Errorf("database busy until the request's deadline: %w: %w", consent.ErrUnavailable, err)
+			err = fmt.Errorf("database busy until the request's deadline: %w: %w", store.ErrUnavailable, err)
 			break
 		}
 		s.m.storeRetry.Inc()

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idtx/idtx/consent"
+	"github.com/idtx/idtx/store"
 )
 
 // sqliteErr carries a result code as modernc.org/sqlite's errors do.
@@ -20,7 +20,7 @@ func (e sqliteErr) Code() int     { return e.code }
 
 // busyStore answers busy a number of times before it answers.
 type busyStore struct {
-	consent.Store
+	store.Store
 	busy  int
 	calls int
 }
@@ -35,7 +35,7 @@ func (s *busyStore) Missing(ctx context.Context, idp, user, service string, scop
 
 func TestStoreBusyRetriedWithinDeadline(t *testing.T) {
 	m := NewMetrics()
-	inner := &busyStore{Store: consent.NewMemory(), busy: 3}
+	inner := &busyStore{Store: store.NewMemory(), busy: 3}
 	s := newMeasuredStore(inner, m)
 	var waited []time.Duration
 	s.sleep = func(ctx context.Context, d time.Duration) error { waited = append(waited, d); return ctx.Err() }
@@ -56,7 +56,7 @@ func TestStoreBusyRetriedWithinDeadline(t *testing.T) {
 	}
 
 	// Busy until the deadline: the last busy error, saying so.
-	inner = &busyStore{Store: consent.NewMemory(), busy: 1 << 30}
+	inner = &busyStore{Store: store.NewMemory(), busy: 1 << 30}
 	s = newMeasuredStore(inner, m)
 	left := 5
 	s.sleep = func(ctx context.Context, d time.Duration) error {
@@ -67,7 +67,7 @@ func TestStoreBusyRetriedWithinDeadline(t *testing.T) {
 	}
 	_, err = s.Missing(ctx, "corp", "alice", "billing-api", []string{"billing:read"})
 	var coded sqliteErr
-	if err == nil || !strings.Contains(err.Error(), "database busy until the request's deadline") || !errors.As(err, &coded) || !errors.Is(err, consent.ErrUnavailable) || inner.calls != 6 {
+	if err == nil || !strings.Contains(err.Error(), "database busy until the request's deadline") || !errors.As(err, &coded) || !errors.Is(err, store.ErrUnavailable) || inner.calls != 6 {
 		t.Fatalf("always busy: %v after %d calls", err, inner.calls)
 	}
 	if text := scrapeMetrics(m); !strings.Contains(text, `idtx_store_errors_total{op="missing"} 1`+"\n") {

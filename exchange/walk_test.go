@@ -14,9 +14,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/store"
 )
 
 // Walking step by step records what Run records, one entry per Next.
@@ -113,7 +113,7 @@ func TestNewEngineLeavesItsInputs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := exchange.NewEngine(cfg, exchange.Options{Registry: reg, Store: consent.NewMemory(), Signer: signer}); err != nil {
+		if _, err := exchange.NewEngine(cfg, exchange.Options{Registry: reg, Store: store.NewMemory(), Signer: signer}); err != nil {
 			t.Fatalf("engine %d: %v", i, err)
 		}
 	}
@@ -125,7 +125,7 @@ func TestNewEngineLeavesItsInputs(t *testing.T) {
 	if _, err := exchange.NewEphemeralSigner("HS256"); err == nil {
 		t.Fatal("HS256 signer made")
 	}
-	if _, err := exchange.Build(context.Background(), cfg, exchange.BuildOptions{Store: consent.NewMemory(), Signer: mustSigner(t)}); err != nil {
+	if _, err := exchange.Build(context.Background(), cfg, exchange.BuildOptions{Store: store.NewMemory(), Signer: mustSigner(t)}); err != nil {
 		t.Fatal(err)
 	}
 	entries, _ := os.ReadDir(dir)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
+	"github.com/idtx/idtx/store"
 	"github.com/idtx/idtx/workflow"
 )
 
@@ -14,7 +14,7 @@ import (
 // service's CEL workflow, not cut and judged on what is left: the deny
 // group past the bound would otherwise go unseen.
 func TestWorkflowClaimBounds(t *testing.T) {
-	e := newEnvWith(t, consent.NewMemory(), withWorkflows("no-interns, tag-dept", celWorkflows))
+	e := newEnvWith(t, store.NewMemory(), withWorkflows("no-interns, tag-dept", celWorkflows))
 	groups := make([]string, workflow.MaxRuleValues)
 	for i := range groups {
 		groups[i] = "staff"

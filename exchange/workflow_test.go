@@ -14,10 +14,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/store"
 	"github.com/idtx/idtx/workflow"
 )
 
@@ -41,7 +41,7 @@ const celWorkflows = `
 `
 
 func TestWorkflowCELDeny(t *testing.T) {
-	e := newEnvWith(t, consent.NewMemory(), withWorkflows("no-interns, tag-dept", celWorkflows))
+	e := newEnvWith(t, store.NewMemory(), withWorkflows("no-interns, tag-dept", celWorkflows))
 	tok := e.subject(jwt.MapClaims{"groups": []string{"staff", "interns"}, "email": "alice@corp.example"})
 	r := e.post("/token", e.form(tok, "audience", "billing-api"))
 	expectError(t, r, http.StatusBadRequest, "invalid_request", "workflow no-interns denied: interns may not call billing")
@@ -55,7 +55,7 @@ func TestWorkflowCELDeny(t *testing.T) {
 }
 
 func TestWorkflowCELClaimsInIssuedToken(t *testing.T) {
-	e := newEnvWith(t, consent.NewMemory(), withWorkflows("no-interns, tag-dept", celWorkflows))
+	e := newEnvWith(t, store.NewMemory(), withWorkflows("no-interns, tag-dept", celWorkflows))
 	tok := e.subject(jwt.MapClaims{"groups": []string{"staff"}, "email": "alice@corp.example"})
 	r := e.post("/token", e.form(tok, "audience", "billing-api"))
 	if r.status != http.StatusOK {
@@ -99,7 +99,7 @@ func TestWorkflowSkippedWhenNoneConfigured(t *testing.T) {
 
 func TestWorkflowThatCannotEvaluateRefuses(t *testing.T) {
 	// No has(): a subject without groups makes the rule fail, which refuses.
-	e := newEnvWith(t, consent.NewMemory(), withWorkflows("strict", `
+	e := newEnvWith(t, store.NewMemory(), withWorkflows("strict", `
   - name: strict
     deny_if: '"interns" in subject.groups'
     message: interns may not call billing
@@ -124,7 +124,7 @@ func TestWorkflowWebhook(t *testing.T) {
 		io.WriteString(w, answer)
 	}))
 	defer srv.Close()
-	e := newEnvWith(t, consent.NewMemory(), withWorkflows("fraud-check", `
+	e := newEnvWith(t, store.NewMemory(), withWorkflows("fraud-check", `
   - name: fraud-check
     webhook: `+srv.URL+`/check
     secret: `+secret+`
@@ -175,7 +175,7 @@ func TestWorkflowWebhookTimeout(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer srv.Close()
-	e := newEnvWith(t, consent.NewMemory(), withWorkflows("slow", `
+	e := newEnvWith(t, store.NewMemory(), withWorkflows("slow", `
   - name: slow
     webhook: `+srv.URL+`
     secret: x
@@ -194,7 +194,7 @@ func TestMockBlockedWorkflow(t *testing.T) {
 	}
 	cfg.Issuer = "https://sts.test"
 	clock := func() time.Time { return t0 }
-	store := consent.NewMemory()
+	store := store.NewMemory()
 	if err := mockidp.SeedConsents(context.Background(), store); err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestWorkflowClaimsDifferingInCase(t *testing.T) {
 		io.WriteString(w, answer)
 	}))
 	defer srv.Close()
-	e := newEnvWith(t, consent.NewMemory(), withWorkflows("tag, hook", `
+	e := newEnvWith(t, store.NewMemory(), withWorkflows("tag, hook", `
   - name: tag
     claims:
       dept: '"ops"'
@@ -271,7 +271,7 @@ func TestWorkflowClaimsDifferingInCase(t *testing.T) {
 }
 
 func TestFoldClashInCELClaims(t *testing.T) {
-	e := newEnvWith(t, consent.NewMemory(), withWorkflows("tag", `
+	e := newEnvWith(t, store.NewMemory(), withWorkflows("tag", `
   - name: tag
     claims:
       x: '{"team": "a", "TEAM": "b"}'

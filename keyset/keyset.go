@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/store"
 )
 
 // JWKSMaxAge is how long a resource server may cache /jwks (its
@@ -58,32 +59,13 @@ type Key struct {
 }
 
 // Record is a Key as stored: Private is PEM, sealed when a KEK is given.
-type Record struct {
-	ID, Alg, Private                  string
-	CreatedAt, SignsFrom, RetireAfter time.Time
-}
+type Record = store.KeyRecord
 
 // Tx changes the key set; every replica's changes are serialized.
-type Tx interface {
-	Records(ctx context.Context) ([]Record, error)
-	Add(ctx context.Context, r Record) error
-	SetRetireAfter(ctx context.Context, id string, t time.Time) error
-	Delete(ctx context.Context, id string) error
-	// MaxLifetime is the longest token lifetime any server or `idtx
-	// keys` sharing the store has recorded; zero when none has.
-	MaxLifetime(ctx context.Context) (time.Duration, error)
-	SetMaxLifetime(ctx context.Context, d time.Duration) error
-}
+type Tx = store.KeyTx
 
-// Store keeps the key set.
-type Store interface {
-	Records(ctx context.Context) ([]Record, error)
-	// MaxLifetime is Tx.MaxLifetime outside a transaction.
-	MaxLifetime(ctx context.Context) (time.Duration, error)
-	// Update runs fn in one transaction under a lock that every process
-	// sharing the store takes, so that two replicas make one key.
-	Update(ctx context.Context, fn func(tx Tx) error) error
-}
+// Store keeps the key set: a store.Store's Keys.
+type Store = store.Keys
 
 // Policy is how a server keeps its key set.
 type Policy struct {
@@ -114,7 +96,7 @@ func Load(ctx context.Context, s Store, kek *KEK) ([]Key, error) {
 func openAll(recs []Record, kek *KEK) ([]Key, error) {
 	keys := make([]Key, 0, len(recs))
 	for _, r := range recs {
-		k, err := r.open(kek)
+		k, err := openRecord(r, kek)
 		if err != nil {
 			return nil, err
 		}
@@ -443,7 +425,7 @@ func (k Key) seal(kek *KEK) (Record, error) {
 	return Record{ID: k.ID, Alg: k.Alg, Private: priv, CreatedAt: k.CreatedAt, SignsFrom: k.SignsFrom, RetireAfter: k.RetireAfter}, nil
 }
 
-func (r Record) open(kek *KEK) (Key, error) {
+func openRecord(r Record, kek *KEK) (Key, error) {
 	priv := []byte(r.Private)
 	if b64, ok := strings.CutPrefix(r.Private, sealedPrefix); ok {
 		if kek == nil {

@@ -8,40 +8,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/consent/pgtest"
 	"github.com/idtx/idtx/keyset"
+	"github.com/idtx/idtx/store"
 )
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 func backends(t *testing.T) map[string]func(t *testing.T) keyset.Store {
+	open := func(t *testing.T, url string) keyset.Store {
+		s, err := store.Open(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s.Keys()
+	}
 	return map[string]func(t *testing.T) keyset.Store{
-		"memory": func(t *testing.T) keyset.Store { return keyset.NewMemory() },
-		"sqlite": func(t *testing.T) keyset.Store {
-			s, err := consent.OpenSQLite(filepath.Join(t.TempDir(), "idtx.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			ks, err := keyset.ForStore(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return ks
-		},
-		"postgres": func(t *testing.T) keyset.Store {
-			s, err := consent.OpenPostgres(pgtest.DSN(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			ks, err := keyset.ForStore(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return ks
-		},
+		"memory":   func(t *testing.T) keyset.Store { return open(t, store.MemoryURL) },
+		"sqlite":   func(t *testing.T) keyset.Store { return open(t, "sqlite:"+filepath.Join(t.TempDir(), "idtx.db")) },
+		"postgres": func(t *testing.T) keyset.Store { return open(t, pgtest.DSN(t)) },
 	}
 }
 
@@ -156,7 +142,7 @@ func TestKEK(t *testing.T) {
 	ctx := context.Background()
 	kek, _ := keyset.ParseKEK("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	other, _ := keyset.ParseKEK("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=")
-	s := keyset.NewMemory()
+	s := store.NewMemory().Keys()
 	if err := keyset.Ensure(ctx, s, t0, keyset.Policy{Alg: "ES256", KEK: kek}); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +223,7 @@ func TestRotationKeepsTheLongestLifetime(t *testing.T) {
 // said to have signed before it existed.
 func TestRotateInThePast(t *testing.T) {
 	ctx := context.Background()
-	s := keyset.NewMemory()
+	s := store.NewMemory().Keys()
 	p := keyset.Policy{Alg: "ES256", MaxTokenLifetime: time.Hour}
 	if err := keyset.Ensure(ctx, s, t0, p); err != nil {
 		t.Fatal(err)
@@ -261,7 +247,7 @@ func TestRotateInThePast(t *testing.T) {
 func TestNoPlaintextKeyBesideSealedOnes(t *testing.T) {
 	ctx := context.Background()
 	kek, _ := keyset.ParseKEK("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
-	s := keyset.NewMemory()
+	s := store.NewMemory().Keys()
 	if err := keyset.Ensure(ctx, s, t0, keyset.Policy{Alg: "ES256", KEK: kek, RotateEvery: 24 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func Config() (*config.Config, error) {
 // SeedConsents grants the mock's fixture consents (alice of the mock JWT
 // IDP and alice of the mock SAML IDP, each for billing-api billing:read);
 // it is idempotent.
-func SeedConsents(ctx context.Context, s consent.Store) error {
+func SeedConsents(ctx context.Context, s consent.Granter) error {
 	data, err := fixtures.FS.ReadFile(fixtures.MockConsents)
 	if err != nil {
 		return err

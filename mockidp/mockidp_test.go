@@ -11,6 +11,7 @@ import (
 	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/store"
 )
 
 // The embedded JWKS is the public half of the embedded key: a mock token
@@ -35,7 +36,7 @@ func TestMockTokenValidatesUnderMockConfig(t *testing.T) {
 }
 
 func TestSeedConsentsIsIdempotent(t *testing.T) {
-	s := consent.NewMemory()
+	s := store.NewMemory()
 	ctx := context.Background()
 	for range 2 {
 		if err := mockidp.SeedConsents(ctx, s); err != nil {

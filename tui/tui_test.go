@@ -12,11 +12,11 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/store"
 	"github.com/idtx/idtx/stsclient"
 )
 
@@ -26,14 +26,14 @@ var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 func init() { lipgloss.SetColorProfile(termenv.Ascii) } // golden screens without colour
 
 // mockEngine is the mock's config and consents, in memory, at t0.
-func mockEngine(t *testing.T) (*exchange.Engine, consent.Store) {
+func mockEngine(t *testing.T) (*exchange.Engine, store.Store) {
 	t.Helper()
 	cfg, err := mockidp.Config()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Issuer = "http://127.0.0.1:8080"
-	store := consent.NewMemory()
+	store := store.NewMemory()
 	if err := mockidp.SeedConsents(context.Background(), store); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package consent
+package store
 
 import (
 	"context"
@@ -15,14 +15,17 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"modernc.org/sqlite" // pure-Go SQLite: the binary stays cgo-free
+
+	"github.com/idtx/idtx/consent"
 )
 
-// SQLite is a Store in a SQLite database (WAL mode), the default. Several
+// sqliteStore is a Store in a SQLite database (WAL mode), the default. Several
 // processes may share it: `idtx consent grant` writes while a server reads,
 // and the server sees the change at its next request.
-type SQLite struct {
+type sqliteStore struct {
 	db   *sql.DB
 	path string
 
@@ -84,7 +87,7 @@ CREATE TABLE IF NOT EXISTS signing_keys (
 // lifetimeSchema, added in version 4, records the longest token lifetime
 // of any server that used the store (one row, in seconds), so that a key
 // leaves the store only when no token any replica signed with it is still
-// valid (package keyset).
+// valid (Keys).
 const lifetimeSchema = `
 CREATE TABLE IF NOT EXISTS signing_lifetime (
 	max_seconds INTEGER NOT NULL
@@ -94,11 +97,11 @@ CREATE TABLE IF NOT EXISTS signing_lifetime (
 // writers queue on the busy timeout.
 var maxConns = max(4, 2*runtime.GOMAXPROCS(0))
 
-// OpenSQLite opens (creating if needed) the database at path, migrating a
+// openSQLite opens (creating if needed) the database at path, migrating a
 // file of an earlier schema first. Consents of schema 1, which did not
 // name an IDP, are moved to the legacy set: listed, never honoured (see
-// LegacyStore).
-func OpenSQLite(path string) (*SQLite, error) {
+// Legacy).
+func openSQLite(path string) (*sqliteStore, error) {
 	if path == "" {
 		return nil, fmt.Errorf("sqlite store: empty path")
 	}
@@ -133,7 +136,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// busy server open (and re-prepare on) a new one per request.
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	s := &SQLite{db: db, path: path, readerDSN: readerDSN}
+	s := &sqliteStore{db: db, path: path, readerDSN: readerDSN}
 	// Open one reader now, so that a file the lookup cannot read fails
 	// here rather than at the first exchange.
 	r, err := s.reader()
@@ -146,7 +149,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 }
 
 // reader is an idle reader, or a new one.
-func (s *SQLite) reader() (*sqliteReader, error) {
+func (s *sqliteStore) reader() (*sqliteReader, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -172,7 +175,7 @@ func (s *SQLite) reader() (*sqliteReader, error) {
 }
 
 // release keeps r for the next lookup, up to maxConns idle readers.
-func (s *SQLite) release(r *sqliteReader) {
+func (s *sqliteStore) release(r *sqliteReader) {
 	s.mu.Lock()
 	if !s.closed && len(s.idle) < maxConns {
 		s.idle = append(s.idle, r)
@@ -287,8 +290,8 @@ func columns(tx *sql.Tx, table string) ([]string, error) {
 	return cols, rows.Err()
 }
 
-func (s *SQLite) Grant(ctx context.Context, idp, user, service string, scopes []string) error {
-	if err := checkKey(idp, user, service); err != nil {
+func (s *sqliteStore) Grant(ctx context.Context, idp, user, service string, scopes []string) error {
+	if err := consent.CheckKey(idp, user, service); err != nil {
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
@@ -301,8 +304,8 @@ func (s *SQLite) Grant(ctx context.Context, idp, user, service string, scopes []
 	})
 }
 
-func (s *SQLite) Revoke(ctx context.Context, idp, user, service string, scopes []string) (int, error) {
-	if err := checkKey(idp, user, service); err != nil {
+func (s *sqliteStore) Revoke(ctx context.Context, idp, user, service string, scopes []string) (int, error) {
+	if err := consent.CheckKey(idp, user, service); err != nil {
 		return 0, err
 	}
 	removed := 0
@@ -333,7 +336,7 @@ func (s *SQLite) Revoke(ctx context.Context, idp, user, service string, scopes [
 }
 
 // where builds the WHERE clause of f's non-empty fields.
-func where(f Filter, withIDP bool) (string, []any) {
+func where(f consent.Filter, withIDP bool) (string, []any) {
 	var conds []string
 	var args []any
 	for _, c := range []struct{ col, v string }{{"idp", f.IDP}, {"user", f.User}, {"service", f.Service}} {
@@ -348,24 +351,24 @@ func where(f Filter, withIDP bool) (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-func (s *SQLite) List(ctx context.Context, f Filter) ([]Consent, error) {
+func (s *sqliteStore) List(ctx context.Context, f consent.Filter) ([]consent.Consent, error) {
 	w, args := where(f, true)
 	return s.list(ctx, `SELECT idp, user, service, scope FROM consents`+w+` ORDER BY idp, user, service, scope`, args, false)
 }
 
 // LegacyConsents lists the schema 1 consents that named no IDP.
-func (s *SQLite) LegacyConsents(ctx context.Context, f Filter) ([]Consent, error) {
+func (s *sqliteStore) LegacyConsents(ctx context.Context, f consent.Filter) ([]consent.Consent, error) {
 	w, args := where(f, false)
 	return s.list(ctx, `SELECT '', user, service, scope FROM legacy_consents`+w+` ORDER BY user, service, scope`, args, true)
 }
 
-func (s *SQLite) list(ctx context.Context, q string, args []any, legacy bool) ([]Consent, error) {
+func (s *sqliteStore) list(ctx context.Context, q string, args []any, legacy bool) ([]consent.Consent, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Consent
+	var out []consent.Consent
 	for rows.Next() {
 		var idp, user, service, scope string
 		if err := rows.Scan(&idp, &user, &service, &scope); err != nil {
@@ -375,15 +378,15 @@ func (s *SQLite) list(ctx context.Context, q string, args []any, legacy bool) ([
 			out[n-1].Scopes = append(out[n-1].Scopes, scope)
 			continue
 		}
-		out = append(out, Consent{IDP: idp, User: user, Service: service, Scopes: []string{scope}, Legacy: legacy})
+		out = append(out, consent.Consent{IDP: idp, User: user, Service: service, Scopes: []string{scope}, Legacy: legacy})
 	}
 	return out, rows.Err()
 }
 
 // AdoptLegacy re-keys schema 1 consents to users of idp.
-func (s *SQLite) AdoptLegacy(ctx context.Context, idp string, f Filter) (int, error) {
+func (s *sqliteStore) AdoptLegacy(ctx context.Context, idp string, f consent.Filter) (int, error) {
 	if idp == "" {
-		return 0, ErrEmptyKey
+		return 0, consent.ErrEmptyKey
 	}
 	w, args := where(f, false)
 	moved := 0
@@ -406,7 +409,7 @@ func (s *SQLite) AdoptLegacy(ctx context.Context, idp string, f Filter) (int, er
 	return moved, nil
 }
 
-func (s *SQLite) Missing(ctx context.Context, idp, user, service string, scopes []string) ([]string, error) {
+func (s *sqliteStore) Missing(ctx context.Context, idp, user, service string, scopes []string) ([]string, error) {
 	r, err := s.reader()
 	if err != nil {
 		return nil, err
@@ -424,13 +427,13 @@ func (s *SQLite) Missing(ctx context.Context, idp, user, service string, scopes 
 
 // Ping reads from the file: a file removed or made unreadable under a
 // running server fails here.
-func (s *SQLite) Ping(ctx context.Context) error {
+func (s *sqliteStore) Ping(ctx context.Context) error {
 	var one int
 	return s.db.QueryRowContext(ctx, `SELECT count(*) FROM signing_keys`).Scan(&one)
 }
 
 // Close closes the database and the lookup's readers.
-func (s *SQLite) Close() error {
+func (s *sqliteStore) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	idle := s.idle
@@ -445,7 +448,7 @@ func (s *SQLite) Close() error {
 // Exposed lists the store's files (the database, its -wal and -shm) that
 // users other than the owner may read or write, with their modes: the
 // file holds the signing keys and the consents.
-func (s *SQLite) Exposed() map[string]fs.FileMode {
+func (s *sqliteStore) Exposed() map[string]fs.FileMode {
 	out := map[string]fs.FileMode{}
 	for _, p := range []string{s.path, s.path + "-wal", s.path + "-shm"} {
 		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
@@ -455,11 +458,16 @@ func (s *SQLite) Exposed() map[string]fs.FileMode {
 	return out
 }
 
-// DB is the database handle, for the other tables of the file (the
-// signing keys).
-func (s *SQLite) DB() *sql.DB { return s.db }
+// Keys is the key set in the file's signing_keys table.
+func (s *sqliteStore) Keys() Keys { return &sqliteKeys{db: s.db} }
 
-func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+// Replay remembers in this process: replicas share a PostgreSQL store,
+// not a SQLite file.
+func (s *sqliteStore) Replay(now func() time.Time, limit int) ReplayCache {
+	return NewMemoryReplayCache(now, limit)
+}
+
+func (s *sqliteStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -471,4 +479,8 @@ func (s *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-var _ LegacyStore = (*SQLite)(nil)
+var (
+	_ Store  = (*sqliteStore)(nil)
+	_ Legacy = (*sqliteStore)(nil)
+	_ Files  = (*sqliteStore)(nil)
+)

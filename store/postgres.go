@@ -1,4 +1,4 @@
-package consent
+package store
 
 import (
 	"context"
@@ -12,26 +12,17 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/idtx/idtx/consent"
 )
 
-// Postgres is a Store in a PostgreSQL database, for replicas: every
+// postgres is a Store in a PostgreSQL database, for replicas: every
 // replica of `idtx serve` and every `idtx consent` command pointed at one
 // database sees the same consents. The same database holds what else
 // replicas must agree on: the private_key_jwt jti replay cache and the
-// signing keys (tables created here, used by exchange and keyset through
-// Pool).
-type Postgres struct {
+// signing keys.
+type postgres struct {
 	pool *pgxpool.Pool
-}
-
-// ErrUnavailable wraps a store error that says the database cannot be
-// reached (connection refused or cut, server shutting down): the request
-// may succeed when retried, so the STS answers temporarily_unavailable.
-var ErrUnavailable = errors.New("store is unavailable")
-
-// IsPostgres reports whether url names a PostgreSQL store.
-func IsPostgres(url string) bool {
-	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
 }
 
 // PostgresSchemaVersion is the schema version this idtx writes, recorded in
@@ -74,18 +65,18 @@ var pgMigrations = []string{
 // replicas starting at once migrate once ("idtx" in ASCII, then 1).
 const pgSchemaLock int64 = 0x69647478_00000001
 
-// PGKeysLock is the advisory lock key held while changing the signing
+// pgKeysLock is the advisory lock key held while changing the signing
 // key set (a rotation, the first key), so that replicas make one key.
-const PGKeysLock int64 = 0x69647478_00000002
+const pgKeysLock int64 = 0x69647478_00000002
 
 // pgConnectTimeout bounds a connection attempt when the URL sets none, so
 // that a database that went away answers quickly rather than at the
 // client's deadline.
 const pgConnectTimeout = 5 * time.Second
 
-// OpenPostgres connects to the database url names (a postgres:// URL, as
+// openPostgres connects to the database url names (a postgres:// URL, as
 // libpq reads it) and creates or migrates its schema.
-func OpenPostgres(url string) (*Postgres, error) {
+func openPostgres(url string) (*postgres, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// The parse error may quote the URL, password and all.
@@ -104,7 +95,7 @@ func OpenPostgres(url string) (*Postgres, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
 	}
-	return &Postgres{pool: pool}, nil
+	return &postgres{pool: pool}, nil
 }
 
 // pgMigrate brings the schema to PostgresSchemaVersion in one transaction
@@ -141,11 +132,16 @@ func pgMigrate(ctx context.Context, pool *pgxpool.Pool) error {
 	})
 }
 
-// Pool is the connection pool, for the other tables of the schema.
-func (s *Postgres) Pool() *pgxpool.Pool { return s.pool }
+// Keys is the key set in the database's signing_keys table.
+func (s *postgres) Keys() Keys { return &pgKeys{pool: s.pool} }
 
-func (s *Postgres) Grant(ctx context.Context, idp, user, service string, scopes []string) error {
-	if err := checkKey(idp, user, service); err != nil {
+// Replay is the client_assertions table, shared by every replica.
+func (s *postgres) Replay(now func() time.Time, limit int) ReplayCache {
+	return newPGReplay(s.pool, now, limit)
+}
+
+func (s *postgres) Grant(ctx context.Context, idp, user, service string, scopes []string) error {
+	if err := consent.CheckKey(idp, user, service); err != nil {
 		return err
 	}
 	if len(scopes) == 0 {
@@ -155,11 +151,11 @@ func (s *Postgres) Grant(ctx context.Context, idp, user, service string, scopes 
 	// only once committed.
 	_, err := s.pool.Exec(ctx, `INSERT INTO consents (idp, usr, service, scope)
 		SELECT $1, $2, $3, unnest($4::text[]) ON CONFLICT DO NOTHING`, idp, user, service, scopes)
-	return PGError(err)
+	return pgError(err)
 }
 
-func (s *Postgres) Revoke(ctx context.Context, idp, user, service string, scopes []string) (int, error) {
-	if err := checkKey(idp, user, service); err != nil {
+func (s *postgres) Revoke(ctx context.Context, idp, user, service string, scopes []string) (int, error) {
+	if err := consent.CheckKey(idp, user, service); err != nil {
 		return 0, err
 	}
 	var tag pgconn.CommandTag
@@ -170,12 +166,12 @@ func (s *Postgres) Revoke(ctx context.Context, idp, user, service string, scopes
 		tag, err = s.pool.Exec(ctx, `DELETE FROM consents WHERE idp = $1 AND usr = $2 AND service = $3 AND scope = ANY($4)`, idp, user, service, scopes)
 	}
 	if err != nil {
-		return 0, PGError(err)
+		return 0, pgError(err)
 	}
 	return int(tag.RowsAffected()), nil
 }
 
-func (s *Postgres) List(ctx context.Context, f Filter) ([]Consent, error) {
+func (s *postgres) List(ctx context.Context, f consent.Filter) ([]consent.Consent, error) {
 	var conds []string
 	var args []any
 	for _, c := range []struct{ col, v string }{{"idp", f.IDP}, {"usr", f.User}, {"service", f.Service}} {
@@ -192,56 +188,56 @@ func (s *Postgres) List(ctx context.Context, f Filter) ([]Consent, error) {
 	q += ` ORDER BY idp COLLATE "C", usr COLLATE "C", service COLLATE "C", scope COLLATE "C"`
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return nil, PGError(err)
+		return nil, pgError(err)
 	}
 	defer rows.Close()
-	var out []Consent
+	var out []consent.Consent
 	for rows.Next() {
 		var idp, user, service, scope string
 		if err := rows.Scan(&idp, &user, &service, &scope); err != nil {
-			return nil, PGError(err)
+			return nil, pgError(err)
 		}
 		if n := len(out); n > 0 && out[n-1].IDP == idp && out[n-1].User == user && out[n-1].Service == service {
 			out[n-1].Scopes = append(out[n-1].Scopes, scope)
 			continue
 		}
-		out = append(out, Consent{IDP: idp, User: user, Service: service, Scopes: []string{scope}})
+		out = append(out, consent.Consent{IDP: idp, User: user, Service: service, Scopes: []string{scope}})
 	}
-	return out, PGError(rows.Err())
+	return out, pgError(rows.Err())
 }
 
-func (s *Postgres) Missing(ctx context.Context, idp, user, service string, scopes []string) ([]string, error) {
+func (s *postgres) Missing(ctx context.Context, idp, user, service string, scopes []string) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT scope FROM consents WHERE idp = $1 AND usr = $2 AND service = $3 AND scope = ANY($4)`,
 		idp, user, service, scopes)
 	if err != nil {
-		return nil, PGError(err)
+		return nil, pgError(err)
 	}
 	defer rows.Close()
 	have := make(map[string]bool, len(scopes))
 	for rows.Next() {
 		var sc string
 		if err := rows.Scan(&sc); err != nil {
-			return nil, PGError(err)
+			return nil, pgError(err)
 		}
 		have[sc] = true
 	}
 	if err := rows.Err(); err != nil {
-		return nil, PGError(err)
+		return nil, pgError(err)
 	}
 	return missingFrom(have, scopes), nil
 }
 
 // Ping runs an empty statement on a pooled connection.
-func (s *Postgres) Ping(ctx context.Context) error { return PGError(s.pool.Ping(ctx)) }
+func (s *postgres) Ping(ctx context.Context) error { return pgError(s.pool.Ping(ctx)) }
 
-func (s *Postgres) Close() error {
+func (s *postgres) Close() error {
 	s.pool.Close()
 	return nil
 }
 
 // PGError wraps err in ErrUnavailable when it says the database cannot be
 // reached rather than that it refused the statement; nil stays nil.
-func PGError(err error) error {
+func pgError(err error) error {
 	if err == nil || !pgUnavailable(err) {
 		return err
 	}
@@ -267,4 +263,4 @@ func pgUnavailable(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "conn closed")
 }
 
-var _ Store = (*Postgres)(nil)
+var _ Store = (*postgres)(nil)

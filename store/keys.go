@@ -1,50 +1,59 @@
-package keyset
+package store
 
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/idtx/idtx/consent"
 )
 
-// ForStore is the key store that lives beside a consent store: in the
-// same SQLite file or PostgreSQL database, or in memory.
-func ForStore(s consent.Store) (Store, error) {
-	switch s := s.(type) {
-	case *consent.Memory:
-		return NewMemory(), nil
-	case *consent.SQLite:
-		return &sqliteStore{db: s.DB()}, nil
-	case *consent.Postgres:
-		return &pgStore{pool: s.Pool()}, nil
-	}
-	return nil, fmt.Errorf("signing keys: no key store for a %T", s)
+// KeyRecord is one stored signing key (package keyset gives it its
+// lifecycle). Private is the PEM of the private key, sealed or not.
+type KeyRecord struct {
+	ID, Alg, Private                  string
+	CreatedAt, SignsFrom, RetireAfter time.Time
 }
 
-// Memory is a Store in memory: one process's key set.
-type Memory struct {
+// KeyTx changes the key set; every replica's changes are serialized.
+type KeyTx interface {
+	Records(ctx context.Context) ([]KeyRecord, error)
+	Add(ctx context.Context, r KeyRecord) error
+	SetRetireAfter(ctx context.Context, id string, t time.Time) error
+	Delete(ctx context.Context, id string) error
+	// MaxLifetime is the longest token lifetime any server or `idtx
+	// keys` sharing the store has recorded; zero when none has.
+	MaxLifetime(ctx context.Context) (time.Duration, error)
+	SetMaxLifetime(ctx context.Context, d time.Duration) error
+}
+
+// Keys keeps the signing key set.
+type Keys interface {
+	Records(ctx context.Context) ([]KeyRecord, error)
+	// MaxLifetime is KeyTx.MaxLifetime outside a transaction.
+	MaxLifetime(ctx context.Context) (time.Duration, error)
+	// Update runs fn in one transaction under a lock that every process
+	// sharing the store takes, so that two replicas make one key.
+	Update(ctx context.Context, fn func(tx KeyTx) error) error
+}
+
+// memoryKeys is a key set in memory: one process's.
+type memoryKeys struct {
 	mu   sync.Mutex
-	recs []Record
+	recs []KeyRecord
 	life time.Duration
 }
 
-// NewMemory returns an empty key set.
-func NewMemory() *Memory { return &Memory{} }
-
-func (m *Memory) Records(context.Context) ([]Record, error) {
+func (m *memoryKeys) Records(context.Context) ([]KeyRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.recs), nil
 }
 
-func (m *Memory) Update(ctx context.Context, fn func(Tx) error) error {
+func (m *memoryKeys) Update(ctx context.Context, fn func(KeyTx) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	tx := &memTx{recs: slices.Clone(m.recs), life: m.life}
@@ -55,14 +64,14 @@ func (m *Memory) Update(ctx context.Context, fn func(Tx) error) error {
 	return nil
 }
 
-func (m *Memory) MaxLifetime(context.Context) (time.Duration, error) {
+func (m *memoryKeys) MaxLifetime(context.Context) (time.Duration, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.life, nil
 }
 
 type memTx struct {
-	recs []Record
+	recs []KeyRecord
 	life time.Duration
 }
 
@@ -72,8 +81,8 @@ func (t *memTx) SetMaxLifetime(_ context.Context, d time.Duration) error {
 	return nil
 }
 
-func (t *memTx) Records(context.Context) ([]Record, error) { return slices.Clone(t.recs), nil }
-func (t *memTx) Add(_ context.Context, r Record) error {
+func (t *memTx) Records(context.Context) ([]KeyRecord, error) { return slices.Clone(t.recs), nil }
+func (t *memTx) Add(_ context.Context, r KeyRecord) error {
 	t.recs = append(t.recs, r)
 	return nil
 }
@@ -86,22 +95,24 @@ func (t *memTx) SetRetireAfter(_ context.Context, id string, at time.Time) error
 	return nil
 }
 func (t *memTx) Delete(_ context.Context, id string) error {
-	t.recs = slices.DeleteFunc(t.recs, func(r Record) bool { return r.ID == id })
+	t.recs = slices.DeleteFunc(t.recs, func(r KeyRecord) bool { return r.ID == id })
 	return nil
 }
 
-// sqliteStore keeps keys in the signing_keys table of a SQLite store;
+// sqliteKeys keeps keys in the signing_keys table of a SQLite store;
 // its transactions are immediate, so writers queue on the file's lock.
-type sqliteStore struct{ db *sql.DB }
+type sqliteKeys struct{ db *sql.DB }
 
 type sqlQuerier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
 }
 
-func (s *sqliteStore) Records(ctx context.Context) ([]Record, error) { return sqliteRecords(ctx, s.db) }
+func (s *sqliteKeys) Records(ctx context.Context) ([]KeyRecord, error) {
+	return sqliteRecords(ctx, s.db)
+}
 
-func (s *sqliteStore) MaxLifetime(ctx context.Context) (time.Duration, error) {
+func (s *sqliteKeys) MaxLifetime(ctx context.Context) (time.Duration, error) {
 	return sqliteLifetime(ctx, s.db)
 }
 
@@ -121,7 +132,7 @@ func sqliteLifetime(ctx context.Context, q sqlQuerier) (time.Duration, error) {
 	return time.Duration(secs.Int64) * time.Second, rows.Err()
 }
 
-func (s *sqliteStore) Update(ctx context.Context, fn func(Tx) error) error {
+func (s *sqliteKeys) Update(ctx context.Context, fn func(KeyTx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -133,15 +144,15 @@ func (s *sqliteStore) Update(ctx context.Context, fn func(Tx) error) error {
 	return tx.Commit()
 }
 
-func sqliteRecords(ctx context.Context, q sqlQuerier) ([]Record, error) {
+func sqliteRecords(ctx context.Context, q sqlQuerier) ([]KeyRecord, error) {
 	rows, err := q.QueryContext(ctx, `SELECT kid, alg, private_key, created_at, signs_from, retire_after FROM signing_keys ORDER BY signs_from, kid`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Record
+	var out []KeyRecord
 	for rows.Next() {
-		var r Record
+		var r KeyRecord
 		var created, from int64
 		var retire sql.NullInt64
 		if err := rows.Scan(&r.ID, &r.Alg, &r.Private, &created, &from, &retire); err != nil {
@@ -158,7 +169,7 @@ func sqliteRecords(ctx context.Context, q sqlQuerier) ([]Record, error) {
 
 type sqliteTx struct{ tx *sql.Tx }
 
-func (t *sqliteTx) Records(ctx context.Context) ([]Record, error) { return sqliteRecords(ctx, t.tx) }
+func (t *sqliteTx) Records(ctx context.Context) ([]KeyRecord, error) { return sqliteRecords(ctx, t.tx) }
 
 func (t *sqliteTx) MaxLifetime(ctx context.Context) (time.Duration, error) {
 	return sqliteLifetime(ctx, t.tx)
@@ -176,7 +187,7 @@ func (t *sqliteTx) SetMaxLifetime(ctx context.Context, d time.Duration) error {
 // recorded shorter than it is.
 func seconds(d time.Duration) int64 { return int64((d + time.Second - 1) / time.Second) }
 
-func (t *sqliteTx) Add(ctx context.Context, r Record) error {
+func (t *sqliteTx) Add(ctx context.Context, r KeyRecord) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO signing_keys (kid, alg, private_key, created_at, signs_from, retire_after) VALUES (?, ?, ?, ?, ?, ?)`,
 		r.ID, r.Alg, r.Private, r.CreatedAt.Unix(), r.SignsFrom.Unix(), nullUnix(r.RetireAfter))
 	return err
@@ -199,23 +210,23 @@ func nullUnix(t time.Time) sql.NullInt64 {
 	return sql.NullInt64{Int64: t.Unix(), Valid: true}
 }
 
-// pgStore keeps keys in the signing_keys table of a PostgreSQL store; an
+// pgKeys keeps keys in the signing_keys table of a PostgreSQL store; an
 // Update holds the keys' advisory lock for its transaction.
-type pgStore struct{ pool *pgxpool.Pool }
+type pgKeys struct{ pool *pgxpool.Pool }
 
 type pgQuerier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func (s *pgStore) Records(ctx context.Context) ([]Record, error) {
+func (s *pgKeys) Records(ctx context.Context) ([]KeyRecord, error) {
 	recs, err := pgRecords(ctx, s.pool)
-	return recs, consent.PGError(err)
+	return recs, pgError(err)
 }
 
-func (s *pgStore) MaxLifetime(ctx context.Context) (time.Duration, error) {
+func (s *pgKeys) MaxLifetime(ctx context.Context) (time.Duration, error) {
 	d, err := pgLifetime(ctx, s.pool)
-	return d, consent.PGError(err)
+	return d, pgError(err)
 }
 
 func pgLifetime(ctx context.Context, q pgQuerier) (time.Duration, error) {
@@ -229,24 +240,24 @@ func pgLifetime(ctx context.Context, q pgQuerier) (time.Duration, error) {
 	return time.Duration(*secs) * time.Second, nil
 }
 
-func (s *pgStore) Update(ctx context.Context, fn func(Tx) error) error {
-	return consent.PGError(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, consent.PGKeysLock); err != nil {
+func (s *pgKeys) Update(ctx context.Context, fn func(KeyTx) error) error {
+	return pgError(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, pgKeysLock); err != nil {
 			return err
 		}
 		return fn(&pgTx{tx})
 	}))
 }
 
-func pgRecords(ctx context.Context, q pgQuerier) ([]Record, error) {
+func pgRecords(ctx context.Context, q pgQuerier) ([]KeyRecord, error) {
 	rows, err := q.Query(ctx, `SELECT kid, alg, private_key, created_at, signs_from, retire_after FROM signing_keys ORDER BY signs_from, kid`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Record
+	var out []KeyRecord
 	for rows.Next() {
-		var r Record
+		var r KeyRecord
 		var retire *time.Time
 		if err := rows.Scan(&r.ID, &r.Alg, &r.Private, &r.CreatedAt, &r.SignsFrom, &retire); err != nil {
 			return nil, err
@@ -261,7 +272,7 @@ func pgRecords(ctx context.Context, q pgQuerier) ([]Record, error) {
 
 type pgTx struct{ tx pgx.Tx }
 
-func (t *pgTx) Records(ctx context.Context) ([]Record, error) { return pgRecords(ctx, t.tx) }
+func (t *pgTx) Records(ctx context.Context) ([]KeyRecord, error) { return pgRecords(ctx, t.tx) }
 
 func (t *pgTx) MaxLifetime(ctx context.Context) (time.Duration, error) { return pgLifetime(ctx, t.tx) }
 
@@ -273,7 +284,7 @@ func (t *pgTx) SetMaxLifetime(ctx context.Context, d time.Duration) error {
 	return err
 }
 
-func (t *pgTx) Add(ctx context.Context, r Record) error {
+func (t *pgTx) Add(ctx context.Context, r KeyRecord) error {
 	var retire *time.Time
 	if !r.RetireAfter.IsZero() {
 		retire = &r.RetireAfter

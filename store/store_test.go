@@ -1,4 +1,4 @@
-package consent_test
+package store
 
 import (
 	"context"
@@ -13,34 +13,18 @@ import (
 	"testing"
 
 	"github.com/idtx/idtx/consent"
-	"github.com/idtx/idtx/consent/consenttest"
 )
-
-func TestMemory(t *testing.T) {
-	consenttest.Run(t, func(t *testing.T) consent.Store { return consent.NewMemory() })
-}
-
-func TestSQLite(t *testing.T) {
-	consenttest.Run(t, func(t *testing.T) consent.Store {
-		s, err := consent.OpenSQLite(filepath.Join(t.TempDir(), "idtx.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
-}
 
 // A second handle on the same file, as `idtx consent grant` is beside a
 // running server, sees a grant at its next read.
 func TestSQLiteSharedBetweenProcesses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "idtx.db")
-	server, err := consent.OpenSQLite(path)
+	server, err := openSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer server.Close()
-	cli, err := consent.Open("sqlite:" + path)
+	cli, err := Open("sqlite:" + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +53,11 @@ func TestSQLiteSharedBetweenProcesses(t *testing.T) {
 // grants and revokes; a closed store refuses lookups.
 func TestSQLiteConcurrentLookups(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "idtx.db")
-	server, err := consent.OpenSQLite(path)
+	server, err := openSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := consent.OpenSQLite(path)
+	cli, err := openSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +137,7 @@ func TestSQLiteMigratesSchema1(t *testing.T) {
 	rawDB(t, path, schema1)
 	ctx := context.Background()
 
-	s, err := consent.OpenSQLite(path)
+	s, err := openSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +163,7 @@ func TestSQLiteMigratesSchema1(t *testing.T) {
 	s.Close()
 
 	// Opening again changes nothing; the version is recorded.
-	s, err = consent.OpenSQLite(path)
+	s, err = openSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +203,7 @@ func TestSQLiteRefusesUnknownSchemas(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "idtx.db")
 			rawDB(t, path, c.script)
-			s, err := consent.OpenSQLite(path)
+			s, err := openSQLite(path)
 			if err == nil {
 				s.Close()
 				t.Fatal("opened")
@@ -233,33 +217,9 @@ func TestSQLiteRefusesUnknownSchemas(t *testing.T) {
 
 func TestOpenRefusesUnknownKinds(t *testing.T) {
 	for _, url := range []string{"postgres://x", "redis:"} {
-		if _, err := consent.Open(url); err == nil {
+		if _, err := Open(url); err == nil {
 			t.Errorf("Open(%q) succeeded", url)
 		}
-	}
-}
-
-func TestParseSeed(t *testing.T) {
-	list, err := consent.ParseSeed([]byte(`
-- idp: mock
-  user: alice
-  service: billing-api
-  scopes: [billing:read]
-`))
-	if err != nil || len(list) != 1 || list[0].IDP != "mock" {
-		t.Fatalf("ParseSeed = %+v, %v", list, err)
-	}
-	for name, c := range map[string]struct{ seed, err string }{
-		"no idp":       {"- {user: alice, service: billing-api, scopes: [x]}", "entry 1 needs idp, user, service and scopes"},
-		"typo in idp":  {"- {ipd: mock, user: alice, service: billing-api, scopes: [x]}", "field ipd not found"},
-		"legacy field": {"- {idp: mock, legacy: true, user: alice, service: billing-api, scopes: [x]}", "field legacy not found"},
-		"json":         {`[{"idp": "mock", "user": "alice", "service": "s"}]`, "entry 1 needs idp, user, service and scopes"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			if _, err := consent.ParseSeed([]byte(c.seed)); err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Fatalf("err = %v, want %q", err, c.err)
-			}
-		})
 	}
 }
 
@@ -270,7 +230,7 @@ func TestSQLiteFileModes(t *testing.T) {
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
 	path := filepath.Join(t.TempDir(), "idtx.db")
-	s, err := consent.OpenSQLite(path)
+	s, err := openSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,8 +269,46 @@ func TestRedact(t *testing.T) {
 		"sqlite:/var/lib/idtx/idtx.db":                                   "sqlite:/var/lib/idtx/idtx.db",
 		"memory:":                                                        "memory:",
 	} {
-		if got := consent.Redact(in); got != want {
+		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// URL alone decides which store a command opens: --store, then
+// IDTX_STORE, then the config's store key, then SQLite in IDTX_HOME
+// (docs/config.md: "--store and IDTX_STORE override it").
+func TestURLPrecedence(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("IDTX_HOME", home)
+	for _, c := range []struct {
+		name, flag, env, config, want string
+	}{
+		{"flag over all", "sqlite:/flag.db", "sqlite:/env.db", "sqlite:/config.db", "sqlite:/flag.db"},
+		{"IDTX_STORE over the config", "", "sqlite:/env.db", "sqlite:/config.db", "sqlite:/env.db"},
+		{"the config over the default", "", "", "postgres://idtx@db/idtx", "postgres://idtx@db/idtx"},
+		{"the default", "", "", "", "sqlite:" + filepath.Join(home, "idtx.db")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv(EnvStore, c.env)
+			got, err := URL(c.flag, c.config)
+			if err != nil || got != c.want {
+				t.Fatalf("URL(%q, %q) with IDTX_STORE=%q = %q, %v; want %q", c.flag, c.config, c.env, got, err, c.want)
+			}
+		})
+	}
+}
+
+// SQLitePath reads Open's SQLite forms and nothing else.
+func TestSQLitePath(t *testing.T) {
+	for url, want := range map[string]string{"sqlite:/a/idtx.db": "/a/idtx.db", "idtx.db": "idtx.db", "sqlite:": ""} {
+		if got, ok := SQLitePath(url); !ok || got != want {
+			t.Errorf("SQLitePath(%q) = %q, %v; want %q", url, got, ok, want)
+		}
+	}
+	for _, url := range []string{MemoryURL, "postgres://idtx@db/idtx", "redis:", "http://x"} {
+		if got, ok := SQLitePath(url); ok {
+			t.Errorf("SQLitePath(%q) = %q: not a SQLite store", url, got)
 		}
 	}
 }

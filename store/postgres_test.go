@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/idtx/idtx/consent/pgtest"
+)
+
+func openPG(t *testing.T, dsn string) *postgres {
+	t.Helper()
+	s, err := openPostgres(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Open selects the PostgreSQL backend by the URL's scheme, as --store
+// and the config's store: do.
+func TestOpenPostgresURL(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s, err := Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, ok := s.(*postgres); !ok {
+		t.Fatalf("Open(%s) = %T, want *postgres", dsn, s)
+	}
+}
+
+// Replicas starting at once over an empty database: the advisory lock
+// makes one of them create the schema and the others find it current.
+func TestPostgresConcurrentMigration(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := openPostgres(dsn)
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: %v", i, err)
+		}
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n, version int
+	if err := conn.QueryRow(ctx, `SELECT count(*), max(version) FROM schema_version`).Scan(&n, &version); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || version != PostgresSchemaVersion {
+		t.Fatalf("schema_version has %d rows, version %d; want 1 row, version %d", n, version, PostgresSchemaVersion)
+	}
+}
+
+// A database migrated by a newer idtx is refused, not written to.
+func TestPostgresNewerSchemaRefused(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	openPG(t, dsn)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE schema_version SET version = 99`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = openPostgres(dsn)
+	if err == nil || !strings.Contains(err.Error(), "schema version 99 is newer than this idtx knows") {
+		t.Fatalf("OpenPostgres over schema 99 = %v", err)
+	}
+}
+
+// A database that went away is ErrUnavailable (the STS answers
+// temporarily_unavailable), and the store works again once it is back.
+func TestPostgresUnavailableAndRecovery(t *testing.T) {
+	c := pgtest.Start(t)
+	s := openPG(t, pgtest.NewDatabase(t, c.DSN()))
+	ctx := context.Background()
+	if err := s.Grant(ctx, "corp", "alice", "billing-api", []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop()
+	if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Ping with the database stopped = %v, want ErrUnavailable", err)
+	}
+	_, err := s.Missing(ctx, "corp", "alice", "billing-api", []string{"x"})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Missing with the database stopped = %v, want ErrUnavailable", err)
+	}
+	if err := s.Grant(ctx, "corp", "bob", "billing-api", []string{"x"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Grant with the database stopped = %v, want ErrUnavailable", err)
+	}
+	c.StartAgain()
+	m, err := s.Missing(ctx, "corp", "alice", "billing-api", []string{"x"})
+	if err != nil || len(m) != 0 {
+		t.Fatalf("Missing after the database came back = %v, %v", m, err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the database came back = %v", err)
+	}
+}
+
+// A statement the database refuses is not "unavailable": it is a bug to
+// report, not to retry.
+func TestPGErrorClassifies(t *testing.T) {
+	if err := pgError(errors.New("syntax error")); errors.Is(err, ErrUnavailable) {
+		t.Fatal("a plain error was classified unavailable")
+	}
+	if pgError(nil) != nil {
+		t.Fatal("pgError(nil) != nil")
+	}
+}
+
+var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func openPGReplay(t *testing.T, dsn string, now *time.Time, limit int) ReplayCache {
+	t.Helper()
+	s, err := openPostgres(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s.Replay(func() time.Time { return *now }, limit)
+}
+
+// Two replicas over one database share the PostgreSQL replay cache (the
+// conformance suite checks the rest), and a client's expired rows are
+// deleted as it sends its next assertion.
+func TestPostgresReplayCache(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	now := t0
+	c := openPGReplay(t, dsn, &now, 3)
+	other := openPGReplay(t, dsn, &now, 3) // a second replica
+	ctx := context.Background()
+	use := func(c ReplayCache, client, jti string, exp time.Duration) error {
+		return c.Use(ctx, client, jti, t0.Add(exp))
+	}
+	for i, exp := range []time.Duration{3 * time.Minute, time.Minute, 2 * time.Minute} {
+		if err := use(c, "a", fmt.Sprint("j", i), exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := use(c, "a", "j3", time.Minute)
+	var limit *ReplayLimitError
+	if !errors.Is(err, ErrReplayLimit) || !errors.As(err, &limit) || err.Error() != "client a has 3 unexpired assertions (the limit)" {
+		t.Errorf("a's fourth: %v, want the limit", err)
+	}
+	if err := use(c, "b", "j0", time.Minute); err != nil {
+		t.Errorf("b is locked out by a: %v", err)
+	}
+	if err := use(other, "a", "j0", 3*time.Minute); !errors.Is(err, ErrReplayed) {
+		t.Errorf("j0 replayed at the other replica: %v", err)
+	}
+	now = t0.Add(90 * time.Second) // j1 (exp 1m) has expired
+	if err := use(other, "a", "j3", 4*time.Minute); err != nil {
+		t.Errorf("after j1 expired: %v", err)
+	}
+	if err := use(c, "a", "j2", 4*time.Minute); !errors.Is(err, ErrReplayed) {
+		t.Errorf("j2 (exp 2m) is forgotten early: %v", err)
+	}
+	now = t0.Add(10 * time.Minute)
+	if err := use(c, "a", "j0", 11*time.Minute); err != nil {
+		t.Errorf("after all expired: %v", err)
+	}
+	s, err := openPostgres(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM client_assertions WHERE client = 'a'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("a has %d rows after every entry expired, want 1: expired rows are not deleted", n)
+	}
+}
+
+// The database gone: the cache says so as ErrUnavailable, so the client
+// step answers temporarily_unavailable, and works again when it is back.
+func TestPostgresReplayCacheUnavailable(t *testing.T) {
+	cluster := pgtest.Start(t)
+	now := t0
+	c := openPGReplay(t, pgtest.NewDatabase(t, cluster.DSN()), &now, 0)
+	ctx := context.Background()
+	if err := c.Use(ctx, "a", "j0", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	cluster.Stop()
+	if err := c.Use(ctx, "a", "j1", t0.Add(time.Minute)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("with the database stopped: %v", err)
+	}
+	cluster.StartAgain()
+	if err := c.Use(ctx, "a", "j0", t0.Add(time.Minute)); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("j0 after the database came back: %v", err)
+	}
+}
