@@ -31,6 +31,7 @@ const DefaultSTS = "http://127.0.0.1:8080"
 
 type exchangeOptions struct {
 	io                 *IO
+	httpClient         func(cacert string) (*http.Client, error)
 	sts                string
 	profile            string
 	subjectToken       string
@@ -53,13 +54,11 @@ type exchangeOptions struct {
 	stsGiven bool
 }
 
-func newExchangeCmd(io *IO) *cobra.Command { return newExchangeCmdWith(io, nil) }
-
-// newExchangeCmdWith is newExchangeCmd with runF, when set, run instead of
-// the exchange once the flags are parsed (gh's options-plus-run pattern):
+// newExchangeCmd is `idtx exchange`; runF, when set, runs instead of the
+// exchange once the flags are parsed (gh's options-plus-run pattern):
 // tests see the options the command line gave without any network.
-func newExchangeCmdWith(io *IO, runF func(*exchangeOptions) error) *cobra.Command {
-	o := &exchangeOptions{io: io}
+func newExchangeCmd(f *Factory, runF func(*exchangeOptions) error) *cobra.Command {
+	o := &exchangeOptions{io: f.IO, httpClient: f.HTTPClient}
 	c := &cobra.Command{
 		Use:   "exchange --subject-token T [flags]",
 		Short: "Perform one RFC 8693 token exchange against an STS",
@@ -97,15 +96,15 @@ temporarily_unavailable, slow_down; Retry-After on stderr).`,
 			return runExchange(c, o)
 		},
 	}
-	f := c.Flags()
-	f.StringVar(&o.sts, "sts", DefaultSTS, "token endpoint, or issuer URL to discover it (default IDTX_STS, the profile's, or the mock)")
-	f.StringVar(&o.profile, "profile", "", "a saved profile (STS, client, auth method, secret)")
-	o.addRequestFlags(f)
-	f.StringVarP(&o.output, "output", "o", "token", "output: token, json or claims")
-	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for the whole exchange")
-	f.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
-	f.BoolVarP(&o.verbose, "verbose", "v", false, "print to stderr what was sent (secrets and tokens redacted), what came back, and an idtx STS's trace of a refusal")
-	f.BoolVar(&o.printCurl, "print-curl", false, "print an equivalent curl command instead of sending (secret as $IDTX_CLIENT_SECRET, tokens as $SUBJECT_TOKEN, $ACTOR_TOKEN)")
+	fs := c.Flags()
+	fs.StringVar(&o.sts, "sts", DefaultSTS, "token endpoint, or issuer URL to discover it (default IDTX_STS, the profile's, or the mock)")
+	fs.StringVar(&o.profile, "profile", "", "a saved profile (STS, client, auth method, secret)")
+	o.addRequestFlags(fs)
+	fs.StringVarP(&o.output, "output", "o", "token", "output: token, json or claims")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for the whole exchange")
+	fs.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print to stderr what was sent (secrets and tokens redacted), what came back, and an idtx STS's trace of a refusal")
+	fs.BoolVar(&o.printCurl, "print-curl", false, "print an equivalent curl command instead of sending (secret as $IDTX_CLIENT_SECRET, tokens as $SUBJECT_TOKEN, $ACTOR_TOKEN)")
 	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
 	registerProfileCompletion(c)
 	completeWords(c, authMethods, "auth-method")
@@ -143,7 +142,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 		return err
 	}
 
-	client, err := httpClient(o.cacert)
+	client, err := o.httpClient(o.cacert)
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func TestExchangeFlagPrecedence(t *testing.T) {
 			}
 			var stderr bytes.Buffer
 			ran := false
-			c := newExchangeCmdWith(&IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}, func(o *exchangeOptions) error {
+			c := newExchangeCmd(testFactory(t, &IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}), func(o *exchangeOptions) error {
 				ran = true
 				rc, err := o.resolve(os.Getenv)
 				if err != nil {

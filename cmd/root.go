@@ -42,8 +42,6 @@ func usageError(format string, args ...any) error {
 func rejectedError(err error) error    { return &exitError{ExitRejected, err} }
 func unreachableError(err error) error { return &exitError{ExitUnreachable, err} }
 
-// IO is where a command reads and writes; tests swap it.
-
 // Main runs idtx with os.Args and returns the exit code.
 func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -100,8 +98,12 @@ func isCobraUsage(err error) bool {
 	return false
 }
 
-// NewRoot builds the command tree.
-func NewRoot(io *IO) *cobra.Command {
+// NewRoot builds the command tree, its commands reading and writing io.
+func NewRoot(io *IO) *cobra.Command { return newRoot(newFactory(io)) }
+
+// newRoot builds the command tree on f's plumbing.
+func newRoot(f *Factory) *cobra.Command {
+	io := f.IO
 	root := &cobra.Command{
 		Use:   "idtx",
 		Short: "Token exchange (RFC 8693): a client for any STS, and a local STS that really validates",
@@ -123,14 +125,14 @@ identity providers, and the tools to see why an exchange failed.`,
 		return usageError("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(
-		newServeCmd(io),
-		newExchangeCmd(io),
+		newServeCmd(f, nil),
+		newExchangeCmd(f, nil),
 		newInspectCmd(io),
 		newIntrospectCmd(io),
 		newProfileCmd(io),
 		newMockCmd(io),
-		newConsentCmd(io),
-		newKeysCmd(io),
+		newConsentCmd(f, nil),
+		newKeysCmd(f, nil),
 		newConfigCmd(io),
 		newExplainCmd(io),
 		newWalkCmd(io),
