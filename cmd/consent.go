@@ -19,7 +19,10 @@ import (
 )
 
 type consentOptions struct {
-	io      *IO
+	io             *IO
+	loadConfigFile func(path string) (*config.Config, error)
+	openStoreURL   func(url string) (store.Store, error)
+
 	store   string
 	config  string
 	idp     string
@@ -31,8 +34,11 @@ type consentOptions struct {
 	cfg *config.Config // loaded from --config, if given
 }
 
-func newConsentCmd(io *IO) *cobra.Command {
-	o := &consentOptions{io: io}
+// newConsentCmd is `idtx consent` and its subcommands, which share one
+// consentOptions; runF, when set, runs instead of the subcommand once its
+// flags are parsed (tests).
+func newConsentCmd(f *Factory, runF func(*consentOptions) error) *cobra.Command {
+	o := &consentOptions{io: f.IO, loadConfigFile: f.LoadConfig, openStoreURL: f.OpenStore}
 	c := &cobra.Command{
 		Use:   "consent",
 		Short: "Manage stored consents",
@@ -276,6 +282,9 @@ service, and removes them from the legacy set.`,
 	for _, sub := range []*cobra.Command{grant, revoke, list, seed, migrate} {
 		run := sub.RunE
 		sub.RunE = func(c *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(o)
+			}
 			if err := o.loadConfig(); err != nil {
 				return err
 			}
@@ -291,7 +300,7 @@ func (o *consentOptions) loadConfig() error {
 	if o.config == "" {
 		return nil
 	}
-	cfg, err := config.LoadFile(o.config)
+	cfg, err := o.loadConfigFile(o.config)
 	if err != nil {
 		return usageError("--config %s: %v", o.config, err)
 	}
@@ -356,7 +365,7 @@ func (o *consentOptions) openStore(fn func(store.Store) error) error {
 	if err != nil {
 		return err
 	}
-	s, err := store.Open(url)
+	s, err := o.openStoreURL(url)
 	if err != nil {
 		return err
 	}

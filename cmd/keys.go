@@ -15,7 +15,10 @@ import (
 )
 
 type keysOptions struct {
-	io      *IO
+	io             *IO
+	loadConfigFile func(path string) (*config.Config, error)
+	openStoreURL   func(url string) (store.Store, error)
+
 	store   string
 	config  string
 	kekFile string
@@ -33,11 +36,11 @@ type keysOptions struct {
 // --config, an old key stays published this long after it stops signing.
 const maxTokenLifetime = 24 * time.Hour
 
-func newKeysCmd(io *IO) *cobra.Command { return newKeysCmdWith(&keysOptions{io: io, now: time.Now}) }
-
-// newKeysCmdWith is newKeysCmd with o's clock (tests run a rotation as of
-// a later time).
-func newKeysCmdWith(o *keysOptions) *cobra.Command {
+// newKeysCmd is `idtx keys` and its subcommands, on f's clock (tests run a
+// rotation as of a later time); runF, when set, runs instead of the
+// subcommand once its flags are parsed (tests).
+func newKeysCmd(f *Factory, runF func(*keysOptions) error) *cobra.Command {
+	o := &keysOptions{io: f.IO, loadConfigFile: f.LoadConfig, openStoreURL: f.OpenStore, now: f.Now}
 	c := &cobra.Command{
 		Use:   "keys",
 		Short: "Manage the STS's signing keys kept in the store",
@@ -72,7 +75,12 @@ sealed keys it is always refused.`, keyset.PublishLead, keyset.JWKSMaxAge, maxTo
   $ idtx keys rotate --config sts.yaml --at 2026-12-01T00:00:00Z
   $ idtx keys rotate --config sts.yaml --at +1h`,
 		Args: noArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return o.rotate(c) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return o.rotate(c)
+		},
 	}
 	rotate.Flags().StringVar(&o.at, "at", "", "when the new key signs from: RFC 3339, a date, or an offset such as +1h (at least "+keyset.PublishLead.String()+" from now)")
 	rotate.Flags().BoolVar(&o.insecurePlaintext, "insecure-plaintext-key", false, "store the new private key unencrypted when no key-encryption key is given (anyone who can read the store can sign)")
@@ -86,7 +94,12 @@ sealed keys it is always refused.`, keyset.PublishLead, keyset.JWKSMaxAge, maxTo
 		Example: `  $ idtx keys list --config sts.yaml
   $ idtx keys list --store postgres://idtx@db/idtx -o json`,
 		Args: noArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return o.list(c) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return o.list(c)
+		},
 	}
 	list.Flags().StringVarP(&o.output, "output", "o", "text", "text or json")
 	c.AddCommand(rotate, list)
@@ -98,7 +111,7 @@ func (o *keysOptions) open() (*config.Config, store.Store, keyset.Store, error) 
 	var cfg *config.Config
 	if o.config != "" {
 		var err error
-		if cfg, err = config.LoadFile(o.config); err != nil {
+		if cfg, err = o.loadConfigFile(o.config); err != nil {
 			return nil, nil, nil, usageError("%w", err)
 		}
 	}
@@ -109,7 +122,7 @@ func (o *keysOptions) open() (*config.Config, store.Store, keyset.Store, error) 
 	if url == store.MemoryURL {
 		return nil, nil, nil, usageError("--store memory: lives only inside one server; name the store the server uses")
 	}
-	s, err := store.Open(url)
+	s, err := o.openStoreURL(url)
 	if err != nil {
 		return nil, nil, nil, err
 	}

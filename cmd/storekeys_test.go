@@ -297,7 +297,9 @@ func TestIDPName(t *testing.T) {
 func rotateAt(t *testing.T, now time.Time, args ...string) {
 	t.Helper()
 	var out, errOut strings.Builder
-	c := newKeysCmdWith(&keysOptions{io: &IO{In: strings.NewReader(""), Out: &out, Err: &errOut}, now: func() time.Time { return now }})
+	f := newFactory(&IO{In: strings.NewReader(""), Out: &out, Err: &errOut})
+	f.Now = func() time.Time { return now }
+	c := newKeysCmd(f, nil)
 	c.SetArgs(append([]string{"rotate"}, args...))
 	c.SilenceErrors, c.SilenceUsage = true, true
 	if err := c.ExecuteContext(t.Context()); err != nil {
