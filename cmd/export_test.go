@@ -16,15 +16,14 @@ func StartServe(home string, args ...string) (string, func() error, error) {
 // startServeTo is StartServe with the server's stderr sent to stderr.
 func startServeTo(stderr io.Writer, home string, args ...string) (string, func() error, error) {
 	ready := make(chan string, 1)
-	o := &serveOptions{
-		io:    &IO{In: strings.NewReader(""), Out: io.Discard, Err: stderr},
-		ready: func(base string) { ready <- base },
-		home:  home,
-	}
-	c := newServeCmdWith(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := newServeCmd(newFactory(&IO{In: strings.NewReader(""), Out: io.Discard, Err: stderr}), func(o *serveOptions) error {
+		o.ready = func(base string) { ready <- base }
+		o.home = home
+		return runServe(ctx, o)
+	})
 	c.SetArgs(append([]string{"--listen", "127.0.0.1:0"}, args...))
 	c.SilenceErrors, c.SilenceUsage = true, true
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.ExecuteContext(ctx) }()
 	stop := func() error { cancel(); return <-done }

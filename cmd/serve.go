@@ -29,7 +29,10 @@ import (
 )
 
 type serveOptions struct {
-	io         *IO
+	io             *IO
+	loadConfigFile func(path string) (*config.Config, error)
+	openStoreURL   func(url string) (store.Store, error)
+
 	listen     string
 	configFile string
 	mock       bool
@@ -44,9 +47,10 @@ type serveOptions struct {
 	home string
 }
 
-func newServeCmd(io *IO) *cobra.Command { return newServeCmdWith(&serveOptions{io: io}) }
-
-func newServeCmdWith(o *serveOptions) *cobra.Command {
+// newServeCmd is `idtx serve`; runF, when set, runs instead of the server
+// once the flags are parsed (tests).
+func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
+	o := &serveOptions{io: f.IO, loadConfigFile: f.LoadConfig, openStoreURL: f.OpenStore}
 	c := &cobra.Command{
 		Use:   "serve (--mock | --config FILE)",
 		Short: "Run the local Security Token Service",
@@ -59,15 +63,20 @@ docs/explain.md).`,
   $ idtx serve --config sts.yaml --listen 127.0.0.1:9000 --log-format json
   $ idtx serve --mock --clock 2025-01-01T12:00:00Z --store memory:`,
 		Args: noArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return runServe(c.Context(), o) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return runServe(c.Context(), o)
+		},
 	}
-	f := c.Flags()
-	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on: host:port, :port (every interface) or a port (loopback); port 0 picks a free one")
-	f.StringVar(&o.configFile, "config", "", "server config file (YAML)")
-	f.BoolVar(&o.mock, "mock", false, "run with the built-in mock IDP, clients and services")
-	addStoreFlag(f, &o.store, "postgres:// is shared by replicas")
-	f.StringVar(&o.clock, "clock", "", "start the server's clock at this instant, RFC 3339 or an offset such as -24h (to replay recorded tokens)")
-	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs := c.Flags()
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on: host:port, :port (every interface) or a port (loopback); port 0 picks a free one")
+	fs.StringVar(&o.configFile, "config", "", "server config file (YAML)")
+	fs.BoolVar(&o.mock, "mock", false, "run with the built-in mock IDP, clients and services")
+	addStoreFlag(fs, &o.store, "postgres:// is shared by replicas")
+	fs.StringVar(&o.clock, "clock", "", "start the server's clock at this instant, RFC 3339 or an offset such as -24h (to replay recorded tokens)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	completeWords(c, []string{"text", "json"}, "log-format")
 	return c
 }
@@ -114,7 +123,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.mock {
 		cfg, err = mockidp.Config()
 	} else {
-		cfg, err = config.LoadFile(o.configFile)
+		cfg, err = o.loadConfigFile(o.configFile)
 	}
 	if err != nil {
 		return usageError("%w", err)
@@ -153,7 +162,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			return err
 		}
 	}
-	st, err := store.Open(storeURL)
+	st, err := o.openStoreURL(storeURL)
 	if err != nil {
 		return err
 	}
