@@ -13,10 +13,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/store"
 	"github.com/idtx/idtx/stsclient"
 	"github.com/idtx/idtx/tui"
 )
@@ -137,7 +139,7 @@ func TestSameEngineNoDrift(t *testing.T) {
 			}
 
 			// 3. The walk model, over the engine walk builds.
-			local, err := openLocal(t.Context(), "", "", "", io.Discard)
+			local, err := openLocal(t.Context(), config.LoadFile, store.Open, "", "", "", io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}

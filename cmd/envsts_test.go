@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/spf13/cobra"
 )
 
 // TestClientCommandsHonourIDTXSTS: explain --trace/--last and walk with no
@@ -75,7 +76,11 @@ func TestClientCommandsHonourIDTXSTS(t *testing.T) {
 
 	// walk with no request watches IDTX_STS: its first command polls /traces.
 	var model tea.Model
-	c := newWalkCmdWith(&IO{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard}, func(m tea.Model) error { model = m; return nil })
+	var c *cobra.Command
+	c = newWalkCmd(newFactory(&IO{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard}), func(o *walkOptions) error {
+		o.run = func(m tea.Model) error { model = m; return nil }
+		return runWalk(c, o)
+	})
 	c.SetArgs(nil)
 	c.SilenceErrors, c.SilenceUsage = true, true
 	if err := c.Execute(); err != nil {

@@ -20,7 +20,10 @@ import (
 )
 
 type explainOptions struct {
-	req        exchangeOptions // the request flags of `idtx exchange`
+	req            exchangeOptions // the request flags of `idtx exchange`
+	loadConfigFile func(path string) (*config.Config, error)
+	openStoreURL   func(url string) (store.Store, error)
+
 	configFile string
 	store      string
 	at         string
@@ -32,8 +35,10 @@ type explainOptions struct {
 	cacert     string
 }
 
-func newExplainCmd(io *IO) *cobra.Command {
-	o := &explainOptions{req: exchangeOptions{io: io}}
+// newExplainCmd is `idtx explain`; runF, when set, runs instead of the
+// explanation once the flags are parsed (tests).
+func newExplainCmd(f *Factory, runF func(*explainOptions) error) *cobra.Command {
+	o := &explainOptions{req: exchangeOptions{io: f.IO, httpClient: f.HTTPClient}, loadConfigFile: f.LoadConfig, openStoreURL: f.OpenStore}
 	c := &cobra.Command{
 		Use:   "explain --subject-token T [flags] | explain --sts URL (--trace ID | --last)",
 		Short: "Show every step of the flowchart for one exchange, offline or from a running STS",
@@ -63,19 +68,24 @@ answered 503 or 429).`,
   $ idtx explain --sts http://127.0.0.1:8080 --last
   $ idtx explain --sts http://127.0.0.1:8080 --trace 42`,
 		Args: noArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return runExplain(c, o) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return runExplain(c, o)
+		},
 	}
-	f := c.Flags()
-	o.req.addRequestFlags(f)
-	f.StringVar(&o.configFile, "config", "", "server config file (YAML) (default: the mock's)")
-	addStoreFlag(f, &o.store, "read only: one that does not exist is not created")
-	f.StringVar(&o.at, "at", "", "evaluate at this RFC 3339 instant instead of now")
-	f.StringVarP(&o.output, "output", "o", "text", "output: text or json (docs/explain.md)")
-	f.StringVar(&o.sts, "sts", "", "a running idtx STS whose trace to show (with --trace or --last; default IDTX_STS)")
-	f.StringVar(&o.traceID, "trace", "", "with --sts: the trace id of an exchange (trace_id of a refusal)")
-	f.BoolVar(&o.last, "last", false, "with --sts: the STS's last exchange")
-	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "with --sts: time limit")
-	f.StringVar(&o.cacert, "cacert", "", "with --sts: PEM file of CA certificates to trust")
+	fs := c.Flags()
+	o.req.addRequestFlags(fs)
+	fs.StringVar(&o.configFile, "config", "", "server config file (YAML) (default: the mock's)")
+	addStoreFlag(fs, &o.store, "read only: one that does not exist is not created")
+	fs.StringVar(&o.at, "at", "", "evaluate at this RFC 3339 instant instead of now")
+	fs.StringVarP(&o.output, "output", "o", "text", "output: text or json (docs/explain.md)")
+	fs.StringVar(&o.sts, "sts", "", "a running idtx STS whose trace to show (with --trace or --last; default IDTX_STS)")
+	fs.StringVar(&o.traceID, "trace", "", "with --sts: the trace id of an exchange (trace_id of a refusal)")
+	fs.BoolVar(&o.last, "last", false, "with --sts: the STS's last exchange")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "with --sts: time limit")
+	fs.StringVar(&o.cacert, "cacert", "", "with --sts: PEM file of CA certificates to trust")
 	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
 	completeWords(c, authMethods, "auth-method")
 	return c
@@ -123,7 +133,7 @@ func printFix(w io.Writer, rec *exchange.Record) {
 
 // offline runs the request through a local engine.
 func (o *explainOptions) offline(c *cobra.Command) (*exchange.Record, error) {
-	local, err := openLocal(c.Context(), o.configFile, o.store, o.at, o.req.io.Err)
+	local, err := openLocal(c.Context(), o.loadConfigFile, o.openStoreURL, o.configFile, o.store, o.at, o.req.io.Err)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +172,7 @@ func (o *explainOptions) fetch(c *cobra.Command) (*exchange.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := httpClient(o.cacert)
+	client, err := o.req.httpClient(o.cacert)
 	if err != nil {
 		return nil, err
 	}
@@ -231,14 +241,15 @@ type local struct {
 // mock's), a signer made in memory, the clock at at (or now), and the
 // store as serve would open it, except that a SQLite file that does not
 // exist is not created: an empty memory: store stands in, with the mock's
-// consents when the config is the mock's. Notes go to stderr.
-func openLocal(ctx context.Context, configFile, storeURL, at string, stderr io.Writer) (*local, error) {
+// consents when the config is the mock's. Notes go to stderr. The config
+// is read by load and the store opened by open (the Factory's).
+func openLocal(ctx context.Context, load func(string) (*config.Config, error), open func(string) (store.Store, error), configFile, storeURL, at string, stderr io.Writer) (*local, error) {
 	l := &local{mock: configFile == ""}
 	var err error
 	if l.mock {
 		l.cfg, err = mockidp.Config()
 	} else {
-		l.cfg, err = config.LoadFile(configFile)
+		l.cfg, err = load(configFile)
 	}
 	if err != nil {
 		return nil, usageError("%w", err)
@@ -263,7 +274,7 @@ func openLocal(ctx context.Context, configFile, storeURL, at string, stderr io.W
 			storeURL = store.MemoryURL
 		}
 	}
-	if l.store, err = store.Open(storeURL); err != nil {
+	if l.store, err = open(storeURL); err != nil {
 		return nil, usageError("--store: %v", err)
 	}
 	l.storeURL = storeURL

@@ -20,12 +20,11 @@ type walkOptions struct {
 	run func(m tea.Model) error
 }
 
-func newWalkCmd(io *IO) *cobra.Command { return newWalkCmdWith(io, nil) }
-
-// newWalkCmdWith is newWalkCmd with run, when set, given the model instead
-// of a terminal (tests).
-func newWalkCmdWith(io *IO, run func(m tea.Model) error) *cobra.Command {
-	o := &walkOptions{explainOptions: explainOptions{req: exchangeOptions{io: io}}, run: run}
+// newWalkCmd is `idtx walk`; runF, when set, runs instead of the walk
+// once the flags are parsed (tests; one that sets o.run and calls runWalk
+// gets the model instead of a terminal).
+func newWalkCmd(f *Factory, runF func(*walkOptions) error) *cobra.Command {
+	o := &walkOptions{explainOptions: explainOptions{req: exchangeOptions{io: f.IO, httpClient: f.HTTPClient}, loadConfigFile: f.LoadConfig, openStoreURL: f.OpenStore}}
 	c := &cobra.Command{
 		Use:   "walk --subject-token T [flags] | walk --sts URL",
 		Short: "Walk the exchange flowchart step by step in the terminal",
@@ -48,15 +47,20 @@ trace as text or JSON anywhere (docs/explain.md).`,
   $ idtx walk --config sts.yaml --client-id api --client-secret-file secret.txt --subject-token @t.jwt --audience orders-api
   $ idtx walk --sts http://127.0.0.1:8080`,
 		Args: noArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return runWalk(c, o) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return runWalk(c, o)
+		},
 	}
-	f := c.Flags()
-	o.req.addRequestFlags(f)
-	f.StringVar(&o.configFile, "config", "", "server config file (YAML) (default: the mock's)")
-	addStoreFlag(f, &o.store, "c grants in it; one that does not exist is not created")
-	f.StringVar(&o.at, "at", "", "evaluate at this RFC 3339 instant instead of now")
-	f.StringVar(&o.sts, "sts", "", "list the exchanges of a running idtx STS instead (default IDTX_STS when no request is given)")
-	f.StringVar(&o.cacert, "cacert", "", "with --sts: PEM file of CA certificates to trust")
+	fs := c.Flags()
+	o.req.addRequestFlags(fs)
+	fs.StringVar(&o.configFile, "config", "", "server config file (YAML) (default: the mock's)")
+	addStoreFlag(fs, &o.store, "c grants in it; one that does not exist is not created")
+	fs.StringVar(&o.at, "at", "", "evaluate at this RFC 3339 instant instead of now")
+	fs.StringVar(&o.sts, "sts", "", "list the exchanges of a running idtx STS instead (default IDTX_STS when no request is given)")
+	fs.StringVar(&o.cacert, "cacert", "", "with --sts: PEM file of CA certificates to trust")
 	registerTokenTypeCompletion(c, "subject-token-type", "actor-token-type", "requested-token-type")
 	completeWords(c, authMethods, "auth-method")
 	return c
@@ -81,7 +85,7 @@ func runWalk(c *cobra.Command, o *walkOptions) error {
 		if err != nil {
 			return err
 		}
-		client, err := httpClient(o.cacert)
+		client, err := o.req.httpClient(o.cacert)
 		if err != nil {
 			return err
 		}
@@ -89,7 +93,7 @@ func runWalk(c *cobra.Command, o *walkOptions) error {
 	} else {
 		// The notes of openLocal go to the status line, not under the UI.
 		var notes strings.Builder
-		local, err := openLocal(c.Context(), o.configFile, o.store, o.at, &notes)
+		local, err := openLocal(c.Context(), o.loadConfigFile, o.openStoreURL, o.configFile, o.store, o.at, &notes)
 		if err != nil {
 			return err
 		}
