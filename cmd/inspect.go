@@ -23,7 +23,10 @@ import (
 )
 
 type inspectOptions struct {
-	io        *IO
+	io             *IO
+	loadConfigFile func(path string) (*config.Config, error)
+
+	token     string // TOKEN, or - for stdin
 	verify    bool
 	jwks      string
 	issuer    string
@@ -36,8 +39,10 @@ type inspectOptions struct {
 	mock      bool
 }
 
-func newInspectCmd(io *IO) *cobra.Command {
-	o := &inspectOptions{io: io}
+// newInspectCmd is `idtx inspect`; runF, when set, runs instead of the
+// inspection once the flags are parsed (tests).
+func newInspectCmd(f *Factory, runF func(*inspectOptions) error) *cobra.Command {
+	o := &inspectOptions{io: f.IO, loadConfigFile: f.LoadConfig}
 	c := &cobra.Command{
 		Use:   "inspect [TOKEN]",
 		Short: "Decode a JWT or SAML assertion; --verify checks it",
@@ -72,26 +77,30 @@ is true when exp (JWT) or NotOnOrAfter (SAML) has passed.`,
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			arg := "-"
+			o.token = "-"
 			if len(args) == 1 {
-				arg = args[0]
-			} else if o.io.InIsTerminal() {
+				o.token = args[0]
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			if len(args) == 0 && o.io.InIsTerminal() {
 				fmt.Fprintln(o.io.Err, "idtx: reading a token from stdin: paste it and press Ctrl-D (or give TOKEN, - or @file as an argument)")
 			}
-			return runInspect(c.Context(), o, arg)
+			return runInspect(c.Context(), o, o.token)
 		},
 	}
-	f := c.Flags()
-	f.BoolVar(&o.verify, "verify", false, "check the signature and claims")
-	f.StringVar(&o.jwks, "jwks", "", "JWKS URL or file to verify a JWT with")
-	f.StringVar(&o.issuer, "issuer", "", "issuer URL: discover its keys (JWT), and require it")
-	f.StringVar(&o.cert, "cert", "", "PEM certificate(s) or SAML metadata to verify a SAML assertion with")
-	f.BoolVar(&o.mock, "mock", false, "verify with the built-in mock IDPs' keys (as 'idtx serve --mock' trusts them)")
-	f.StringVar(&o.config, "config", "", "server config whose trusted IDPs verify the token")
-	f.StringVar(&o.audience, "audience", "", "require this audience")
-	f.StringVar(&o.at, "at", "", "check and describe times as of this instant: RFC 3339, a date, or an offset such as -1h (default now)")
-	f.StringVarP(&o.output, "output", "o", "text", "output: text or json")
-	f.StringVar(&o.tokenType, "token-type", "", "type to verify the token as (default by its shape; with --config)")
+	fs := c.Flags()
+	fs.BoolVar(&o.verify, "verify", false, "check the signature and claims")
+	fs.StringVar(&o.jwks, "jwks", "", "JWKS URL or file to verify a JWT with")
+	fs.StringVar(&o.issuer, "issuer", "", "issuer URL: discover its keys (JWT), and require it")
+	fs.StringVar(&o.cert, "cert", "", "PEM certificate(s) or SAML metadata to verify a SAML assertion with")
+	fs.BoolVar(&o.mock, "mock", false, "verify with the built-in mock IDPs' keys (as 'idtx serve --mock' trusts them)")
+	fs.StringVar(&o.config, "config", "", "server config whose trusted IDPs verify the token")
+	fs.StringVar(&o.audience, "audience", "", "require this audience")
+	fs.StringVar(&o.at, "at", "", "check and describe times as of this instant: RFC 3339, a date, or an offset such as -1h (default now)")
+	fs.StringVarP(&o.output, "output", "o", "text", "output: text or json")
+	fs.StringVar(&o.tokenType, "token-type", "", "type to verify the token as (default by its shape; with --config)")
 	registerTokenTypeCompletion(c, "token-type")
 	completeWords(c, []string{"text", "json"}, "output")
 	return c
@@ -262,7 +271,7 @@ func (o *inspectOptions) verifyToken(ctx context.Context, token string, format i
 		if o.mock {
 			cfg, err = mockidp.Config()
 		} else {
-			cfg, err = config.LoadFile(o.config)
+			cfg, err = o.loadConfigFile(o.config)
 		}
 		if err != nil {
 			return nil, usageError("%w", err)

@@ -17,7 +17,10 @@ import (
 )
 
 type introspectOptions struct {
-	io      *IO
+	io         *IO
+	httpClient func(cacert string) (*http.Client, error)
+
+	token   string // TOKEN: a literal, - or @file
 	sts     string
 	profile string
 	clientFlags
@@ -26,8 +29,10 @@ type introspectOptions struct {
 	cacert  string
 }
 
-func newIntrospectCmd(io *IO) *cobra.Command {
-	o := &introspectOptions{io: io}
+// newIntrospectCmd is `idtx introspect`; runF, when set, runs instead of
+// the request once the flags are parsed (tests).
+func newIntrospectCmd(f *Factory, runF func(*introspectOptions) error) *cobra.Command {
+	o := &introspectOptions{io: f.IO, httpClient: f.HTTPClient}
 	c := &cobra.Command{
 		Use:   "introspect TOKEN",
 		Short: "Ask an STS's /introspect about a token (RFC 7662)",
@@ -48,15 +53,21 @@ answer or the OAuth error object is still printed on stdout), 2 usage,
   $ idtx introspect "$T"
   $ idtx introspect @token.jwt --profile corp -o text`,
 		Args: exactArgs(1, "one TOKEN"),
-		RunE: func(c *cobra.Command, args []string) error { return runIntrospect(c, o, args[0]) },
+		RunE: func(c *cobra.Command, args []string) error {
+			o.token = args[0]
+			if runF != nil {
+				return runF(o)
+			}
+			return runIntrospect(c, o, o.token)
+		},
 	}
-	f := c.Flags()
-	f.StringVar(&o.sts, "sts", DefaultSTS, "issuer URL, or the introspection endpoint itself (default IDTX_STS, the profile's, or the mock)")
-	f.StringVar(&o.profile, "profile", "", "a saved profile (STS, client, auth method, secret)")
-	o.clientFlags.add(f)
-	f.StringVarP(&o.output, "output", "o", "json", "output: json or text")
-	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit")
-	f.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
+	fs := c.Flags()
+	fs.StringVar(&o.sts, "sts", DefaultSTS, "issuer URL, or the introspection endpoint itself (default IDTX_STS, the profile's, or the mock)")
+	fs.StringVar(&o.profile, "profile", "", "a saved profile (STS, client, auth method, secret)")
+	o.clientFlags.add(fs)
+	fs.StringVarP(&o.output, "output", "o", "json", "output: json or text")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit")
+	fs.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
 	registerProfileCompletion(c)
 	completeWords(c, authMethods, "auth-method")
 	completeWords(c, []string{"json", "text"}, "output")
@@ -81,7 +92,7 @@ func runIntrospect(c *cobra.Command, o *introspectOptions, arg string) error {
 	if err != nil {
 		return err
 	}
-	client, err := httpClient(o.cacert)
+	client, err := o.httpClient(o.cacert)
 	if err != nil {
 		return err
 	}
