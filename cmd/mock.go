@@ -23,18 +23,20 @@ type mockTokenOptions struct {
 	at     string
 }
 
-func newMockCmd(io *IO) *cobra.Command {
+func newMockCmd(f *Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "mock",
 		Short: "The built-in mock identity provider",
 		Args:  noArgs,
 	}
-	c.AddCommand(newMockTokenCmd(io))
+	c.AddCommand(newMockTokenCmd(f, nil))
 	return c
 }
 
-func newMockTokenCmd(io *IO) *cobra.Command {
-	o := &mockTokenOptions{io: io}
+// newMockTokenCmd is `idtx mock token`; runF, when set, runs instead of
+// the minting once the flags are parsed (tests).
+func newMockTokenCmd(f *Factory, runF func(*mockTokenOptions) error) *cobra.Command {
+	o := &mockTokenOptions{io: f.IO}
 	c := &cobra.Command{
 		Use:   "token",
 		Short: "Mint a subject token from the mock IDP, offline",
@@ -55,17 +57,22 @@ subject_token_type access_token.`,
   $ idtx mock token --format opaque --sub alice --scope orders:read
   $ idtx mock token --at 2025-01-01T12:00:00Z   # for idtx serve --mock --clock 2025-01-01T12:00:00Z`,
 		Args: noArgs,
-		RunE: func(*cobra.Command, []string) error { return runMockToken(o) },
+		RunE: func(*cobra.Command, []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return runMockToken(o)
+		},
 	}
-	f := c.Flags()
-	f.StringVar(&o.sub, "sub", mockidp.DefaultSub, "subject (sub claim)")
-	f.StringVar(&o.format, "format", "jwt", "token format: jwt, saml2, saml1 (SAML base64url-encoded) or opaque (the mock internal IDP's)")
-	f.StringVar(&o.aud, "aud", mockidp.Audience, "audience (aud claim)")
-	f.StringVar(&o.scope, "scope", "", "space-separated scopes (scope claim)")
-	f.DurationVar(&o.ttl, "ttl", mockidp.DefaultTTL, "lifetime")
-	f.StringArrayVar(&o.claims, "claim", nil, "extra claim k=v, repeatable; v may be JSON")
-	f.StringVar(&o.mayAct, "may-act", "", "add a may_act claim naming this actor subject (delegation)")
-	f.StringVar(&o.at, "at", "", "mint as of this instant (for 'idtx serve --clock'): RFC 3339, a date, or an offset such as -24h")
+	fs := c.Flags()
+	fs.StringVar(&o.sub, "sub", mockidp.DefaultSub, "subject (sub claim)")
+	fs.StringVar(&o.format, "format", "jwt", "token format: jwt, saml2, saml1 (SAML base64url-encoded) or opaque (the mock internal IDP's)")
+	fs.StringVar(&o.aud, "aud", mockidp.Audience, "audience (aud claim)")
+	fs.StringVar(&o.scope, "scope", "", "space-separated scopes (scope claim)")
+	fs.DurationVar(&o.ttl, "ttl", mockidp.DefaultTTL, "lifetime")
+	fs.StringArrayVar(&o.claims, "claim", nil, "extra claim k=v, repeatable; v may be JSON")
+	fs.StringVar(&o.mayAct, "may-act", "", "add a may_act claim naming this actor subject (delegation)")
+	fs.StringVar(&o.at, "at", "", "mint as of this instant (for 'idtx serve --clock'): RFC 3339, a date, or an offset such as -24h")
 	completeWords(c, []string{"jwt", "saml2", "saml1", "opaque"}, "format")
 	return c
 }

@@ -23,10 +23,14 @@ type profileOptions struct {
 	clientSecretFile string
 	secretStore      string
 	output           string
+	name             string // NAME of add, show and remove
 }
 
-func newProfileCmd(io *IO) *cobra.Command {
-	o := &profileOptions{io: io}
+// newProfileCmd is `idtx profile` and its subcommands, which share one
+// profileOptions; runF, when set, runs instead of the subcommand once its
+// flags are parsed (tests).
+func newProfileCmd(f *Factory, runF func(*profileOptions) error) *cobra.Command {
+	o := &profileOptions{io: f.IO}
 	c := &cobra.Command{
 		Use:   "profile",
 		Short: "Named STS profiles; secrets in the OS keyring or a 0600 file",
@@ -133,6 +137,18 @@ referenced by path. See docs/cli.md.`,
 				names = append(names, p.Name)
 			}
 			return names, cobra.ShellCompDirectiveNoFileComp
+		}
+	}
+	for _, sub := range []*cobra.Command{add, list, show, remove} {
+		run := sub.RunE
+		sub.RunE = func(c *cobra.Command, args []string) error {
+			if runF != nil {
+				if len(args) == 1 {
+					o.name = args[0]
+				}
+				return runF(o)
+			}
+			return run(c, args)
 		}
 	}
 	c.AddCommand(add, list, show, remove)
