@@ -17,13 +17,26 @@ import (
 	"github.com/idtx/idtx/idp"
 )
 
-func newConfigCmd(io *IO) *cobra.Command {
+func newConfigCmd(f *Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "config",
 		Short: "Check and start server configuration files",
 		Args:  noArgs,
 	}
-	var output string
+	c.AddCommand(newConfigValidateCmd(f, nil), newConfigInitCmd(f, nil))
+	return c
+}
+
+type configValidateOptions struct {
+	io     *IO
+	file   string // FILE
+	output string
+}
+
+// newConfigValidateCmd is `idtx config validate`; runF, when set, runs
+// instead of the validation once the flags are parsed (tests).
+func newConfigValidateCmd(f *Factory, runF func(*configValidateOptions) error) *cobra.Command {
+	o := &configValidateOptions{io: f.IO}
 	validate := &cobra.Command{
 		Use:   "validate FILE [-o text|json]",
 		Short: "Check a config file and everything it references (a CI gate)",
@@ -45,38 +58,45 @@ FILE).`,
   $ idtx config validate sts.yaml -o json | jq '.problems[].message'`,
 		Args: exactArgs(1, "one FILE"),
 		RunE: func(c *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return usageError("-o must be text or json, not %q", output)
+			o.file = args[0]
+			if runF != nil {
+				return runF(o)
 			}
-			v, err := validateConfig(c.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				if err := writeJSON(io, v); err != nil {
-					return err
-				}
-			} else {
-				for _, p := range v.Warnings {
-					fmt.Fprintf(io.Err, "%s: warning: %s\n", where(p), safeText(p.Message))
-				}
-				for _, p := range v.Problems {
-					fmt.Fprintf(io.Err, "%s: %s\n", where(p), safeText(p.Message))
-				}
-				if v.Valid {
-					fmt.Fprintf(io.Out, "%s: valid\n%s", safeText(args[0]), v.cfg.Summary())
-				}
-			}
-			if !v.Valid {
-				return &exitError{ExitFailure, fmt.Errorf("%s: %d problem(s)", args[0], len(v.Problems))}
-			}
-			return nil
+			return runConfigValidate(c.Context(), o)
 		},
 	}
-	validate.Flags().StringVarP(&output, "output", "o", "text", "output: text or json")
+	validate.Flags().StringVarP(&o.output, "output", "o", "text", "output: text or json")
 	completeWords(validate, []string{"text", "json"}, "output")
-	c.AddCommand(validate, newConfigInitCmd(io))
-	return c
+	return validate
+}
+
+func runConfigValidate(ctx context.Context, o *configValidateOptions) error {
+	if o.output != "text" && o.output != "json" {
+		return usageError("-o must be text or json, not %q", o.output)
+	}
+	v, err := validateConfig(ctx, o.file)
+	if err != nil {
+		return err
+	}
+	if o.output == "json" {
+		if err := writeJSON(o.io, v); err != nil {
+			return err
+		}
+	} else {
+		for _, p := range v.Warnings {
+			fmt.Fprintf(o.io.Err, "%s: warning: %s\n", where(p), safeText(p.Message))
+		}
+		for _, p := range v.Problems {
+			fmt.Fprintf(o.io.Err, "%s: %s\n", where(p), safeText(p.Message))
+		}
+		if v.Valid {
+			fmt.Fprintf(o.io.Out, "%s: valid\n%s", safeText(o.file), v.cfg.Summary())
+		}
+	}
+	if !v.Valid {
+		return &exitError{ExitFailure, fmt.Errorf("%s: %d problem(s)", o.file, len(v.Problems))}
+	}
+	return nil
 }
 
 // where is a problem's place for stderr: FILE:LINE, or FILE.

@@ -20,15 +20,19 @@ import (
 )
 
 type configInitOptions struct {
-	io      *IO
+	io         *IO
+	httpClient func(cacert string) (*http.Client, error)
+
 	issuer  string
 	output  string
 	force   bool
 	timeout time.Duration
 }
 
-func newConfigInitCmd(io *IO) *cobra.Command {
-	o := &configInitOptions{io: io}
+// newConfigInitCmd is `idtx config init`; runF, when set, runs instead of
+// writing the config once the flags are parsed (tests).
+func newConfigInitCmd(f *Factory, runF func(*configInitOptions) error) *cobra.Command {
+	o := &configInitOptions{io: f.IO, httpClient: f.HTTPClient}
 	c := &cobra.Command{
 		Use:   "init [--issuer URL] [-o FILE]",
 		Short: "Write a commented starter config",
@@ -45,7 +49,12 @@ without --force. It passes 'idtx config validate' as written.`,
   $ idtx config init --issuer https://login.example.com/realms/corp -o sts.yaml
   $ idtx config validate sts.yaml && idtx serve --config sts.yaml`,
 		Args: noArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return runConfigInit(c.Context(), o) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return runConfigInit(c.Context(), o)
+		},
 	}
 	c.Flags().StringVar(&o.issuer, "issuer", "", "a real IDP's issuer URL: its discovery document fills the IDP")
 	c.Flags().StringVarP(&o.output, "output", "o", "", "file to write (default stdout)")
@@ -129,7 +138,11 @@ func runConfigInit(ctx context.Context, o *configInitOptions) error {
 			Issuer  string `json:"issuer"`
 			JWKSURI string `json:"jwks_uri"`
 		}
-		status, err := idp.FetchJSON(ctx, &http.Client{}, doc, &meta)
+		client, err := o.httpClient("")
+		if err != nil {
+			return err
+		}
+		status, err := idp.FetchJSON(ctx, client, doc, &meta)
 		if err != nil {
 			if status == 0 {
 				return unreachableError(friendlyNetError(err, o.issuer, o.timeout))
@@ -203,13 +216,25 @@ func profileNameOK(s string) bool {
 	return true
 }
 
-func newSecretCmd(io *IO) *cobra.Command {
+func newSecretCmd(f *Factory) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "secret",
 		Short: "Client secret tools",
 		Args:  noArgs,
 	}
-	var alg string
+	c.AddCommand(newSecretHashCmd(f, nil))
+	return c
+}
+
+type secretHashOptions struct {
+	io  *IO
+	alg string
+}
+
+// newSecretHashCmd is `idtx secret hash`; runF, when set, runs instead of
+// the hashing once the flags are parsed (tests).
+func newSecretHashCmd(f *Factory, runF func(*secretHashOptions) error) *cobra.Command {
+	o := &secretHashOptions{io: f.IO}
 	hash := &cobra.Command{
 		Use:   "hash [--alg argon2id|bcrypt]",
 		Short: "Make a secret_hash for a client of the config",
@@ -221,23 +246,29 @@ at most 72 bytes). The secret is never a flag, and never printed.`,
   $ openssl rand -base64 32 | tee secret.txt | idtx secret hash --alg bcrypt`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if alg != secret.AlgArgon2id && alg != secret.AlgBcrypt {
-				return usageError("--alg must be argon2id or bcrypt, not %q", alg)
+			if runF != nil {
+				return runF(o)
 			}
-			plain, err := promptSecret(io, "client secret: ")
-			if err != nil {
-				return err
-			}
-			h, err := secret.Hash(alg, plain)
-			if err != nil {
-				return usageError("%v", err)
-			}
-			fmt.Fprintln(io.Out, h)
-			return nil
+			return runSecretHash(o)
 		},
 	}
-	hash.Flags().StringVar(&alg, "alg", secret.AlgArgon2id, "argon2id or bcrypt")
+	hash.Flags().StringVar(&o.alg, "alg", secret.AlgArgon2id, "argon2id or bcrypt")
 	completeWords(hash, []string{secret.AlgArgon2id, secret.AlgBcrypt}, "alg")
-	c.AddCommand(hash)
-	return c
+	return hash
+}
+
+func runSecretHash(o *secretHashOptions) error {
+	if o.alg != secret.AlgArgon2id && o.alg != secret.AlgBcrypt {
+		return usageError("--alg must be argon2id or bcrypt, not %q", o.alg)
+	}
+	plain, err := promptSecret(o.io, "client secret: ")
+	if err != nil {
+		return err
+	}
+	h, err := secret.Hash(o.alg, plain)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	fmt.Fprintln(o.io.Out, h)
+	return nil
 }

@@ -133,11 +133,11 @@ identity providers, and the tools to see why an exchange failed.`,
 		newMockCmd(f),
 		newConsentCmd(f, nil),
 		newKeysCmd(f, nil),
-		newConfigCmd(io),
+		newConfigCmd(f),
 		newExplainCmd(f, nil),
 		newWalkCmd(f, nil),
-		newSecretCmd(io),
-		newVersionCmd(io),
+		newSecretCmd(f),
+		newVersionCmd(f, nil),
 	)
 	return root
 }
