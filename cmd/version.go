@@ -69,8 +69,15 @@ func (v versionInfo) String() string {
 	return b.String()
 }
 
-func newVersionCmd(io *IO) *cobra.Command {
-	var output string
+type versionOptions struct {
+	io     *IO
+	output string
+}
+
+// newVersionCmd is `idtx version`; runF, when set, runs instead of the
+// printing once the flags are parsed (tests).
+func newVersionCmd(f *Factory, runF func(*versionOptions) error) *cobra.Command {
+	o := &versionOptions{io: f.IO}
 	c := &cobra.Command{
 		Use:   "version [-o text|json]",
 		Short: "Print idtx's version, VCS revision and Go version",
@@ -81,18 +88,25 @@ same line.`,
 		Example: "  $ idtx version\n  $ idtx version -o json",
 		Args:    noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			v := buildVersion()
-			switch output {
-			case "json":
-				return writeJSON(io, v)
-			case "text":
-				fmt.Fprint(io.Out, v)
-				return nil
+			if runF != nil {
+				return runF(o)
 			}
-			return usageError("-o must be text or json, not %q", output)
+			return runVersion(o)
 		},
 	}
-	c.Flags().StringVarP(&output, "output", "o", "text", "output: text or json")
+	c.Flags().StringVarP(&o.output, "output", "o", "text", "output: text or json")
 	completeWords(c, []string{"text", "json"}, "output")
 	return c
+}
+
+func runVersion(o *versionOptions) error {
+	v := buildVersion()
+	switch o.output {
+	case "json":
+		return writeJSON(o.io, v)
+	case "text":
+		fmt.Fprint(o.io.Out, v)
+		return nil
+	}
+	return usageError("-o must be text or json, not %q", o.output)
 }
