@@ -30,6 +30,7 @@ type consentOptions struct {
 	service string
 	scope   string
 	output  string
+	file    string // FILE of seed
 
 	cfg *config.Config // loaded from --config, if given
 }
@@ -283,6 +284,9 @@ service, and removes them from the legacy set.`,
 		run := sub.RunE
 		sub.RunE = func(c *cobra.Command, args []string) error {
 			if runF != nil {
+				if len(args) == 1 {
+					o.file = args[0]
+				}
 				return runF(o)
 			}
 			if err := o.loadConfig(); err != nil {

@@ -20,7 +20,11 @@ type introspectOptions struct {
 	io         *IO
 	httpClient func(cacert string) (*http.Client, error)
 
-	token   string // TOKEN: a literal, - or @file
+	token string // TOKEN: a literal, - or @file
+	// stsGiven is whether --sts was on the command line, which beats
+	// IDTX_STS and the profile; set before the run.
+	stsGiven bool
+
 	sts     string
 	profile string
 	clientFlags
@@ -55,6 +59,7 @@ answer or the OAuth error object is still printed on stdout), 2 usage,
 		Args: exactArgs(1, "one TOKEN"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.token = args[0]
+			o.stsGiven = c.Flags().Changed("sts")
 			if runF != nil {
 				return runF(o)
 			}
@@ -74,6 +79,15 @@ answer or the OAuth error object is still printed on stdout), 2 usage,
 	return c
 }
 
+// resolve settles the STS and the client (resolveClient in client.go),
+// with the environment read through getenv.
+func (o *introspectOptions) resolve(getenv func(string) string) (*resolvedClient, error) {
+	return resolveClient(clientInput{
+		STS: o.sts, STSGiven: o.stsGiven, Profile: o.profile, ClientID: o.clientID,
+		ClientSecretFile: o.clientSecretFile, AuthMethod: o.authMethod, KeyFile: o.keyFile,
+	}, getenv, o.io.In, o.io.Err)
+}
+
 func runIntrospect(c *cobra.Command, o *introspectOptions, arg string) error {
 	if o.output != "json" && o.output != "text" {
 		return usageError("-o must be json or text, not %q", o.output)
@@ -81,10 +95,7 @@ func runIntrospect(c *cobra.Command, o *introspectOptions, arg string) error {
 	if arg == "-" && o.clientSecretFile == "-" {
 		return usageError("only one input can come from stdin")
 	}
-	rc, err := resolveClient(clientInput{
-		STS: o.sts, STSGiven: c.Flags().Changed("sts"), Profile: o.profile, ClientID: o.clientID,
-		ClientSecretFile: o.clientSecretFile, AuthMethod: o.authMethod, KeyFile: o.keyFile,
-	}, os.Getenv, o.io.In, o.io.Err)
+	rc, err := o.resolve(os.Getenv)
 	if err != nil {
 		return err
 	}
