@@ -25,6 +25,7 @@ import (
 type inspectOptions struct {
 	io             *IO
 	loadConfigFile func(path string) (*config.Config, error)
+	httpClient     func(cacert string) (*http.Client, error)
 
 	token     string // TOKEN, or - for stdin
 	verify    bool
@@ -42,7 +43,7 @@ type inspectOptions struct {
 // newInspectCmd is `idtx inspect`; runF, when set, runs instead of the
 // inspection once the flags are parsed (tests).
 func newInspectCmd(f *Factory, runF func(*inspectOptions) error) *cobra.Command {
-	o := &inspectOptions{io: f.IO, loadConfigFile: f.LoadConfig}
+	o := &inspectOptions{io: f.IO, loadConfigFile: f.LoadConfig, httpClient: f.HTTPClient}
 	c := &cobra.Command{
 		Use:   "inspect [TOKEN]",
 		Short: "Decode a JWT or SAML assertion; --verify checks it",
@@ -252,6 +253,17 @@ func decodeJWT(token string, in *inspection) error {
 	return nil
 }
 
+// fetchClient is the HTTP client that fetches keys and discovery documents
+// for --verify, each fetch limited to idp.FetchTimeout.
+func (o *inspectOptions) fetchClient() (*http.Client, error) {
+	client, err := o.httpClient("")
+	if err != nil {
+		return nil, err
+	}
+	client.Timeout = idp.FetchTimeout
+	return client, nil
+}
+
 // verifyToken validates with the keys or config the flags name.
 func (o *inspectOptions) verifyToken(ctx context.Context, token string, format idp.Format, now time.Time) (*idp.Identity, error) {
 	clock := func() time.Time { return now }
@@ -276,7 +288,11 @@ func (o *inspectOptions) verifyToken(ctx context.Context, token string, format i
 		if err != nil {
 			return nil, usageError("%w", err)
 		}
-		reg, err := idp.FromConfig(ctx, cfg.IDPs, idp.Options{Clock: clock, ReadFile: cfg.ReadFile, HTTPClient: &http.Client{Timeout: idp.FetchTimeout}})
+		client, err := o.fetchClient()
+		if err != nil {
+			return nil, err
+		}
+		reg, err := idp.FromConfig(ctx, cfg.IDPs, idp.Options{Clock: clock, ReadFile: cfg.ReadFile, HTTPClient: client})
 		if err != nil {
 			return nil, usageError("%v", err)
 		}
@@ -322,8 +338,10 @@ func (o *inspectOptions) verifyToken(ctx context.Context, token string, format i
 		return v.Validate(ctx, token, tokenType)
 	}
 	var keys idp.KeySet
-	var err error
-	client := &http.Client{Timeout: idp.FetchTimeout}
+	client, err := o.fetchClient()
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case strings.HasPrefix(o.jwks, "http://") || strings.HasPrefix(o.jwks, "https://"):
 		keys, err = idp.RemoteKeys(ctx, o.jwks, client)

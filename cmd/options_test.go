@@ -100,7 +100,7 @@ func TestCommandOptions(t *testing.T) {
 		)
 	})
 	t.Run("inspect", func(t *testing.T) {
-		checkOptions(t, newInspectCmd, func(o *inspectOptions) { o.io, o.loadConfigFile = nil, nil },
+		checkOptions(t, newInspectCmd, func(o *inspectOptions) { o.io, o.loadConfigFile, o.httpClient = nil, nil, nil },
 			optionsCase[inspectOptions]{[]string{}, inspectOptions{token: "-", output: "text"}},
 			optionsCase[inspectOptions]{[]string{"@t", "--verify", "--jwks", "j", "--issuer", "https://i", "--cert", "c.pem",
 				"--mock", "--config", "sts.yaml", "--audience", "aud", "--at", "2026-01-01T00:00:00Z", "-o", "json", "--token-type", "saml2"},
