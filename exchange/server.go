@@ -41,8 +41,6 @@ func NewHandler(e *Engine, log *slog.Logger) *Handler {
 	if h.metrics == nil {
 		h.metrics = NewMetrics()
 	}
-	h.metrics.watchSteps(e.steps)
-	e.afterStep = h.afterStep
 	h.metadata = e.metadata()
 
 	h.mux.HandleFunc("POST /token", h.token)
@@ -59,8 +57,9 @@ func NewHandler(e *Engine, log *slog.Logger) *Handler {
 	return h
 }
 
-// afterStep times each step and, once the client has authenticated,
-// takes the exchange from its rate limit.
+// afterStep observes the steps of the handler's own runs: it times each
+// step and, once the client has authenticated, takes the exchange from
+// its rate limit.
 func (h *Handler) afterStep(name string, s *State, o Outcome, took time.Duration) Outcome {
 	if obs, ok := h.metrics.steps[name]; ok {
 		obs.Observe(took.Seconds())
@@ -145,7 +144,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	req := ReadRequest(w, r)
 	req.Detail = h.traces != nil // a kept trace explains; otherwise the evidence stays lean
-	res, trace, oerr := h.engine.Run(ctx, req)
+	res, trace, oerr := h.engine.run(ctx, req, h.afterStep)
 	if h.traces != nil {
 		// "": a request that did not authenticate, beyond the rate at
 		// which those are kept.
