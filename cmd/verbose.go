@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/stsclient"
 )
@@ -76,7 +75,7 @@ func (o *exchangeOptions) printRefusalTrace(ctx context.Context, client *http.Cl
 	if auth.Secret != "" {
 		as = stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: auth.ClientID, Secret: auth.Secret}
 	}
-	rec, err := exchange.FetchTrace(ctx, client, endpoint, id, as)
+	rec, err := stsclient.FetchTrace(ctx, client, endpoint, id, as)
 	if err != nil {
 		fmt.Fprintf(o.io.Err, "idtx: trace %s: %s\n", safeText(id), errorText(err))
 		return

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // Handler serves the STS endpoints (README, Endpoints).
@@ -182,11 +183,6 @@ func (h *Handler) EnableTraces(n int, open bool) {
 	h.mux.HandleFunc("GET /traces/{id}", h.getTrace)
 }
 
-// TraceList is the answer of GET /traces: newest first.
-type TraceList struct {
-	Traces []*Record `json:"traces"`
-}
-
 func (h *Handler) listTraces(w http.ResponseWriter, r *http.Request) {
 	client, ok := h.traceCaller(w, r)
 	if !ok {
@@ -200,7 +196,7 @@ func (h *Handler) listTraces(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, TraceList{Traces: h.traces.List(since, client)})
+	writeJSON(w, http.StatusOK, stsclient.TraceList{Traces: h.traces.List(since, client)})
 }
 
 func (h *Handler) getTrace(w http.ResponseWriter, r *http.Request) {
