@@ -208,7 +208,7 @@ func (v *Introspection) ask(ctx context.Context, endpoint, token string) (map[st
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: %v", ErrUnavailable, v.cfg.Name, err)
+		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: %w", ErrUnavailable, v.cfg.Name, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -219,12 +219,12 @@ func (v *Introspection) ask(ctx context.Context, endpoint, token string) (map[st
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("%w: introspection endpoint of IDP %s did not answer in time (at most %s)", ErrUnavailable, v.cfg.Name, IntrospectionTimeout)
 		}
-		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s is unreachable: %v", ErrUnavailable, v.cfg.Name, err)
+		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s is unreachable: %w", ErrUnavailable, v.cfg.Name, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument))
 	if err != nil {
-		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: reading the answer: %v", ErrUnavailable, v.cfg.Name, err)
+		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: reading the answer: %w", ErrUnavailable, v.cfg.Name, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
@@ -235,7 +235,7 @@ func (v *Introspection) ask(ctx context.Context, endpoint, token string) (map[st
 	// A trusted endpoint still gets no say in which of two duplicate
 	// members a reader sees.
 	if _, err := scanObject(body); err != nil {
-		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: the answer is not a JSON object: %v", ErrUnavailable, v.cfg.Name, err)
+		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: the answer is not a JSON object: %w", ErrUnavailable, v.cfg.Name, err)
 	}
 	var answer map[string]any
 	if err := json.Unmarshal(body, &answer); err != nil {

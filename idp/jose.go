@@ -51,14 +51,14 @@ func peekJWT(token, tokenType string) (*peeked, error) {
 	p := &peeked{raw: token, ttype: tokenType}
 	var err error
 	if p.header, err = decodeSegment(h); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: header: %w", ErrMalformed, err)
 	}
 	if p.claims, err = decodeSegment(c); err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: claims: %w", ErrMalformed, err)
 	}
 	hdr, err := scanObject(p.header, "alg", "typ")
 	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: header: %w", ErrMalformed, err)
 	}
 	for _, k := range hdr.keys {
 		if why, bad := refusedHeaders[k]; bad {
@@ -79,7 +79,7 @@ func peekJWT(token, tokenType string) (*peeked, error) {
 	}
 	cl, err := scanObject(p.claims, "iss")
 	if err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: claims: %w", ErrMalformed, err)
 	}
 	p.iss = cl.values[0]
 	if p.iss == "" {

@@ -97,13 +97,13 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 	p.Request.Audiences, p.Request.Resources = nonNil(p.Request.Audiences), nonNil(p.Request.Resources)
 	body, err := json.Marshal(p)
 	if err != nil {
-		return Verdict{}, fmt.Errorf("%w: encode the request: %v", ErrEval, err)
+		return Verdict{}, fmt.Errorf("%w: encode the request: %w", ErrEval, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
-		return Verdict{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return Verdict{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -113,7 +113,7 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 		if errors.Is(err, context.DeadlineExceeded) {
 			return Verdict{}, fmt.Errorf("%w: no answer within %s", ErrUnavailable, h.timeout)
 		}
-		return Verdict{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return Verdict{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -124,7 +124,7 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 		if errors.Is(err, context.DeadlineExceeded) {
 			return Verdict{}, fmt.Errorf("%w: no answer within %s", ErrUnavailable, h.timeout)
 		}
-		return Verdict{}, fmt.Errorf("%w: reading the answer: %v", ErrUnavailable, err)
+		return Verdict{}, fmt.Errorf("%w: reading the answer: %w", ErrUnavailable, err)
 	}
 	if len(data) > maxAnswerBytes {
 		return Verdict{}, fmt.Errorf("%w: answer is larger than %d bytes", ErrUnavailable, maxAnswerBytes)
@@ -135,7 +135,7 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 	}
 	var a Answer
 	if err := json.Unmarshal(data, &a); err != nil {
-		return Verdict{}, fmt.Errorf("%w: answer is not the JSON {\"allow\": bool, ...}: %v", ErrUnavailable, err)
+		return Verdict{}, fmt.Errorf("%w: answer is not the JSON {\"allow\": bool, ...}: %w", ErrUnavailable, err)
 	}
 	if a.Allow == nil {
 		return Verdict{}, fmt.Errorf("%w: answer has no \"allow\"", ErrUnavailable)
