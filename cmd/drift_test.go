@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
@@ -92,7 +91,7 @@ func TestSameEngineNoDrift(t *testing.T) {
 			case err == nil:
 				check("http", "", "")
 			case errors.As(err, &oerr):
-				rec, ferr := exchange.FetchTrace(t.Context(), http.DefaultClient, base, oerr.TraceID, stsclient.ClientAuth{})
+				rec, ferr := stsclient.FetchTrace(t.Context(), http.DefaultClient, base, oerr.TraceID, stsclient.ClientAuth{})
 				if ferr != nil {
 					t.Fatalf("trace %q: %v", oerr.TraceID, ferr)
 				}
@@ -121,7 +120,7 @@ func TestSameEngineNoDrift(t *testing.T) {
 			}
 			var out, errOut bytes.Buffer
 			code := Run(context.Background(), args, &IO{In: strings.NewReader(""), Out: &out, Err: &errOut})
-			var rec exchange.Record
+			var rec stsclient.Record
 			if err := json.Unmarshal(out.Bytes(), &rec); err != nil {
 				t.Fatalf("explain exit %d: %v\n%s\n%s", code, err, out.String(), errOut.String())
 			}

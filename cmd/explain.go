@@ -95,7 +95,7 @@ func runExplain(c *cobra.Command, o *explainOptions) error {
 	if o.output != "text" && o.output != "json" {
 		return usageError("-o must be text or json, not %q", o.output)
 	}
-	var rec *exchange.Record
+	var rec *stsclient.Record
 	var err error
 	if o.traceID != "" || o.last {
 		o.sts, _ = chooseSTS(o.sts, c.Flags().Changed("sts"), os.Getenv, "")
@@ -125,14 +125,14 @@ func runExplain(c *cobra.Command, o *explainOptions) error {
 
 // printFix says on stderr what would fix a refusal, where idtx knows:
 // the consent grant a consent_required misses.
-func printFix(w io.Writer, rec *exchange.Record) {
-	if fix := rec.ConsentGrant(); fix != "" {
+func printFix(w io.Writer, rec *stsclient.Record) {
+	if fix := exchange.ConsentGrant(rec); fix != "" {
 		fmt.Fprintf(w, "idtx: to grant the missing consent: %s\n", safeText(fix))
 	}
 }
 
 // offline runs the request through a local engine.
-func (o *explainOptions) offline(c *cobra.Command) (*exchange.Record, error) {
+func (o *explainOptions) offline(c *cobra.Command) (*stsclient.Record, error) {
 	local, err := openLocal(c.Context(), o.loadConfigFile, o.openStoreURL, o.configFile, o.store, o.at, o.req.io.Err)
 	if err != nil {
 		return nil, err
@@ -159,7 +159,7 @@ func (o *explainOptions) offline(c *cobra.Command) (*exchange.Record, error) {
 }
 
 // fetch reads one record from a running STS's /traces.
-func (o *explainOptions) fetch(c *cobra.Command) (*exchange.Record, error) {
+func (o *explainOptions) fetch(c *cobra.Command) (*stsclient.Record, error) {
 	switch {
 	case o.sts == "":
 		return nil, usageError("--trace and --last need --sts URL or IDTX_STS")
@@ -178,17 +178,17 @@ func (o *explainOptions) fetch(c *cobra.Command) (*exchange.Record, error) {
 	}
 	ctx, cancel := context.WithTimeout(c.Context(), o.timeout)
 	defer cancel()
-	var rec *exchange.Record
+	var rec *stsclient.Record
 	if o.last {
-		var list []*exchange.Record
-		if list, err = exchange.FetchTraces(ctx, client, o.sts, 0, auth); err == nil {
+		var list []*stsclient.Record
+		if list, err = stsclient.FetchTraces(ctx, client, o.sts, 0, auth); err == nil {
 			if len(list) == 0 {
 				return nil, errors.New("the STS holds no trace yet (is it an idtx STS with traces on?)")
 			}
 			rec = list[0]
 		}
 	} else {
-		rec, err = exchange.FetchTrace(ctx, client, o.sts, o.traceID, auth)
+		rec, err = stsclient.FetchTrace(ctx, client, o.sts, o.traceID, auth)
 	}
 	return rec, stsError(err)
 }
@@ -299,7 +299,7 @@ func openLocal(ctx context.Context, load func(string) (*config.Config, error), o
 
 // printRecord prints a record as text: one block per step, then the
 // verdict and the claims. Every remote or token-derived text is escaped.
-func printRecord(w io.Writer, rec *exchange.Record, st style) {
+func printRecord(w io.Writer, rec *stsclient.Record, st style) {
 	if rec.ID != "" {
 		fmt.Fprintf(w, "trace %s at %s", safeText(rec.ID), rec.Time.Format(time.RFC3339))
 		if rec.ClientID != "" {
@@ -310,8 +310,8 @@ func printRecord(w io.Writer, rec *exchange.Record, st style) {
 	ran := map[string]bool{}
 	for _, e := range rec.Steps {
 		ran[e.Step] = true
-		mark := safeText(string(e.Status))
-		switch e.Status {
+		mark := safeText(e.Status)
+		switch exchange.Status(e.Status) {
 		case exchange.Pass:
 			mark = st.green("pass")
 		case exchange.Fail:

@@ -7,19 +7,20 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // Text from tokens and remote STSs reaches the terminal escaped: a sub, a
 // reason or an evidence value cannot start a line or drive the terminal.
 func TestPrintRecordEscapes(t *testing.T) {
 	hostile := "alice\x1b]0;pwned\x07\nok: forged\u202e"
-	rec := &exchange.Record{
+	rec := &stsclient.Record{
 		ID: "7\x1b[2J", Time: time.Unix(0, 0), ClientID: hostile, Outcome: "refused",
-		Steps: []exchange.Entry{{N: 1, Step: "request", Outcome: exchange.Outcome{
-			Status: exchange.Fail, Reason: hostile, Category: hostile,
+		Steps: []stsclient.RecordStep{{N: 1, Step: "request",
+			Status: string(exchange.Fail), Reason: hostile, Category: hostile,
 			Evidence: map[string]string{"sub" + hostile: hostile},
-		}}},
-		Error: &exchange.RecordError{Code: "invalid_request", Description: hostile, Step: "request"},
+		}},
+		Error: &stsclient.RecordError{Code: "invalid_request", Description: hostile, Step: "request"},
 	}
 	var buf bytes.Buffer
 	printRecord(&buf, rec, style{})

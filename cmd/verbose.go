@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/internal/shell"
 	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/stsclient"
@@ -82,7 +81,7 @@ func (o *exchangeOptions) printRefusalTrace(ctx context.Context, client *http.Cl
 	if auth.Secret != "" && !clientRefused {
 		as = stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: auth.ClientID, Secret: auth.Secret}
 	}
-	rec, err := exchange.FetchTrace(ctx, client, endpoint, id, as)
+	rec, err := stsclient.FetchTrace(ctx, client, endpoint, id, as)
 	switch {
 	case err != nil && clientRefused:
 		fmt.Fprintf(o.io.Err, "idtx: trace %s cannot be fetched: the STS shows a trace only to the client that made the exchange, and it refused this client's authentication (invalid_client)\n", safeText(id))

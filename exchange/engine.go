@@ -36,11 +36,29 @@ const (
 	StepIssue     = "issue"
 )
 
-// stepNames is the flowchart's order; StepNames hands out copies.
-var stepNames = [...]string{StepRequest, StepClient, StepTarget, StepSubject, StepActor, StepScope, StepConsent, StepWorkflows, StepIssue}
+// flowchart is the one list of the steps, in the order they run: every
+// walk, the server's, explain's and walk's, runs it, and StepNames reads
+// it.
+var flowchart = [...]Step{
+	{StepRequest, (*Engine).stepRequest},
+	{StepClient, (*Engine).stepClient},
+	{StepTarget, (*Engine).stepTarget},
+	{StepSubject, (*Engine).stepSubject},
+	{StepActor, (*Engine).stepActor},
+	{StepScope, (*Engine).stepScope},
+	{StepConsent, (*Engine).stepConsent},
+	{StepWorkflows, (*Engine).stepWorkflows},
+	{StepIssue, (*Engine).stepIssue},
+}
 
 // StepNames lists the nine steps in the order they run.
-func StepNames() []string { return append([]string(nil), stepNames[:]...) }
+func StepNames() []string {
+	names := make([]string, len(flowchart))
+	for i, s := range flowchart {
+		names[i] = s.Name
+	}
+	return names
+}
 
 // Evidence keys the steps record. Evidence holds names, times, key ids and
 // scope sets, never a token, a secret or a signature.
@@ -138,8 +156,14 @@ type Trace []Entry
 // Step is one box of the flowchart (docs/flowchart.md).
 type Step struct {
 	Name string
-	Run  func(ctx context.Context, s *State) Outcome
+	run  func(e *Engine, ctx context.Context, s *State) Outcome
 }
+
+// stepObserver sees each step's outcome and its duration, and may turn a
+// pass into a failure (the Handler's rate limit after the client step).
+// It belongs to one run, never to the engine, which the server, explain
+// and walk share.
+type stepObserver func(name string, s *State, o Outcome, took time.Duration) Outcome
 
 // Request is a token request as it arrived: the form and the credentials
 // of the HTTP Basic header. The request step types it into State.
@@ -209,17 +233,12 @@ type Engine struct {
 	replay   ReplayCache
 	pool     *secret.Pool
 	dummy    *secret.Params // verified for unknown client ids
-	steps    []Step
 
 	requireMayAct bool // config require_may_act
 	maxDepth      int  // config max_delegation_depth
 
 	limits  *limits  // config rate_limit, max_in_flight; applied by the Handler
 	metrics *Metrics // set by Build; the Handler makes one if nil
-	// afterStep, if set, sees each step's outcome and its duration, and
-	// may turn a pass into a failure (the Handler's rate limit after the
-	// client step). Nil for explain and walk.
-	afterStep func(name string, s *State, o Outcome, took time.Duration) Outcome
 }
 
 // Options are the engine's dependencies, injected so tests control them.
@@ -308,17 +327,6 @@ func NewEngine(cfg *config.Config, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: an IDP has the STS's own issuer %s: %w", e.issuer, err)
 	}
 	e.self = self
-	e.steps = []Step{
-		{StepRequest, e.stepRequest},
-		{StepClient, e.stepClient},
-		{StepTarget, e.stepTarget},
-		{StepSubject, e.stepSubject},
-		{StepActor, e.stepActor},
-		{StepScope, e.stepScope},
-		{StepConsent, e.stepConsent},
-		{StepWorkflows, e.stepWorkflows},
-		{StepIssue, e.stepIssue},
-	}
 	return e, nil
 }
 
@@ -338,7 +346,13 @@ func (e *Engine) TokenEndpoint() string { return e.issuer + "/token" }
 // its OAuth error. It is a loop over Walk: the server, `idtx explain` and
 // `idtx walk` run the very same steps.
 func (e *Engine) Run(ctx context.Context, req *Request) (*Result, Trace, *Error) {
+	return e.run(ctx, req, nil)
+}
+
+// run is Run with observe, if not nil, seeing each step of this run only.
+func (e *Engine) run(ctx context.Context, req *Request, observe stepObserver) (*Result, Trace, *Error) {
 	w := e.Walk(ctx, req)
+	w.observe = observe
 	for !w.done {
 		w.Next()
 	}
@@ -352,10 +366,12 @@ type Walker struct {
 	ctx   context.Context
 	state State
 	trace Trace
-	buf   [len(stepNames)]Entry // trace's backing array: one allocation per exchange
+	buf   [len(flowchart)]Entry // trace's backing array: one allocation per exchange
 	next  int
 	done  bool
 	err   *Error
+	// observe, if set, sees each step of this walk (the Handler's).
+	observe stepObserver
 }
 
 // Walk starts an exchange of req; nothing runs until Next. The clock is
@@ -373,14 +389,14 @@ func (w *Walker) Next() (Entry, bool) {
 	if w.done {
 		return Entry{}, false
 	}
-	step := w.e.steps[w.next]
+	step := &flowchart[w.next]
 	var start time.Time
-	if w.e.afterStep != nil {
+	if w.observe != nil {
 		start = time.Now()
 	}
-	o := step.Run(w.ctx, &w.state)
-	if w.e.afterStep != nil {
-		o = w.e.afterStep(step.Name, &w.state, o, time.Since(start))
+	o := step.run(w.e, w.ctx, &w.state)
+	if w.observe != nil {
+		o = w.observe(step.Name, &w.state, o, time.Since(start))
 	}
 	if o.Status == Fail {
 		if o.Cause == nil && o.Err != nil {
@@ -395,7 +411,7 @@ func (w *Walker) Next() (Entry, bool) {
 	w.trace = append(w.trace, entry)
 	if o.Status == Fail {
 		w.done, w.err = true, o.Err
-	} else if w.next == len(w.e.steps) {
+	} else if w.next == len(flowchart) {
 		w.done = true
 	}
 	return entry, true

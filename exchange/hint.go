@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/idtx/idtx/internal/shell"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // ConsentGrant is the `idtx consent grant` command that would fix r's
@@ -13,12 +14,12 @@ import (
 // for any other record or one kept without detail. explain, exchange -v
 // and walk print it so that a refusal says what to do; it is a command
 // for the STS's operator, and the values in it are shell-quoted.
-func (r *Record) ConsentGrant() string {
+func ConsentGrant(r *stsclient.Record) string {
 	if r == nil || r.Error == nil || r.Error.Code != CodeConsentRequired {
 		return ""
 	}
 	for _, e := range r.Steps {
-		if e.Step != StepConsent || e.Status != Fail {
+		if e.Step != StepConsent || Status(e.Status) != Fail {
 			continue
 		}
 		idpName, user := e.Evidence[EvidenceIDP], e.Evidence[EvidenceUser]

@@ -1,18 +1,22 @@
 package exchange
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/idtx/idtx/stsclient"
+)
 
 func TestConsentGrant(t *testing.T) {
-	refused := func(code string, ev map[string]string) *Record {
-		return &Record{
-			Outcome: OutcomeRefused,
-			Error:   &RecordError{Code: code, Step: StepConsent},
-			Steps:   []Entry{{Step: StepClient, Outcome: Outcome{Status: Pass}}, {Step: StepConsent, Outcome: Outcome{Status: Fail, Evidence: ev}}},
+	refused := func(code string, ev map[string]string) *stsclient.Record {
+		return &stsclient.Record{
+			Outcome: stsclient.OutcomeRefused,
+			Error:   &stsclient.RecordError{Code: code, Step: StepConsent},
+			Steps:   []stsclient.RecordStep{{Step: StepClient, Status: string(Pass)}, {Step: StepConsent, Status: string(Fail), Evidence: ev}},
 		}
 	}
 	for _, tc := range []struct {
 		name string
-		rec  *Record
+		rec  *stsclient.Record
 		want string
 	}{
 		{"missing scopes", refused(CodeConsentRequired, map[string]string{
@@ -27,10 +31,10 @@ func TestConsentGrant(t *testing.T) {
 		}), "idtx consent grant --idp mock --user bob --service b-api --scope b:write"},
 		{"kept without detail", refused(CodeConsentRequired, nil), ""},
 		{"another refusal", refused(CodeInvalidScope, map[string]string{EvidenceIDP: "mock", EvidenceUser: "bob", EvidenceMissingPrefix + "x": "y"}), ""},
-		{"accepted", &Record{Outcome: OutcomeOK}, ""},
+		{"accepted", &stsclient.Record{Outcome: stsclient.OutcomeOK}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.rec.ConsentGrant(); got != tc.want {
+			if got := ConsentGrant(tc.rec); got != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})

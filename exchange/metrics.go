@@ -17,7 +17,7 @@ type Metrics struct {
 	exchanges *prometheus.CounterVec // result, step, service, idp, mode
 	latency   prometheus.Histogram
 	stepVec   *prometheus.HistogramVec
-	steps     map[string]prometheus.Observer // written before serving, then read only
+	steps     map[string]prometheus.Observer // written by NewMetrics, then read only
 	inFlight  prometheus.Gauge
 	refused   *prometheus.CounterVec // limit
 
@@ -47,6 +47,9 @@ func NewMetrics() *Metrics {
 		Name: "idtx_step_duration_seconds", Help: "Time spent in each step of the flowchart, per exchange that reached it.",
 		Buckets: fineBuckets,
 	}, []string{"step"})
+	for _, name := range StepNames() {
+		m.steps[name] = m.stepVec.WithLabelValues(name)
+	}
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "idtx_exchanges_in_flight", Help: "Exchanges being answered now.",
 	})
@@ -97,15 +100,6 @@ func (m *Metrics) KeyFetch(idpName string, err error) {
 		result = "error"
 	}
 	m.keyFetches.WithLabelValues(idpName, result).Inc()
-}
-
-// watchSteps resolves the step histogram of each named step.
-func (m *Metrics) watchSteps(steps []Step) {
-	for _, s := range steps {
-		if _, ok := m.steps[s.Name]; !ok {
-			m.steps[s.Name] = m.stepVec.WithLabelValues(s.Name)
-		}
-	}
 }
 
 // exchange counts one exchange from its trace: the services, IDP and mode

@@ -16,6 +16,7 @@ import (
 
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/internal/fetch"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // Handler serves the STS endpoints (README, Endpoints).
@@ -42,8 +43,6 @@ func NewHandler(e *Engine, log *slog.Logger) *Handler {
 	if h.metrics == nil {
 		h.metrics = NewMetrics()
 	}
-	h.metrics.watchSteps(e.steps)
-	e.afterStep = h.afterStep
 	h.metadata = e.metadata()
 
 	h.mux.HandleFunc("POST /token", h.token)
@@ -60,8 +59,9 @@ func NewHandler(e *Engine, log *slog.Logger) *Handler {
 	return h
 }
 
-// afterStep times each step and, once the client has authenticated,
-// takes the exchange from its rate limit.
+// afterStep observes the steps of the handler's own runs: it times each
+// step and, once the client has authenticated, takes the exchange from
+// its rate limit.
 func (h *Handler) afterStep(name string, s *State, o Outcome, took time.Duration) Outcome {
 	if obs, ok := h.metrics.steps[name]; ok {
 		obs.Observe(took.Seconds())
@@ -146,7 +146,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	req := ReadRequest(w, r)
 	req.Detail = h.traces != nil // a kept trace explains; otherwise the evidence stays lean
-	res, trace, oerr := h.engine.Run(ctx, req)
+	res, trace, oerr := h.engine.run(ctx, req, h.afterStep)
 	if h.traces != nil {
 		// "": a request that did not authenticate, beyond the rate at
 		// which those are kept.
@@ -184,11 +184,6 @@ func (h *Handler) EnableTraces(n int, open bool) {
 	h.mux.HandleFunc("GET /traces/{id}", h.getTrace)
 }
 
-// TraceList is the answer of GET /traces: newest first.
-type TraceList struct {
-	Traces []*Record `json:"traces"`
-}
-
 func (h *Handler) listTraces(w http.ResponseWriter, r *http.Request) {
 	client, ok := h.traceCaller(w, r)
 	if !ok {
@@ -202,7 +197,7 @@ func (h *Handler) listTraces(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, TraceList{Traces: h.traces.List(since, client)})
+	writeJSON(w, http.StatusOK, stsclient.TraceList{Traces: h.traces.List(since, client)})
 }
 
 func (h *Handler) getTrace(w http.ResponseWriter, r *http.Request) {

@@ -2,11 +2,8 @@ package exchange
 
 import (
 	"cmp"
-	"context"
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,55 +15,21 @@ import (
 	"github.com/idtx/idtx/stsclient"
 )
 
-// Record is one exchange as `idtx explain -o json` prints it and GET
-// /traces serves it (docs/explain.md): the steps that ran with their
-// outcomes, reasons and evidence, and the OAuth error of a refusal. It
-// holds no token, secret or signature: evidence is names, times, key ids
-// and scope sets.
-type Record struct {
-	ID       string    `json:"id,omitempty"`
-	Time     time.Time `json:"time"`
-	ClientID string    `json:"client_id,omitempty"`
-	// Outcome is "ok" or "refused".
-	Outcome string       `json:"outcome"`
-	Error   *RecordError `json:"error,omitempty"`
-	Steps   []Entry      `json:"steps"`
-	// Claims are the claims of the token that was (or would be) issued;
-	// explain shows them, live traces leave them out.
-	Claims map[string]any `json:"claims,omitempty"`
-}
-
-// RecordError is the refusal of a Record: the OAuth error (RFC 6749 §5.2),
-// its HTTP status, the step that failed and the idp error category.
-type RecordError struct {
-	Code        string `json:"error"`
-	Description string `json:"error_description,omitempty"`
-	Status      int    `json:"status,omitempty"`
-	Step        string `json:"step"`
-	Category    string `json:"category,omitempty"`
-}
-
-// Record outcomes.
-const (
-	OutcomeOK      = "ok"
-	OutcomeRefused = "refused"
-)
-
-// NewRecord summarises a finished (or partly walked) exchange. The entries
-// are copied without their Go errors, so the record keeps nothing but
-// what it shows.
-func NewRecord(at time.Time, trace Trace, res *Result, oerr *Error) *Record {
-	r := &Record{Time: at.UTC(), Outcome: OutcomeOK, Steps: make([]Entry, len(trace))}
+// NewRecord summarises a finished (or partly walked) exchange in the
+// form GET /traces serves. The entries are copied without their Go
+// errors, so the record keeps nothing but what it shows.
+func NewRecord(at time.Time, trace Trace, res *Result, oerr *Error) *stsclient.Record {
+	r := &stsclient.Record{Time: at.UTC(), Outcome: stsclient.OutcomeOK, Steps: make([]stsclient.RecordStep, len(trace))}
 	for i, e := range trace {
-		e.Err, e.Cause = nil, nil
-		r.Steps[i] = e
+		r.Steps[i] = stsclient.RecordStep{N: e.N, Step: e.Step, Status: string(e.Status), Reason: e.Reason,
+			Evidence: e.Evidence, Category: e.Category}
 		if e.Step == StepClient && e.Status == Pass {
 			r.ClientID = e.Evidence[EvidenceClientID]
 		}
 	}
 	if oerr != nil {
-		r.Outcome = OutcomeRefused
-		r.Error = &RecordError{Code: oerr.Code, Description: oerr.Description, Status: oerr.Status}
+		r.Outcome = stsclient.OutcomeRefused
+		r.Error = &stsclient.RecordError{Code: oerr.Code, Description: oerr.Description, Status: oerr.Status}
 		if n := len(trace); n > 0 {
 			r.Error.Step, r.Error.Category = trace[n-1].Step, trace[n-1].Category
 		}
@@ -124,12 +87,12 @@ type TraceRing struct {
 
 // ring is the records of one owner, oldest first, at most size.
 type ring struct {
-	recs []*Record
+	recs []*stsclient.Record
 	ids  []uint64 // ids[i] is recs[i].ID as a number
 	size int
 }
 
-func (g *ring) add(r *Record, id uint64) {
+func (g *ring) add(r *stsclient.Record, id uint64) {
 	if len(g.recs) == g.size {
 		copy(g.recs, g.recs[1:])
 		copy(g.ids, g.ids[1:])
@@ -155,7 +118,7 @@ func NewTraceRing(n int) *TraceRing {
 // client (r.ClientID empty) goes to the anonymous ring, unless more than
 // AnonymousTraceRate a second came at r.Time: then it is not kept and Add
 // returns "".
-func (t *TraceRing) Add(r *Record) string {
+func (t *TraceRing) Add(r *stsclient.Record) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g := t.anon
@@ -175,12 +138,12 @@ func (t *TraceRing) Add(r *Record) string {
 
 // List returns the records with an id above since, newest first; with
 // client set, only that client's, else everyone's.
-func (t *TraceRing) List(since uint64, client string) []*Record {
+func (t *TraceRing) List(since uint64, client string) []*stsclient.Record {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	type kept struct {
 		id  uint64
-		rec *Record
+		rec *stsclient.Record
 	}
 	var all []kept
 	for _, g := range t.rings(client) {
@@ -189,7 +152,7 @@ func (t *TraceRing) List(since uint64, client string) []*Record {
 		}
 	}
 	slices.SortFunc(all, func(a, b kept) int { return cmp.Compare(b.id, a.id) })
-	out := make([]*Record, len(all))
+	out := make([]*stsclient.Record, len(all))
 	for i, k := range all {
 		out[i] = k.rec
 	}
@@ -198,7 +161,7 @@ func (t *TraceRing) List(since uint64, client string) []*Record {
 
 // Get returns the record with id, if the store still holds it; with
 // client set, only if it is that client's.
-func (t *TraceRing) Get(id, client string) (*Record, bool) {
+func (t *TraceRing) Get(id, client string) (*stsclient.Record, bool) {
 	n, err := strconv.ParseUint(id, 10, 64)
 	if err != nil {
 		return nil, false
@@ -243,34 +206,4 @@ func (e *Engine) NewRequest(auth stsclient.ClientAuth, p stsclient.ExchangeParam
 		req.Basic = &BasicAuth{ID: auth.ClientID, Secret: auth.Secret}
 	}
 	return req, nil
-}
-
-// TraceBase is the base URL of an idtx STS's /traces, from its issuer URL
-// or its token endpoint.
-func TraceBase(sts string) string {
-	return strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(sts, "/"), "/token"), "/")
-}
-
-// FetchTraces asks an idtx STS (base: its issuer URL) for the records
-// after since, newest first. auth, when its method is client_secret_basic,
-// authenticates the caller; the mock answers loopback callers without.
-func FetchTraces(ctx context.Context, client *http.Client, base string, since uint64, auth stsclient.ClientAuth) ([]*Record, error) {
-	u := TraceBase(base) + "/traces"
-	if since > 0 {
-		u += "?since=" + strconv.FormatUint(since, 10)
-	}
-	var list TraceList
-	if err := stsclient.GetJSON(ctx, client, u, auth, &list); err != nil {
-		return nil, err
-	}
-	return list.Traces, nil
-}
-
-// FetchTrace asks an idtx STS for the record of one exchange.
-func FetchTrace(ctx context.Context, client *http.Client, base, id string, auth stsclient.ClientAuth) (*Record, error) {
-	var rec Record
-	if err := stsclient.GetJSON(ctx, client, TraceBase(base)+"/traces/"+url.PathEscape(id), auth, &rec); err != nil {
-		return nil, err
-	}
-	return &rec, nil
 }

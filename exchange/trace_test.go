@@ -13,6 +13,7 @@ import (
 
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/stsclient"
 )
 
 // tracedEnv is an env whose handler keeps traces.
@@ -38,9 +39,9 @@ func getTraces(t *testing.T, h http.Handler, path, remote string, basic ...strin
 	return rec.Code, rec.Body.Bytes()
 }
 
-func decodeList(t *testing.T, body []byte) []exchange.Record {
+func decodeList(t *testing.T, body []byte) []stsclient.Record {
 	t.Helper()
-	var l struct{ Traces []exchange.Record }
+	var l struct{ Traces []stsclient.Record }
 	if err := json.Unmarshal(body, &l); err != nil {
 		t.Fatalf("%s: %v", body, err)
 	}
@@ -58,7 +59,7 @@ func TestTraceIDInErrors(t *testing.T) {
 		t.Fatalf("no trace_id in %v", r.body)
 	}
 	code, body := getTraces(t, h, "/traces/"+id, "192.0.2.1:1", "demo-client", "demo-secret")
-	var rec exchange.Record
+	var rec stsclient.Record
 	if code != 200 || json.Unmarshal(body, &rec) != nil {
 		t.Fatalf("%d %s", code, body)
 	}

@@ -220,7 +220,7 @@ func (v *Introspection) ask(ctx context.Context, endpoint, token string) (map[st
 	// members a reader sees.
 	answer, err := strictjson.Object(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: the answer is not a JSON object: %v", ErrUnavailable, v.cfg.Name, err)
+		return nil, fmt.Errorf("%w: introspection endpoint of IDP %s: the answer is not a JSON object: %w", ErrUnavailable, v.cfg.Name, err)
 	}
 	return answer, nil
 }

@@ -47,10 +47,10 @@ func peekJWT(token, tokenType string) (*peeked, error) {
 	p := &peeked{raw: token, ttype: tokenType}
 	var err error
 	if p.header, err = decodeSegment(h); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: header: %w", ErrMalformed, err)
 	}
 	if p.claims, err = decodeSegment(c); err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: claims: %w", ErrMalformed, err)
 	}
 	// One strict decoder for the header and the claims: golang-jwt and
 	// encoding/json let the last of two equal members win, and match
@@ -58,7 +58,7 @@ func peekJWT(token, tokenType string) (*peeked, error) {
 	// (RFC 8725 §2.1).
 	hdr, err := strictjson.Object(p.header)
 	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: header: %w", ErrMalformed, err)
 	}
 	for k := range hdr {
 		if why, bad := refusedHeaders[k]; bad {
@@ -84,7 +84,7 @@ func peekJWT(token, tokenType string) (*peeked, error) {
 	}
 	cl, err := strictjson.Object(p.claims)
 	if err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: claims: %w", ErrMalformed, err)
 	}
 	if p.iss, err = stringMember(cl, "iss"); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)

@@ -162,14 +162,14 @@ func (v *JWT) explain(err, keyErr error, claims jwt.MapClaims) error {
 	case keyErr != nil && errors.Is(keyErr, ErrUnavailable):
 		return keyErr
 	case keyErr != nil:
-		return fmt.Errorf("%w: no usable key: %v", ErrInvalid, keyErr)
+		return fmt.Errorf("%w: no usable key: %w", ErrInvalid, keyErr)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		for _, c := range []string{"exp", "aud"} {
 			if _, ok := claims[c]; !ok {
 				return fmt.Errorf("%w: %s is required", ErrInvalid, c)
 			}
 		}
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	case errors.Is(err, jwt.ErrTokenExpired):
 		exp, _ := claims.GetExpirationTime()
 		return fmt.Errorf("%w: expired at %s (now %s)", ErrInvalid, exp.UTC().Format(time.RFC3339), now)
@@ -185,11 +185,11 @@ func (v *JWT) explain(err, keyErr error, claims jwt.MapClaims) error {
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return fmt.Errorf("%w: signature does not verify with IDP %s's key", ErrInvalid, v.name)
 	case errors.Is(err, jwt.ErrTokenMalformed):
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	case errors.Is(err, jwt.ErrTokenInvalidClaims):
-		return fmt.Errorf("%w: claims: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: claims: %w", ErrInvalid, err)
 	}
-	return fmt.Errorf("%w: %v", ErrInvalid, err)
+	return fmt.Errorf("%w: %w", ErrInvalid, err)
 }
 
 func clipAll(ss []string) []string {

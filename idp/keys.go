@@ -146,7 +146,7 @@ func (d *discovered) resolve() (KeySet, error) {
 	}
 	url := strings.TrimSuffix(d.issuer, "/") + "/.well-known/openid-configuration"
 	if _, err := FetchJSON(d.ctx, d.client, url, &meta); err != nil {
-		d.lastErr = fmt.Errorf("%w: discovery at %s: %v", ErrUnavailable, url, err)
+		d.lastErr = fmt.Errorf("%w: discovery at %s: %w", ErrUnavailable, url, err)
 		if d.report != nil {
 			d.report(d.lastErr)
 		}
@@ -160,7 +160,7 @@ func (d *discovered) resolve() (KeySet, error) {
 	}
 	keys, err := remoteKeys(d.ctx, meta.JWKSURI, d.client, d.report)
 	if err != nil {
-		d.lastErr = fmt.Errorf("%w: %v", ErrUnavailable, err)
+		d.lastErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		return nil, d.lastErr
 	}
 	d.keys = keys

@@ -216,7 +216,7 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 // IDPSSODescriptor.
 func MetadataCertificates(data []byte) (string, []*x509.Certificate, error) {
 	if err := xrv.Validate(bytes.NewReader(data)); err != nil {
-		return "", nil, fmt.Errorf("metadata XML does not survive a round trip: %v", err)
+		return "", nil, fmt.Errorf("metadata XML does not survive a round trip: %w", err)
 	}
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(data); err != nil {
@@ -234,7 +234,7 @@ func MetadataCertificates(data []byte) (string, []*x509.Certificate, error) {
 		for _, c := range kd.FindElements(".//X509Certificate") {
 			der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Text()), ""))
 			if err != nil {
-				return "", nil, fmt.Errorf("X509Certificate: %v", err)
+				return "", nil, fmt.Errorf("X509Certificate: %w", err)
 			}
 			cert, err := x509.ParseCertificate(der)
 			if err != nil {

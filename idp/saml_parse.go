@@ -41,7 +41,7 @@ func parseSAML(token string) (*document, error) {
 		return nil, err
 	}
 	if err := roundTrip(xml); err != nil {
-		return nil, fmt.Errorf("%w: XML does not survive a round trip: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: XML does not survive a round trip: %w", ErrMalformed, err)
 	}
 	if bytes.Contains(xml, []byte("<!DOCTYPE")) || bytes.Contains(xml, []byte("<!ENTITY")) {
 		return nil, fmt.Errorf("%w: a DOCTYPE is refused", ErrMalformed)
@@ -49,7 +49,7 @@ func parseSAML(token string) (*document, error) {
 	doc := etree.NewDocument()
 	doc.ReadSettings.Permissive = false
 	if err := doc.ReadFromBytes(xml); err != nil {
-		return nil, fmt.Errorf("%w: XML: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: XML: %w", ErrMalformed, err)
 	}
 	for _, t := range doc.Child {
 		if d, ok := t.(*etree.Directive); ok && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(d.Data)), "DOCTYPE") {

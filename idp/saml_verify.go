@@ -69,11 +69,11 @@ func (v *SAML) verify(d *document) (*Assertion, error) {
 		// the declarations in scope onto the element before validating.
 		nsctx, err := etreeutils.NSBuildParentContext(d.assertion)
 		if err != nil {
-			return nil, fmt.Errorf("%w: namespaces: %v", ErrMalformed, err)
+			return nil, fmt.Errorf("%w: namespaces: %w", ErrMalformed, err)
 		}
 		detached, err := etreeutils.NSDetatch(nsctx, d.assertion)
 		if err != nil {
-			return nil, fmt.Errorf("%w: namespaces: %v", ErrMalformed, err)
+			return nil, fmt.Errorf("%w: namespaces: %w", ErrMalformed, err)
 		}
 		validated, s, dg, err := v.validateSignature(detached, d.version, "AssertionID")
 		if err != nil {
@@ -158,7 +158,7 @@ func (v *SAML) validateSignature(el *etree.Element, version int, idAttr1 string)
 	}
 	validated, err := ctx.Validate(el)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("%w: signature of the %s does not verify with IDP %s's certificate: %v", ErrInvalid, el.Tag, v.cfg.Name, err)
+		return nil, "", "", fmt.Errorf("%w: signature of the %s does not verify with IDP %s's certificate: %w", ErrInvalid, el.Tag, v.cfg.Name, err)
 	}
 	return validated, sigAlg, digestAlg, nil
 }
@@ -215,7 +215,7 @@ func (v *SAML) keyInfoRoot(sig *etree.Element, signed string) ([]*x509.Certifica
 	}
 	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(charData(first)), ""))
 	if err != nil {
-		return nil, none, fmt.Errorf("%w: the certificate in the signature of the %s is not base64: %v", ErrInvalid, signed, err)
+		return nil, none, fmt.Errorf("%w: the certificate in the signature of the %s is not base64: %w", ErrInvalid, signed, err)
 	}
 	for _, c := range v.cfg.Certificates {
 		if bytes.Equal(c.Raw, der) {

@@ -268,5 +268,5 @@ func keyringErr(err error) error {
 	if errors.Is(err, keyring.ErrNotFound) {
 		return fmt.Errorf("the profile's secret is not in the keyring; add the profile again")
 	}
-	return fmt.Errorf("%w (%v)", ErrNoKeyring, err)
+	return fmt.Errorf("%w (%w)", ErrNoKeyring, err)
 }

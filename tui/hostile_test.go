@@ -118,8 +118,8 @@ func TestLiveListBoundedByBytes(t *testing.T) {
 	m := NewLive(context.Background(), "http://127.0.0.1:1", http.DefaultClient, stsclient.ClientAuth{})
 	big := strings.Repeat("x", 3<<20)
 	for id := 1; id <= 20; id++ {
-		rec := &exchange.Record{ID: fmt.Sprint(id), Outcome: exchange.OutcomeOK, Steps: []exchange.Entry{{N: 1, Step: "request", Outcome: exchange.Outcome{Status: exchange.Pass, Reason: big}}}}
-		next, _ := m.Update(tracesMsg{recs: []*exchange.Record{rec}})
+		rec := &stsclient.Record{ID: fmt.Sprint(id), Outcome: stsclient.OutcomeOK, Steps: []stsclient.RecordStep{{N: 1, Step: "request", Status: "pass", Reason: big}}}
+		next, _ := m.Update(tracesMsg{recs: []*stsclient.Record{rec}})
 		m = next.(Model)
 		if id == 2 {
 			m = press(m, "j") // select the oldest
@@ -145,9 +145,9 @@ func TestLiveListBoundedByBytes(t *testing.T) {
 // The count bound still holds for small records.
 func TestLiveListBoundedByCount(t *testing.T) {
 	m := NewLive(context.Background(), "http://127.0.0.1:1", http.DefaultClient, stsclient.ClientAuth{})
-	recs := make([]*exchange.Record, MaxLiveRecords+100)
+	recs := make([]*stsclient.Record, MaxLiveRecords+100)
 	for i := range recs {
-		recs[i] = &exchange.Record{ID: fmt.Sprint(len(recs) - i)}
+		recs[i] = &stsclient.Record{ID: fmt.Sprint(len(recs) - i)}
 	}
 	next, _ := m.Update(tracesMsg{recs: recs})
 	if n := len(next.(Model).live.recs); n != MaxLiveRecords {

@@ -33,17 +33,17 @@ type live struct {
 	url    string
 	client *http.Client
 	auth   stsclient.ClientAuth
-	recs   []*exchange.Record
+	recs   []*stsclient.Record
 	sizes  []int // recordSize of each of recs
 	sel    int
-	open   *exchange.Record
+	open   *stsclient.Record
 	since  uint64
 	err    string
 }
 
 // tracesMsg is the answer of one poll.
 type tracesMsg struct {
-	recs []*exchange.Record
+	recs []*stsclient.Record
 	err  error
 }
 
@@ -73,7 +73,7 @@ func (l *live) poll(since uint64) tea.Cmd {
 func (l *live) fetch(since uint64) tea.Msg {
 	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
 	defer cancel()
-	recs, err := exchange.FetchTraces(ctx, l.client, l.url, since, l.auth)
+	recs, err := stsclient.FetchTraces(ctx, l.client, l.url, since, l.auth)
 	return tracesMsg{recs: recs, err: err}
 }
 
@@ -129,7 +129,7 @@ func (l *live) bound() {
 
 // recordSize is the bytes of text a record holds, roughly what it costs
 // to keep: its strings, its evidence and its claims as JSON.
-func recordSize(r *exchange.Record) int {
+func recordSize(r *stsclient.Record) int {
 	n := len(r.ID) + len(r.ClientID) + len(r.Outcome) + 64
 	if e := r.Error; e != nil {
 		n += len(e.Code) + len(e.Description) + len(e.Step) + len(e.Category)
@@ -172,10 +172,13 @@ func (m Model) listKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 }
 
 // openRecord shows a live trace as a read-only flowchart.
-func (m *Model) openRecord(r *exchange.Record) {
+func (m *Model) openRecord(r *stsclient.Record) {
 	m.live.open = r
 	m.trace = make(exchange.Trace, len(r.Steps))
-	copy(m.trace, r.Steps)
+	for i, s := range r.Steps {
+		m.trace[i] = exchange.Entry{N: s.N, Step: s.Step, Outcome: exchange.Outcome{
+			Status: exchange.Status(s.Status), Reason: s.Reason, Evidence: s.Evidence, Category: s.Category}}
+	}
 	m.failed, m.claims = r.Error, r.Claims
 	m.cursor, m.mode = 0, modeFlow
 	if r.Error != nil {

@@ -58,7 +58,7 @@ type Model struct {
 
 	walker *exchange.Walker
 	trace  exchange.Trace // the walker's, or a live record's steps
-	failed *exchange.RecordError
+	failed *stsclient.RecordError
 	claims map[string]any
 
 	cursor   int
@@ -405,7 +405,7 @@ func (m *Model) liveFix() string {
 	if m.live == nil {
 		return ""
 	}
-	return m.live.open.ConsentGrant()
+	return exchange.ConsentGrant(m.live.open)
 }
 
 // startGrant asks to record the consent the failed consent step misses.
@@ -515,7 +515,7 @@ func (m Model) Params() (stsclient.ExchangeParams, stsclient.ClientAuth) { retur
 func (m Model) Trace() exchange.Trace { return m.trace }
 
 // Failed is the refusal shown now, or nil.
-func (m Model) Failed() *exchange.RecordError { return m.failed }
+func (m Model) Failed() *stsclient.RecordError { return m.failed }
 
 // values splits a space-separated field.
 func values(s string) []string { return strings.Fields(s) }

@@ -100,7 +100,7 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 	p.Request.Audiences, p.Request.Resources = nonNil(p.Request.Audiences), nonNil(p.Request.Resources)
 	body, err := json.Marshal(p)
 	if err != nil {
-		return Verdict{}, fmt.Errorf("%w: encode the request: %v", ErrEval, err)
+		return Verdict{}, fmt.Errorf("%w: encode the request: %w", ErrEval, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
@@ -143,7 +143,7 @@ func (h *webhook) call(ctx context.Context, name string, in *Input) (Verdict, er
 		if errors.As(err, &dup) {
 			return Verdict{}, fmt.Errorf("%w: answer has the member %q twice (names compare without case)", ErrUnavailable, clip(dup.Name))
 		}
-		return Verdict{}, fmt.Errorf("%w: answer is not the JSON {\"allow\": bool, ...}: %v", ErrUnavailable, err)
+		return Verdict{}, fmt.Errorf("%w: answer is not the JSON {\"allow\": bool, ...}: %w", ErrUnavailable, err)
 	}
 	if a.Allow == nil {
 		return Verdict{}, fmt.Errorf("%w: answer has no \"allow\"", ErrUnavailable)

@@ -271,14 +271,14 @@ func (w *Workflow) Run(ctx context.Context, in *Input) (Verdict, error) {
 		claims map[string]any
 	}{{varSubject, in.Subject}, {varActor, in.Actor}} {
 		if err := checkClaims(c.name, c.claims); err != nil {
-			return Verdict{}, fmt.Errorf("%w: %v", ErrEval, err)
+			return Verdict{}, fmt.Errorf("%w: %w", ErrEval, err)
 		}
 	}
 	act := &activation{in: in}
 	if w.deny != nil {
 		out, err := w.eval(ctx, w.deny, act)
 		if err != nil {
-			return Verdict{}, fmt.Errorf("%w: deny_if: %v", ErrEval, err)
+			return Verdict{}, fmt.Errorf("%w: deny_if: %w", ErrEval, err)
 		}
 		deny, ok := out.Value().(bool)
 		if !ok { // the checker proved it bool; a guard, not a path
@@ -294,11 +294,11 @@ func (w *Workflow) Run(ctx context.Context, in *Input) (Verdict, error) {
 		for _, c := range w.claims {
 			out, err := w.eval(ctx, c.prg, act)
 			if err != nil {
-				return Verdict{}, fmt.Errorf("%w: claims.%s: %v", ErrEval, c.name, err)
+				return Verdict{}, fmt.Errorf("%w: claims.%s: %w", ErrEval, c.name, err)
 			}
 			val, err := native(out, 0)
 			if err != nil {
-				return Verdict{}, fmt.Errorf("%w: claims.%s: %v", ErrEval, c.name, err)
+				return Verdict{}, fmt.Errorf("%w: claims.%s: %w", ErrEval, c.name, err)
 			}
 			v.Claims[c.name] = val
 		}
@@ -320,7 +320,7 @@ func (w *Workflow) eval(ctx context.Context, prg cel.Program, act *activation) (
 	case errors.Is(err, errBudget):
 		return nil, fmt.Errorf("interrupted: evaluation exceeded its budget of %s", w.budget)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return nil, fmt.Errorf("interrupted: %v", context.Cause(ctx))
+		return nil, fmt.Errorf("interrupted: %w", context.Cause(ctx))
 	}
 	return nil, err
 }
