@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/idtx/idtx/store"
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/store"
 )
 
 // A handler observes only its own runs: building one leaves the engine as
