@@ -192,9 +192,10 @@ func TestAccessClaimsEveryField(t *testing.T) {
 			t.Errorf("fast encoder\n got %s\nwant %s (+ Extra %v)", fast, std, c.Extra)
 		}
 		// Every field was set, so none is omitted: 7 registered claims,
-		// client_id, scope, idp, act, may_act, and the Extra claim.
-		if len(got) != 13 {
-			t.Errorf("%d claims, want 13: %s", len(got), fast)
+		// client_id, scope, idp, act, may_act, groups, roles,
+		// entitlements, carried, and the Extra claim.
+		if len(got) != 17 {
+			t.Errorf("%d claims, want 17: %s", len(got), fast)
 		}
 	}
 }
