@@ -106,6 +106,9 @@ type inspection struct {
 	Expired  bool              `json:"expired"`
 	Header   map[string]any    `json:"header,omitempty"`
 	Claims   map[string]any    `json:"claims,omitempty"`
+	// ActChain is the act claim as one line, subject first, then each
+	// actor newest first (RFC 8693 §4.1): "alice ← orders-service ← frontend".
+	ActChain string            `json:"act_chain,omitempty"`
 	SAML     *samlView         `json:"saml,omitempty"`
 	Times    map[string]timeAt `json:"times"`
 
@@ -162,6 +165,10 @@ func runInspect(ctx context.Context, o *inspectOptions, arg string) error {
 		in.Format = "jwt"
 		if err := decodeJWT(token, in); err != nil {
 			return usageError("not a valid JWT (truncated or corrupt?): %v", err)
+		}
+		if act, ok := in.Claims["act"]; ok {
+			sub, _ := in.Claims["sub"].(string)
+			in.ActChain = oauth.ActChain(sub, act)
 		}
 		for _, k := range []string{"exp", "iat", "nbf", "auth_time"} {
 			if n, ok := in.Claims[k].(json.Number); ok {
@@ -441,6 +448,10 @@ func printInspection(io *IO, in *inspection) {
 				}
 				field(k, compact(part.m[k]))
 			}
+		}
+		if in.ActChain != "" {
+			fmt.Fprintln(w, "act chain (subject, then who acts for it, newest first)")
+			fmt.Fprintln(w, "  "+safeText(in.ActChain))
 		}
 		return
 	}

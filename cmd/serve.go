@@ -333,7 +333,7 @@ func printBanner(o *serveOptions, base, issuer, storeURL, keyFile string, traces
 	fmt.Fprintf(w, "  signing key %s (the mock's own: a configured server never trusts it)\n", keyFile)
 	fmt.Fprintf(w, "  mock IDP    issuer %s, audience %s, keys GET %s/mock/jwks\n", mockidp.Issuer, mockidp.Audience, base)
 	fmt.Fprintf(w, "  mock internal IDP  opaque tokens (mock token --format opaque), introspected at POST %s%s\n", base, mockidp.IntrospectPath)
-	fmt.Fprintf(w, "  clients     %s / %s (all services), restricted-client / restricted-secret (orders-api)\n", mockidp.DemoClient, mockidp.DemoSecret)
+	fmt.Fprintf(w, "  clients     %s / %s (all services), restricted-client / restricted-secret (orders-api),\n              orders-service / orders-secret (serves orders-api, exchanges for billing-api: README, \"The mock as a landscape\")\n", mockidp.DemoClient, mockidp.DemoSecret)
 	self := selfCommand()
 	fmt.Fprintf(w, "\nTry it (the mock's keys are public: for local development only):\n")
 	fmt.Fprintf(w, "  curl -s -u %s:%s %s/token \\\n", mockidp.DemoClient, mockidp.DemoSecret, base)
