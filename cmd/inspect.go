@@ -100,12 +100,12 @@ is true when exp (JWT) or NotOnOrAfter (SAML) has passed.`,
 // inspection is what inspect prints, in text or JSON: keys are
 // lowercase snake_case for both JWTs and SAML.
 type inspection struct {
-	Format   string            `json:"format"`
-	Verified bool              `json:"verified"`
-	IDP      string            `json:"idp,omitempty"`
-	Expired  bool              `json:"expired"`
-	Header   map[string]any    `json:"header,omitempty"`
-	Claims   map[string]any    `json:"claims,omitempty"`
+	Format   string         `json:"format"`
+	Verified bool           `json:"verified"`
+	IDP      string         `json:"idp,omitempty"`
+	Expired  bool           `json:"expired"`
+	Header   map[string]any `json:"header,omitempty"`
+	Claims   map[string]any `json:"claims,omitempty"`
 	// ActChain is the act claim as one line, subject first, then each
 	// actor newest first (RFC 8693 §4.1): "alice ← orders-service ← frontend".
 	ActChain string            `json:"act_chain,omitempty"`
