@@ -56,6 +56,10 @@ the server's own validators) or --mock (the built-in mock IDPs); a failure
 exits 3, and with -o json prints {"error": "invalid_token",
 "error_description": …} (RFC 6750 §3.1) on stdout.
 
+A delegated token's act claim (RFC 8693 §4.1) is also shown as one line,
+the subject then each actor newest first: "alice ← orders-service ←
+frontend" ("act_chain" in -o json).
+
 -o json keys are lowercase snake_case for JWTs and SAML alike; "expired"
 is true when exp (JWT) or NotOnOrAfter (SAML) has passed.`,
 		Example: `  $ idtx inspect "$(idtx mock token)"
