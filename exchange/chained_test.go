@@ -145,3 +145,34 @@ func TestDelegatedTokenIsNoActor(t *testing.T) {
 	own := mustOK(t, e.post("/token", e.form(e.subject(nil))))
 	mustOK(t, e.post("/token", e.form(bob, "actor_token", own, "actor_token_type", idp.TokenTypeAccessToken)))
 }
+
+// The carried claim of the STS's own token decides what a rule may read
+// of it: a token without one (an older idtx's) carries nothing, a
+// malformed one is refused, and a rule that reads subject as a whole
+// cannot be judged on a part of it.
+func TestChainedCarriedList(t *testing.T) {
+	e := newEnvWith(t, consent.NewMemory(), func(yaml string, files map[string][]byte) string {
+		yaml = withWorkflows("no-interns", celWorkflows+`  - name: whole
+    deny_if: 'size(subject) > 100'
+    message: too many claims
+`)(yaml, files)
+		return strings.Replace(yaml, "services:\n", "services:\n  - {name: whole-api, scopes: {orders:read: {}}, default_scopes: [orders:read], workflows: [whole]}\n", 1)
+	})
+	if err := e.store.Grant(t.Context(), "corp", "alice", "billing-api", []string{"billing:read"}); err != nil {
+		t.Fatal(err)
+	}
+	at := idp.TokenTypeAccessToken
+	billing := func(tok string) response {
+		return e.post("/token", e.form(tok, "subject_token_type", at, "audience", "billing-api", "scope", "billing:read"))
+	}
+	expectError(t, billing(e.own(t, jwt.MapClaims{"groups": []string{"staff"}})), 400, "invalid_request",
+		"subject_token: workflow no-interns of billing-api reads subject.groups, which the subject token, issued by this STS, does not carry (it carries sub idp act may_act): refused")
+	for _, bad := range []any{[]string{"email"}, []string{"groups", "groups"}, "groups", []any{1}} {
+		expectError(t, billing(e.own(t, jwt.MapClaims{"carried": bad})), 400, "invalid_request",
+			"subject_token: carried is not a list of the claims a token can carry (groups, roles, entitlements)")
+	}
+	mustOK(t, billing(e.own(t, jwt.MapClaims{"groups": []string{"staff"}, "carried": []string{"groups"}})))
+	r := e.post("/token", e.form(e.own(t, jwt.MapClaims{"carried": []string{"groups"}}), "subject_token_type", at, "audience", "whole-api"))
+	expectError(t, r, 400, "invalid_request",
+		"subject_token: workflow whole of whole-api reads subject as a whole, and a token this STS issued carries only some of the user's claims (sub idp act may_act groups): it cannot be judged on them")
+}

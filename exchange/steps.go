@@ -665,11 +665,6 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 	return pass(strconv.Itoa(len(evidence))+" workflow(s) allowed the exchange", evidence)
 }
 
-// chainedAlways are the claims of a chained subject that every token
-// this STS issues carries when they apply: the user's sub and idp, and
-// the act and may_act the STS itself signed.
-var chainedAlways = []string{"sub", "idp", "act", "may_act"}
-
 // judgeable refuses a workflow that would read, of a chained subject, a
 // claim the subject token does not carry (docs/workflows.md). A webhook
 // is sent what the token carries; what it reads is its own to check.
@@ -678,13 +673,13 @@ func (s *State) judgeable(w *workflow.Workflow, svc *Service) *Error {
 		return nil
 	}
 	names, whole := w.SubjectClaims()
-	carries := strings.Join(append(slices.Clone(chainedAlways), s.carried...), " ")
+	carries := func() string { return strings.Join(append(slices.Clone(config.ChainedAlways), s.carried...), " ") }
 	if whole {
-		return ErrInvalidRequest("subject_token: workflow %s of %s reads subject as a whole, and a token this STS issued carries only some of the user's claims (%s): it cannot be judged on them", w.Name(), svc.Name, carries)
+		return ErrInvalidRequest("subject_token: workflow %s of %s reads subject as a whole, and a token this STS issued carries only some of the user's claims (%s): it cannot be judged on them", w.Name(), svc.Name, carries())
 	}
 	for _, name := range names {
-		if !slices.Contains(chainedAlways, name) && !slices.Contains(s.carried, name) {
-			return ErrInvalidRequest("subject_token: workflow %s of %s reads subject.%s, which the subject token, issued by this STS, does not carry (it carries %s): refused rather than judged without it", w.Name(), svc.Name, clipText(name), carries)
+		if !slices.Contains(config.ChainedAlways, name) && !slices.Contains(s.carried, name) {
+			return ErrInvalidRequest("subject_token: workflow %s of %s reads subject.%s, which the subject token, issued by this STS, does not carry (it carries %s): refused rather than judged without it", w.Name(), svc.Name, clipText(name), carries())
 		}
 	}
 	return nil
@@ -695,7 +690,7 @@ func (s *State) judgeable(w *workflow.Workflow, svc *Service) *Error {
 // identity claims the token carries.
 func (s *State) chainedSubject() map[string]any {
 	id := s.Subject
-	m := make(map[string]any, len(chainedAlways)+len(s.carried))
+	m := make(map[string]any, len(config.ChainedAlways)+len(s.carried))
 	m["sub"], m["idp"] = id.Subject, UserIDP(id)
 	for _, name := range append([]string{"act", "may_act"}, s.carried...) {
 		if v, ok := id.Claims[name]; ok {
