@@ -167,6 +167,10 @@ clients:
 		}
 	}
 	srv := startServer(t, serveOptions{config: filepath.Join(dir, "sts.yaml")})
+	// serve warns of the rule at start, as config validate does.
+	if want := "idtx: warning: " + filepath.Join(dir, "sts.yaml") + ":6: services[2] (mail-api): workflow by-mail reads subject.email, which no token this STS issues carries"; !strings.Contains(srv.stderr.String(), want) {
+		t.Errorf("serve's stderr lacks %q:\n%s", want, srv.stderr)
+	}
 	app := []string{"app", "app-secret"}
 	user := mockToken(t, "carol", map[string]any{"email": "carol@contractor.example", "groups": []string{"contractor"}}, 0)
 	expectRefusal(t, srv.exchange(t, exchangeForm(user, "audience", "mail-api"), app...), http.StatusBadRequest, "invalid_request",

@@ -164,6 +164,14 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	defer store.Close()
 	warnExposedStore(o.io, store)
+	// A rule a chained token cannot be judged by: such exchanges are
+	// refused, naming the claim (docs/workflows.md, Chained tokens).
+	for _, w := range cfg.ChainedWarnings() {
+		if w.File == "" {
+			w.File = o.configFile
+		}
+		fmt.Fprintf(o.io.Err, "idtx: warning: %s\n", safeText(w.String()))
+	}
 	if err := warnLegacyConsents(ctx, o.io, store); err != nil {
 		return err
 	}
