@@ -155,6 +155,9 @@ func validateConfig(ctx context.Context, path string) (*validation, error) {
 	if cfg != nil {
 		v.cfg = cfg
 		v.checkBuild(ctx, cfg, len(v.Problems) == 0)
+		for _, w := range cfg.ChainedWarnings() {
+			v.add(w)
+		}
 		if len(cfg.IDPs) == 0 && len(cfg.Services) == 0 && len(cfg.Clients) == 0 {
 			v.add(cfg.Root().Warning("the config defines no idps, services or clients: serve would start and refuse every exchange (idtx config init writes a starter)"))
 		}

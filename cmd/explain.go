@@ -110,7 +110,9 @@ func runExplain(c *cobra.Command, o *explainOptions) error {
 	}
 	io := o.req.io
 	if o.output == "json" {
-		if err := writeJSON(io, rec); err != nil {
+		all := *rec
+		all.Steps = exchange.AllSteps(rec) // the nine, as the text output shows them
+		if err := writeJSON(io, &all); err != nil {
 			return err
 		}
 	} else {

@@ -62,6 +62,10 @@ the server's own validators) or --mock (the built-in mock IDPs); a failure
 exits 3, and with -o json prints {"error": "invalid_token",
 "error_description": …} (RFC 6750 §3.1) on stdout.
 
+A delegated token's act claim (RFC 8693 §4.1) is also shown as one line,
+the subject then each actor newest first: "alice ← orders-service ←
+frontend" ("act_chain" in -o json).
+
 -o json keys are lowercase snake_case for JWTs and SAML alike; "expired"
 is true when exp (JWT) or NotOnOrAfter (SAML) has passed.`,
 		Example: `  $ idtx inspect "$(idtx mock token)"
@@ -110,12 +114,15 @@ is true when exp (JWT) or NotOnOrAfter (SAML) has passed.`,
 // inspection is what inspect prints, in text or JSON: keys are
 // lowercase snake_case for both JWTs and SAML.
 type inspection struct {
-	Format   string            `json:"format"`
-	Verified bool              `json:"verified"`
-	IDP      string            `json:"idp,omitempty"`
-	Expired  bool              `json:"expired"`
-	Header   map[string]any    `json:"header,omitempty"`
-	Claims   map[string]any    `json:"claims,omitempty"`
+	Format   string         `json:"format"`
+	Verified bool           `json:"verified"`
+	IDP      string         `json:"idp,omitempty"`
+	Expired  bool           `json:"expired"`
+	Header   map[string]any `json:"header,omitempty"`
+	Claims   map[string]any `json:"claims,omitempty"`
+	// ActChain is the act claim as one line, subject first, then each
+	// actor newest first (RFC 8693 §4.1): "alice ← orders-service ← frontend".
+	ActChain string            `json:"act_chain,omitempty"`
 	SAML     *samlView         `json:"saml,omitempty"`
 	Times    map[string]timeAt `json:"times"`
 
@@ -172,6 +179,10 @@ func runInspect(ctx context.Context, o *inspectOptions, arg string) error {
 		in.Format = "jwt"
 		if err := decodeJWT(token, in); err != nil {
 			return usageError("not a valid JWT (truncated or corrupt?): %v", err)
+		}
+		if act, ok := in.Claims["act"]; ok {
+			sub, _ := in.Claims["sub"].(string)
+			in.ActChain = oauth.ActChain(sub, act)
 		}
 		for _, k := range []string{"exp", "iat", "nbf", "auth_time"} {
 			if n, ok := in.Claims[k].(json.Number); ok {
@@ -468,6 +479,10 @@ func printInspection(io *IO, in *inspection) {
 				}
 				field(k, compact(part.m[k]))
 			}
+		}
+		if in.ActChain != "" {
+			fmt.Fprintln(w, "act chain (subject, then who acts for it, newest first)")
+			fmt.Fprintln(w, "  "+safeText(in.ActChain))
 		}
 		return
 	}

@@ -168,6 +168,14 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	defer st.Close()
 	warnExposedStore(o.io, st)
+	// A rule a chained token cannot be judged by: such exchanges are
+	// refused, naming the claim (docs/workflows.md, Chained tokens).
+	for _, w := range cfg.ChainedWarnings() {
+		if w.File == "" {
+			w.File = o.configFile
+		}
+		fmt.Fprintf(o.io.Err, "idtx: warning: %s\n", safeText(w.String()))
+	}
 	if err := warnLegacyConsents(ctx, o.io, st); err != nil {
 		return err
 	}
@@ -332,7 +340,7 @@ func printBanner(o *serveOptions, base, issuer, storeURL, keyFile string, traces
 	fmt.Fprintf(w, "  signing key %s (the mock's own: a configured server never trusts it)\n", keyFile)
 	fmt.Fprintf(w, "  mock IDP    issuer %s, audience %s, keys GET %s/mock/jwks\n", mockidp.Issuer, mockidp.Audience, base)
 	fmt.Fprintf(w, "  mock internal IDP  opaque tokens (mock token --format opaque), introspected at POST %s%s\n", base, mockidp.IntrospectPath)
-	fmt.Fprintf(w, "  clients     %s / %s (all services), restricted-client / restricted-secret (orders-api)\n", mockidp.DemoClient, mockidp.DemoSecret)
+	fmt.Fprintf(w, "  clients     %s / %s (all services), restricted-client / restricted-secret (orders-api),\n              orders-service / orders-secret (serves orders-api, exchanges for billing-api: README, \"The mock as a landscape\")\n", mockidp.DemoClient, mockidp.DemoSecret)
 	self := selfCommand()
 	fmt.Fprintf(w, "\nTry it (the mock's keys are public: for local development only):\n")
 	fmt.Fprintf(w, "  curl -s -u %s:%s %s/token \\\n", mockidp.DemoClient, mockidp.DemoSecret, base)

@@ -149,10 +149,78 @@ type Service struct {
 	// exchange grants no scope the subject token lacks (orders:read never
 	// becomes orders:write).
 	AllowScopeWidening bool `yaml:"allow_scope_widening"`
+	// CarryClaims names the user's identity claims (RFC 9068 §2.2.3.1)
+	// this service's tokens carry, as the user's IDP gave them, so that a
+	// chained exchange is judged on them (docs/config.md). Nil: all of
+	// CarriableClaims; an empty list: none.
+	CarryClaims *[]string `yaml:"carry_claims"`
 	// Workflows names the workflows run, in order, for this service.
 	Workflows []string `yaml:"workflows"`
 	// Rules are the compiled Workflows, in the same order; Parse sets them.
 	Rules []*workflow.Workflow `yaml:"-"`
+}
+
+// CarriableClaims are the identity claims an issued token can carry from
+// the user's IDP (RFC 9068 §2.2.3.1), in the order they are written.
+var CarriableClaims = []string{"groups", "roles", "entitlements"}
+
+// Carried is what the service's tokens carry of CarriableClaims, in
+// that order.
+func (s *Service) Carried() []string {
+	if s.CarryClaims == nil {
+		return CarriableClaims
+	}
+	var out []string
+	for _, c := range CarriableClaims {
+		if slices.Contains(*s.CarryClaims, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ChainedAlways are the claims every token the STS issues carries of its
+// user when they apply: sub, idp, and the act and may_act it signed.
+var ChainedAlways = []string{"sub", "idp", "act", "may_act"}
+
+// ChainedWarnings are warnings for the CEL workflows of a service that
+// read a claim of subject that no token this STS issues carries (neither
+// ChainedAlways nor any service's carry_claims): a chained exchange for
+// that service is refused at runtime, naming the claim, rather than
+// judged without it. The config stays valid: the IDP's own tokens are
+// judged on every claim.
+func (c *Config) ChainedWarnings() Problems {
+	carried := slices.Clone(ChainedAlways)
+	for _, name := range CarriableClaims {
+		for i := range c.Services {
+			if slices.Contains(c.Services[i].Carried(), name) {
+				carried = append(carried, name)
+				break
+			}
+		}
+	}
+	root := c.Root()
+	var p Problems
+	for i := range c.Services {
+		s := &c.Services[i]
+		for j, w := range s.Rules {
+			if w == nil || w.IsWebhook() {
+				continue
+			}
+			at := root.Child("services").Index(i).Child("workflows").Index(j)
+			names, whole := w.SubjectClaims()
+			if whole {
+				p = append(p, at.Warning("services[%d] (%s): workflow %s reads subject as a whole; a chained token carries only %s of it, so a chained exchange for %s is refused", i, s.Name, w.Name(), strings.Join(carried, " "), s.Name))
+				continue
+			}
+			for _, n := range names {
+				if !slices.Contains(carried, n) {
+					p = append(p, at.Warning("services[%d] (%s): workflow %s reads subject.%s, which no token this STS issues carries (it carries %s): a chained exchange for %s is refused, naming it", i, s.Name, w.Name(), n, strings.Join(carried, " "), s.Name))
+				}
+			}
+		}
+	}
+	return p
 }
 
 // Workflow is one named business rule: a CEL rule (deny_if with message,
@@ -596,6 +664,13 @@ func (c *Config) validate() Problems {
 		}
 		if s.TokenLifetime < time.Second || s.TokenLifetime > 24*time.Hour {
 			add(at.Child("token_lifetime"), "%s: token_lifetime %s is outside 1s..24h", where, s.TokenLifetime)
+		}
+		if s.CarryClaims != nil {
+			for j, name := range *s.CarryClaims {
+				if !slices.Contains(CarriableClaims, name) {
+					add(at.Child("carry_claims").Index(j), "%s: carry_claims: %q is not a claim a token can carry (%s)", where, name, strings.Join(CarriableClaims, ", "))
+				}
+			}
 		}
 		c.Services[i].Rules = nil
 		seen := map[string]bool{}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -247,7 +248,7 @@ func TestMockConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.IDPs) != 3 || len(cfg.Services) != 2 || len(cfg.Clients) != 2 {
+	if len(cfg.IDPs) != 3 || len(cfg.Services) != 2 || len(cfg.Clients) != 3 {
 		t.Fatalf("mock config: %s", cfg.Summary())
 	}
 }
@@ -553,5 +554,45 @@ func TestBadDurationIsSaidPlainly(t *testing.T) {
 	want := `line 4: "5 min" is not a duration: write a number with a unit, such as 90s, 5m or 1h30m`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %v, want %q", err, want)
+	}
+}
+
+// carry_claims names only claims a token can carry; a rule reading a
+// claim no issued token carries is a warning on its line.
+func TestCarryClaims(t *testing.T) {
+	const yaml = `services:
+  - name: a
+    scopes: {r: {}}
+    carry_claims: [groups, email]
+  - name: b
+    scopes: {r: {}}
+    carry_claims: []
+    workflows: [by-mail]
+workflows:
+  - name: by-mail
+    deny_if: 'subject.email == "x" || "admin" in subject.roles'
+    message: no
+`
+	_, p := parse(t, yaml)
+	if len(p) != 1 || p[0].Path != "services[0].carry_claims[1]" || p[0].Message != `services[0] (a): carry_claims: "email" is not a claim a token can carry (groups, roles, entitlements)` {
+		t.Fatalf("problems %q", p.Strings())
+	}
+	cfg, p := parse(t, strings.Replace(yaml, "groups, email", "groups", 1))
+	if len(p) != 0 {
+		t.Fatal(p.Strings())
+	}
+	if got := cfg.Services[1].Carried(); len(got) != 0 {
+		t.Errorf("carry_claims: [] carries %v", got)
+	}
+	if got := cfg.Services[0].Carried(); !slices.Equal(got, []string{"groups"}) {
+		t.Errorf("carry_claims: [groups] carries %v", got)
+	}
+	w := cfg.ChainedWarnings()
+	want := []string{
+		"services[1] (b): workflow by-mail reads subject.email, which no token this STS issues carries (it carries sub idp act may_act groups): a chained exchange for b is refused, naming it",
+		"services[1] (b): workflow by-mail reads subject.roles, which no token this STS issues carries (it carries sub idp act may_act groups): a chained exchange for b is refused, naming it",
+	}
+	if len(w) != 2 || w[0].Message != want[0] || w[1].Message != want[1] || w[0].Line != 8 || w[0].Severity != config.SeverityWarning {
+		t.Errorf("warnings %+v", w)
 	}
 }

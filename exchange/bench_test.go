@@ -86,6 +86,35 @@ func BenchmarkExchangeWorkflows(b *testing.B) {
 	benchExchanges(b, e.handler, body)
 }
 
+// BenchmarkExchangeChained is the second hop of a chain: a token this
+// STS issued for orders-api (carrying the user's groups) exchanged for
+// billing-api, judged by the same CEL rules as BenchmarkExchangeWorkflows
+// on the carried claims. Compare the two in one run:
+//
+//	go test -run '^$' -bench 'ExchangeWorkflows|ExchangeChained' -cpu 1 ./exchange
+func BenchmarkExchangeChained(b *testing.B) {
+	st, err := store.Open("sqlite:" + filepath.Join(b.TempDir(), "idtx.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	e := newEnvOpts(b, st, withWorkflows("no-interns, tenant", `
+  - name: no-interns
+    deny_if: 'has(subject.groups) && "interns" in subject.groups'
+    message: interns may not call billing
+  - name: tenant
+    claims: {tenant: 'subject.sub + "@" + service.name'}
+`), func(o *exchange.Options) { o.Registry = uncachedCorp(b) })
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	r := e.post("/token", e.form(e.subject(jwt.MapClaims{"groups": []string{"staff"}}), "audience", "billing-api", "scope", "billing:read"))
+	first := r.str("access_token")
+	if first == "" {
+		b.Fatalf("first hop: %d %v", r.status, r.body)
+	}
+	body := e.form(first, "subject_token_type", idp.TokenTypeAccessToken, "audience", "billing-api").Encode()
+	benchExchanges(b, e.handler, body)
+}
+
 // BenchmarkExchangeCached is one subject token exchanged for three
 // services in turn (billing-api with its consent lookup, orders-api,
 // narrow-api): after the first op the validation cache answers the

@@ -68,26 +68,67 @@ func TestChainedExchangeSubjectScopesOnly(t *testing.T) {
 	}
 }
 
-// A service's workflows judge the IDP token's claims; a token this STS
-// issued lacks them (here groups), so it is refused rather than passed.
+// A service's workflows judge a token this STS issued on the identity
+// claims it carries, as the IDP gave them at the first exchange, with the
+// user's own sub and idp; a rule reading a claim the token does not carry
+// is refused, naming it, never passed for want of it.
 func TestChainedExchangeWorkflows(t *testing.T) {
-	// reports-api offers billing:read too, and runs no workflow.
+	// reports-api offers billing:read too, and runs no workflow;
+	// quiet-api carries none of the user's claims.
 	e := newEnvWith(t, store.NewMemory(), func(yaml string, files map[string][]byte) string {
-		yaml = withWorkflows("no-interns, tag-dept", celWorkflows)(yaml, files)
-		return strings.Replace(yaml, "services:\n", "services:\n  - {name: reports-api, scopes: {billing:read: {}}, default_scopes: [billing:read]}\n", 1)
+		yaml = withWorkflows("no-interns", celWorkflows+`  - name: act-sub
+    deny_if: 'subject.sub != "alice" || subject.idp != "corp" || (has(subject.act) && subject.act.sub == "mallory")'
+    message: not alice of corp, or mallory acts
+`)(yaml, files)
+		yaml = strings.Replace(yaml, "workflows: [no-interns]", "workflows: [no-interns, act-sub]", 1)
+		return strings.Replace(yaml, "services:\n", "services:\n  - {name: reports-api, scopes: {billing:read: {}}, default_scopes: [billing:read]}\n"+
+			"  - {name: quiet-api, scopes: {billing:read: {}}, default_scopes: [billing:read], carry_claims: []}\n"+
+			"  - {name: mail-api, scopes: {billing:read: {}}, default_scopes: [billing:read], workflows: [tag-dept]}\n", 1)
 	})
 	if err := e.store.Grant(t.Context(), "corp", "alice", "billing-api", []string{"billing:read"}); err != nil {
 		t.Fatal(err)
+	}
+	at := idp.TokenTypeAccessToken
+	chained := func(first string, aud string) response {
+		return e.post("/token", e.form(first, "subject_token_type", at, "audience", aud))
 	}
 	intern := e.subject(jwt.MapClaims{"groups": []string{"interns"}, "email": "alice@corp.example"})
 	expectError(t, e.post("/token", e.form(intern, "audience", "billing-api")), 400, "invalid_request",
 		"workflow no-interns denied: interns may not call billing")
 	first := mustOK(t, e.post("/token", e.form(intern, "audience", "reports-api")))
-	r := e.post("/token", e.form(first, "subject_token_type", idp.TokenTypeAccessToken, "audience", "billing-api"))
-	expectError(t, r, 400, "invalid_request",
-		"subject_token: billing-api runs workflows (no-interns, tag-dept) on the claims of the user's IDP token, which a token this STS issued does not carry; exchange the IDP's token instead")
+	claims, _ := e.issued(first)
+	if !reflect.DeepEqual(claims["groups"], []any{"interns"}) || !reflect.DeepEqual(claims["carried"], []any{"groups", "roles", "entitlements"}) {
+		t.Fatalf("first hop carries groups %v, carried %v", claims["groups"], claims["carried"])
+	}
+	// Judged on the carried groups, as the IDP's token was.
+	expectError(t, chained(first, "billing-api"), 400, "invalid_request", "workflow no-interns denied: interns may not call billing")
+
+	staff := mustOK(t, e.post("/token", e.form(e.subject(jwt.MapClaims{"groups": []string{"staff"}, "email": "alice@corp.example"}), "audience", "reports-api")))
+	issued, _ := e.issued(mustOK(t, chained(staff, "billing-api")))
+	if issued["sub"] != "alice" || issued["idp"] != "corp" || !reflect.DeepEqual(issued["groups"], []any{"staff"}) {
+		t.Errorf("second hop: %v", issued)
+	}
+	// email is never carried: a rule reading it cannot judge the token.
+	expectError(t, chained(staff, "mail-api"), 400, "invalid_request",
+		"subject_token: workflow tag-dept of mail-api reads subject.email, which the subject token, issued by this STS, does not carry (it carries sub idp act may_act groups roles entitlements): refused rather than judged without it")
+	// A token of a service that carries nothing: groups was not carried,
+	// so no-interns cannot tell an intern from anyone.
+	quiet := mustOK(t, e.post("/token", e.form(intern, "audience", "quiet-api")))
+	if c, _ := e.issued(quiet); c["groups"] != nil || c["carried"] != nil {
+		t.Errorf("carry_claims: [] still carries %v %v", c["groups"], c["carried"])
+	}
+	expectError(t, chained(quiet, "billing-api"), 400, "invalid_request",
+		"subject_token: workflow no-interns of billing-api reads subject.groups, which the subject token, issued by this STS, does not carry (it carries sub idp act may_act): refused rather than judged without it")
+	// A user without groups at her IDP: groups is carried as absent, and
+	// has(subject.groups) is false at every hop.
+	plain := mustOK(t, e.post("/token", e.form(e.subject(nil), "audience", "reports-api")))
+	mustOK(t, chained(plain, "billing-api"))
+	// The act chain is in the input: a rule judges who acts.
+	delegated := mustOK(t, e.post("/token", e.form(e.subject(nil), "audience", "reports-api",
+		"actor_token", e.workload("mallory", nil), "actor_token_type", idp.TokenTypeJWT)))
+	expectError(t, chained(delegated, "billing-api"), 400, "invalid_request", "workflow act-sub denied: not alice of corp, or mallory acts")
 	// A service without workflows still takes the chained token.
-	mustOK(t, e.post("/token", e.form(first, "subject_token_type", idp.TokenTypeAccessToken, "audience", "reports-api")))
+	mustOK(t, chained(first, "reports-api"))
 }
 
 // A token this STS issued by delegation (sub alice, act mallory) is not
@@ -103,4 +144,35 @@ func TestDelegatedTokenIsNoActor(t *testing.T) {
 	// The STS's impersonation token, which carries no act, may act.
 	own := mustOK(t, e.post("/token", e.form(e.subject(nil))))
 	mustOK(t, e.post("/token", e.form(bob, "actor_token", own, "actor_token_type", idp.TokenTypeAccessToken)))
+}
+
+// The carried claim of the STS's own token decides what a rule may read
+// of it: a token without one (an older idtx's) carries nothing, a
+// malformed one is refused, and a rule that reads subject as a whole
+// cannot be judged on a part of it.
+func TestChainedCarriedList(t *testing.T) {
+	e := newEnvWith(t, store.NewMemory(), func(yaml string, files map[string][]byte) string {
+		yaml = withWorkflows("no-interns", celWorkflows+`  - name: whole
+    deny_if: 'size(subject) > 100'
+    message: too many claims
+`)(yaml, files)
+		return strings.Replace(yaml, "services:\n", "services:\n  - {name: whole-api, scopes: {orders:read: {}}, default_scopes: [orders:read], workflows: [whole]}\n", 1)
+	})
+	if err := e.store.Grant(t.Context(), "corp", "alice", "billing-api", []string{"billing:read"}); err != nil {
+		t.Fatal(err)
+	}
+	at := idp.TokenTypeAccessToken
+	billing := func(tok string) response {
+		return e.post("/token", e.form(tok, "subject_token_type", at, "audience", "billing-api", "scope", "billing:read"))
+	}
+	expectError(t, billing(e.own(t, jwt.MapClaims{"groups": []string{"staff"}})), 400, "invalid_request",
+		"subject_token: workflow no-interns of billing-api reads subject.groups, which the subject token, issued by this STS, does not carry (it carries sub idp act may_act): refused")
+	for _, bad := range []any{[]string{"email"}, []string{"groups", "groups"}, "groups", []any{1}} {
+		expectError(t, billing(e.own(t, jwt.MapClaims{"carried": bad})), 400, "invalid_request",
+			"subject_token: carried is not a list of the claims a token can carry (groups, roles, entitlements)")
+	}
+	mustOK(t, billing(e.own(t, jwt.MapClaims{"groups": []string{"staff"}, "carried": []string{"groups"}})))
+	r := e.post("/token", e.form(e.own(t, jwt.MapClaims{"carried": []string{"groups"}}), "subject_token_type", at, "audience", "whole-api"))
+	expectError(t, r, 400, "invalid_request",
+		"subject_token: workflow whole of whole-api reads subject as a whole, and a token this STS issued carries only some of the user's claims (sub idp act may_act groups): it cannot be judged on them")
 }

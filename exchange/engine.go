@@ -74,6 +74,7 @@ const (
 	EvidenceExpiry           = "exp"
 	EvidenceAct              = "act"
 	EvidenceActDepth         = "act_depth"
+	EvidenceCarried          = "carried" // the identity claims a chained subject token carries
 	EvidenceActor            = "actor"
 	EvidenceActorIDP         = "actor_idp"
 	EvidenceScope            = "scope"
@@ -208,6 +209,9 @@ type State struct {
 	// subjectChain is the act chain of a subject token the STS issued,
 	// newest actor first; nil for any other subject.
 	subjectChain []actor
+	// carried is what a subject token the STS issued carries of the
+	// user's identity claims (its carried claim); nil for any other.
+	carried []string
 }
 
 // Mode is impersonation, or delegation when an actor token is present

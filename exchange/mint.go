@@ -348,11 +348,22 @@ type AccessClaims struct {
 	// MayAct is the subject's may_act (RFC 8693 §4.4), carried so that a
 	// chained exchange holds the next actor to it; its iss is always set.
 	MayAct any `json:"may_act,omitempty"`
+	// Groups, Roles and Entitlements are the user's, as her IDP gave them
+	// (RFC 9068 §2.2.3.1), carried so that the next hop of a chain judges
+	// them; Carried names those the token carries (docs/security.md).
+	Groups       any      `json:"groups,omitempty"`
+	Roles        any      `json:"roles,omitempty"`
+	Entitlements any      `json:"entitlements,omitempty"`
+	Carried      []string `json:"carried,omitempty"`
 	// Extra are claims added by workflows (docs/workflows.md). They never
 	// replace a claim above: the workflow package refuses reserved names
 	// at load and from webhooks, and MarshalJSON skips any that slips by.
 	Extra map[string]any `json:"-"`
 }
+
+// ClaimCarried is the claim that lists the identity claims an issued
+// token carries from the user's IDP.
+const ClaimCarried = "carried"
 
 // MarshalJSON writes the claims, then the Extra claims in name order,
 // leaving out any Extra claim whose name is reserved: all the STS sets
@@ -429,7 +440,7 @@ func (c *AccessClaims) appendJSON(b []byte) ([]byte, error) {
 	for _, m := range []struct {
 		n string
 		v any
-	}{{"act", c.Act}, {"may_act", c.MayAct}} {
+	}{{"act", c.Act}, {"may_act", c.MayAct}, {"groups", c.Groups}, {"roles", c.Roles}, {"entitlements", c.Entitlements}} {
 		if m.v == nil || m.n == "act" && len(c.Act) == 0 {
 			continue
 		}
@@ -439,6 +450,17 @@ func (c *AccessClaims) appendJSON(b []byte) ([]byte, error) {
 			return nil, err
 		}
 		b = append(b, v...)
+	}
+	if len(c.Carried) > 0 {
+		name(ClaimCarried)
+		b = append(b, '[')
+		for i, n := range c.Carried {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, n)
+		}
+		b = append(b, ']')
 	}
 	for _, n := range slices.Sorted(maps.Keys(c.Extra)) {
 		if workflow.Reserved(n) { // every claim above is reserved (TestAccessClaimsAreReserved)

@@ -79,7 +79,8 @@ func TestAccessClaimsAreReserved(t *testing.T) {
 			NotBefore: jwt.NewNumericDate(t0), IssuedAt: jwt.NewNumericDate(t0), ID: "j",
 		},
 		ClientID: "c", Scope: "x", IDP: "p", Act: map[string]any{"sub": "b"}, MayAct: map[string]any{"sub": "g"},
-		Extra: map[string]any{"sub": "mallory", "scope": "admin", "dept": "sales"},
+		Groups: []any{"staff"}, Roles: []any{"r"}, Entitlements: []any{"e"}, Carried: []string{"groups", "roles", "entitlements"},
+		Extra: map[string]any{"sub": "mallory", "scope": "admin", "dept": "sales", "groups": []any{"admin"}},
 	}
 	data, err := json.Marshal(c)
 	if err != nil {
@@ -94,7 +95,8 @@ func TestAccessClaimsAreReserved(t *testing.T) {
 			t.Errorf("claim %q is set by the STS but not reserved for workflows", k)
 		}
 	}
-	if got["sub"] != "s" || got["scope"] != "x" || got["dept"] != "sales" || strings.Count(string(data), `"sub"`) != 3 { // sub, act.sub, may_act.sub
+	if got["sub"] != "s" || got["scope"] != "x" || got["dept"] != "sales" || strings.Count(string(data), `"sub"`) != 3 || // sub, act.sub, may_act.sub
+		strings.Count(string(data), `"groups"`) != 2 || !strings.Contains(string(data), `"groups":["staff"]`) { // groups, and carried's name of it
 		t.Fatalf("claims = %s", data)
 	}
 }
@@ -192,9 +194,10 @@ func TestAccessClaimsEveryField(t *testing.T) {
 			t.Errorf("fast encoder\n got %s\nwant %s (+ Extra %v)", fast, std, c.Extra)
 		}
 		// Every field was set, so none is omitted: 7 registered claims,
-		// client_id, scope, idp, act, may_act, and the Extra claim.
-		if len(got) != 13 {
-			t.Errorf("%d claims, want 13: %s", len(got), fast)
+		// client_id, scope, idp, act, may_act, groups, roles,
+		// entitlements, carried, and the Extra claim.
+		if len(got) != 17 {
+			t.Errorf("%d claims, want 17: %s", len(got), fast)
 		}
 	}
 }

@@ -335,7 +335,8 @@ func TestOwnTokenHolder(t *testing.T) {
 // TestNoScopeWidening: an STS token's scopes bound the next token's,
 // unless the target service allows widening.
 func TestNoScopeWidening(t *testing.T) {
-	e := policyEnv(t, "", "  - {name: open-api, scopes: {open:read: {}, orders:write: {}}, default_scopes: [open:read], allow_scope_widening: true}\n", "")
+	e := policyEnv(t, "", "  - {name: open-api, scopes: {open:read: {}, orders:write: {}}, default_scopes: [open:read], allow_scope_widening: true}\n"+
+		"  - {name: plain-api, scopes: {plain:read: {}}}\n", "")
 	at := idp.TokenTypeAccessToken
 	issued := mustOK(t, e.post("/token", e.form(e.subject(nil)))) // orders:read for orders-api
 	widen := `scope "orders:write" is not among the scopes of the subject token this STS issued, and orders-api does not allow widening them (allow_scope_widening)`
@@ -344,8 +345,19 @@ func TestNoScopeWidening(t *testing.T) {
 	expectError(t, e.post("/token", e.form(issued, "subject_token_type", at, "scope", "orders:read orders:write")), 400, "invalid_scope", widen)
 	// Another service's default scope is widening too: X's token does not
 	// become Y's by leaving scope out.
-	expectError(t, e.post("/token", e.form(issued, "subject_token_type", at, "audience", "billing-api")), 400, "invalid_scope",
-		`scope "billing:read" is not among the scopes of the subject token this STS issued, and billing-api does not allow widening them`)
+	other := `scope "billing:read" is not among the scopes of the subject token this STS issued; billing-api grants such a scope only when the request names it and it needs the user's consent (consent: true), or when it allows widening (allow_scope_widening)`
+	expectError(t, e.post("/token", e.form(issued, "subject_token_type", at, "audience", "billing-api")), 400, "invalid_scope", other)
+	// Named, a scope of another service that needs consent is gated by
+	// the user's stored consent (alice's is stored, bob has none); one
+	// that needs none is widening.
+	if r := e.post("/token", e.form(issued, "subject_token_type", at, "audience", "billing-api", "scope", "billing:read")); r.str("scope") != "billing:read" {
+		t.Errorf("a consented scope of another service: %d %v", r.status, r.body)
+	}
+	bobs := mustOK(t, e.post("/token", e.form(e.subject(jwt.MapClaims{"sub": "bob"}))))
+	expectError(t, e.post("/token", e.form(bobs, "subject_token_type", at, "audience", "billing-api", "scope", "billing:read")), 400, "consent_required",
+		"bob of IDP corp has not consented to billing:read for billing-api")
+	expectError(t, e.post("/token", e.form(issued, "subject_token_type", at, "audience", "plain-api", "scope", "plain:read")), 400, "invalid_scope",
+		`scope "plain:read" is not among the scopes of the subject token this STS issued; plain-api grants such a scope only when the request names it and it needs the user's consent`)
 	// A second audience that allows widening does not lift orders-api's rule.
 	f := e.form(issued, "subject_token_type", at, "scope", "orders:write")
 	f["audience"] = []string{"open-api", "orders-api"}

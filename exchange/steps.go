@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
@@ -215,7 +216,36 @@ func (e *Engine) stepSubject(ctx context.Context, s *State) Outcome {
 	if len(chain) > 0 {
 		o.Evidence[EvidenceActDepth] = strconv.Itoa(len(chain))
 	}
+	if s.carried, err = ownCarried(id); err != nil {
+		return fail(err)
+	}
+	o.Evidence[EvidenceCarried] = strings.Join(s.carried, " ")
 	return o
+}
+
+// ownCarried reads the carried claim of a token this STS issued: the
+// identity claims it carries from the user's IDP (RFC 9068 §2.2.3.1), as
+// of the first exchange. A name listed without its claim means the IDP
+// had none; a name not listed was not carried, and no rule may be judged
+// for want of it (stepWorkflows). A token without carried carries none.
+func ownCarried(id *idp.Identity) ([]string, *Error) {
+	raw, present := id.Claims[ClaimCarried]
+	if !present {
+		return []string{}, nil
+	}
+	list, ok := raw.([]any)
+	carried := make([]string, 0, len(config.CarriableClaims))
+	for _, v := range list {
+		name, _ := v.(string)
+		if !slices.Contains(config.CarriableClaims, name) || slices.Contains(carried, name) {
+			ok = false
+		}
+		carried = append(carried, name)
+	}
+	if !ok {
+		return nil, ErrInvalidRequest("subject_token: carried is not a list of the claims a token can carry (%s)", strings.Join(config.CarriableClaims, ", "))
+	}
+	return carried, nil
 }
 
 // stepActor validates the actor token of a delegation and holds it to the
@@ -454,7 +484,17 @@ func (e *Engine) stepScope(_ context.Context, s *State) Outcome {
 				return failWith(ErrInvalidScope("scope %q is not among the subject token's scopes, and %s grants no more than those", clipText(sc), svc.Name), ev)
 			}
 			if own && !svc.AllowScopeWidening && !held {
-				return failWith(ErrInvalidScope("scope %q is not among the scopes of the subject token this STS issued, and %s does not allow widening them (allow_scope_widening)", clipText(sc), svc.Name), ev)
+				// Along a chain (docs/flowchart.md step 6): the token's own
+				// service never widens; another service grants a scope
+				// the token lacks only when the request names it and the
+				// user's stored consent gates it (the consent step checks
+				// it), never as a default.
+				if inAudience(s.Subject, svc.Audience) {
+					return failWith(ErrInvalidScope("scope %q is not among the scopes of the subject token this STS issued, and %s does not allow widening them (allow_scope_widening)", clipText(sc), svc.Name), ev)
+				}
+				if def := svc.Scopes[sc]; !def.Consent || source == "default" {
+					return failWith(ErrInvalidScope("scope %q is not among the scopes of the subject token this STS issued; %s grants such a scope only when the request names it and it needs the user's consent (consent: true), or when it allows widening (allow_scope_widening)", clipText(sc), svc.Name), ev)
+				}
 			}
 		}
 		if !offered {
@@ -468,6 +508,17 @@ func (e *Engine) stepScope(_ context.Context, s *State) Outcome {
 	}
 	ev[EvidenceScope] = strings.Join(granted, " ")
 	return pass(source+" scopes: "+ev[EvidenceScope], ev)
+}
+
+// inAudience reports whether the token of id names audience in its aud.
+func inAudience(id *idp.Identity, audience string) bool {
+	switch aud := id.Claims["aud"].(type) {
+	case string:
+		return aud == audience
+	case []any:
+		return slices.Contains(aud, any(audience))
+	}
+	return false
 }
 
 func (s *State) serviceNames() string {
@@ -554,13 +605,15 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 		if len(svc.Rules) != len(svc.Workflows) { // a config that did not go through config.Parse
 			return fail(ErrServer(fmt.Errorf("service %s: workflows %v are not compiled", svc.Name, svc.Workflows)))
 		}
-		if len(svc.Rules) > 0 && s.Subject.IDP == SelfIDP {
-			// Workflows judge the claims of the user's IDP token (groups,
-			// roles, ...); a token this STS issued carries only its own,
-			// and a rule would pass for want of the claim it tests.
-			return fail(ErrInvalidRequest("subject_token: %s runs workflows (%s) on the claims of the user's IDP token, which a token this STS issued does not carry; exchange the IDP's token instead", svc.Name, strings.Join(svc.Workflows, ", ")))
-		}
 		for _, w := range svc.Rules {
+			if s.Subject.IDP == SelfIDP {
+				// A chained token is judged on the claims it carries; a
+				// rule reading one it does not carry would pass for want
+				// of it, so it is refused.
+				if err := s.judgeable(w, svc); err != nil {
+					return failWith(err, s.detail(evidence))
+				}
+			}
 			if in == nil {
 				in = s.workflowInput()
 				evidence = map[string]string{}
@@ -612,6 +665,41 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 	return pass(strconv.Itoa(len(evidence))+" workflow(s) allowed the exchange", evidence)
 }
 
+// judgeable refuses a workflow that would read, of a chained subject, a
+// claim the subject token does not carry (docs/workflows.md). A webhook
+// is sent what the token carries; what it reads is its own to check.
+func (s *State) judgeable(w *workflow.Workflow, svc *Service) *Error {
+	if w.IsWebhook() {
+		return nil
+	}
+	names, whole := w.SubjectClaims()
+	carries := func() string { return strings.Join(append(slices.Clone(config.ChainedAlways), s.carried...), " ") }
+	if whole {
+		return ErrInvalidRequest("subject_token: workflow %s of %s reads subject as a whole, and a token this STS issued carries only some of the user's claims (%s): it cannot be judged on them", w.Name(), svc.Name, carries())
+	}
+	for _, name := range names {
+		if !slices.Contains(config.ChainedAlways, name) && !slices.Contains(s.carried, name) {
+			return ErrInvalidRequest("subject_token: workflow %s of %s reads subject.%s, which the subject token, issued by this STS, does not carry (it carries %s): refused rather than judged without it", w.Name(), svc.Name, clipText(name), carries())
+		}
+	}
+	return nil
+}
+
+// chainedSubject is what workflows see of a chained subject: the user's
+// original sub and idp, the act and may_act the STS signed, and the
+// identity claims the token carries.
+func (s *State) chainedSubject() map[string]any {
+	id := s.Subject
+	m := make(map[string]any, len(config.ChainedAlways)+len(s.carried))
+	m["sub"], m["idp"] = id.Subject, UserIDP(id)
+	for _, name := range append([]string{"act", "may_act"}, s.carried...) {
+		if v, ok := id.Claims[name]; ok {
+			m[name] = v
+		}
+	}
+	return m
+}
+
 // detail is ev when the request asks for detail evidence, else nil.
 func (s *State) detail(ev map[string]string) map[string]string {
 	if s.Req.Detail {
@@ -622,8 +710,12 @@ func (s *State) detail(ev map[string]string) map[string]string {
 
 // workflowInput is what the workflows see of the exchange so far.
 func (s *State) workflowInput() *workflow.Input {
+	subject := s.Subject.Claims
+	if s.Subject.IDP == SelfIDP {
+		subject = s.chainedSubject()
+	}
 	in := &workflow.Input{
-		Subject: s.Subject.Claims,
+		Subject: subject,
 		Client:  s.Client.ID,
 		Scopes:  s.Scopes,
 		Request: workflow.Request{
@@ -677,6 +769,7 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 		MayAct:   mayActClaim(s.Subject),
 		Extra:    s.Claims,
 	}
+	claims.carry(s)
 	token, err := e.signer.Sign(claims)
 	if err != nil {
 		return fail(ErrServer(fmt.Errorf("sign: %w", err)))
@@ -699,6 +792,43 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 		claimsDetail(ev, claims)
 	}
 	return pass("issued for "+strings.Join(aud, " ")+", expires in "+strconv.FormatInt(expiresIn, 10)+"s", ev)
+}
+
+// carry sets the identity claims the issued token carries from the
+// user's IDP (RFC 9068 §2.2.3.1): those every target service carries
+// (services[].carry_claims) and, for a chained subject, that its token
+// carried; the values are the subject's as validated. carried lists
+// them, so that the next hop tells a claim the IDP did not have from one
+// that was not carried.
+func (c *AccessClaims) carry(s *State) {
+	var names []string
+	for _, name := range config.CarriableClaims {
+		all := true
+		for _, svc := range s.Services {
+			all = all && slices.Contains(svc.Carried(), name)
+		}
+		if all && (s.Subject.IDP != SelfIDP || slices.Contains(s.carried, name)) {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		v, ok := s.Subject.Claims[name]
+		if !ok {
+			continue
+		}
+		if v == nil {
+			v = json.RawMessage("null") // present as null, as the IDP sent it
+		}
+		switch name {
+		case "groups":
+			c.Groups = v
+		case "roles":
+			c.Roles = v
+		case "entitlements":
+			c.Entitlements = v
+		}
+	}
+	c.Carried = names
 }
 
 // mayActClaim is the subject's may_act, carried into the issued token so

@@ -40,6 +40,31 @@ func NewRecord(at time.Time, trace Trace, res *Result, oerr *Error) *stsclient.R
 	return r
 }
 
+// NotReached is the outcome AllSteps gives a step that did not run
+// because an earlier one failed.
+const NotReached Status = "not_reached"
+
+// AllSteps is r's steps followed by every step of the flowchart that did
+// not run, each with the outcome NotReached and a reason naming the step
+// that stopped the exchange: the nine steps, always, in order.
+func AllSteps(r *stsclient.Record) []stsclient.RecordStep {
+	ran := make(map[string]bool, len(r.Steps))
+	for _, e := range r.Steps {
+		ran[e.Step] = true
+	}
+	out := slices.Clone(r.Steps)
+	reason := "not reached"
+	if r.Error != nil && r.Error.Step != "" {
+		reason = "not reached: step " + r.Error.Step + " refused the exchange first"
+	}
+	for i, name := range StepNames() {
+		if !ran[name] {
+			out = append(out, stsclient.RecordStep{N: i + 1, Step: name, Status: string(NotReached), Reason: reason})
+		}
+	}
+	return out
+}
+
 // UnverifiedClaims decodes the claims of a compact JWT without checking
 // anything: for showing a token this process just minted, never for
 // trusting one. Nil when token is not a JWT.

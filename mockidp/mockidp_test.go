@@ -44,12 +44,12 @@ func TestSeedConsentsIsIdempotent(t *testing.T) {
 		}
 	}
 	list, _ := s.List(ctx, consent.Filter{})
-	if len(list) != 2 {
-		t.Fatalf("seeded %+v, want alice of each of the mock's JWT and SAML IDPs", list)
+	if len(list) != 3 {
+		t.Fatalf("seeded %+v, want alice of each of the mock's JWT and SAML IDPs, and carol of the JWT IDP", list)
 	}
-	for i, idp := range []string{mockidp.Name, mockidp.SAMLName} {
-		if c := list[i]; c.IDP != idp || c.User != "alice" || c.Service != "billing-api" || len(c.Scopes) != 1 || c.Scopes[0] != "billing:read" {
-			t.Errorf("seeded %+v, want alice of %s for billing-api billing:read", c, idp)
+	for i, want := range []struct{ idp, user string }{{mockidp.Name, "alice"}, {mockidp.Name, "carol"}, {mockidp.SAMLName, "alice"}} {
+		if c := list[i]; c.IDP != want.idp || c.User != want.user || c.Service != "billing-api" || len(c.Scopes) != 1 || c.Scopes[0] != "billing:read" {
+			t.Errorf("seeded %+v, want %s of %s for billing-api billing:read", c, want.user, want.idp)
 		}
 	}
 	// Every seeded IDP is one the mock trusts.

@@ -213,6 +213,10 @@ func TestMoveKeys(t *testing.T) {
 // the issue step shows the claims.
 func TestEnterExpands(t *testing.T) {
 	m := newModel(t, "alice", "orders-api", "")
+	// Tall enough for the issue step's evidence and the claims below it
+	// (carried among them).
+	next, _ := m.Update(tea.WindowSizeMsg{Width: 80, Height: 40})
+	m = next.(Model)
 	m = press(m, "j", "j", "j", "j", "j", "j", "j", "j")
 	v := m.View()
 	if strings.Contains(v, "claims:") {

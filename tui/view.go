@@ -12,6 +12,7 @@ import (
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/internal/safetext"
+	"github.com/idtx/idtx/oauth"
 )
 
 const listWidth = 16 // "> ✓ 9 workflows " and a gap
@@ -171,8 +172,21 @@ func (m Model) detailLines(w int) []string {
 		for _, k := range sortedKeys(m.claims) {
 			out = append(out, wrap("  "+clean(k)+": "+clean(compact(m.claims[k])), w)...)
 		}
+		if chain := actChain(m.claims); chain != "" {
+			out = append(out, wrap("act chain: "+clean(chain), w)...)
+		}
 	}
 	return out
+}
+
+// actChain is a token's act claim as one line (oauth.ActChain), or "".
+func actChain(claims map[string]any) string {
+	act, ok := claims["act"]
+	if !ok {
+		return ""
+	}
+	sub, _ := claims["sub"].(string)
+	return oauth.ActChain(sub, act)
 }
 
 func helpLines() []string {
@@ -230,6 +244,9 @@ func decodeToken(token string, w int) []string {
 		out = append(out, "  "+label+":")
 		for _, k := range sortedKeys(doc) {
 			out = append(out, ansi.Truncate("    "+clean(k)+": "+clean(compact(doc[k])), w, "…"))
+		}
+		if chain := actChain(doc); label == "claims" && chain != "" {
+			out = append(out, ansi.Truncate("  act chain: "+clean(chain), w, "…"))
 		}
 	}
 	return out

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
@@ -48,8 +50,9 @@ var env = sync.OnceValues(func() (*cel.Env, error) {
 	)
 })
 
-// compileExpr parses and type-checks src; a deny_if must be bool.
-func compileExpr(src string, wantBool bool, costLimit uint64) (cel.Program, error) {
+// compileExpr parses and type-checks src; a deny_if must be bool. What
+// it reads of subject is added to reads.
+func compileExpr(src string, wantBool bool, costLimit uint64, reads *subjectReads) (cel.Program, error) {
 	e, err := env()
 	if err != nil {
 		return nil, err
@@ -65,8 +68,100 @@ func compileExpr(src string, wantBool bool, costLimit uint64) (cel.Program, erro
 	if wantBool && ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("has type %s, want bool (compare explicitly, e.g. subject.admin == true)", ast.OutputType())
 	}
+	reads.walk(ast.NativeRep().Expr())
 	return e.Program(ast, cel.CostLimit(costLimit), cel.EvalOptions(cel.OptOptimize),
 		cel.InterruptCheckFrequency(interruptCheckFrequency))
+}
+
+// subjectReads is what expressions read of subject: the claim names, and
+// whether subject is read in a way that names none (whole).
+type subjectReads struct {
+	names map[string]bool
+	whole bool
+}
+
+func (r *subjectReads) add(name string) {
+	if r.names == nil {
+		r.names = map[string]bool{}
+	}
+	r.names[name] = true
+}
+
+// isSubject reports whether e is the subject variable itself.
+func isSubject(e celast.Expr) bool {
+	return e.Kind() == celast.IdentKind && e.AsIdent() == varSubject
+}
+
+// constString is e as a string literal.
+func constString(e celast.Expr) (string, bool) {
+	if e.Kind() != celast.LiteralKind {
+		return "", false
+	}
+	s, ok := e.AsLiteral().(types.String)
+	return string(s), ok
+}
+
+// walk records what e reads of subject: subject.x and has(subject.x),
+// subject["x"], "x" in subject; any other use of subject (passed whole,
+// indexed by a computed key, iterated) makes whole true. A comprehension
+// variable named subject shadows nothing here: it too counts as whole,
+// which only ever refuses more.
+func (r *subjectReads) walk(e celast.Expr) {
+	switch e.Kind() {
+	case celast.IdentKind:
+		if isSubject(e) {
+			r.whole = true
+		}
+	case celast.SelectKind:
+		sel := e.AsSelect()
+		if isSubject(sel.Operand()) {
+			r.add(sel.FieldName())
+			return
+		}
+		r.walk(sel.Operand())
+	case celast.CallKind:
+		call := e.AsCall()
+		args := call.Args()
+		if len(args) == 2 && !call.IsMemberFunction() {
+			switch call.FunctionName() {
+			case operators.Index:
+				if k, ok := constString(args[1]); ok && isSubject(args[0]) {
+					r.add(k)
+					return
+				}
+			case operators.In:
+				if k, ok := constString(args[0]); ok && isSubject(args[1]) {
+					r.add(k)
+					return
+				}
+			}
+		}
+		if call.IsMemberFunction() {
+			r.walk(call.Target())
+		}
+		for _, a := range args {
+			r.walk(a)
+		}
+	case celast.ComprehensionKind:
+		c := e.AsComprehension()
+		for _, x := range []celast.Expr{c.IterRange(), c.AccuInit(), c.LoopCondition(), c.LoopStep(), c.Result()} {
+			r.walk(x)
+		}
+	case celast.ListKind:
+		for _, x := range e.AsList().Elements() {
+			r.walk(x)
+		}
+	case celast.MapKind:
+		for _, en := range e.AsMap().Entries() {
+			m := en.AsMapEntry()
+			r.walk(m.Key())
+			r.walk(m.Value())
+		}
+	case celast.StructKind:
+		for _, f := range e.AsStruct().Fields() {
+			r.walk(f.AsStructField().Value())
+		}
+	}
 }
 
 // interruptCheckFrequency is how many comprehension iterations run between

@@ -61,8 +61,12 @@ var (
 // reserved are the claims the STS sets itself (RFC 7519 §4.1, RFC 8693
 // §4, RFC 9068 §2.2, RFC 7800 §3.1): a workflow that could set them could
 // rename the subject, widen the audience or scope, extend the lifetime or
-// grant delegation (may_act).
-var reserved = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "scope", "client_id", "idp", "may_act", "cnf"}
+// grant delegation (may_act). groups, roles, entitlements (RFC 9068
+// §2.2.3.1) and carried are the user's IDP's, carried to the next hop
+// and judged there as the IDP's: a workflow that could set them could
+// put a user in a group her IDP never named.
+var reserved = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "act", "scope", "client_id", "idp", "may_act", "cnf",
+	"groups", "roles", "entitlements", "carried"}
 
 // Reserved reports whether claim is one a workflow may not set, in any
 // case: encoding/json (and so golang-jwt's RegisteredClaims) matches member
@@ -93,6 +97,7 @@ type Workflow struct {
 	claims  []claimProgram // sorted by name
 	hook    *webhook
 	budget  time.Duration // per expression evaluation
+	reads   subjectReads  // what its expressions read of subject
 }
 
 type claimProgram struct {
@@ -175,7 +180,7 @@ func Compile(spec Spec, opts ...Option) (*Workflow, error) {
 		}
 	}
 	if spec.DenyIf != "" {
-		prg, err := compileExpr(spec.DenyIf, true, o.costLimit)
+		prg, err := compileExpr(spec.DenyIf, true, o.costLimit, &w.reads)
 		if err != nil {
 			at("deny_if", "", "%w", err)
 		}
@@ -190,7 +195,7 @@ func Compile(spec Spec, opts ...Option) (*Workflow, error) {
 			at("claims", name, "%q is reserved: the STS sets it (reserved: %s)", name, strings.Join(reserved, " "))
 			continue
 		}
-		prg, err := compileExpr(spec.Claims[name], false, o.costLimit)
+		prg, err := compileExpr(spec.Claims[name], false, o.costLimit, &w.reads)
 		if err != nil {
 			at("claims", name, "%w", err)
 			continue
@@ -224,6 +229,16 @@ func (w *Workflow) Name() string { return w.name }
 
 // IsWebhook reports whether the workflow calls out over HTTP.
 func (w *Workflow) IsWebhook() bool { return w.hook != nil }
+
+// SubjectClaims is what the workflow's CEL expressions read of subject:
+// the claim names they select, test with has(), index with a constant
+// or test with "name" in subject, sorted; and whole, true when an
+// expression reads subject otherwise (as a whole, or by a computed key),
+// so that which claims it needs cannot be told. A webhook reads nothing
+// here: what it reads of the input is its own.
+func (w *Workflow) SubjectClaims() (names []string, whole bool) {
+	return slices.Sorted(maps.Keys(w.reads.names)), w.reads.whole
+}
 
 // Service is the service variable: the service being exchanged for.
 type Service struct {

@@ -424,3 +424,50 @@ func TestWebhookUnreachableNamesNoURL(t *testing.T) {
 		t.Fatalf("detail = %q, want %q", got, want)
 	}
 }
+
+// SubjectClaims names what a rule reads of subject, so that a chained
+// token that lacks a claim is refused rather than passed for want of it.
+func TestSubjectClaims(t *testing.T) {
+	for _, c := range []struct {
+		deny   string
+		claims map[string]string
+		names  []string
+		whole  bool
+	}{
+		{deny: `has(subject.groups) && "contractor" in subject.groups`, names: []string{"groups"}},
+		{deny: `subject["roles"].exists(r, r == "x") || "email" in subject`, names: []string{"email", "roles"}},
+		{deny: `subject.sub == "x" && actor.sub == "y"`, names: []string{"sub"}},
+		{deny: `client == "x"`, names: []string{}},
+		{deny: `size(subject) > 3`, whole: true, names: []string{}},
+		{deny: `subject[client] == "x"`, whole: true, names: []string{}},
+		{deny: `subject.exists(k, k == "admin")`, whole: true, names: []string{}},
+		{claims: map[string]string{"dept": `subject.email.split("@")[1]`}, names: []string{"email"}},
+	} {
+		spec := workflow.Spec{Name: "w", DenyIf: c.deny, Claims: c.claims}
+		if c.deny != "" {
+			spec.Message = "no"
+		}
+		w, err := workflow.Compile(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, whole := w.SubjectClaims()
+		if names == nil {
+			names = []string{}
+		}
+		if !reflect.DeepEqual(names, c.names) || whole != c.whole {
+			t.Errorf("%s %v: SubjectClaims = %v, %v; want %v, %v", c.deny, c.claims, names, whole, c.names, c.whole)
+		}
+	}
+}
+
+// The identity claims a token carries to the next hop are the IDP's: a
+// workflow may not set them.
+func TestCarriedClaimsAreReserved(t *testing.T) {
+	for _, name := range []string{"groups", "roles", "entitlements", "carried", "Groups"} {
+		_, err := workflow.Compile(workflow.Spec{Name: "w", Claims: map[string]string{name: `["admin"]`}})
+		if err == nil || !strings.Contains(err.Error(), "claims."+name+`: "`+name+`" is reserved`) {
+			t.Errorf("claims.%s: %v", name, err)
+		}
+	}
+}
