@@ -127,7 +127,8 @@ func IsPostgres(url string) bool {
 	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
 }
 
-// EnvStore names the store when neither --store nor a config does.
+// EnvStore names the store when --store does not, over the config's store
+// key (docs/config.md).
 const EnvStore = "IDTX_STORE"
 
 // URL is the store a command opens, decided here alone: the --store
