@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idtx/idtx/consent/pgtest"
+	"github.com/idtx/idtx/store/pgtest"
 )
 
 // stores are the three kinds of store a server runs on.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idtx/idtx/consent/pgtest"
+	"github.com/idtx/idtx/store/pgtest"
 	"github.com/idtx/idtx/keyset"
 	"github.com/idtx/idtx/store"
 )

@@ -17,7 +17,7 @@ var databaseImports = []string{"database/sql", "github.com/jackc/pgx", "modernc.
 
 // boundaryExempt may reach a database on their own: the PostgreSQL test
 // harness makes throwaway databases.
-var boundaryExempt = map[string]bool{"consent/pgtest": true}
+var boundaryExempt = map[string]bool{"store/pgtest": true}
 
 func TestOnlyStoreTalksToTheDatabase(t *testing.T) {
 	root := ".."

@@ -4,7 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/idtx/idtx/consent/pgtest"
+	"github.com/idtx/idtx/store/pgtest"
 	"github.com/idtx/idtx/store"
 	"github.com/idtx/idtx/store/conformance"
 )

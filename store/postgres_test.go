@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/idtx/idtx/consent/pgtest"
+	"github.com/idtx/idtx/store/pgtest"
 )
 
 func openPG(t *testing.T, dsn string) *postgres {
