@@ -34,6 +34,9 @@ type Record struct {
 	// Claims are the claims of the token that was (or would be) issued;
 	// explain shows them, live traces leave them out.
 	Claims map[string]any `json:"claims,omitempty"`
+	// Faults are the mock's faults that hit this exchange
+	// (docs/testing.md), as their specs and what they did.
+	Faults []string `json:"faults,omitempty"`
 }
 
 // RecordError is the refusal of a Record: the OAuth error (RFC 6749 §5.2),
@@ -50,6 +53,8 @@ type RecordError struct {
 const (
 	OutcomeOK      = "ok"
 	OutcomeRefused = "refused"
+	// OutcomeDropped: a fault of the mock closed the connection unanswered.
+	OutcomeDropped = "dropped"
 )
 
 // NewRecord summarises a finished (or partly walked) exchange. The entries
