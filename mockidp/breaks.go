@@ -22,27 +22,31 @@ import (
 // the refusal docs/testing.md names.
 type Break string
 
-// The failure scenarios. JWT and SAML name which formats each applies to.
+// The failure scenarios; Breaks says which formats each applies to.
 const (
-	BreakExpired         Break = "expired"
-	BreakNotYetValid     Break = "not-yet-valid"
-	BreakWrongIssuer     Break = "wrong-issuer"
-	BreakWrongAudience   Break = "wrong-audience"
-	BreakBadSignature    Break = "bad-signature"
-	BreakUnknownKID      Break = "unknown-kid"
-	BreakAlgNone         Break = "alg-none"
-	BreakHS256PublicKey  Break = "hs256-with-public-key"
-	BreakNoExp           Break = "no-exp"
-	BreakTypIDToken      Break = "typ-id-token"
-	BreakUnsigned        Break = "unsigned"
-	BreakWrapped         Break = "wrapped"
-	WrongIssuer                = "https://wrong-issuer.idtx.test"
-	WrongAudience              = "not-idtx-sts"
-	unknownKID                 = "mock-unknown-kid"
-	breakShift                 = time.Hour // how far expired and not-yet-valid are off
-	wrappedSubject             = "admin"   // the subject a wrapped assertion claims
-	formatJWT, formatSAML      = "jwt", "saml"
-	breakHelpIndent            = "  "
+	BreakExpired        Break = "expired"
+	BreakNotYetValid    Break = "not-yet-valid"
+	BreakWrongIssuer    Break = "wrong-issuer"
+	BreakWrongAudience  Break = "wrong-audience"
+	BreakBadSignature   Break = "bad-signature"
+	BreakUnknownKID     Break = "unknown-kid"
+	BreakAlgNone        Break = "alg-none"
+	BreakHS256PublicKey Break = "hs256-with-public-key"
+	BreakNoExp          Break = "no-exp"
+	BreakTypIDToken     Break = "typ-id-token"
+	BreakUnsigned       Break = "unsigned"
+	BreakWrapped        Break = "wrapped"
+)
+
+// What the failure scenarios put in a token.
+const (
+	WrongIssuer           = "https://wrong-issuer.idtx.test"
+	WrongAudience         = "not-idtx-sts"
+	unknownKID            = "mock-unknown-kid"
+	breakShift            = time.Hour // how far expired and not-yet-valid are off
+	wrappedSubject        = "admin"   // the subject a wrapped assertion claims
+	formatJWT, formatSAML = "jwt", "saml"
+	breakHelpIndent       = "  "
 )
 
 // BreakInfo describes a failure scenario for help text and docs.
