@@ -1,0 +1,5 @@
+//go:build !race
+
+package idtxtest_test
+
+const raceEnabled = false
