@@ -227,7 +227,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	go func() { served <- srv.Serve(ln) }()
 	if o.logFormat == "json" {
 		// Keep stderr one JSON record a line for log collectors.
-		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", store.Redact(storeURL), "signing_key", keyFile, "mock", o.mock, "faults", o.faults)
+		attrs := []any{"issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", store.Redact(storeURL), "signing_key", keyFile, "mock", o.mock}
+		if len(o.faults) > 0 {
+			attrs = append(attrs, "faults", o.faults)
+		}
+		log.Info("listening", attrs...)
 	} else {
 		printBanner(o, base, cfg.Issuer, storeURL, keyFile, traces, faults)
 	}
