@@ -71,7 +71,8 @@ type settings struct {
 }
 
 // WithConfig runs cfg instead of the mock configuration (fixtures/mock.yaml):
-// its IDPs, services and clients. New fills in its issuer if it has none.
+// its IDPs, services and clients. New fills in its issuer if it has none
+// and makes cfg its own: parse one config per STS.
 func WithConfig(cfg *config.Config) Option { return func(s *settings) { s.cfg = cfg } }
 
 // WithConfigYAML runs a configuration given as YAML, as `idtx serve
@@ -111,6 +112,12 @@ func New(t testing.TB, opts ...Option) *STS {
 		if cfg, err = config.Parse([]byte(set.yaml), "", os.ReadFile); err != nil {
 			t.Fatalf("idtxtest.New: WithConfigYAML: %v", err)
 		}
+	}
+	if cfg != nil {
+		if _, taken := configsInUse.LoadOrStore(cfg, true); taken {
+			t.Fatalf("idtxtest.New: WithConfig: this config already runs another STS; parse one config per New")
+		}
+		t.Cleanup(func() { configsInUse.Delete(cfg) })
 	}
 	clock := set.clock
 	if clock == nil {
@@ -157,6 +164,10 @@ func New(t testing.TB, opts ...Option) *STS {
 	})
 	return s
 }
+
+// configsInUse are the configs of running STSs: New fills in their
+// issuer and keys, so that one config cannot serve two.
+var configsInUse sync.Map
 
 func cmpOr(a, b string) string {
 	if a != "" {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/idtxtest"
+	"github.com/idtx/idtx/mockidp"
 )
 
 // TestConsents: bob has no consent to billing:read until Grant, and none
@@ -135,5 +136,22 @@ clients:
 	}
 	if a := exchange(t, sts, sts.SubjectToken(t, "alice"), typeJWT, "orders-api"); a.Status != 400 || a.str("error") != "invalid_target" {
 		t.Fatalf("a mock service in a config without it: %d %v", a.Status, a.Body)
+	}
+}
+
+// TestWithConfigOnce: a config runs one STS at a time.
+func TestWithConfigOnce(t *testing.T) {
+	t.Parallel()
+	cfg, err := mockidp.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts := idtxtest.New(t, idtxtest.WithConfig(cfg))
+	if a := exchange(t, sts, sts.SubjectToken(t, "alice"), typeJWT, "orders-api"); a.Status != 200 {
+		t.Fatalf("%d %v", a.Status, a.Body)
+	}
+	if got, want := fatal(t, func(tb testing.TB) { idtxtest.New(tb, idtxtest.WithConfig(cfg)) }),
+		"idtxtest.New: WithConfig: this config already runs another STS; parse one config per New"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }

@@ -269,13 +269,13 @@ func (s *liveSpec) Open(_ context.Context, d config.IDP, opts idp.Options) (idp.
 }
 
 // Use makes cfg (the mock config) trust this IDP's keys as it publishes
-// them, and points the mock internal IDP at the introspection endpoint of
+// them (cfg is this IDP's from then on: one config per mock), and points the mock internal IDP at the introspection endpoint of
 // the mock served at base (the STS's own address).
 func (m *IDP) Use(cfg *config.Config, base string) error {
 	UseBaseURL(cfg, base)
 	for i := range cfg.IDPs {
-		if cfg.IDPs[i].Name != Name {
-			continue
+		if cfg.IDPs[i].Name != Name || cfg.IDPs[i].Issuer != Issuer {
+			continue // a config's own IDP of that name keeps its keys
 		}
 		spec, ok := cfg.IDPs[i].Spec.(*idp.JWTSpec)
 		if !ok {
