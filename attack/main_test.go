@@ -52,9 +52,10 @@ type server struct {
 
 // serveOptions say how to start a server.
 type serveOptions struct {
-	config string // a config file; "" runs --mock
-	store  string // default memory:
-	home   string // IDTX_HOME; default a fresh temporary folder
+	config string   // a config file; "" runs --mock
+	store  string   // default memory:
+	home   string   // IDTX_HOME; default a fresh temporary folder
+	faults []string // --fault specs, with --mock
 }
 
 // startServer starts `idtx serve` on a loopback port the OS picks, learns
@@ -73,6 +74,9 @@ func startServer(t testing.TB, o serveOptions) *server {
 		args = append(args, "--config", o.config)
 	} else {
 		args = append(args, "--mock")
+	}
+	for _, f := range o.faults {
+		args = append(args, "--fault", f)
 	}
 	cmd := exec.Command(idtxBin, args...)
 	cmd.Env = append(os.Environ(), "IDTX_HOME="+o.home, "IDTX_STORE=")

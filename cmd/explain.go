@@ -309,6 +309,9 @@ func printRecord(w io.Writer, rec *stsclient.Record, st style) {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, f := range rec.Faults {
+		fmt.Fprintf(w, "   %s  %s\n", st.yellow("fault"), safeText(f))
+	}
 	ran := map[string]bool{}
 	for _, e := range rec.Steps {
 		ran[e.Step] = true
@@ -334,7 +337,14 @@ func printRecord(w io.Writer, rec *stsclient.Record, st style) {
 			fmt.Fprintf(w, "%2d %-10s %s  not reached\n", i+1, name, "   -")
 		}
 	}
-	if rec.Error != nil {
+	switch {
+	case rec.Outcome == stsclient.OutcomeDropped:
+		fmt.Fprintln(w, st.red("dropped")+": a fault of the mock closed the connection unanswered")
+		return
+	case rec.Error != nil && rec.Error.Step == "":
+		fmt.Fprintf(w, "%s before any step: %s: %s\n", st.red("refused"), safeText(rec.Error.Code), safeText(rec.Error.Description))
+		return
+	case rec.Error != nil:
 		fmt.Fprintf(w, "%s at step %s: %s: %s\n", st.red("refused"), safeText(rec.Error.Step), safeText(rec.Error.Code), safeText(rec.Error.Description))
 		return
 	}

@@ -3,6 +3,7 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ type mockTokenOptions struct {
 	claims []string
 	mayAct string
 	at     string
+	breaks []string
 }
 
 func newMockCmd(f *Factory) *cobra.Command {
@@ -48,14 +50,20 @@ whose attributes are --scope and the --claim values.
 --format opaque mints a token of the mock internal IDP (mock-internal):
 opaque to everyone but the running mock, which validates it through its
 own introspection endpoint (RFC 7662, POST /mock/introspect). Send it as
-subject_token_type access_token.`,
+subject_token_type access_token.
+
+--break KIND (repeatable) mints a token wrong in one way, which the mock
+refuses as docs/testing.md shows (format: which --format it applies to):
+` + mockidp.BreakHelp(),
 		Example: `  $ idtx mock token --sub alice
   $ idtx mock token --sub bob --scope "billing:read" --ttl 10m
   $ idtx mock token --claim groups='["admins"]' --claim email=alice@example.com
   $ idtx mock token --sub alice --may-act gateway
   $ idtx mock token --format saml2 --sub bob --claim groups='["ops","dev"]'
   $ idtx mock token --format opaque --sub alice --scope orders:read
-  $ idtx mock token --at 2025-01-01T12:00:00Z   # for idtx serve --mock --clock 2025-01-01T12:00:00Z`,
+  $ idtx mock token --at 2025-01-01T12:00:00Z   # for idtx serve --mock --clock 2025-01-01T12:00:00Z
+  $ idtx mock token --break expired
+  $ idtx mock token --format saml2 --break wrapped`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if runF != nil {
@@ -73,7 +81,13 @@ subject_token_type access_token.`,
 	fs.StringArrayVar(&o.claims, "claim", nil, "extra claim k=v, repeatable; v may be JSON")
 	fs.StringVar(&o.mayAct, "may-act", "", "add a may_act claim naming this actor subject (delegation)")
 	fs.StringVar(&o.at, "at", "", "mint as of this instant (for 'idtx serve --clock'): RFC 3339, a date, or an offset such as -24h")
+	fs.StringArrayVar(&o.breaks, "break", nil, "mint a token the mock refuses: a failure scenario KIND, repeatable (listed above)")
 	completeWords(c, []string{"jwt", "saml2", "saml1", "opaque"}, "format")
+	kinds := make([]string, len(mockidp.Breaks))
+	for i, b := range mockidp.Breaks {
+		kinds[i] = string(b.Kind)
+	}
+	completeWords(c, kinds, "break")
 	return c
 }
 
@@ -86,6 +100,16 @@ func runMockToken(o *mockTokenOptions) error {
 		return err
 	}
 	opts := mockidp.TokenOptions{Sub: o.sub, Aud: o.aud, Scope: o.scope, TTL: o.ttl, MayAct: o.mayAct, Claims: claims}
+	for _, b := range o.breaks {
+		opts.Breaks = append(opts.Breaks, mockidp.Break(b))
+	}
+	format := map[string]string{"saml2": "saml", "saml1": "saml"}[o.format]
+	if format == "" {
+		format = o.format
+	}
+	if err := mockidp.CheckBreaks(opts.Breaks, format); err != nil && slices.Contains([]string{"jwt", "saml", "opaque"}, format) {
+		return usageError("--%v", err)
+	}
 	if o.at != "" {
 		if opts.Now, err = parseTime("--at", o.at, time.Now()); err != nil {
 			return err

@@ -2,14 +2,13 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/internal/mockserver"
 	"github.com/idtx/idtx/keyset"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
@@ -39,6 +39,7 @@ type serveOptions struct {
 	store      string
 	clock      string
 	logFormat  string
+	faults     []string
 
 	// ready, if set, is called with the URL the server listens on (which
 	// a configured issuer may not be) once it listens.
@@ -77,6 +78,7 @@ docs/explain.md).`,
 	addStoreFlag(fs, &o.store, "postgres:// is shared by replicas")
 	fs.StringVar(&o.clock, "clock", "", "start the server's clock at this instant, RFC 3339 or an offset such as -24h (to replay recorded tokens)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringArrayVar(&o.faults, "fault", nil, "with --mock: misbehave on purpose, KIND[=VALUE][,times=N], repeatable (docs/testing.md)")
 	completeWords(c, []string{"text", "json"}, "log-format")
 	return c
 }
@@ -84,6 +86,10 @@ docs/explain.md).`,
 func runServe(ctx context.Context, o *serveOptions) error {
 	if o.mock == (o.configFile != "") {
 		return usageError("give exactly one of --mock or --config FILE")
+	}
+	faults, err := parseFaults(o.mock, o.faults)
+	if err != nil {
+		return err
 	}
 	var logHandler slog.Handler
 	switch o.logFormat {
@@ -119,7 +125,6 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 
 	var cfg *config.Config
-	var err error
 	if o.mock {
 		cfg, err = mockidp.Config()
 	} else {
@@ -150,12 +155,6 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if cfg.Issuer == "" {
 		cfg.Issuer = base
 	}
-	if o.mock {
-		// The mock internal IDP validates its opaque tokens through this
-		// server's own /mock/introspect.
-		mockidp.UseBaseURL(cfg, base)
-	}
-
 	home := o.home
 	if home == "" {
 		if home, err = store.Home(); err != nil {
@@ -179,11 +178,6 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err := warnLegacyConsents(ctx, o.io, st); err != nil {
 		return err
 	}
-	if o.mock {
-		if err := mockidp.SeedConsents(ctx, st); err != nil {
-			return fmt.Errorf("seed mock consents: %w", err)
-		}
-	}
 
 	// The mock signs for anyone who asks, so it keeps a key file of its
 	// own: a configured server in the same IDTX_HOME never trusts its
@@ -203,8 +197,19 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			warnNoKEK(o.io)
 		}
 	}
-	engine, err := exchange.Build(ctx, cfg, opts)
-	if err != nil {
+	var engine *exchange.Engine
+	var handler http.Handler
+	traces := cfg.Traces
+	if o.mock {
+		// The same server as idtxtest.New's, on a port.
+		ms, err := mockserver.New(ctx, mockserver.Options{
+			BaseURL: base, Config: cfg, Store: st, Clock: clock, Home: keyHome, Replay: opts.Replay, Log: log, Faults: faults,
+		})
+		if err != nil {
+			return err
+		}
+		engine, handler, traces = ms.Engine, ms, ms.Traces
+	} else if engine, err = exchange.Build(ctx, cfg, opts); err != nil {
 		return err
 	}
 	keyFile := exchange.SigningKeyFile(cfg, keyHome)
@@ -219,20 +224,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			log.Warn("signing keys: cannot read the key set; signing with the keys already read", "err", err)
 		})
 	}
-	h := exchange.NewHandler(engine, log)
-	if o.mock {
-		h.Handle("/mock/", mockidp.Handler(clock))
-	}
-	traces := cfg.Traces
-	if o.mock && traces == 0 {
-		traces = config.DefaultMockTraces
-	}
-	// The mock's traces are open to loopback callers; a configured
-	// server's need client authentication (docs/explain.md).
-	h.EnableTraces(traces, o.mock)
-	var handler http.Handler = h
-	if o.mock {
-		handler = markMock(h)
+	if !o.mock {
+		// A configured server's traces need client authentication
+		// (docs/explain.md).
+		h := exchange.NewHandler(engine, log)
+		h.EnableTraces(traces, false)
+		handler = h
 	}
 	srv := &http.Server{
 		Handler:           handler,
@@ -247,9 +244,13 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	go func() { served <- srv.Serve(ln) }()
 	if o.logFormat == "json" {
 		// Keep stderr one JSON record a line for log collectors.
-		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", store.Redact(storeURL), "signing_key", keyFile, "mock", o.mock)
+		attrs := []any{"issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", store.Redact(storeURL), "signing_key", keyFile, "mock", o.mock}
+		if len(o.faults) > 0 {
+			attrs = append(attrs, "faults", o.faults)
+		}
+		log.Info("listening", attrs...)
 	} else {
-		printBanner(o, base, cfg.Issuer, storeURL, keyFile, traces)
+		printBanner(o, base, cfg.Issuer, storeURL, keyFile, traces, faults)
 	}
 	if o.ready != nil {
 		o.ready(base)
@@ -311,7 +312,7 @@ func warnExposedStore(io *IO, st store.Store) {
 // signing key, apart from the key a configured server generates.
 const mockKeyDir = "mock"
 
-func printBanner(o *serveOptions, base, issuer, storeURL, keyFile string, traces int) {
+func printBanner(o *serveOptions, base, issuer, storeURL, keyFile string, traces int, faults []mockidp.Fault) {
 	w := o.io.Err
 	mode := "config " + o.configFile
 	if o.mock {
@@ -341,6 +342,7 @@ func printBanner(o *serveOptions, base, issuer, storeURL, keyFile string, traces
 	fmt.Fprintf(w, "  mock IDP    issuer %s, audience %s, keys GET %s/mock/jwks\n", mockidp.Issuer, mockidp.Audience, base)
 	fmt.Fprintf(w, "  mock internal IDP  opaque tokens (mock token --format opaque), introspected at POST %s%s\n", base, mockidp.IntrospectPath)
 	fmt.Fprintf(w, "  clients     %s / %s (all services), restricted-client / restricted-secret (orders-api),\n              orders-service / orders-secret (serves orders-api, exchanges for billing-api: README, \"The mock as a landscape\")\n", mockidp.DemoClient, mockidp.DemoSecret)
+	printFaults(w, base, faults)
 	self := selfCommand()
 	fmt.Fprintf(w, "\nTry it (the mock's keys are public: for local development only):\n")
 	fmt.Fprintf(w, "  curl -s -u %s:%s %s/token \\\n", mockidp.DemoClient, mockidp.DemoSecret, base)
@@ -364,32 +366,6 @@ func selfCommand() string {
 	return "idtx"
 }
 
-// markMock adds "idtx_mock": true to the mock's RFC 8414 metadata (§2
-// allows additional members), so that `idtx exchange` with no client
-// sends the public demo client only to an idtx mock.
-func markMock(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || (r.URL.Path != "/.well-known/oauth-authorization-server" && r.URL.Path != "/.well-known/openid-configuration") {
-			h.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		var doc map[string]any
-		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &doc) != nil {
-			h.ServeHTTP(w, r)
-			return
-		}
-		doc["idtx_mock"] = true
-		body, _ := json.MarshalIndent(doc, "", "  ")
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.Header().Del("Content-Length")
-		w.Write(body)
-	})
-}
-
 // listenAddr accepts a bare port ("9090": loopback only, the safe
 // default) besides host:port and ":port" (every interface).
 func listenAddr(listen string) string {
@@ -411,4 +387,32 @@ func baseURL(addr net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// parseFaults reads the --fault specs, which only the mock takes.
+func parseFaults(mock bool, specs []string) ([]mockidp.Fault, error) {
+	if len(specs) > 0 && !mock {
+		return nil, usageError("--fault is for --mock only: a configured server never misbehaves on purpose")
+	}
+	var out []mockidp.Fault
+	for _, spec := range specs {
+		f, err := mockidp.ParseFault(spec)
+		if err != nil {
+			return nil, usageError("--fault: %v", err)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// printFaults shows the faults set at start, and where to change them.
+func printFaults(w io.Writer, base string, faults []mockidp.Fault) {
+	for i, f := range faults {
+		label := ""
+		if i == 0 {
+			label = "FAULTS"
+		}
+		fmt.Fprintf(w, "  %-11s %s (--fault; until cleared unless times=N)\n", label, f)
+	}
+	fmt.Fprintf(w, "  faults      GET/POST/DELETE %s%s (docs/testing.md)\n", base, mockidp.FaultsPath)
 }

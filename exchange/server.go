@@ -29,6 +29,9 @@ type Handler struct {
 
 	traces     *TraceRing // nil: traces are off
 	tracesOpen bool       // GET /traces answers loopback callers without client auth
+
+	faults  func() *Fault           // nil: no faults (every server but the mock)
+	observe func(*Request, *stsclient.Record) // nil: nobody watches the exchanges
 }
 
 // RequestTimeout bounds the work of one exchange: remote calls (IDP
@@ -131,6 +134,18 @@ func unescape(s string) string {
 }
 
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
+	if h.faults != nil {
+		if f := h.faults(); f != nil {
+			h.faulty(w, r, f)
+			return
+		}
+	}
+	h.exchange(w, r, nil)
+}
+
+// exchange answers a token request; faults names the faults that hit it,
+// for its trace.
+func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, faults []string) {
 	start := time.Now()
 	if oerr := h.engine.limits.enter(); oerr != nil {
 		// Refused before the body is read: the cheapest answer there is.
@@ -147,15 +162,23 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	req := ReadRequest(w, r)
 	req.Detail = h.traces != nil // a kept trace explains; otherwise the evidence stays lean
 	res, trace, oerr := h.engine.run(ctx, req, h.afterStep)
+	var id string
 	if h.traces != nil {
 		// "": a request that did not authenticate, beyond the rate at
 		// which those are kept.
-		id := h.traces.Add(NewRecord(h.engine.now(), trace, nil, oerr))
+		rec := NewRecord(h.engine.now(), trace, nil, oerr)
+		rec.Faults = faults
+		id = h.traces.Add(rec)
 		if oerr != nil && id != "" {
 			withID := *oerr
 			withID.TraceID = id
 			oerr = &withID
 		}
+	}
+	if h.observe != nil {
+		rec := NewRecord(h.engine.now(), trace, res, oerr)
+		rec.ID, rec.Faults = id, faults
+		h.observe(req, rec)
 	}
 	if oerr != nil {
 		WriteError(w, oerr)

@@ -50,6 +50,9 @@ func internalKey() ([]byte, error) {
 // of what precedes the dot under the fixture key. Only the mock reads it:
 // to anyone else it is an opaque string.
 func Opaque(o TokenOptions) (string, error) {
+	if err := CheckBreaks(o.Breaks, "opaque"); err != nil {
+		return "", err
+	}
 	key, err := internalKey()
 	if err != nil {
 		return "", fmt.Errorf("mock internal key: %w", err)

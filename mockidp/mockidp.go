@@ -84,6 +84,10 @@ type TokenOptions struct {
 	MayAct string         // adds may_act {"sub": MayAct} (RFC 8693 §4.4)
 	Claims map[string]any // set last: they may override any claim
 	Now    time.Time
+	// Breaks are named failure scenarios (Breaks lists them): each
+	// yields a token the mock STS refuses, with the refusal its docs
+	// promise (docs/testing.md).
+	Breaks []Break
 }
 
 func (o TokenOptions) withDefaults() TokenOptions {
@@ -150,16 +154,15 @@ type jwtSigner struct {
 	kid string
 }
 
-// JWT signs a mock subject token, RS256 with the fixture key.
+// JWT signs a mock subject token, RS256 with the fixture key, typ at+jwt
+// (RFC 9068: an access token for the STS), unless o.Breaks asks for a
+// broken one.
 func JWT(o TokenOptions) (string, error) {
 	s, err := signer()
 	if err != nil {
 		return "", fmt.Errorf("mock idp key: %w", err)
 	}
-	claims := jwt.MapClaims(o.claims(Issuer))
-	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	t.Header["kid"] = s.kid
-	return t.SignedString(s.key)
+	return signJWT(o, s.key, jwt.SigningMethodRS256, s.kid, s.key.Public())
 }
 
 func randomID() string {

@@ -69,7 +69,16 @@ func SAMLXML(o TokenOptions, version int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mock saml key: %w", err)
 	}
+	if err := CheckBreaks(o.Breaks, formatSAML); err != nil {
+		return nil, err
+	}
 	o = o.withDefaults()
+	if o.breaks(BreakExpired) {
+		o.Now = o.Now.Add(-o.TTL - breakShift)
+	}
+	if o.breaks(BreakWrongAudience) {
+		o.Aud = WrongAudience
+	}
 	issuer := SAMLIssuer
 	if o.Issuer != "" {
 		issuer = o.Issuer
@@ -173,6 +182,9 @@ func SAMLXML(o TokenOptions, version int) ([]byte, error) {
 		a.InsertChildAt(1, sig) // SAML 2.0 Core §2.3.3: the Signature follows the Issuer
 	} else {
 		a.AddChild(sig)
+	}
+	if err := breakSAML(doc, o); err != nil {
+		return nil, err
 	}
 	return doc.WriteToBytes()
 }

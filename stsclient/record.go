@@ -25,6 +25,9 @@ type Record struct {
 	// Claims are the claims of the token that was (or would be) issued;
 	// explain shows them, live traces leave them out.
 	Claims map[string]any `json:"claims,omitempty"`
+	// Faults are the mock's faults that hit this exchange
+	// (docs/testing.md), as their specs and what they did.
+	Faults []string `json:"faults,omitempty"`
 }
 
 // RecordStep is one step of a Record, numbered from 1 in the order of
@@ -54,6 +57,8 @@ type RecordError struct {
 const (
 	OutcomeOK      = "ok"
 	OutcomeRefused = "refused"
+	// OutcomeDropped: a fault of the mock closed the connection unanswered.
+	OutcomeDropped = "dropped"
 )
 
 // TraceList is the answer of GET /traces: newest first.

@@ -208,6 +208,8 @@ func (m Model) listLines(w int) []string {
 		if r.Error != nil {
 			verdict = m.st.fail.Render("refused")
 			what = r.Error.Step + ": " + r.Error.Code
+		} else if r.Outcome == stsclient.OutcomeDropped {
+			verdict, what = m.st.fail.Render("dropped"), "a fault of the mock closed the connection"
 		} else if n := len(r.Steps); n > 0 {
 			what = r.Steps[n-1].Reason
 		}
