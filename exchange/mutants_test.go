@@ -54,11 +54,18 @@ func TestConsentForEveryAudience(t *testing.T) {
 
 // A client secret is only ever compared in constant time. A test that
 // sends secrets cannot see a comparison turned into == or bytes.Equal, so
-// this one reads the source: the stored secret's digest (secretSum) is
-// used only as an argument of subtle.ConstantTimeCompare, apart from
-// being set and tested against nil.
+// this one reads the source: the digest of a plain secret (exchange's
+// secretSum) and the argon2id key of a hashed one (secret's Params.key)
+// are used only as arguments of subtle.ConstantTimeCompare, apart from
+// being set, measured with len and tested against nil.
 func TestClientSecretComparedInConstantTime(t *testing.T) {
-	files, err := filepath.Glob("*.go")
+	for _, c := range []struct{ dir, field string }{{".", "secretSum"}, {"../secret", "key"}} {
+		t.Run(c.dir+" "+c.field, func(t *testing.T) { checkConstantTime(t, c.dir, c.field) })
+	}
+}
+
+func checkConstantTime(t *testing.T, dir, field string) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,43 +79,52 @@ func TestClientSecretComparedInConstantTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		allowed := map[*ast.SelectorExpr]bool{}
+		allowed := map[ast.Expr]bool{}
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {
 			case *ast.CallExpr:
-				if isSelector(n.Fun, "subtle", "ConstantTimeCompare") {
+				switch {
+				case isSelector(n.Fun, "subtle", "ConstantTimeCompare"):
 					for _, a := range n.Args {
-						if s, ok := a.(*ast.SelectorExpr); ok && s.Sel.Name == "secretSum" {
-							allowed[s] = true
+						if isField(a, field) {
+							allowed[a] = true
 							constantTime++
 						}
 					}
+				case isIdent(n.Fun, "len") && len(n.Args) == 1:
+					allowed[n.Args[0]] = true
 				}
-			case *ast.BinaryExpr: // c.secretSum != nil
-				if id, ok := n.Y.(*ast.Ident); ok && id.Name == "nil" {
-					if s, ok := n.X.(*ast.SelectorExpr); ok {
-						allowed[s] = true
-					}
+			case *ast.BinaryExpr: // x.field != nil
+				if isIdent(n.Y, "nil") {
+					allowed[n.X] = true
 				}
 			case *ast.AssignStmt:
 				for _, l := range n.Lhs {
-					if s, ok := l.(*ast.SelectorExpr); ok {
-						allowed[s] = true
-					}
+					allowed[l] = true
 				}
 			}
 			return true
 		})
 		ast.Inspect(f, func(n ast.Node) bool {
-			if s, ok := n.(*ast.SelectorExpr); ok && s.Sel.Name == "secretSum" && !allowed[s] {
-				t.Errorf("%s: secretSum used outside subtle.ConstantTimeCompare", fset.Position(s.Pos()))
+			if e, ok := n.(ast.Expr); ok && isField(e, field) && !allowed[e] {
+				t.Errorf("%s: %s used outside subtle.ConstantTimeCompare", fset.Position(e.Pos()), field)
 			}
 			return true
 		})
 	}
 	if constantTime == 0 {
-		t.Fatal("no subtle.ConstantTimeCompare of secretSum found: the client secret is compared some other way")
+		t.Fatalf("no subtle.ConstantTimeCompare of %s in %s: the secret is compared some other way", field, dir)
 	}
+}
+
+func isField(e ast.Expr, name string) bool {
+	s, ok := e.(*ast.SelectorExpr)
+	return ok && s.Sel.Name == name
+}
+
+func isIdent(e ast.Expr, name string) bool {
+	id, ok := e.(*ast.Ident)
+	return ok && id.Name == name
 }
 
 func isSelector(e ast.Expr, pkg, name string) bool {
