@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/consent"
+	"github.com/idtx/idtx/exchange"
 )
 
 // Tests that kill mutants of the exchange's checks which the rest of the
@@ -134,4 +136,38 @@ func isSelector(e ast.Expr, pkg, name string) bool {
 	}
 	id, ok := s.X.(*ast.Ident)
 	return ok && id.Name == pkg
+}
+
+// A client assertion is taken with 30 s of clock skew (RFC 7523 §3
+// allows "some small leeway"), and not a second more, on both ends of
+// its window: nbf 30 s ahead passes, 31 s is refused; exp 29 s past
+// passes, 30 s is refused.
+func TestClientAssertionLeeway(t *testing.T) {
+	e := newEnv(t)
+	send := func(jti string, claims jwt.MapClaims) response {
+		claims["jti"] = jti
+		a := e.assertion(claims)
+		return e.post("/token", e.form(e.subject(nil), "client_assertion_type", exchange.ClientAssertionTypeJWTBearer, "client_assertion", a))
+	}
+	for _, tt := range []struct {
+		name   string
+		claims jwt.MapClaims
+		want   string // "" accepted
+	}{
+		{"nbf 30 s ahead", jwt.MapClaims{"nbf": e.now.Add(30 * time.Second).Unix()}, ""},
+		{"nbf 31 s ahead", jwt.MapClaims{"nbf": e.now.Add(31 * time.Second).Unix()}, "client_assertion: token has invalid claims: token is not valid yet"},
+		{"exp 29 s past", jwt.MapClaims{"iat": e.now.Add(-time.Minute).Unix(), "exp": e.now.Add(-29 * time.Second).Unix()}, ""},
+		{"exp 30 s past", jwt.MapClaims{"iat": e.now.Add(-time.Minute).Unix(), "exp": e.now.Add(-30 * time.Second).Unix()}, "client_assertion: token has invalid claims: token is expired"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := send(tt.name, tt.claims)
+			if tt.want == "" {
+				if r.status != 200 {
+					t.Fatalf("refused: %d %v", r.status, r.body)
+				}
+				return
+			}
+			expectError(t, r, 401, "invalid_client", tt.want)
+		})
+	}
 }
