@@ -139,3 +139,45 @@ func TestSAMLSignedResponseReadsTheValidatedCopy(t *testing.T) {
 		t.Fatalf("got %v %+v, want alice from the signed Response", err, id)
 	}
 }
+
+// max_age is held with the same skew as NotOnOrAfter: an assertion issued
+// max_age + skew ago is refused, a second younger is taken.
+func TestSAMLMaxAgeBoundary(t *testing.T) {
+	const skew, maxAge = 30 * time.Second, 5 * time.Minute
+	token := b64(xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice"}, nil))) // IssueInstant samlNow
+	validator := func(now time.Time) *idp.SAML {
+		v, err := idp.NewSAML(idp.SAMLConfig{Name: "mock-saml", Issuer: mockidp.SAMLIssuer, Certificates: []*x509.Certificate{mockSAMLSigner(t).cert},
+			Audiences: []string{"idtx-sts"}, MaxAge: maxAge, ClockSkew: skew, Clock: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if id, err := validator(samlNow.Add(maxAge+skew-time.Second)).Validate(t.Context(), token, idp.TokenTypeSAML2); err != nil || id.Subject != "alice" {
+		t.Fatalf("a second under max_age + skew: %v", err)
+	}
+	_, err := validator(samlNow.Add(maxAge+skew)).Validate(t.Context(), token, idp.TokenTypeSAML2)
+	const want = "invalid token: issued at 2026-05-06T07:08:09Z, older than IDP mock-saml's max_age 5m0s (now 2026-05-06T07:13:39Z)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}
+
+// Of several bearer confirmations that pass, the earliest NotOnOrAfter
+// bounds the token, whichever comes first in the document.
+func TestSAMLEarliestPassingBearer(t *testing.T) {
+	at := func(d time.Duration) string { return samlNow.Add(d).UTC().Format(time.RFC3339) }
+	for _, order := range [][2]time.Duration{{20 * time.Minute, 10 * time.Minute}, {10 * time.Minute, 20 * time.Minute}} {
+		a := signedAssertion(t, mockidp.TokenOptions{Sub: "alice"}, func(a *etree.Element) {
+			bearerData(a).CreateAttr("NotOnOrAfter", at(order[0]))
+			addConfirmation(a, "urn:oasis:names:tc:SAML:2.0:cm:bearer").CreateElement("saml:SubjectConfirmationData").CreateAttr("NotOnOrAfter", at(order[1]))
+		})
+		id, err := samlValidator(t, false).Validate(t.Context(), b64(xmlOf(t, a)), idp.TokenTypeSAML2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := samlNow.Add(10 * time.Minute); !id.Expiry.Equal(want) {
+			t.Fatalf("bearers %v: expiry %s, want %s", order, id.Expiry, want)
+		}
+	}
+}
