@@ -96,6 +96,7 @@ func TestParseHash(t *testing.T) {
 		{"bcrypt at the ceiling", bcryptAt("14"), nil, "bcrypt cost 14"},
 		{"argon2id", ok, nil, "argon2id m=64 KiB t=1 p=1"},
 		{"argon2id at the ceilings", withParams("m=65536,t=10,p=16"), nil, "argon2id m=65536 KiB t=10 p=16"},
+		{"argon2id at 8 KiB per lane", withParams("m=32,t=1,p=4"), nil, "argon2id m=32 KiB t=1 p=4"},
 		{"not a hash", "hunter2", secret.ErrMalformed, "not a bcrypt ($2b$…) or argon2id ($argon2id$v=19$…) hash"},
 		{"empty", "", secret.ErrMalformed, "not a bcrypt"},
 		{"argon2i", "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$" + parts[5], secret.ErrMalformed, "argon2i is not supported: use argon2id"},
