@@ -11,8 +11,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/store"
 )
 
 // Tests that kill mutants of the exchange's checks which the rest of the
@@ -32,7 +32,7 @@ func TestIDPClaimOnlyFromOwnTokens(t *testing.T) {
 // need consent for the scope, a consent for the first does not cover the
 // second (RFC 8693 §2.1: the token is meant for each of them).
 func TestConsentForEveryAudience(t *testing.T) {
-	e := newEnvWith(t, consent.NewMemory(), func(yaml string, _ map[string][]byte) string {
+	e := newEnvWith(t, store.NewMemory(), func(yaml string, _ map[string][]byte) string {
 		return strings.Replace(yaml, "  - name: narrow-api\n", `  - name: ledger-api
     audience: ledger-api
     scopes: {billing:read: {consent: true}}
