@@ -301,6 +301,14 @@ func LoadFile(path string) (*Config, error) {
 	}))
 }
 
+// LoadInline reads, decodes and validates a config held in memory rather
+// than in a file, such as the IDTX_CONFIG environment variable: name
+// stands for the file in its problems (IDTX_CONFIG:3: ...), and files it
+// names are read relative to the working directory.
+func LoadInline(name string, data []byte) (*Config, error) {
+	return inFile(name)(Parse(data, ".", os.ReadFile))
+}
+
 // inFile names file as the file of every problem Parse found.
 func inFile(file string) func(*Config, error) (*Config, error) {
 	return func(c *Config, err error) (*Config, error) {

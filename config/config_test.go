@@ -555,3 +555,53 @@ func TestBadDurationIsSaidPlainly(t *testing.T) {
 		t.Fatalf("err = %v, want %q", err, want)
 	}
 }
+
+// A config held in an environment variable (IDTX_CONFIG) is refused with
+// the same problems as a file, each placed as NAME:LINE, and a file it
+// names is read from the working directory.
+func TestLoadInlineNamesItsLines(t *testing.T) {
+	_, err := config.LoadInline("IDTX_CONFIG", []byte(`services:
+  - name: s
+    scopes: {r: {}}
+    tokn_lifetime: 5m
+`))
+	var p config.Problems
+	if !errors.As(err, &p) {
+		t.Fatalf("LoadInline: %v", err)
+	}
+	want := `IDTX_CONFIG:4: unknown key "tokn_lifetime" in services[0] (s); did you mean token_lifetime?`
+	if got := p.Strings(); len(got) != 1 || got[0] != want {
+		t.Errorf("problems %q, want [%q]", got, want)
+	}
+	if _, err := config.LoadInline("IDTX_CONFIG", []byte("issuer: [a\n")); err == nil || !strings.Contains(err.Error(), "IDTX_CONFIG:1: ") {
+		t.Errorf("a syntax error: %v, want it placed at IDTX_CONFIG:1", err)
+	}
+
+	dir := t.TempDir()
+	t.Chdir(dir)
+	jwks, _ := fixtures.FS.ReadFile(fixtures.MockIDPJWKS)
+	if err := os.WriteFile(filepath.Join(dir, "idp.jwks.json"), jwks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadInline("IDTX_CONFIG", []byte(`issuer: https://sts.test
+idps:
+  - name: corp
+    type: jwt
+    issuer: https://idp.test
+    jwks_file: idp.jwks.json
+    audiences: [sts]
+services:
+  - name: s
+    scopes: {r: {}}
+clients:
+  - id: c
+    secret: s
+    services: ["*"]
+`))
+	if err != nil {
+		t.Fatalf("LoadInline: %v", err)
+	}
+	if data, err := cfg.ReadFile("idp.jwks.json"); err != nil || string(data) != string(jwks) {
+		t.Errorf("ReadFile(idp.jwks.json) from the working directory: %v", err)
+	}
+}
