@@ -564,7 +564,7 @@ func TestLoadInlineNamesItsLines(t *testing.T) {
   - name: s
     scopes: {r: {}}
     tokn_lifetime: 5m
-`))
+`), config.Given{})
 	var p config.Problems
 	if !errors.As(err, &p) {
 		t.Fatalf("LoadInline: %v", err)
@@ -573,7 +573,7 @@ func TestLoadInlineNamesItsLines(t *testing.T) {
 	if got := p.Strings(); len(got) != 1 || got[0] != want {
 		t.Errorf("problems %q, want [%q]", got, want)
 	}
-	if _, err := config.LoadInline("IDTX_CONFIG", []byte("issuer: [a\n")); err == nil || !strings.Contains(err.Error(), "IDTX_CONFIG:1: ") {
+	if _, err := config.LoadInline("IDTX_CONFIG", []byte("issuer: [a\n"), config.Given{}); err == nil || !strings.Contains(err.Error(), "IDTX_CONFIG:1: ") {
 		t.Errorf("a syntax error: %v, want it placed at IDTX_CONFIG:1", err)
 	}
 
@@ -597,11 +597,36 @@ clients:
   - id: c
     secret: s
     services: ["*"]
-`))
+`), config.Given{})
 	if err != nil {
 		t.Fatalf("LoadInline: %v", err)
 	}
 	if data, err := cfg.ReadFile("idp.jwks.json"); err != nil || string(data) != string(jwks) {
 		t.Errorf("ReadFile(idp.jwks.json) from the working directory: %v", err)
+	}
+}
+
+// An issuer given outside the config (IDTX_ISSUER) stands in for a
+// missing issuer:, which a store shared by replicas needs, and is refused
+// beside a different one.
+func TestGivenIssuer(t *testing.T) {
+	const body = `store: postgres://idtx@db.test/idtx
+services:
+  - name: s
+    scopes: {r: {}}
+`
+	if _, err := config.LoadInline("IDTX_CONFIG", []byte(body), config.Given{}); err == nil || !strings.Contains(err.Error(), "IDTX_CONFIG:1: issuer: a postgres:// store is shared by replicas") {
+		t.Errorf("no issuer: %v", err)
+	}
+	given := config.Given{Issuer: "https://sts.test", IssuerFrom: "IDTX_ISSUER"}
+	cfg, err := config.LoadInline("IDTX_CONFIG", []byte(body), given)
+	if err != nil || cfg.Issuer != "https://sts.test" {
+		t.Fatalf("given issuer: %v, issuer %q", err, cfg.Issuer)
+	}
+	_, err = config.LoadInline("IDTX_CONFIG", []byte("issuer: https://other.test\n"+body), given)
+	var p config.Problems
+	want := `IDTX_CONFIG:1: issuer: the config says "https://other.test" and IDTX_ISSUER says "https://sts.test": set the issuer in one place`
+	if !errors.As(err, &p) || len(p) != 1 || p[0].String() != want {
+		t.Errorf("two issuers: %v, want %s", err, want)
 	}
 }
