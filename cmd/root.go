@@ -124,6 +124,7 @@ identity providers, and the tools to see why an exchange failed.`,
 	})
 	root.AddCommand(
 		newServeCmd(io),
+		newHealthcheckCmd(io),
 		newExchangeCmd(io),
 		newInspectCmd(io),
 		newIntrospectCmd(io),

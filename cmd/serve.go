@@ -32,6 +32,7 @@ type serveOptions struct {
 	io         *IO
 	listen     string
 	configFile string
+	issuer     string
 	mock       bool
 	store      string
 	clock      string
@@ -42,6 +43,9 @@ type serveOptions struct {
 	ready func(baseURL string)
 	// home overrides IDTX_HOME (tests run several servers in one process).
 	home string
+	// listenGiven is whether --listen was on the command line, which
+	// beats IDTX_LISTEN and PORT.
+	listenGiven bool
 }
 
 func newServeCmd(io *IO) *cobra.Command { return newServeCmdWith(&serveOptions{io: io}) }
@@ -54,16 +58,39 @@ func newServeCmdWith(o *serveOptions) *cobra.Command {
 /healthz, /readyz and /metrics. With --mock it trusts the built-in mock IDP and
 needs no file, key or database first, and keeps the traces of its last
 200 exchanges at GET /traces (a config turns them on with traces: N; see
-docs/explain.md).`,
+docs/explain.md).
+
+The config is --config FILE, or a whole YAML config in IDTX_CONFIG. Once it
+answers, serve prints the line "idtx STS ready at URL" (in JSON logs, the
+record "msg":"ready" with "url"), the same in every version: wait for it.
+
+Environment (a flag given on the command line beats its variable):
+  IDTX_LISTEN   address to listen on, as --listen (the image sets 0.0.0.0:8080)
+  PORT          port to listen on, keeping IDTX_LISTEN's host (127.0.0.1 without it)
+  IDTX_CONFIG   a whole YAML config instead of --config FILE; its problems are
+                named IDTX_CONFIG:LINE
+  IDTX_ISSUER   public issuer, as --issuer
+  IDTX_STORE    store URL, as --store
+  IDTX_HOME     folder of the default store and the generated keys (default
+                $XDG_DATA_HOME/idtx, else ~/.local/share/idtx)
+  IDTX_KEK      key-encryption key of the keys kept in the store, when the
+                config sets no signing.kek_file
+  GOGC, GOMEMLIMIT  the Go collector's settings (serve's defaults: 400, 64MiB)`,
 		Example: `  $ idtx serve --mock
   $ idtx serve --config sts.yaml --listen 127.0.0.1:9000 --log-format json
-  $ idtx serve --mock --clock 2025-01-01T12:00:00Z --store memory:`,
+  $ idtx serve --mock --clock 2025-01-01T12:00:00Z --store memory:
+  $ IDTX_LISTEN=0.0.0.0:8080 IDTX_ISSUER=http://localhost:18080 idtx serve --mock
+  $ IDTX_CONFIG="$(cat sts.yaml)" PORT=9000 idtx serve`,
 		Args: noArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return runServe(c.Context(), o) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			o.listenGiven = c.Flags().Changed("listen")
+			return runServe(c.Context(), o)
+		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on: host:port, :port (every interface) or a port (loopback); port 0 picks a free one")
-	f.StringVar(&o.configFile, "config", "", "server config file (YAML)")
+	f.StringVar(&o.listen, "listen", defaultListen, "address to listen on: host:port, :port (every interface) or a port (loopback); port 0 picks a free one (default IDTX_LISTEN, PORT)")
+	f.StringVar(&o.configFile, "config", "", "server config file (YAML); or a whole config in IDTX_CONFIG")
+	f.StringVar(&o.issuer, "issuer", "", "public issuer URL (iss of issued tokens), for --mock and a config without issuer: (default IDTX_ISSUER, else the listen address)")
 	f.BoolVar(&o.mock, "mock", false, "run with the built-in mock IDP, clients and services")
 	addStoreFlag(f, &o.store, "postgres:// is shared by replicas")
 	f.StringVar(&o.clock, "clock", "", "start the server's clock at this instant, RFC 3339 or an offset such as -24h (to replay recorded tokens)")
@@ -73,8 +100,13 @@ docs/explain.md).`,
 }
 
 func runServe(ctx context.Context, o *serveOptions) error {
-	if o.mock == (o.configFile != "") {
-		return usageError("give exactly one of --mock or --config FILE")
+	cfg, err := loadServeConfig(o, os.Getenv)
+	if err != nil {
+		return err
+	}
+	addr, err := listenFrom(o.listen, o.listenGiven, os.Getenv)
+	if err != nil {
+		return err
 	}
 	var logHandler slog.Handler
 	switch o.logFormat {
@@ -109,17 +141,6 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		clock = func() time.Time { return start.Add(time.Since(base)) }
 	}
 
-	var cfg *config.Config
-	var err error
-	if o.mock {
-		cfg, err = mockidp.Config()
-	} else {
-		cfg, err = config.LoadFile(o.configFile)
-	}
-	if err != nil {
-		return usageError("%w", err)
-	}
-
 	storeURL, err := pickStore(o.store, cfg)
 	if err != nil {
 		return err
@@ -128,10 +149,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	// each would make its own issuer of it, and a token from one would
 	// carry an iss the other does not accept as its own.
 	if !o.mock && cfg.Issuer == "" && store.IsPostgres(storeURL) {
-		return usageError("issuer: a store shared by replicas (%s) needs the config to set issuer, the public URL every replica issues tokens as", store.Redact(storeURL))
+		return usageError("issuer: a store shared by replicas (%s) needs the config to set issuer (or --issuer, %s), the public URL every replica issues tokens as", store.Redact(storeURL), envIssuer)
 	}
 
-	addr := listenAddr(o.listen)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return listenError(err, addr)
@@ -233,6 +253,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		log.Info("listening", "issuer", cfg.Issuer, "token_endpoint", engine.TokenEndpoint(), "store", store.Redact(storeURL), "signing_key", keyFile, "mock", o.mock)
 	} else {
 		printBanner(o, base, cfg.Issuer, storeURL, keyFile, traces)
+	}
+	if o.logFormat == "json" {
+		log.Info("ready", "url", base)
+	} else {
+		fmt.Fprintln(o.io.Err, readyLine(base))
 	}
 	if o.ready != nil {
 		o.ready(base)
