@@ -247,7 +247,7 @@ func TestMockConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.IDPs) != 3 || len(cfg.Services) != 2 || len(cfg.Clients) != 2 {
+	if len(cfg.IDPs) != 3+8 /* mock, mock-saml, mock-internal and the 8 presets */ || len(cfg.Services) != 2 || len(cfg.Clients) != 2 {
 		t.Fatalf("mock config: %s", cfg.Summary())
 	}
 }
