@@ -94,7 +94,7 @@ var presets = []Preset{
 				"ref": "main", "ref_type": "branch", "ref_path": "refs/heads/main", "ref_protected": "true",
 				"runner_id": 12270001, "runner_environment": "gitlab-hosted", "sha": "3f786850e387550fdab836ed7e6dc881de23001b",
 				"ci_config_ref_uri": "gitlab.com/octo-group/octo-project//.gitlab-ci.yml@refs/heads/main",
-				"ci_config_sha": "3f786850e387550fdab836ed7e6dc881de23001b",
+				"ci_config_sha":     "3f786850e387550fdab836ed7e6dc881de23001b",
 			})
 		},
 		sub: func(c map[string]any) string {
