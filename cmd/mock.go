@@ -3,6 +3,7 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -21,6 +22,11 @@ type mockTokenOptions struct {
 	claims []string
 	mayAct string
 	at     string
+	preset string
+	issuer string
+	// subGiven and audGiven: --sub and --aud were on the command line,
+	// and beat a preset's own subject and audience.
+	subGiven, audGiven bool
 }
 
 func newMockCmd(io *IO) *cobra.Command {
@@ -46,16 +52,32 @@ whose attributes are --scope and the --claim values.
 --format opaque mints a token of the mock internal IDP (mock-internal):
 opaque to everyone but the running mock, which validates it through its
 own introspection endpoint (RFC 7662, POST /mock/introspect). Send it as
-subject_token_type access_token.`,
+subject_token_type access_token.
+
+--preset NAME mints a token shaped as a platform's (github-actions,
+gitlab-ci, kubernetes, google, entra, auth0, keycloak, dex): its claims
+(repository, ref, job_workflow_ref; project_path, pipeline_source;
+kubernetes.io's namespace and service account; ...), its typ and its
+audience, under an issuer of the mock that 'idtx serve --mock' trusts as
+an IDP of the same name (docs/mock.md). --claim overrides any claim;
+--sub and --aud replace the platform's; a GitHub or GitLab subject follows
+the repository and ref claims. --issuer gives any token another issuer,
+for a production config whose IDP takes its keys from the mock's JWKS.`,
 		Example: `  $ idtx mock token --sub alice
   $ idtx mock token --sub bob --scope "billing:read" --ttl 10m
   $ idtx mock token --claim groups='["admins"]' --claim email=alice@example.com
   $ idtx mock token --sub alice --may-act gateway
   $ idtx mock token --format saml2 --sub bob --claim groups='["ops","dev"]'
   $ idtx mock token --format opaque --sub alice --scope orders:read
-  $ idtx mock token --at 2025-01-01T12:00:00Z   # for idtx serve --mock --clock 2025-01-01T12:00:00Z`,
+  $ idtx mock token --at 2025-01-01T12:00:00Z   # for idtx serve --mock --clock 2025-01-01T12:00:00Z
+  $ idtx mock token --preset github-actions --claim ref=refs/heads/dev
+  $ idtx mock token --preset kubernetes --aud https://sts.example.com
+  $ idtx mock token --preset github-actions --issuer https://token.actions.githubusercontent.com`,
 		Args: noArgs,
-		RunE: func(*cobra.Command, []string) error { return runMockToken(o) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			o.subGiven, o.audGiven = c.Flags().Changed("sub"), c.Flags().Changed("aud")
+			return runMockToken(o)
+		},
 	}
 	f := c.Flags()
 	f.StringVar(&o.sub, "sub", mockidp.DefaultSub, "subject (sub claim)")
@@ -66,7 +88,10 @@ subject_token_type access_token.`,
 	f.StringArrayVar(&o.claims, "claim", nil, "extra claim k=v, repeatable; v may be JSON")
 	f.StringVar(&o.mayAct, "may-act", "", "add a may_act claim naming this actor subject (delegation)")
 	f.StringVar(&o.at, "at", "", "mint as of this instant (for 'idtx serve --clock'): RFC 3339, a date, or an offset such as -24h")
+	f.StringVar(&o.preset, "preset", "", "mint a platform's token: "+strings.Join(mockidp.PresetNames(), ", "))
+	f.StringVar(&o.issuer, "issuer", "", "issuer (iss) instead of the mock's, for a config whose IDP takes its keys from the mock's JWKS")
 	completeWords(c, []string{"jwt", "saml2", "saml1", "opaque"}, "format")
+	completeWords(c, mockidp.PresetNames(), "preset")
 	return c
 }
 
@@ -78,11 +103,37 @@ func runMockToken(o *mockTokenOptions) error {
 	if err != nil {
 		return err
 	}
-	opts := mockidp.TokenOptions{Sub: o.sub, Aud: o.aud, Scope: o.scope, TTL: o.ttl, MayAct: o.mayAct, Claims: claims}
+	opts := mockidp.TokenOptions{Issuer: o.issuer, Sub: o.sub, Aud: o.aud, Scope: o.scope, TTL: o.ttl, MayAct: o.mayAct, Claims: claims}
 	if o.at != "" {
 		if opts.Now, err = parseTime("--at", o.at, time.Now()); err != nil {
 			return err
 		}
+	}
+	if o.issuer != "" {
+		if u, err := url.Parse(o.issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return usageError("--issuer %q is not an http(s) URL", o.issuer)
+		}
+	}
+	if o.preset != "" {
+		p, ok := mockidp.LookupPreset(o.preset)
+		if !ok {
+			return usageError("--preset %q is not one of %s", o.preset, strings.Join(mockidp.PresetNames(), ", "))
+		}
+		if o.format != "jwt" {
+			return usageError("--preset mints JWTs: --format %s does not go with it", o.format)
+		}
+		if !o.subGiven {
+			opts.Sub = ""
+		}
+		if !o.audGiven {
+			opts.Aud = ""
+		}
+		tok, err := p.JWT(opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(o.io.Out, tok)
+		return nil
 	}
 	var tok string
 	switch o.format {
