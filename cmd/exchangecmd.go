@@ -51,6 +51,14 @@ type exchangeOptions struct {
 	// stsGiven is whether --sts was on the command line, which beats
 	// IDTX_STS and the profile; set before the run.
 	stsGiven bool
+	// subjectTokenFrom is where the subject token comes from instead of
+	// --subject-token (github-actions, file:PATH, env:VAR), with the
+	// audience to ask GitHub for (subjectTokenSource).
+	subjectTokenFrom string
+	subjectAudience  string
+	// subject and subjectType are the token subjectTokenFrom gave and
+	// the type its source implies, once read.
+	subject, subjectType string
 }
 
 func newExchangeCmd(io *IO) *cobra.Command { return newExchangeCmdWith(io, nil) }
@@ -87,7 +95,10 @@ temporarily_unavailable, slow_down; Retry-After on stderr).`,
       --subject-token - --subject-token-type access_token --audience orders -o json < token.txt
   $ idtx exchange --sts http://127.0.0.1:5556/dex --param connector_id=upstream \
       --subject-token-type id_token --subject-token @id.jwt --scope openid
-  $ idtx exchange --profile corp --subject-token "$T" --resource https://billing.corp.example`,
+  $ idtx exchange --profile corp --subject-token "$T" --resource https://billing.corp.example
+  $ idtx exchange --sts https://sts.example.com --subject-token-from github-actions --audience orders-api
+  $ idtx exchange --sts https://sts.example.com --subject-token-from file:/var/run/secrets/tokens/sts --audience orders-api
+  $ idtx exchange --sts https://sts.example.com --subject-token-from env:CI_JOB_JWT --audience orders-api`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			o.stsGiven = c.Flags().Changed("sts")
@@ -101,6 +112,8 @@ temporarily_unavailable, slow_down; Retry-After on stderr).`,
 	f.StringVar(&o.sts, "sts", DefaultSTS, "token endpoint, or issuer URL to discover it (default IDTX_STS, the profile's, or the mock)")
 	f.StringVar(&o.profile, "profile", "", "a saved profile (STS, client, auth method, secret)")
 	o.addRequestFlags(f)
+	f.StringVar(&o.subjectTokenFrom, "subject-token-from", "", "take the subject token from github-actions (the job's OIDC token), file:PATH (read at every run) or env:VAR, instead of --subject-token")
+	f.StringVar(&o.subjectAudience, "subject-audience", "", "with --subject-token-from github-actions: the audience to ask GitHub for (default: the STS's issuer, the --sts URL without a trailing /token)")
 	f.StringVarP(&o.output, "output", "o", "token", "output: token, json or claims")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for the whole exchange")
 	f.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
@@ -134,8 +147,13 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 	default:
 		return usageError("-o must be token, json or claims, not %q", o.output)
 	}
-	params, err := o.requestParams()
-	if err != nil {
+	var params stsclient.ExchangeParams
+	var err error
+	if o.subjectTokenFrom == "" {
+		if params, err = o.requestParams(); err != nil {
+			return err
+		}
+	} else if err = o.checkSubjectSource(); err != nil {
 		return err
 	}
 	rc, err := o.resolveClient(c)
@@ -155,6 +173,14 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 			return unreachableError(friendlyNetError(err, rc.STS, o.timeout))
 		}
 		return usageError("%v", err)
+	}
+	if o.subjectTokenFrom != "" {
+		if o.subject, o.subjectType, err = o.readSubjectSource(ctx, os.Getenv, rc.STS); err != nil {
+			return err
+		}
+		if params, err = o.requestParams(); err != nil {
+			return err
+		}
 	}
 	if rc.Demo {
 		if rc.Auth, err = demoClient(ctx, client, rc.STS, endpoint, o.timeout, o.io.Err); err != nil {
@@ -197,7 +223,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 // requestParams reads the request's tokens and checks its flags.
 func (o *exchangeOptions) requestParams() (stsclient.ExchangeParams, error) {
 	var params stsclient.ExchangeParams
-	if o.subjectToken == "" {
+	if o.subjectToken == "" && o.subject == "" {
 		return params, usageError("--subject-token is required (a literal, - for stdin, or @file)")
 	}
 	extra := url.Values{}
@@ -212,14 +238,20 @@ func (o *exchangeOptions) requestParams() (stsclient.ExchangeParams, error) {
 		return params, usageError("only one input can come from stdin")
 	}
 
-	subject, err := readToken(o.subjectToken, o.io.In)
-	if err != nil {
-		return params, err
+	subject := o.subject
+	if subject == "" {
+		var err error
+		if subject, err = readToken(o.subjectToken, o.io.In); err != nil {
+			return params, err
+		}
 	}
 	params = stsclient.ExchangeParams{
 		SubjectToken: subject, Audiences: o.audiences, Resources: o.resources, Scope: o.scope, Extra: extra,
 	}
-	if params.SubjectTokenType, err = tokenTypeFlag("--subject-token-type", o.subjectTokenType, subject); err != nil {
+	var err error
+	if o.subjectTokenType == "" && o.subjectType != "" {
+		params.SubjectTokenType = o.subjectType
+	} else if params.SubjectTokenType, err = tokenTypeFlag("--subject-token-type", o.subjectTokenType, subject); err != nil {
 		return params, err
 	}
 	if o.actorToken != "" {
