@@ -52,9 +52,9 @@ type server struct {
 
 // serveOptions say how to start a server.
 type serveOptions struct {
-	config string // a config file; "" runs --mock
-	store  string // default memory:
-	home   string // IDTX_HOME; default a fresh temporary folder
+	config string   // a config file; "" runs --mock
+	store  string   // default memory:
+	home   string   // IDTX_HOME; default a fresh temporary folder
 	env    []string // more of the server's environment, KEY=VALUE
 }
 
