@@ -83,6 +83,12 @@ IDTX_CLIENT_ID, IDTX_CLIENT_SECRET), then --profile, then the profile's
 stored secret. A token given with a "Bearer " prefix, or as the JSON an
 'idtx exchange -o json' printed, is taken as the token inside.
 
+In CI, --subject-token-from takes the job's own token instead of
+--subject-token: github-actions (GitHub's OIDC token request, for the
+audience --subject-audience, default the STS's issuer; sent as id_token),
+file:PATH (read at every run: a Kubernetes projected token) or env:VAR
+(docs/ci.md).
+
 Token and secret arguments take a literal, - (stdin) or @path (a file).
 Secrets never come from a plain flag: use --client-secret-file, the
 IDTX_CLIENT_SECRET variable, or a profile (docs/cli.md).
