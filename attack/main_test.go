@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 
 // server is one running `idtx serve` process.
 type server struct {
-	URL    string // the issuer: http://127.0.0.1:PORT
+	URL    string // where it listens, http://127.0.0.1:PORT: its issuer unless one is set
 	PID    int
 	cmd    *exec.Cmd
 	stderr *tailBuffer
@@ -56,10 +56,11 @@ type serveOptions struct {
 	store  string   // default memory:
 	home   string   // IDTX_HOME; default a fresh temporary folder
 	faults []string // --fault specs, with --mock
+	env    []string // more of the server's environment, KEY=VALUE
 }
 
 // startServer starts `idtx serve` on a loopback port the OS picks, learns
-// its URL from the JSON "listening" record on stderr, waits for /healthz
+// its URL from the JSON "ready" record on stderr, waits for /healthz
 // and stops the process when the test ends.
 func startServer(t testing.TB, o serveOptions) *server {
 	t.Helper()
@@ -79,7 +80,7 @@ func startServer(t testing.TB, o serveOptions) *server {
 		args = append(args, "--fault", f)
 	}
 	cmd := exec.Command(idtxBin, args...)
-	cmd.Env = append(os.Environ(), "IDTX_HOME="+o.home, "IDTX_STORE=")
+	cmd.Env = append(append(os.Environ(), "IDTX_HOME="+o.home, "IDTX_STORE="), o.env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -103,13 +104,15 @@ func startServer(t testing.TB, o serveOptions) *server {
 			if found {
 				continue
 			}
+			// The ready record names the address; the issuer may be
+			// another (IDTX_ISSUER, a config's issuer:).
 			var rec struct {
-				Msg    string `json:"msg"`
-				Issuer string `json:"issuer"`
+				Msg string `json:"msg"`
+				URL string `json:"url"`
 			}
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" && rec.Issuer != "" {
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == "ready" && rec.URL != "" {
 				found = true
-				issuer <- rec.Issuer
+				issuer <- rec.URL
 			}
 		}
 		io.Copy(io.Discard, stderr)

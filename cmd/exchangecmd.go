@@ -52,6 +52,14 @@ type exchangeOptions struct {
 	// stsGiven is whether --sts was on the command line, which beats
 	// IDTX_STS and the profile; set before the run.
 	stsGiven bool
+	// subjectTokenFrom is where the subject token comes from instead of
+	// --subject-token (github-actions, file:PATH, env:VAR), with the
+	// audience to ask GitHub for (subjectTokenSource).
+	subjectTokenFrom string
+	subjectAudience  string
+	// subject and subjectType are the token subjectTokenFrom gave and
+	// the type its source implies, once read.
+	subject, subjectType string
 }
 
 // newExchangeCmd is `idtx exchange`; runF, when set, runs instead of the
@@ -74,6 +82,12 @@ IDTX_CLIENT_ID, IDTX_CLIENT_SECRET), then --profile, then the profile's
 stored secret. A token given with a "Bearer " prefix, or as the JSON an
 'idtx exchange -o json' printed, is taken as the token inside.
 
+In CI, --subject-token-from takes the job's own token instead of
+--subject-token: github-actions (GitHub's OIDC token request, for the
+audience --subject-audience, default the STS's issuer; sent as id_token),
+file:PATH (read at every run: a Kubernetes projected token) or env:VAR
+(docs/ci.md).
+
 Token and secret arguments take a literal, - (stdin) or @path (a file).
 Secrets never come from a plain flag: use --client-secret-file, the
 IDTX_CLIENT_SECRET variable, or a profile (docs/cli.md).
@@ -86,7 +100,10 @@ temporarily_unavailable, slow_down; Retry-After on stderr).`,
       --subject-token - --subject-token-type access_token --audience orders -o json < token.txt
   $ idtx exchange --sts http://127.0.0.1:5556/dex --param connector_id=upstream \
       --subject-token-type id_token --subject-token @id.jwt --scope openid
-  $ idtx exchange --profile corp --subject-token "$T" --resource https://billing.corp.example`,
+  $ idtx exchange --profile corp --subject-token "$T" --resource https://billing.corp.example
+  $ idtx exchange --sts https://sts.example.com --subject-token-from github-actions --audience orders-api
+  $ idtx exchange --sts https://sts.example.com --subject-token-from file:/var/run/secrets/tokens/sts --audience orders-api
+  $ idtx exchange --sts https://sts.example.com --subject-token-from env:CI_JOB_JWT --audience orders-api`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			o.stsGiven = c.Flags().Changed("sts")
@@ -100,6 +117,8 @@ temporarily_unavailable, slow_down; Retry-After on stderr).`,
 	fs.StringVar(&o.sts, "sts", DefaultSTS, "token endpoint, or issuer URL to discover it (default IDTX_STS, the profile's, or the mock)")
 	fs.StringVar(&o.profile, "profile", "", "a saved profile (STS, client, auth method, secret)")
 	o.addRequestFlags(fs)
+	fs.StringVar(&o.subjectTokenFrom, "subject-token-from", "", "take the subject token from github-actions (the job's OIDC token), file:PATH (read at every run) or env:VAR, instead of --subject-token")
+	fs.StringVar(&o.subjectAudience, "subject-audience", "", "with --subject-token-from github-actions: the audience to ask GitHub for (default: the STS's issuer, the --sts URL without a trailing /token)")
 	fs.StringVarP(&o.output, "output", "o", "token", "output: token, json or claims")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for the whole exchange")
 	fs.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for the STS")
@@ -133,8 +152,13 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 	default:
 		return usageError("-o must be token, json or claims, not %q", o.output)
 	}
-	params, err := o.requestParams()
-	if err != nil {
+	var params stsclient.ExchangeParams
+	var err error
+	if o.subjectTokenFrom == "" {
+		if params, err = o.requestParams(); err != nil {
+			return err
+		}
+	} else if err = o.checkSubjectSource(); err != nil {
 		return err
 	}
 	rc, err := o.resolveClient(c)
@@ -154,6 +178,14 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 			return unreachableError(friendlyNetError(err, rc.STS, o.timeout))
 		}
 		return usageError("%v", err)
+	}
+	if o.subjectTokenFrom != "" {
+		if o.subject, o.subjectType, err = o.readSubjectSource(ctx, os.Getenv, rc.STS); err != nil {
+			return err
+		}
+		if params, err = o.requestParams(); err != nil {
+			return err
+		}
 	}
 	if rc.Demo {
 		if rc.Auth, err = demoClient(ctx, client, rc.STS, endpoint, o.timeout, o.io.Err); err != nil {
@@ -196,7 +228,7 @@ func runExchange(c *cobra.Command, o *exchangeOptions) error {
 // requestParams reads the request's tokens and checks its flags.
 func (o *exchangeOptions) requestParams() (stsclient.ExchangeParams, error) {
 	var params stsclient.ExchangeParams
-	if o.subjectToken == "" {
+	if o.subjectToken == "" && o.subject == "" {
 		return params, usageError("--subject-token is required (a literal, - for stdin, or @file)")
 	}
 	extra := url.Values{}
@@ -211,14 +243,20 @@ func (o *exchangeOptions) requestParams() (stsclient.ExchangeParams, error) {
 		return params, usageError("only one input can come from stdin")
 	}
 
-	subject, err := readToken(o.subjectToken, o.io.In)
-	if err != nil {
-		return params, err
+	subject := o.subject
+	if subject == "" {
+		var err error
+		if subject, err = readToken(o.subjectToken, o.io.In); err != nil {
+			return params, err
+		}
 	}
 	params = stsclient.ExchangeParams{
 		SubjectToken: subject, Audiences: o.audiences, Resources: o.resources, Scope: o.scope, Extra: extra,
 	}
-	if params.SubjectTokenType, err = tokenTypeFlag("--subject-token-type", o.subjectTokenType, subject); err != nil {
+	var err error
+	if o.subjectTokenType == "" && o.subjectType != "" {
+		params.SubjectTokenType = o.subjectType
+	} else if params.SubjectTokenType, err = tokenTypeFlag("--subject-token-type", o.subjectTokenType, subject); err != nil {
 		return params, err
 	}
 	if o.actorToken != "" {

@@ -3,6 +3,7 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +24,11 @@ type mockTokenOptions struct {
 	mayAct string
 	at     string
 	breaks []string
+	preset string
+	issuer string
+	// subGiven and audGiven: --sub and --aud were on the command line,
+	// and beat a preset's own subject and audience.
+	subGiven, audGiven bool
 }
 
 func newMockCmd(f *Factory) *cobra.Command {
@@ -52,6 +58,16 @@ opaque to everyone but the running mock, which validates it through its
 own introspection endpoint (RFC 7662, POST /mock/introspect). Send it as
 subject_token_type access_token.
 
+--preset NAME mints a token shaped as a platform's (github-actions,
+gitlab-ci, kubernetes, google, entra, auth0, keycloak, dex): its claims
+(repository, ref, job_workflow_ref; project_path, pipeline_source;
+kubernetes.io's namespace and service account; ...), its typ and its
+audience, under an issuer of the mock that 'idtx serve --mock' trusts as
+an IDP of the same name (docs/mock.md). --claim overrides any claim;
+--sub and --aud replace the platform's; a GitHub or GitLab subject follows
+the repository and ref claims. --issuer gives any token another issuer,
+for a production config whose IDP takes its keys from the mock's JWKS.
+
 --break KIND (repeatable) mints a token wrong in one way, which the mock
 refuses as docs/testing.md shows (format: which --format it applies to):
 ` + mockidp.BreakHelp(),
@@ -63,9 +79,13 @@ refuses as docs/testing.md shows (format: which --format it applies to):
   $ idtx mock token --format opaque --sub alice --scope orders:read
   $ idtx mock token --at 2025-01-01T12:00:00Z   # for idtx serve --mock --clock 2025-01-01T12:00:00Z
   $ idtx mock token --break expired
-  $ idtx mock token --format saml2 --break wrapped`,
+  $ idtx mock token --format saml2 --break wrapped
+  $ idtx mock token --preset github-actions --claim ref=refs/heads/dev
+  $ idtx mock token --preset kubernetes --aud https://sts.example.com
+  $ idtx mock token --preset github-actions --issuer https://token.actions.githubusercontent.com`,
 		Args: noArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(c *cobra.Command, _ []string) error {
+			o.subGiven, o.audGiven = c.Flags().Changed("sub"), c.Flags().Changed("aud")
 			if runF != nil {
 				return runF(o)
 			}
@@ -81,8 +101,11 @@ refuses as docs/testing.md shows (format: which --format it applies to):
 	fs.StringArrayVar(&o.claims, "claim", nil, "extra claim k=v, repeatable; v may be JSON")
 	fs.StringVar(&o.mayAct, "may-act", "", "add a may_act claim naming this actor subject (delegation)")
 	fs.StringVar(&o.at, "at", "", "mint as of this instant (for 'idtx serve --clock'): RFC 3339, a date, or an offset such as -24h")
-	fs.StringArrayVar(&o.breaks, "break", nil, "mint a token the mock refuses: a failure scenario KIND, repeatable (listed above)")
+	fs.StringVar(&o.preset, "preset", "", "mint a platform's token: "+strings.Join(mockidp.PresetNames(), ", "))
+	fs.StringVar(&o.issuer, "issuer", "", "issuer (iss) instead of the mock's, for a config whose IDP takes its keys from the mock's JWKS")
 	completeWords(c, []string{"jwt", "saml2", "saml1", "opaque"}, "format")
+	fs.StringArrayVar(&o.breaks, "break", nil, "mint a token the mock refuses: a failure scenario KIND, repeatable (listed above)")
+	completeWords(c, mockidp.PresetNames(), "preset")
 	kinds := make([]string, len(mockidp.Breaks))
 	for i, b := range mockidp.Breaks {
 		kinds[i] = string(b.Kind)
@@ -99,7 +122,7 @@ func runMockToken(o *mockTokenOptions) error {
 	if err != nil {
 		return err
 	}
-	opts := mockidp.TokenOptions{Sub: o.sub, Aud: o.aud, Scope: o.scope, TTL: o.ttl, MayAct: o.mayAct, Claims: claims}
+	opts := mockidp.TokenOptions{Issuer: o.issuer, Sub: o.sub, Aud: o.aud, Scope: o.scope, TTL: o.ttl, MayAct: o.mayAct, Claims: claims}
 	for _, b := range o.breaks {
 		opts.Breaks = append(opts.Breaks, mockidp.Break(b))
 	}
@@ -114,6 +137,35 @@ func runMockToken(o *mockTokenOptions) error {
 		if opts.Now, err = parseTime("--at", o.at, time.Now()); err != nil {
 			return err
 		}
+	}
+	if o.issuer != "" {
+		if u, err := url.Parse(o.issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return usageError("--issuer %q is not an http(s) URL", o.issuer)
+		}
+	}
+	if o.preset != "" {
+		p, ok := mockidp.LookupPreset(o.preset)
+		if !ok {
+			return usageError("--preset %q is not one of %s", o.preset, strings.Join(mockidp.PresetNames(), ", "))
+		}
+		if o.format != "jwt" {
+			return usageError("--preset mints JWTs: --format %s does not go with it", o.format)
+		}
+		if len(o.breaks) > 0 {
+			return usageError("--break does not go with --preset: a preset mints the platform's token as it is")
+		}
+		if !o.subGiven {
+			opts.Sub = ""
+		}
+		if !o.audGiven {
+			opts.Aud = ""
+		}
+		tok, err := p.JWT(opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(o.io.Out, tok)
+		return nil
 	}
 	var tok string
 	switch o.format {

@@ -136,7 +136,7 @@ func TestCommandOptions(t *testing.T) {
 			optionsCase[serveOptions]{[]string{}, serveOptions{listen: "127.0.0.1:8080", logFormat: "text"}},
 			optionsCase[serveOptions]{[]string{"--listen", ":9000", "--config", "sts.yaml", "--mock", "--store", "memory:",
 				"--clock", "-24h", "--log-format", "json"},
-				serveOptions{listen: ":9000", configFile: "sts.yaml", mock: true, store: "memory:", clock: "-24h", logFormat: "json"}},
+				serveOptions{listen: ":9000", configFile: "sts.yaml", mock: true, store: "memory:", clock: "-24h", logFormat: "json", listenGiven: true}},
 		)
 	})
 	stripConsent := func(o *consentOptions) { o.io, o.loadConfigFile, o.openStoreURL = nil, nil, nil }
@@ -185,7 +185,7 @@ func TestCommandOptions(t *testing.T) {
 			optionsCase[mockTokenOptions]{[]string{}, mockTokenOptions{sub: mockidp.DefaultSub, format: "jwt", aud: mockidp.Audience, ttl: mockidp.DefaultTTL}},
 			optionsCase[mockTokenOptions]{[]string{"--sub", "bob", "--format", "saml2", "--aud", "x", "--scope", "a b", "--ttl", "10m",
 				"--claim", "k=v", "--claim", "n=1", "--may-act", "gw", "--at", "-1h"},
-				mockTokenOptions{sub: "bob", format: "saml2", aud: "x", scope: "a b", ttl: 10 * time.Minute, claims: []string{"k=v", "n=1"}, mayAct: "gw", at: "-1h"}},
+				mockTokenOptions{sub: "bob", format: "saml2", aud: "x", scope: "a b", ttl: 10 * time.Minute, claims: []string{"k=v", "n=1"}, mayAct: "gw", at: "-1h", subGiven: true, audGiven: true}},
 		)
 	})
 	t.Run("config validate", func(t *testing.T) {
@@ -211,6 +211,12 @@ func TestCommandOptions(t *testing.T) {
 		checkOptions(t, newVersionCmd, func(o *versionOptions) { o.io = nil },
 			optionsCase[versionOptions]{[]string{}, versionOptions{output: "text"}},
 			optionsCase[versionOptions]{[]string{"-o", "json"}, versionOptions{output: "json"}},
+		)
+	})
+	t.Run("healthcheck", func(t *testing.T) {
+		checkOptions(t, newHealthcheckCmd, func(o *healthcheckOptions) { o.io = nil },
+			optionsCase[healthcheckOptions]{[]string{}, healthcheckOptions{timeout: 5 * time.Second}},
+			optionsCase[healthcheckOptions]{[]string{"--url", "http://127.0.0.1:9000", "--timeout", "2s"}, healthcheckOptions{url: "http://127.0.0.1:9000", timeout: 2 * time.Second}},
 		)
 	})
 }

@@ -16,12 +16,12 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/store/pgtest"
 	"github.com/idtx/idtx/fixtures"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/internal/testconfig"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
+	"github.com/idtx/idtx/store/pgtest"
 )
 
 // replicaIssuer is the one issuer of replicas behind a load balancer.

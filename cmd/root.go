@@ -126,6 +126,7 @@ identity providers, and the tools to see why an exchange failed.`,
 	})
 	root.AddCommand(
 		newServeCmd(f, nil),
+		newHealthcheckCmd(f, nil),
 		newExchangeCmd(f, nil),
 		newInspectCmd(f, nil),
 		newIntrospectCmd(f, nil),

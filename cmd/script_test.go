@@ -123,6 +123,8 @@ func TestScripts(t *testing.T) {
 			"waitlog":        cmdWaitLog,
 			"mode-is":        cmdModeIs,
 			"hostport":       cmdHostPort,
+			"waitready":      cmdWaitReady,
+			"envfile":        cmdEnvFile,
 		},
 	})
 }
@@ -255,4 +257,33 @@ func cmdHostPort(ts *testscript.TestScript, neg bool, args []string) {
 	u, err := url.Parse(args[1])
 	ts.Check(err)
 	ts.Setenv(args[0], u.Host)
+}
+
+// waitready VAR FILE waits, up to 30s, until FILE (a background serve's
+// stderr, as with $IDTX_TEST_STDERR_COPY) holds serve's ready line, and
+// sets $VAR to the URL it names.
+func cmdWaitReady(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitready VAR FILE")
+	}
+	re := regexp.MustCompile(`(?m)^idtx STS ready at (\S+)$|"msg":"ready","url":"([^"]+)"`)
+	path := ts.MkAbs(args[1])
+	var data []byte
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		data, _ = os.ReadFile(path)
+		if m := re.FindSubmatch(data); m != nil {
+			ts.Setenv(args[0], string(m[1])+string(m[2]))
+			return
+		}
+	}
+	ts.Fatalf("%s holds no ready line within 30s:\n%s", args[1], data)
+}
+
+// envfile VAR FILE sets $VAR to FILE's content (a multi-line value, such
+// as a whole config in IDTX_CONFIG).
+func cmdEnvFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: envfile VAR FILE")
+	}
+	ts.Setenv(args[0], ts.ReadFile(args[1]))
 }

@@ -35,6 +35,7 @@ type serveOptions struct {
 
 	listen     string
 	configFile string
+	issuer     string
 	mock       bool
 	store      string
 	clock      string
@@ -46,6 +47,9 @@ type serveOptions struct {
 	ready func(baseURL string)
 	// home overrides IDTX_HOME (tests run several servers in one process).
 	home string
+	// listenGiven is whether --listen was on the command line, which
+	// beats IDTX_LISTEN and PORT.
+	listenGiven bool
 }
 
 // newServeCmd is `idtx serve`; runF, when set, runs instead of the server
@@ -59,12 +63,32 @@ func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
 /healthz, /readyz and /metrics. With --mock it trusts the built-in mock IDP and
 needs no file, key or database first, and keeps the traces of its last
 200 exchanges at GET /traces (a config turns them on with traces: N; see
-docs/explain.md).`,
+docs/explain.md).
+
+The config is --config FILE, or a whole YAML config in IDTX_CONFIG. Once it
+answers, serve prints the line "idtx STS ready at URL" (in JSON logs, the
+record "msg":"ready" with "url"), the same in every version: wait for it.
+
+Environment (a flag given on the command line beats its variable):
+  IDTX_LISTEN   address to listen on, as --listen (the image sets 0.0.0.0:8080)
+  PORT          port to listen on, keeping IDTX_LISTEN's host (127.0.0.1 without it)
+  IDTX_CONFIG   a whole YAML config instead of --config FILE; its problems are
+                named IDTX_CONFIG:LINE
+  IDTX_ISSUER   public issuer, as --issuer
+  IDTX_STORE    store URL, as --store
+  IDTX_HOME     folder of the default store and the generated keys (default
+                $XDG_DATA_HOME/idtx, else ~/.local/share/idtx)
+  IDTX_KEK      key-encryption key of the keys kept in the store, when the
+                config sets no signing.kek_file
+  GOGC, GOMEMLIMIT  the Go collector's settings (serve's defaults: 400, 64MiB)`,
 		Example: `  $ idtx serve --mock
   $ idtx serve --config sts.yaml --listen 127.0.0.1:9000 --log-format json
-  $ idtx serve --mock --clock 2025-01-01T12:00:00Z --store memory:`,
+  $ idtx serve --mock --clock 2025-01-01T12:00:00Z --store memory:
+  $ IDTX_LISTEN=0.0.0.0:8080 IDTX_ISSUER=http://localhost:18080 idtx serve --mock
+  $ IDTX_CONFIG="$(cat sts.yaml)" PORT=9000 idtx serve`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			o.listenGiven = c.Flags().Changed("listen")
 			if runF != nil {
 				return runF(o)
 			}
@@ -72,8 +96,9 @@ docs/explain.md).`,
 		},
 	}
 	fs := c.Flags()
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on: host:port, :port (every interface) or a port (loopback); port 0 picks a free one")
-	fs.StringVar(&o.configFile, "config", "", "server config file (YAML)")
+	fs.StringVar(&o.listen, "listen", defaultListen, "address to listen on: host:port, :port (every interface) or a port (loopback); port 0 picks a free one (default IDTX_LISTEN, PORT)")
+	fs.StringVar(&o.configFile, "config", "", "server config file (YAML); or a whole config in IDTX_CONFIG")
+	fs.StringVar(&o.issuer, "issuer", "", "public issuer URL (iss of issued tokens), for --mock and a config without issuer: (default IDTX_ISSUER, else the listen address)")
 	fs.BoolVar(&o.mock, "mock", false, "run with the built-in mock IDP, clients and services")
 	addStoreFlag(fs, &o.store, "postgres:// is shared by replicas")
 	fs.StringVar(&o.clock, "clock", "", "start the server's clock at this instant, RFC 3339 or an offset such as -24h (to replay recorded tokens)")
@@ -84,10 +109,15 @@ docs/explain.md).`,
 }
 
 func runServe(ctx context.Context, o *serveOptions) error {
-	if o.mock == (o.configFile != "") {
-		return usageError("give exactly one of --mock or --config FILE")
-	}
 	faults, err := parseFaults(o.mock, o.faults)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadServeConfig(o, os.Getenv)
+	if err != nil {
+		return err
+	}
+	addr, err := listenFrom(o.listen, o.listenGiven, os.Getenv)
 	if err != nil {
 		return err
 	}
@@ -124,16 +154,6 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		clock = func() time.Time { return start.Add(time.Since(base)) }
 	}
 
-	var cfg *config.Config
-	if o.mock {
-		cfg, err = mockidp.Config()
-	} else {
-		cfg, err = o.loadConfigFile(o.configFile)
-	}
-	if err != nil {
-		return usageError("%w", err)
-	}
-
 	storeURL, err := pickStore(o.store, cfg)
 	if err != nil {
 		return err
@@ -142,10 +162,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	// each would make its own issuer of it, and a token from one would
 	// carry an iss the other does not accept as its own.
 	if !o.mock && cfg.Issuer == "" && store.IsPostgres(storeURL) {
-		return usageError("issuer: a store shared by replicas (%s) needs the config to set issuer, the public URL every replica issues tokens as", store.Redact(storeURL))
+		return usageError("issuer: a store shared by replicas (%s) needs the config to set issuer (or --issuer, %s), the public URL every replica issues tokens as", store.Redact(storeURL), envIssuer)
 	}
 
-	addr := listenAddr(o.listen)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return listenError(err, addr)
@@ -168,8 +187,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	defer st.Close()
 	warnExposedStore(o.io, st)
 	// A rule a chained token cannot be judged by: such exchanges are
-	// refused, naming the claim (docs/workflows.md, Chained tokens).
+	// refused, naming the claim (docs/workflows.md, Chained tokens). The
+	// mock's one such rule, ci-main-only, is documented (docs/mock.md).
 	for _, w := range cfg.ChainedWarnings() {
+		if o.mock {
+			break
+		}
 		if w.File == "" {
 			w.File = o.configFile
 		}
@@ -251,6 +274,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		log.Info("listening", attrs...)
 	} else {
 		printBanner(o, base, cfg.Issuer, storeURL, keyFile, traces, faults)
+	}
+	if o.logFormat == "json" {
+		log.Info("ready", "url", base)
+	} else {
+		fmt.Fprintln(o.io.Err, readyLine(base))
 	}
 	if o.ready != nil {
 		o.ready(base)

@@ -119,9 +119,15 @@ func TestServeSharedStoreNeedsIssuer(t *testing.T) {
 	noIssuer := filepath.Join(filepath.Dir(r.config), "no-issuer.yaml")
 	os.WriteFile(noIssuer, []byte(strings.Replace(string(cfg), "issuer: "+replicaIssuer+"\n", "", 1)), 0o600)
 	_, errOut, code := run(t, "serve", "--listen", "127.0.0.1:0", "--config", noIssuer, "--store", "postgres://idtx:S3cretPw@127.0.0.1:1/idtx")
-	want := "idtx: issuer: a store shared by replicas (postgres://idtx:xxxxx@127.0.0.1:1/idtx) needs the config to set issuer, the public URL every replica issues tokens as\n"
+	want := "idtx: issuer: a store shared by replicas (postgres://idtx:xxxxx@127.0.0.1:1/idtx) needs the config to set issuer (or --issuer, IDTX_ISSUER), the public URL every replica issues tokens as\n"
 	if code != ExitUsage || errOut != want {
 		t.Fatalf("serve without issuer on postgres: exit %d %q, want %d %q", code, errOut, ExitUsage, want)
+	}
+	// --issuer counts as the config's: the server goes on to the store
+	// (which nothing answers at port 1).
+	_, errOut, code = run(t, "serve", "--listen", "127.0.0.1:0", "--config", noIssuer, "--store", "postgres://idtx:S3cretPw@127.0.0.1:1/idtx", "--issuer", replicaIssuer)
+	if code == ExitOK || strings.Contains(errOut, "issuer") || !strings.Contains(errOut, "connection refused") {
+		t.Fatalf("serve --issuer on postgres: exit %d %q, want a failure to reach the store", code, errOut)
 	}
 }
 

@@ -355,18 +355,41 @@ const (
 var DefaultAlgorithms = []string{"RS256", "ES256", "PS256", "EdDSA"}
 
 // LoadFile reads, decodes and validates the config at path.
-func LoadFile(path string) (*Config, error) {
+func LoadFile(path string) (*Config, error) { return LoadFileGiven(path, Given{}) }
+
+// Given are settings given outside the config (`serve --issuer`, the
+// IDTX_ISSUER variable) that stand in for keys the config leaves out.
+type Given struct {
+	// Issuer is the public issuer of a config without issuer:, so that
+	// the checks that need one (a store shared by replicas) see it. A
+	// config whose issuer differs is refused: the issuer is set in one
+	// place.
+	Issuer string
+	// IssuerFrom names where Issuer came from, for that problem.
+	IssuerFrom string
+}
+
+// LoadFileGiven is LoadFile with settings given outside the file.
+func LoadFileGiven(path string, g Given) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	dir := filepath.Dir(path)
-	return inFile(path)(Parse(data, dir, func(name string) ([]byte, error) {
+	return inFile(path)(ParseGiven(data, dir, func(name string) ([]byte, error) {
 		if !filepath.IsAbs(name) {
 			name = filepath.Join(dir, name)
 		}
 		return os.ReadFile(name)
-	}))
+	}, g))
+}
+
+// LoadInline reads, decodes and validates a config held in memory rather
+// than in a file, such as the IDTX_CONFIG environment variable: name
+// stands for the file in its problems (IDTX_CONFIG:3: ...), and files it
+// names are read relative to the working directory.
+func LoadInline(name string, data []byte, g Given) (*Config, error) {
+	return inFile(name)(ParseGiven(data, ".", os.ReadFile, g))
 }
 
 // inFile names file as the file of every problem Parse found.
@@ -395,6 +418,11 @@ func LoadFS(fsys fs.FS, name string) (*Config, error) {
 // with problems yields a Problems error listing them all, each with its
 // line and key path.
 func Parse(data []byte, dir string, readFile func(string) ([]byte, error)) (*Config, error) {
+	return ParseGiven(data, dir, readFile, Given{})
+}
+
+// ParseGiven is Parse with settings given outside the config.
+func ParseGiven(data []byte, dir string, readFile func(string) ([]byte, error), g Given) (*Config, error) {
 	var c Config
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -420,6 +448,13 @@ func Parse(data []byte, dir string, readFile func(string) ([]byte, error)) (*Con
 	c.ReadFile = readFile
 	c.Dir = dir
 	c.root = &doc
+	if g.Issuer != "" {
+		if c.Issuer == "" {
+			c.Issuer = g.Issuer
+		} else if c.Issuer != g.Issuer {
+			problems = append(problems, root.Child("issuer").Problem("issuer: the config says %q and %s says %q: set the issuer in one place", c.Issuer, g.IssuerFrom, g.Issuer))
+		}
+	}
 	c.applyDefaults()
 	problems = append(problems, c.validate()...)
 	if len(problems) > 0 {

@@ -248,7 +248,7 @@ func TestMockConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.IDPs) != 3 || len(cfg.Services) != 2 || len(cfg.Clients) != 3 {
+	if len(cfg.IDPs) != 3+8 /* mock, mock-saml, mock-internal and the 8 presets */ || len(cfg.Services) != 2 || len(cfg.Clients) != 3 {
 		t.Fatalf("mock config: %s", cfg.Summary())
 	}
 }
@@ -594,5 +594,80 @@ workflows:
 	}
 	if len(w) != 2 || w[0].Message != want[0] || w[1].Message != want[1] || w[0].Line != 8 || w[0].Severity != config.SeverityWarning {
 		t.Errorf("warnings %+v", w)
+	}
+}
+
+// A config held in an environment variable (IDTX_CONFIG) is refused with
+// the same problems as a file, each placed as NAME:LINE, and a file it
+// names is read from the working directory.
+func TestLoadInlineNamesItsLines(t *testing.T) {
+	_, err := config.LoadInline("IDTX_CONFIG", []byte(`services:
+  - name: s
+    scopes: {r: {}}
+    tokn_lifetime: 5m
+`), config.Given{})
+	var p config.Problems
+	if !errors.As(err, &p) {
+		t.Fatalf("LoadInline: %v", err)
+	}
+	want := `IDTX_CONFIG:4: unknown key "tokn_lifetime" in services[0] (s); did you mean token_lifetime?`
+	if got := p.Strings(); len(got) != 1 || got[0] != want {
+		t.Errorf("problems %q, want [%q]", got, want)
+	}
+	if _, err := config.LoadInline("IDTX_CONFIG", []byte("issuer: [a\n"), config.Given{}); err == nil || !strings.Contains(err.Error(), "IDTX_CONFIG:1: ") {
+		t.Errorf("a syntax error: %v, want it placed at IDTX_CONFIG:1", err)
+	}
+
+	dir := t.TempDir()
+	t.Chdir(dir)
+	jwks, _ := fixtures.FS.ReadFile(fixtures.MockIDPJWKS)
+	if err := os.WriteFile(filepath.Join(dir, "idp.jwks.json"), jwks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadInline("IDTX_CONFIG", []byte(`issuer: https://sts.test
+idps:
+  - name: corp
+    type: jwt
+    issuer: https://idp.test
+    jwks_file: idp.jwks.json
+    audiences: [sts]
+services:
+  - name: s
+    scopes: {r: {}}
+clients:
+  - id: c
+    secret: s
+    services: ["*"]
+`), config.Given{})
+	if err != nil {
+		t.Fatalf("LoadInline: %v", err)
+	}
+	if data, err := cfg.ReadFile("idp.jwks.json"); err != nil || string(data) != string(jwks) {
+		t.Errorf("ReadFile(idp.jwks.json) from the working directory: %v", err)
+	}
+}
+
+// An issuer given outside the config (IDTX_ISSUER) stands in for a
+// missing issuer:, which a store shared by replicas needs, and is refused
+// beside a different one.
+func TestGivenIssuer(t *testing.T) {
+	const body = `store: postgres://idtx@db.test/idtx
+services:
+  - name: s
+    scopes: {r: {}}
+`
+	if _, err := config.LoadInline("IDTX_CONFIG", []byte(body), config.Given{}); err == nil || !strings.Contains(err.Error(), "IDTX_CONFIG:1: issuer: a postgres:// store is shared by replicas") {
+		t.Errorf("no issuer: %v", err)
+	}
+	given := config.Given{Issuer: "https://sts.test", IssuerFrom: "IDTX_ISSUER"}
+	cfg, err := config.LoadInline("IDTX_CONFIG", []byte(body), given)
+	if err != nil || cfg.Issuer != "https://sts.test" {
+		t.Fatalf("given issuer: %v, issuer %q", err, cfg.Issuer)
+	}
+	_, err = config.LoadInline("IDTX_CONFIG", []byte("issuer: https://other.test\n"+body), given)
+	var p config.Problems
+	want := `IDTX_CONFIG:1: issuer: the config says "https://other.test" and IDTX_ISSUER says "https://sts.test": set the issuer in one place`
+	if !errors.As(err, &p) || len(p) != 1 || p[0].String() != want {
+		t.Errorf("two issuers: %v, want %s", err, want)
 	}
 }

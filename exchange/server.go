@@ -30,7 +30,7 @@ type Handler struct {
 	traces     *TraceRing // nil: traces are off
 	tracesOpen bool       // GET /traces answers loopback callers without client auth
 
-	faults  func() *Fault           // nil: no faults (every server but the mock)
+	faults  func() *Fault                     // nil: no faults (every server but the mock)
 	observe func(*Request, *stsclient.Record) // nil: nobody watches the exchanges
 }
 

@@ -37,7 +37,7 @@ func TestConsentMisuse(t *testing.T) {
 		fn   func(testing.TB)
 		want string
 	}{
-		{func(tb testing.TB) { sts.Grant(tb, "corp", "bob", "billing-api", "billing:read") }, `idtxtest: Grant: idp "corp" is not an IDP of this STS (IDPs: mock, mock-saml, mock-internal)`},
+		{func(tb testing.TB) { sts.Grant(tb, "corp", "bob", "billing-api", "billing:read") }, `idtxtest: Grant: idp "corp" is not an IDP of this STS (IDPs: mock, mock-saml, mock-internal, github-actions, gitlab-ci, kubernetes, google, entra, auth0, keycloak, dex)`},
 		{func(tb testing.TB) { sts.Grant(tb, idtxtest.IDP, "bob", "payroll", "billing:read") }, `idtxtest: Grant: service "payroll" is not a service of this STS (services: orders-api, billing-api)`},
 		{func(tb testing.TB) { sts.Grant(tb, idtxtest.IDP, "bob", "billing-api", "billing:delete") }, `idtxtest: Grant: scope "billing:delete" is not a scope of service billing-api`},
 		{func(tb testing.TB) { sts.Grant(tb, idtxtest.IDP, "bob", "billing-api") }, `idtxtest: Grant(mock, bob, billing-api): name at least one scope`},

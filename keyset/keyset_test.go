@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idtx/idtx/store/pgtest"
 	"github.com/idtx/idtx/keyset"
 	"github.com/idtx/idtx/store"
+	"github.com/idtx/idtx/store/pgtest"
 )
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)

@@ -156,11 +156,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // UseBaseURL points the mock internal IDP of cfg at the introspection
 // endpoint of the mock served at base (the STS's own address), as the
-// server fills in its issuer from the address it listens on.
+// server fills in its issuer from the address it listens on; and lets the
+// github-actions IDP accept cfg.Issuer as an audience.
 func UseBaseURL(cfg *config.Config, base string) {
 	for i := range cfg.IDPs {
 		if s, ok := cfg.IDPs[i].Spec.(*idp.IntrospectionSpec); ok && cfg.IDPs[i].Name == InternalName {
 			s.IntrospectionEndpoint = strings.TrimSuffix(base, "/") + IntrospectPath
 		}
 	}
+	trustIssuerAudience(cfg)
 }

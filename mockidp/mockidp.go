@@ -69,6 +69,7 @@ func Handler(clock func() time.Time) http.Handler {
 	})
 	mux.HandleFunc("GET /mock/saml/metadata", samlMetadata)
 	mux.HandleFunc("POST "+IntrospectPath, introspect(clock))
+	mux.HandleFunc("GET "+GitHubActionsTokenPath, gitHubActionsToken(clock))
 	return mux
 }
 

@@ -4,9 +4,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/idtx/idtx/store/pgtest"
 	"github.com/idtx/idtx/store"
 	"github.com/idtx/idtx/store/conformance"
+	"github.com/idtx/idtx/store/pgtest"
 )
 
 // Every backend runs every suite: what one store promises, all do.
