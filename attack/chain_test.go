@@ -151,6 +151,7 @@ services:
   - {name: quiet-api, scopes: {orders:read: {}}, default_scopes: [orders:read], carry_claims: []}
   - {name: mail-api, scopes: {orders:read: {}}, default_scopes: [orders:read], workflows: [by-mail]}
   - {name: staff-api, scopes: {orders:read: {}}, default_scopes: [orders:read], workflows: [no-contractors]}
+  - {name: acted-api, scopes: {orders:read: {}}, default_scopes: [orders:read], workflows: [no-contractor-actors]}
 workflows:
   - name: by-mail
     deny_if: 'subject.email.endsWith("@contractor.example")'
@@ -158,8 +159,11 @@ workflows:
   - name: no-contractors
     deny_if: 'has(subject.groups) && "contractor" in subject.groups'
     message: contractors may not call staff-api
+  - name: no-contractor-actors
+    deny_if: 'has(actor.groups) && "contractor" in actor.groups'
+    message: contractors may not act at acted-api
 clients:
-  - {id: app, secret: app-secret, services: ["*"], serves: [orders-api, quiet-api]}
+  - {id: app, secret: app-secret, services: ["*"], serves: [orders-api, quiet-api], modes: [impersonation, delegation]}
 `
 	for name, data := range map[string][]byte{"sts.yaml": []byte(config), "mock.jwks": jwks} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
@@ -185,6 +189,22 @@ clients:
 	// Carried, groups is judged: the contractor is refused for what she is.
 	expectRefusal(t, srv.exchange(t, onward(t1, "staff-api"), app...), http.StatusBadRequest, "invalid_request",
 		"workflow no-contractors denied: contractors may not call staff-api")
+
+	// The same holds of an actor token this STS issued: one that carries
+	// no groups never passes a rule on actor.groups for want of them...
+	alice := mockToken(t, "alice", nil, 0)
+	expectRefusal(t, srv.exchange(t, exchangeForm(alice, "audience", "acted-api", "actor_token", quiet, "actor_token_type", tokenTypeAccessToken), app...),
+		http.StatusBadRequest, "invalid_request",
+		"actor_token: workflow no-contractor-actors of acted-api reads actor.groups, which the actor token, issued by this STS, does not carry (it carries sub idp act may_act): refused rather than judged without it")
+	// ...one that carries them is judged on them...
+	expectRefusal(t, srv.exchange(t, exchangeForm(alice, "audience", "acted-api", "actor_token", t1, "actor_token_type", tokenTypeAccessToken), app...),
+		http.StatusBadRequest, "invalid_request", "workflow no-contractor-actors denied: contractors may not act at acted-api")
+	// ...and the IDP's own token of the same actor is judged as before.
+	expectRefusal(t, srv.exchange(t, exchangeForm(alice, "audience", "acted-api", "actor_token", user, "actor_token_type", tokenTypeJWT), app...),
+		http.StatusBadRequest, "invalid_request", "workflow no-contractor-actors denied: contractors may not act at acted-api")
+	if want := "services[4] (acted-api): workflow no-contractor-actors reads actor.groups"; strings.Contains(srv.stderr.String(), want) {
+		t.Errorf("serve warns of actor.groups, which tokens carry by default:\n%s", srv.stderr)
+	}
 }
 
 // TestChainCarriedClaimsAreTheFirstExchanges: the carried groups are the

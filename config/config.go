@@ -208,14 +208,19 @@ func (c *Config) ChainedWarnings() Problems {
 				continue
 			}
 			at := root.Child("services").Index(i).Child("workflows").Index(j)
-			names, whole := w.SubjectClaims()
-			if whole {
-				p = append(p, at.Warning("services[%d] (%s): workflow %s reads subject as a whole; a chained token carries only %s of it, so a chained exchange for %s is refused", i, s.Name, w.Name(), strings.Join(carried, " "), s.Name))
-				continue
-			}
-			for _, n := range names {
-				if !slices.Contains(carried, n) {
-					p = append(p, at.Warning("services[%d] (%s): workflow %s reads subject.%s, which no token this STS issues carries (it carries %s): a chained exchange for %s is refused, naming it", i, s.Name, w.Name(), n, strings.Join(carried, " "), s.Name))
+			for _, v := range []struct {
+				name, what string
+				reads      func() ([]string, bool)
+			}{{"subject", "a chained exchange", w.SubjectClaims}, {"actor", "an exchange whose actor token this STS issued", w.ActorClaims}} {
+				names, whole := v.reads()
+				if whole {
+					p = append(p, at.Warning("services[%d] (%s): workflow %s reads %s as a whole; a token this STS issues carries only %s of it, so %s for %s is refused", i, s.Name, w.Name(), v.name, strings.Join(carried, " "), v.what, s.Name))
+					continue
+				}
+				for _, n := range names {
+					if !slices.Contains(carried, n) {
+						p = append(p, at.Warning("services[%d] (%s): workflow %s reads %s.%s, which no token this STS issues carries (it carries %s): %s for %s is refused, naming it", i, s.Name, w.Name(), v.name, n, strings.Join(carried, " "), v.what, s.Name))
+					}
 				}
 			}
 		}

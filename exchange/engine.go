@@ -212,6 +212,8 @@ type State struct {
 	// carried is what a subject token the STS issued carries of the
 	// user's identity claims (its carried claim); nil for any other.
 	carried []string
+	// actorCarried is the same of an actor token the STS issued.
+	actorCarried []string
 }
 
 // Mode is impersonation, or delegation when an actor token is present

@@ -267,6 +267,13 @@ func (e *Engine) stepActor(ctx context.Context, s *State) Outcome {
 		if err := e.checkHolder(s.Client, "actor_token", id); err != nil {
 			return fail(err)
 		}
+		// Workflows judge such an actor on what it carries, as they do a
+		// chained subject: a rule must not pass for want of a claim.
+		carried, err := ownCarried(id)
+		if err != nil {
+			return fail(ErrInvalidRequest("actor_token: %s", strings.TrimPrefix(err.Description, "subject_token: ")))
+		}
+		s.actorCarried = carried
 	}
 	if _, delegated := id.Claims["act"]; delegated {
 		// The party acting is the one in its act, not its sub: taking it
@@ -606,13 +613,12 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 			return fail(ErrServer(fmt.Errorf("service %s: workflows %v are not compiled", svc.Name, svc.Workflows)))
 		}
 		for _, w := range svc.Rules {
-			if s.Subject.IDP == SelfIDP {
-				// A chained token is judged on the claims it carries; a
-				// rule reading one it does not carry would pass for want
-				// of it, so it is refused.
-				if err := s.judgeable(w, svc); err != nil {
-					return failWith(err, s.detail(evidence))
-				}
+			// A chained token is judged on the claims it carries; a rule
+			// reading one it does not carry would pass for want of it,
+			// so it is refused. The same holds of an actor token the STS
+			// issued.
+			if err := s.judgeable(w, svc); err != nil {
+				return failWith(err, s.detail(evidence))
 			}
 			if in == nil {
 				in = s.workflowInput()
@@ -665,21 +671,40 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 	return pass(strconv.Itoa(len(evidence))+" workflow(s) allowed the exchange", evidence)
 }
 
-// judgeable refuses a workflow that would read, of a chained subject, a
-// claim the subject token does not carry (docs/workflows.md). A webhook
-// is sent what the token carries; what it reads is its own to check.
+// judgeable refuses a workflow that would read, of a chained subject or
+// of an actor token the STS issued, a claim that token does not carry
+// (docs/workflows.md). A webhook is sent what the token carries; what it
+// reads is its own to check.
 func (s *State) judgeable(w *workflow.Workflow, svc *Service) *Error {
 	if w.IsWebhook() {
 		return nil
 	}
-	names, whole := w.SubjectClaims()
-	carries := func() string { return strings.Join(append(slices.Clone(config.ChainedAlways), s.carried...), " ") }
+	if s.Subject.IDP == SelfIDP {
+		names, whole := w.SubjectClaims()
+		if err := readsCarried(w, svc, "subject_token", "subject", names, whole, s.carried); err != nil {
+			return err
+		}
+	}
+	if s.Actor != nil && s.Actor.IDP == SelfIDP {
+		names, whole := w.ActorClaims()
+		if err := readsCarried(w, svc, "actor_token", "actor", names, whole, s.actorCarried); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readsCarried refuses a rule that reads of variable v (subject or
+// actor) a claim a token the STS issued, presented as param, does not
+// carry, or reads v as a whole.
+func readsCarried(w *workflow.Workflow, svc *Service, param, v string, names []string, whole bool, carried []string) *Error {
+	carries := func() string { return strings.Join(append(slices.Clone(config.ChainedAlways), carried...), " ") }
 	if whole {
-		return ErrInvalidRequest("subject_token: workflow %s of %s reads subject as a whole, and a token this STS issued carries only some of the user's claims (%s): it cannot be judged on them", w.Name(), svc.Name, carries())
+		return ErrInvalidRequest("%s: workflow %s of %s reads %s as a whole, and a token this STS issued carries only some of the user's claims (%s): it cannot be judged on them", param, w.Name(), svc.Name, v, carries())
 	}
 	for _, name := range names {
-		if !slices.Contains(config.ChainedAlways, name) && !slices.Contains(s.carried, name) {
-			return ErrInvalidRequest("subject_token: workflow %s of %s reads subject.%s, which the subject token, issued by this STS, does not carry (it carries %s): refused rather than judged without it", w.Name(), svc.Name, clipText(name), carries())
+		if !slices.Contains(config.ChainedAlways, name) && !slices.Contains(carried, name) {
+			return ErrInvalidRequest("%s: workflow %s of %s reads %s.%s, which the %s, issued by this STS, does not carry (it carries %s): refused rather than judged without it", param, w.Name(), svc.Name, v, clipText(name), strings.ReplaceAll(param, "_", " "), carries())
 		}
 	}
 	return nil
@@ -689,10 +714,16 @@ func (s *State) judgeable(w *workflow.Workflow, svc *Service) *Error {
 // original sub and idp, the act and may_act the STS signed, and the
 // identity claims the token carries.
 func (s *State) chainedSubject() map[string]any {
-	id := s.Subject
-	m := make(map[string]any, len(config.ChainedAlways)+len(s.carried))
+	return chainedClaims(s.Subject, s.carried)
+}
+
+// chainedClaims is what workflows see of a token the STS issued, id: the
+// user's original sub and idp, the act and may_act it signed, and the
+// identity claims it carries.
+func chainedClaims(id *idp.Identity, carried []string) map[string]any {
+	m := make(map[string]any, len(config.ChainedAlways)+len(carried))
 	m["sub"], m["idp"] = id.Subject, UserIDP(id)
-	for _, name := range append([]string{"act", "may_act"}, s.carried...) {
+	for _, name := range append([]string{"act", "may_act"}, carried...) {
 		if v, ok := id.Claims[name]; ok {
 			m[name] = v
 		}
@@ -726,6 +757,9 @@ func (s *State) workflowInput() *workflow.Input {
 	}
 	if s.Actor != nil {
 		in.Actor = s.Actor.Claims
+		if s.Actor.IDP == SelfIDP {
+			in.Actor = chainedClaims(s.Actor, s.actorCarried)
+		}
 	}
 	return in
 }

@@ -51,8 +51,8 @@ var env = sync.OnceValues(func() (*cel.Env, error) {
 })
 
 // compileExpr parses and type-checks src; a deny_if must be bool. What
-// it reads of subject is added to reads.
-func compileExpr(src string, wantBool bool, costLimit uint64, reads *subjectReads) (cel.Program, error) {
+// it reads of subject and of actor is added to reads.
+func compileExpr(src string, wantBool bool, costLimit uint64, reads *claimReads) (cel.Program, error) {
 	e, err := env()
 	if err != nil {
 		return nil, err
@@ -68,14 +68,27 @@ func compileExpr(src string, wantBool bool, costLimit uint64, reads *subjectRead
 	if wantBool && ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("has type %s, want bool (compare explicitly, e.g. subject.admin == true)", ast.OutputType())
 	}
-	reads.walk(ast.NativeRep().Expr())
+	reads.subject.walk(ast.NativeRep().Expr())
+	reads.actor.walk(ast.NativeRep().Expr())
 	return e.Program(ast, cel.CostLimit(costLimit), cel.EvalOptions(cel.OptOptimize),
 		cel.InterruptCheckFrequency(interruptCheckFrequency))
 }
 
-// subjectReads is what expressions read of subject: the claim names, and
-// whether subject is read in a way that names none (whole).
+// claimReads is what a workflow's expressions read of the two claim
+// sets a chained token may leave short: subject's and actor's.
+type claimReads struct {
+	subject, actor subjectReads
+}
+
+func newClaimReads() claimReads {
+	return claimReads{subject: subjectReads{v: varSubject}, actor: subjectReads{v: varActor}}
+}
+
+// subjectReads is what expressions read of one claim-set variable (v:
+// subject or actor): the claim names, and whether it is read in a way
+// that names none (whole).
 type subjectReads struct {
+	v     string
 	names map[string]bool
 	whole bool
 }
@@ -87,9 +100,9 @@ func (r *subjectReads) add(name string) {
 	r.names[name] = true
 }
 
-// isSubject reports whether e is the subject variable itself.
-func isSubject(e celast.Expr) bool {
-	return e.Kind() == celast.IdentKind && e.AsIdent() == varSubject
+// isSubject reports whether e is the variable r reads itself.
+func (r *subjectReads) isSubject(e celast.Expr) bool {
+	return e.Kind() == celast.IdentKind && e.AsIdent() == r.v
 }
 
 // constString is e as a string literal.
@@ -109,12 +122,12 @@ func constString(e celast.Expr) (string, bool) {
 func (r *subjectReads) walk(e celast.Expr) {
 	switch e.Kind() {
 	case celast.IdentKind:
-		if isSubject(e) {
+		if r.isSubject(e) {
 			r.whole = true
 		}
 	case celast.SelectKind:
 		sel := e.AsSelect()
-		if isSubject(sel.Operand()) {
+		if r.isSubject(sel.Operand()) {
 			r.add(sel.FieldName())
 			return
 		}
@@ -125,12 +138,12 @@ func (r *subjectReads) walk(e celast.Expr) {
 		if len(args) == 2 && !call.IsMemberFunction() {
 			switch call.FunctionName() {
 			case operators.Index:
-				if k, ok := constString(args[1]); ok && isSubject(args[0]) {
+				if k, ok := constString(args[1]); ok && r.isSubject(args[0]) {
 					r.add(k)
 					return
 				}
 			case operators.In:
-				if k, ok := constString(args[0]); ok && isSubject(args[1]) {
+				if k, ok := constString(args[0]); ok && r.isSubject(args[1]) {
 					r.add(k)
 					return
 				}

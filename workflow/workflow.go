@@ -97,7 +97,7 @@ type Workflow struct {
 	claims  []claimProgram // sorted by name
 	hook    *webhook
 	budget  time.Duration // per expression evaluation
-	reads   subjectReads  // what its expressions read of subject
+	reads   claimReads    // what its expressions read of subject and actor
 }
 
 type claimProgram struct {
@@ -148,7 +148,7 @@ func Compile(spec Spec, opts ...Option) (*Workflow, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	w := &Workflow{name: spec.Name, message: spec.Message, budget: o.budget}
+	w := &Workflow{name: spec.Name, message: spec.Message, budget: o.budget, reads: newClaimReads()}
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	// at is a problem with one key, kept as a value so that the config
@@ -237,7 +237,14 @@ func (w *Workflow) IsWebhook() bool { return w.hook != nil }
 // so that which claims it needs cannot be told. A webhook reads nothing
 // here: what it reads of the input is its own.
 func (w *Workflow) SubjectClaims() (names []string, whole bool) {
-	return slices.Sorted(maps.Keys(w.reads.names)), w.reads.whole
+	return slices.Sorted(maps.Keys(w.reads.subject.names)), w.reads.subject.whole
+}
+
+// ActorClaims is what the workflow's CEL expressions read of actor, as
+// SubjectClaims is of subject: an actor token this STS issued carries
+// only some of its user's claims too.
+func (w *Workflow) ActorClaims() (names []string, whole bool) {
+	return slices.Sorted(maps.Keys(w.reads.actor.names)), w.reads.actor.whole
 }
 
 // Service is the service variable: the service being exchanged for.
