@@ -135,14 +135,19 @@ func validateConfig(ctx context.Context, path string) (*validation, error) {
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
+	// IDTX_ISSUER stands in for a missing issuer: as serve reads it.
+	g, err := issuerFrom("", os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	v := &validation{file: path, Problems: []config.Problem{}, Warnings: []config.Problem{}}
 	dir := filepath.Dir(path)
-	cfg, err := config.Parse(data, dir, func(name string) ([]byte, error) {
+	cfg, err := config.ParseGiven(data, dir, func(name string) ([]byte, error) {
 		if !filepath.IsAbs(name) {
 			name = filepath.Join(dir, name)
 		}
 		return os.ReadFile(name)
-	})
+	}, g)
 	var problems config.Problems
 	switch {
 	case errors.As(err, &problems):

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/idtx/idtx/config"
@@ -22,7 +23,8 @@ type Factory struct {
 	// HTTPClient is a client trusting the CA certificates in the PEM file
 	// cacert besides the system's ("" for the system's alone).
 	HTTPClient func(cacert string) (*http.Client, error)
-	// LoadConfig reads and validates an idtx config file (docs/config.md).
+	// LoadConfig reads and validates an idtx config file (docs/config.md),
+	// with IDTX_ISSUER standing in for an issuer it leaves out.
 	LoadConfig func(path string) (*config.Config, error)
 	// OpenStore opens the store a URL names (sqlite:, memory:, postgres://).
 	OpenStore func(url string) (store.Store, error)
@@ -33,5 +35,15 @@ type Factory struct {
 // newFactory is the factory of a real run: io, and the real HTTP client,
 // config loader and store.
 func newFactory(io *IO) *Factory {
-	return &Factory{IO: io, HTTPClient: httpClient, LoadConfig: config.LoadFile, OpenStore: store.Open, Now: time.Now}
+	return &Factory{IO: io, HTTPClient: httpClient, LoadConfig: loadConfigFile, OpenStore: store.Open, Now: time.Now}
+}
+
+// loadConfigFile reads a config file as serve does: IDTX_ISSUER stands in
+// for an issuer the file leaves out (docs/cli.md, Environment variables).
+func loadConfigFile(path string) (*config.Config, error) {
+	g, err := issuerFrom("", os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return config.LoadFileGiven(path, g)
 }

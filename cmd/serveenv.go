@@ -107,8 +107,8 @@ func loadServeConfig(o *serveOptions, getenv func(string) string) (*config.Confi
 	case inline != "":
 		cfg, err = config.LoadInline(envConfig, []byte(inline), g)
 		o.configFile = envConfig
-	case g.Issuer == "":
-		cfg, err = o.loadConfigFile(o.configFile)
+	case o.issuer == "":
+		cfg, err = o.loadConfigFile(o.configFile) // IDTX_ISSUER, if set, is the factory's
 	default:
 		cfg, err = config.LoadFileGiven(o.configFile, g)
 	}
