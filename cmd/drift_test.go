@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/idtx/idtx/config"
-	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
@@ -56,10 +55,10 @@ func TestSameEngineNoDrift(t *testing.T) {
 		for i := 0; i+1 < len(extra); i += 2 {
 			x.Set(extra[i], extra[i+1])
 		}
-		return stsclient.ExchangeParams{SubjectToken: sub, SubjectTokenType: idp.TokenTypeJWT, Audiences: []string{aud}, Scope: scope, Extra: x}
+		return stsclient.ExchangeParams{SubjectToken: sub, SubjectTokenType: oauth.TokenTypeJWT, Audiences: []string{aud}, Scope: scope, Extra: x}
 	}
 	delegation := p(alice, "orders-api", "")
-	delegation.ActorToken, delegation.ActorTokenType = bob, idp.TokenTypeJWT
+	delegation.ActorToken, delegation.ActorTokenType = bob, oauth.TokenTypeJWT
 
 	for _, tc := range []struct {
 		name       string

@@ -181,7 +181,7 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 		}
 	}
 	// And the other replica takes it back as a subject token.
-	chained := exchangeForm(fromB, "subject_token_type", idp.TokenTypeAccessToken)
+	chained := exchangeForm(fromB, "subject_token_type", oauth.TokenTypeAccessToken)
 	if status, body = postToken(t, a, chained, "demo-client", "demo-secret"); status != 200 {
 		t.Fatalf("b's token as subject at a: %d %v", status, body)
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/idtx/idtx/fixtures"
-	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/internal/testconfig"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
@@ -380,7 +379,7 @@ clients:
 	}
 	fromConf := body["access_token"].(string)
 
-	chained := append([]string{"subject_token_type", idp.TokenTypeAccessToken}, orders...)
+	chained := append([]string{"subject_token_type", oauth.TokenTypeAccessToken}, orders...)
 	// Control: the configured server takes back its own token.
 	if status, body = postToken(t, confBase, exchangeForm(fromConf, chained...), "demo-client", "demo-secret"); status != 200 {
 		t.Fatalf("own token as subject: %d %v", status, body)

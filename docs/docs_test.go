@@ -22,6 +22,7 @@ import (
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // now is the instant every token is minted and validated at.
@@ -325,7 +326,7 @@ func TestRecipes(t *testing.T) {
 			if s, _ := d.Spec.(*idp.JWTSpec); s != nil && len(s.AccessTokenTyp) > 0 && !slices.Contains(s.AccessTokenTyp, "") {
 				untyped := sh
 				untyped.header = map[string]any{}
-				_, err := reg.Validate(t.Context(), sign(t, key, kid, untyped), idp.TokenTypeAccessToken)
+				_, err := reg.Validate(t.Context(), sign(t, key, kid, untyped), oauth.TokenTypeAccessToken)
 				if want := fmt.Sprintf(`invalid token: typ "" is not one of IDP %s's access_token_typ`, d.Name); err == nil || !strings.HasPrefix(err.Error(), want) {
 					t.Errorf("no typ under access_token_typ %v: %v\nwant %s ...", s.AccessTokenTyp, err, want)
 				}

@@ -20,6 +20,7 @@ import (
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -111,7 +112,7 @@ func BenchmarkExchangeChained(b *testing.B) {
 	if first == "" {
 		b.Fatalf("first hop: %d %v", r.status, r.body)
 	}
-	body := e.form(first, "subject_token_type", idp.TokenTypeAccessToken, "audience", "billing-api").Encode()
+	body := e.form(first, "subject_token_type", oauth.TokenTypeAccessToken, "audience", "billing-api").Encode()
 	benchExchanges(b, e.handler, body)
 }
 
@@ -218,8 +219,8 @@ func BenchmarkExchangeSAML(b *testing.B) {
 	bodies := make([]string, len(tokens))
 	for i, token := range tokens {
 		bodies[i] = url.Values{
-			"grant_type": {exchange.GrantTypeTokenExchange}, "subject_token": {token},
-			"subject_token_type": {idp.TokenTypeSAML2}, "audience": {"orders-api"},
+			"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token": {token},
+			"subject_token_type": {oauth.TokenTypeSAML2}, "audience": {"orders-api"},
 		}.Encode()
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(400))

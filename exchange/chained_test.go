@@ -7,7 +7,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -24,7 +24,7 @@ func TestChainedExchangeKeepsMayAct(t *testing.T) {
 	subject := e.subject(jwt.MapClaims{"may_act": map[string]any{"sub": "gateway"}})
 
 	// Directly: eve is refused.
-	r := e.post("/token", e.form(subject, "actor_token", corpActor("eve"), "actor_token_type", idp.TokenTypeJWT))
+	r := e.post("/token", e.form(subject, "actor_token", corpActor("eve"), "actor_token_type", oauth.TokenTypeJWT))
 	expectError(t, r, 400, "invalid_request", `actor_token: sub "eve" is not the may_act sub of the subject token`)
 
 	first := mustOK(t, e.post("/token", e.form(subject)))
@@ -33,8 +33,8 @@ func TestChainedExchangeKeepsMayAct(t *testing.T) {
 		t.Fatalf("may_act carried = %v, want %v (iss made explicit)", claims["may_act"], want)
 	}
 	chained := func(actor string) response {
-		return e.post("/token", e.form(first, "subject_token_type", idp.TokenTypeAccessToken,
-			"actor_token", actor, "actor_token_type", idp.TokenTypeJWT))
+		return e.post("/token", e.form(first, "subject_token_type", oauth.TokenTypeAccessToken,
+			"actor_token", actor, "actor_token_type", oauth.TokenTypeJWT))
 	}
 	expectError(t, chained(corpActor("eve")), 400, "invalid_request", `actor_token: sub "eve" is not the may_act sub of the subject token`)
 	// An actor of another IDP with the right sub: the carried iss is the
@@ -48,8 +48,8 @@ func TestChainedExchangeKeepsMayAct(t *testing.T) {
 
 	// A may_act that would be refused now is refused after a hop too.
 	malformed := mustOK(t, e.post("/token", e.form(e.subject(jwt.MapClaims{"may_act": "gateway"}))))
-	r = e.post("/token", e.form(malformed, "subject_token_type", idp.TokenTypeAccessToken,
-		"actor_token", corpActor("gateway"), "actor_token_type", idp.TokenTypeJWT))
+	r = e.post("/token", e.form(malformed, "subject_token_type", oauth.TokenTypeAccessToken,
+		"actor_token", corpActor("gateway"), "actor_token_type", oauth.TokenTypeJWT))
 	expectError(t, r, 400, "invalid_request", "subject_token: may_act is not a JSON object")
 }
 
@@ -62,7 +62,7 @@ func TestChainedExchangeSubjectScopesOnly(t *testing.T) {
 		`scope "narrow:b" is not among the subject token's scopes, and narrow-api grants no more than those`)
 	first := mustOK(t, e.post("/token", e.form(subject, "audience", "wide-api", "scope", "narrow:b")))
 	for _, scope := range []string{"narrow:b", "narrow:a"} {
-		r := e.post("/token", e.form(first, "subject_token_type", idp.TokenTypeAccessToken, "audience", "narrow-api", "scope", scope))
+		r := e.post("/token", e.form(first, "subject_token_type", oauth.TokenTypeAccessToken, "audience", "narrow-api", "scope", scope))
 		expectError(t, r, 400, "invalid_request",
 			"subject_token: narrow-api grants only scopes the user's IDP granted (subject_scopes_only), and a token this STS issued does not carry them; exchange the IDP's token instead")
 	}
@@ -88,7 +88,7 @@ func TestChainedExchangeWorkflows(t *testing.T) {
 	if err := e.store.Grant(t.Context(), "corp", "alice", "billing-api", []string{"billing:read"}); err != nil {
 		t.Fatal(err)
 	}
-	at := idp.TokenTypeAccessToken
+	at := oauth.TokenTypeAccessToken
 	chained := func(first string, aud string) response {
 		return e.post("/token", e.form(first, "subject_token_type", at, "audience", aud))
 	}
@@ -125,7 +125,7 @@ func TestChainedExchangeWorkflows(t *testing.T) {
 	mustOK(t, chained(plain, "billing-api"))
 	// The act chain is in the input: a rule judges who acts.
 	delegated := mustOK(t, e.post("/token", e.form(e.subject(nil), "audience", "reports-api",
-		"actor_token", e.workload("mallory", nil), "actor_token_type", idp.TokenTypeJWT)))
+		"actor_token", e.workload("mallory", nil), "actor_token_type", oauth.TokenTypeJWT)))
 	expectError(t, chained(delegated, "billing-api"), 400, "invalid_request", "workflow act-sub denied: not alice of corp, or mallory acts")
 	// A service without workflows still takes the chained token.
 	mustOK(t, chained(first, "reports-api"))
@@ -137,13 +137,13 @@ func TestChainedExchangeWorkflows(t *testing.T) {
 func TestDelegatedTokenIsNoActor(t *testing.T) {
 	e := newEnv(t)
 	delegated := mustOK(t, e.post("/token", e.form(e.subject(nil),
-		"actor_token", e.workload("mallory", nil), "actor_token_type", idp.TokenTypeJWT)))
+		"actor_token", e.workload("mallory", nil), "actor_token_type", oauth.TokenTypeJWT)))
 	bob := e.subject(jwt.MapClaims{"sub": "bob"})
-	r := e.post("/token", e.form(bob, "actor_token", delegated, "actor_token_type", idp.TokenTypeAccessToken))
+	r := e.post("/token", e.form(bob, "actor_token", delegated, "actor_token_type", oauth.TokenTypeAccessToken))
 	expectError(t, r, 400, "invalid_request", "actor_token: it carries act (RFC 8693 §4.1): it is itself a delegated token; present the actor's own token")
 	// The STS's impersonation token, which carries no act, may act.
 	own := mustOK(t, e.post("/token", e.form(e.subject(nil))))
-	mustOK(t, e.post("/token", e.form(bob, "actor_token", own, "actor_token_type", idp.TokenTypeAccessToken)))
+	mustOK(t, e.post("/token", e.form(bob, "actor_token", own, "actor_token_type", oauth.TokenTypeAccessToken)))
 }
 
 // The carried claim of the STS's own token decides what a rule may read
@@ -161,7 +161,7 @@ func TestChainedCarriedList(t *testing.T) {
 	if err := e.store.Grant(t.Context(), "corp", "alice", "billing-api", []string{"billing:read"}); err != nil {
 		t.Fatal(err)
 	}
-	at := idp.TokenTypeAccessToken
+	at := oauth.TokenTypeAccessToken
 	billing := func(tok string) response {
 		return e.post("/token", e.form(tok, "subject_token_type", at, "audience", "billing-api", "scope", "billing:read"))
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/secret"
 	"github.com/idtx/idtx/store"
 )
@@ -152,7 +153,7 @@ var assertionAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512
 // authenticate identifies the client by exactly one method (RFC 6749
 // §2.3: a client MUST NOT use more than one). It also returns the client
 // id that was tried, for the audit line of a failure.
-func (e *Engine) authenticate(ctx context.Context, req *Request, now time.Time) (c *Client, method, tried string, err *Error) {
+func (e *Engine) authenticate(ctx context.Context, req *Request, now time.Time) (c *Client, method, tried string, err *oauth.Error) {
 	form := req.Form
 	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
 	assertion, assertionType := form.Get("client_assertion"), form.Get("client_assertion_type")
@@ -164,34 +165,34 @@ func (e *Engine) authenticate(ctx context.Context, req *Request, now time.Time) 
 	}
 	switch {
 	case n > 1:
-		return nil, "", formID, ErrInvalidRequest("more than one client authentication method used (RFC 6749 §2.3)")
+		return nil, "", formID, oauth.ErrInvalidRequest("more than one client authentication method used (RFC 6749 §2.3)")
 	case n == 0 && formID != "":
-		return nil, "", formID, ErrInvalidClient("client %q sent no credentials; public clients may not exchange tokens", clipText(formID))
+		return nil, "", formID, oauth.ErrInvalidClient("client %q sent no credentials; public clients may not exchange tokens", clipText(formID))
 	case n == 0:
-		return nil, "", "", ErrInvalidClient("client authentication is required")
+		return nil, "", "", oauth.ErrInvalidClient("client authentication is required")
 	}
 
 	if req.Basic != nil {
-		c, err := e.checkSecretAuth(ctx, req.Basic.ID, req.Basic.Secret, formID, AuthClientSecretBasic, now)
+		c, err := e.checkSecretAuth(ctx, req.Basic.ID, req.Basic.Secret, formID, oauth.AuthClientSecretBasic, now)
 		if err != nil && err.Status == http.StatusUnauthorized {
 			err.BasicChallenge = true
 		}
-		return c, AuthClientSecretBasic, req.Basic.ID, err
+		return c, oauth.AuthClientSecretBasic, req.Basic.ID, err
 	}
 	if formSecret != "" {
-		c, err := e.checkSecretAuth(ctx, formID, formSecret, formID, AuthClientSecretPost, now)
-		return c, AuthClientSecretPost, formID, err
+		c, err := e.checkSecretAuth(ctx, formID, formSecret, formID, oauth.AuthClientSecretPost, now)
+		return c, oauth.AuthClientSecretPost, formID, err
 	}
-	if assertionType != ClientAssertionTypeJWTBearer {
-		return nil, "", formID, ErrInvalidClient("client_assertion_type must be %s", ClientAssertionTypeJWTBearer)
+	if assertionType != oauth.ClientAssertionTypeJWTBearer {
+		return nil, "", formID, oauth.ErrInvalidClient("client_assertion_type must be %s", oauth.ClientAssertionTypeJWTBearer)
 	}
 	c, tried, err = e.checkAssertion(ctx, assertion, formID, now)
-	return c, AuthPrivateKeyJWT, tried, err
+	return c, oauth.AuthPrivateKeyJWT, tried, err
 }
 
-func (e *Engine) checkSecretAuth(ctx context.Context, id, plain, formID, method string, now time.Time) (*Client, *Error) {
+func (e *Engine) checkSecretAuth(ctx context.Context, id, plain, formID, method string, now time.Time) (*Client, *oauth.Error) {
 	if formID != "" && formID != id {
-		return nil, ErrInvalidRequest("client_id %q does not match the authenticated client", clipText(formID))
+		return nil, oauth.ErrInvalidRequest("client_id %q does not match the authenticated client", clipText(formID))
 	}
 	c, known := e.clients[id]
 	var ok bool
@@ -204,12 +205,12 @@ func (e *Engine) checkSecretAuth(ctx context.Context, id, plain, formID, method 
 		_, err = e.pool.Verify(ctx, e.dummy, plain)
 	}
 	if err != nil {
-		oerr := ErrTemporarilyUnavailable("client authentication (%s): every secret hash verifier is busy; retry in %s", method, e.pool.MaxWait())
+		oerr := oauth.ErrTemporarilyUnavailable("client authentication (%s): every secret hash verifier is busy; retry in %s", method, e.pool.MaxWait())
 		oerr.Cause, oerr.RetryAfter = err, e.pool.MaxWait()
 		return nil, oerr
 	}
 	if !ok {
-		return nil, ErrInvalidClient("client authentication failed (%s): unknown client or wrong secret", method)
+		return nil, oauth.ErrInvalidClient("client authentication failed (%s): unknown client or wrong secret", method)
 	}
 	return c, nil
 }
@@ -218,26 +219,26 @@ func (e *Engine) checkSecretAuth(ctx context.Context, id, plain, formID, method 
 // §3): iss and sub are the client id, aud names this STS and nothing
 // else, exp is required and near, and a jti is accepted once until its
 // exp. It returns the client id the assertion claims, for the audit line.
-func (e *Engine) checkAssertion(ctx context.Context, assertion, formID string, now time.Time) (*Client, string, *Error) {
+func (e *Engine) checkAssertion(ctx context.Context, assertion, formID string, now time.Time) (*Client, string, *oauth.Error) {
 	if assertion == "" {
-		return nil, formID, ErrInvalidClient("client_assertion is missing")
+		return nil, formID, oauth.ErrInvalidClient("client_assertion is missing")
 	}
 	if err := idp.Precheck(assertion); err != nil {
-		return nil, formID, ErrInvalidClient("client_assertion: %v", err)
+		return nil, formID, oauth.ErrInvalidClient("client_assertion: %v", err)
 	}
 	var claims jwt.RegisteredClaims
 	// The client is named by the unverified iss only to find its keys;
 	// the signature then proves it.
 	if _, _, err := jwt.NewParser().ParseUnverified(assertion, &claims); err != nil {
-		return nil, formID, ErrInvalidClient("client_assertion is not a JWT")
+		return nil, formID, oauth.ErrInvalidClient("client_assertion is not a JWT")
 	}
 	id := claims.Issuer
 	if formID != "" && formID != id {
-		return nil, formID, ErrInvalidClient("client_id %q does not match the assertion's iss", clipText(formID))
+		return nil, formID, oauth.ErrInvalidClient("client_id %q does not match the assertion's iss", clipText(formID))
 	}
 	c, ok := e.clients[id]
 	if !ok || c.keys == nil {
-		return nil, id, ErrInvalidClient("client authentication failed (private_key_jwt): unknown client or no registered keys")
+		return nil, id, oauth.ErrInvalidClient("client authentication failed (private_key_jwt): unknown client or no registered keys")
 	}
 	claims = jwt.RegisteredClaims{}
 	tok, err := jwt.ParseWithClaims(assertion, &claims, func(t *jwt.Token) (any, error) { return c.keys.Key(ctx, t) },
@@ -250,32 +251,32 @@ func (e *Engine) checkAssertion(ctx context.Context, assertion, formID string, n
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
 	if err != nil {
-		return nil, id, ErrInvalidClient("client_assertion: %v", err)
+		return nil, id, oauth.ErrInvalidClient("client_assertion: %v", err)
 	}
 	if oerr := e.checkAssertionType(tok.Header["typ"], claims.Audience); oerr != nil {
 		return nil, id, oerr
 	}
 	if claims.ExpiresAt.Sub(now) > maxAssertionLifetime {
-		return nil, id, ErrInvalidClient("client_assertion: exp is more than %s ahead", maxAssertionLifetime)
+		return nil, id, oauth.ErrInvalidClient("client_assertion: exp is more than %s ahead", maxAssertionLifetime)
 	}
 	if claims.ID == "" {
-		return nil, id, ErrInvalidClient("client_assertion: jti is required")
+		return nil, id, oauth.ErrInvalidClient("client_assertion: jti is required")
 	}
 	if len(claims.ID) > maxJTIBytes {
-		return nil, id, ErrInvalidClient("client_assertion: jti is longer than %d bytes", maxJTIBytes)
+		return nil, id, oauth.ErrInvalidClient("client_assertion: jti is longer than %d bytes", maxJTIBytes)
 	}
 	switch err := e.replay.Use(ctx, id, claims.ID, claims.ExpiresAt.Add(assertionLeeway)); {
 	case err == nil:
 	case errors.Is(err, ErrReplayed):
-		return nil, id, ErrInvalidClient("client_assertion: jti %q was already used", clipText(claims.ID))
+		return nil, id, oauth.ErrInvalidClient("client_assertion: jti %q was already used", clipText(claims.ID))
 	case errors.Is(err, ErrReplayLimit):
-		return nil, id, ErrInvalidClient("client_assertion: %v; use shorter-lived assertions", err)
+		return nil, id, oauth.ErrInvalidClient("client_assertion: %v; use shorter-lived assertions", err)
 	case errors.Is(err, store.ErrUnavailable):
-		oerr := ErrTemporarilyUnavailable("client_assertion: the jti replay cache is unavailable; retry shortly")
+		oerr := oauth.ErrTemporarilyUnavailable("client_assertion: the jti replay cache is unavailable; retry shortly")
 		oerr.Cause = err
 		return nil, id, oerr
 	default:
-		return nil, id, ErrServer(fmt.Errorf("replay cache: %w", err))
+		return nil, id, oauth.ErrServer(fmt.Errorf("replay cache: %w", err))
 	}
 	return c, id, nil
 }
@@ -295,7 +296,7 @@ const typClientAuth = "client-authentication+jwt"
 // Introspection authenticates with this same check: the draft names the
 // issuer identifier for every endpoint, so the introspection endpoint URL
 // is not an accepted aud.
-func (e *Engine) checkAssertionType(typ any, aud jwt.ClaimStrings) *Error {
+func (e *Engine) checkAssertionType(typ any, aud jwt.ClaimStrings) *oauth.Error {
 	raw, _ := typ.(string)
 	// RFC 7515 §4.1.9: the media type is case-insensitive and may omit
 	// "application/".
@@ -303,18 +304,18 @@ func (e *Engine) checkAssertionType(typ any, aud jwt.ClaimStrings) *Error {
 	if t != "" && t != "jwt" && t != typClientAuth {
 		// RFC 8725 §3.11: another kind of JWT (an access token, a
 		// logout token) does not pass for a client assertion.
-		return ErrInvalidClient("client_assertion: typ %q is not JWT or %s", clipText(raw), typClientAuth)
+		return oauth.ErrInvalidClient("client_assertion: typ %q is not JWT or %s", clipText(raw), typClientAuth)
 	}
 	if len(aud) != 1 {
-		return ErrInvalidClient("client_assertion: aud has %d values; it must be exactly one, %s or %s (audience injection, draft-ietf-oauth-rfc7523bis)",
+		return oauth.ErrInvalidClient("client_assertion: aud has %d values; it must be exactly one, %s or %s (audience injection, draft-ietf-oauth-rfc7523bis)",
 			len(aud), e.issuer, e.TokenEndpoint())
 	}
 	switch {
 	case t == typClientAuth && aud[0] != e.issuer:
-		return ErrInvalidClient("client_assertion: typ %s requires aud to be the issuer %s alone, not %q (draft-ietf-oauth-rfc7523bis)",
+		return oauth.ErrInvalidClient("client_assertion: typ %s requires aud to be the issuer %s alone, not %q (draft-ietf-oauth-rfc7523bis)",
 			typClientAuth, e.issuer, clipText(aud[0]))
 	case aud[0] != e.issuer && aud[0] != e.TokenEndpoint():
-		return ErrInvalidClient("client_assertion: aud %q must be %s or %s (RFC 7523 §3)", clipText(aud[0]), e.issuer, e.TokenEndpoint())
+		return oauth.ErrInvalidClient("client_assertion: aud %q must be %s or %s (RFC 7523 §3)", clipText(aud[0]), e.issuer, e.TokenEndpoint())
 	}
 	return nil
 }

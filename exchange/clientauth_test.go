@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/secret"
 	"github.com/idtx/idtx/store"
 )
@@ -149,7 +150,7 @@ func TestFailedAuthLogsClientID(t *testing.T) {
 		{"Basic", e.form(e.subject(nil)), []string{"demo-client", "wrong"}, "client=demo-client"},
 		{"post", e.form(e.subject(nil), "client_id", "bcrypt-client", "client_secret", "wrong"), nil, "client=bcrypt-client"},
 		{"unknown id", e.form(e.subject(nil)), []string{"nobody", "x"}, "client=nobody"},
-		{"assertion iss", e.form(e.subject(nil), "client_assertion_type", exchange.ClientAssertionTypeJWTBearer,
+		{"assertion iss", e.form(e.subject(nil), "client_assertion_type", oauth.ClientAssertionTypeJWTBearer,
 			"client_assertion", e.assertion(jwt.MapClaims{"iss": "mallory", "sub": "mallory"})), nil, "client=mallory"},
 		{"clipped", e.form(e.subject(nil)), []string{long, "x"}, "client=" + long[:64] + "…"},
 	}
@@ -260,7 +261,7 @@ func TestReplayBoundPerClient(t *testing.T) {
 	})
 	send := func(client, jti string) response {
 		a := e.assertion(jwt.MapClaims{"iss": client, "sub": client, "jti": jti, "exp": e.now.Add(time.Minute).Unix()})
-		return e.post("/token", e.form(e.subject(nil), "client_assertion_type", exchange.ClientAssertionTypeJWTBearer, "client_assertion", a))
+		return e.post("/token", e.form(e.subject(nil), "client_assertion_type", oauth.ClientAssertionTypeJWTBearer, "client_assertion", a))
 	}
 	for _, jti := range []string{"a1", "a2"} {
 		if r := send("jwt-client", jti); r.status != 200 {
@@ -300,9 +301,9 @@ func TestAssertionAudience(t *testing.T) {
 			header = map[string]any{"typ": typ}
 		}
 		a := e.client.sign(t, c, header)
-		f := e.form(e.subject(nil), "client_assertion_type", exchange.ClientAssertionTypeJWTBearer, "client_assertion", a)
+		f := e.form(e.subject(nil), "client_assertion_type", oauth.ClientAssertionTypeJWTBearer, "client_assertion", a)
 		if path == "/introspect" {
-			f = url.Values{"token": {"x"}, "client_assertion_type": {exchange.ClientAssertionTypeJWTBearer}, "client_assertion": {a}}
+			f = url.Values{"token": {"x"}, "client_assertion_type": {oauth.ClientAssertionTypeJWTBearer}, "client_assertion": {a}}
 		}
 		return e.post(path, f)
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/exchange"
-	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -68,7 +68,7 @@ func TestConsentIsPerIDP(t *testing.T) {
 			t.Fatalf("revoke: %d %v", n, err)
 		}
 		chained := func(r response) url.Values {
-			return e.form(r.str("access_token"), "subject_token_type", idp.TokenTypeAccessToken, "audience", "billing-api", "scope", "billing:read")
+			return e.form(r.str("access_token"), "subject_token_type", oauth.TokenTypeAccessToken, "audience", "billing-api", "scope", "billing:read")
 		}
 		expectError(t, e.post("/token", chained(fromOther)), 400, "consent_required",
 			"alice of IDP other has not consented to billing:read for billing-api")
@@ -94,8 +94,8 @@ func TestConsentIsPerIDPThroughSAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwtForm := url.Values{"subject_token": {jwtAlice}, "subject_token_type": {idp.TokenTypeJWT}}
-	samlForm := url.Values{"subject_token": {samlAlice}, "subject_token_type": {idp.TokenTypeSAML2}}
+	jwtForm := url.Values{"subject_token": {jwtAlice}, "subject_token_type": {oauth.TokenTypeJWT}}
+	samlForm := url.Values{"subject_token": {samlAlice}, "subject_token_type": {oauth.TokenTypeSAML2}}
 
 	for _, c := range []struct {
 		consented     string
@@ -152,7 +152,7 @@ func mockEnv(t *testing.T, now time.Time) *env {
 // mockForm is an exchange of the subject in f for billing-api billing:read.
 func mockForm(f url.Values) url.Values {
 	return url.Values{
-		"grant_type": {exchange.GrantTypeTokenExchange}, "subject_token": f["subject_token"],
+		"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token": f["subject_token"],
 		"subject_token_type": f["subject_token_type"], "audience": {"billing-api"}, "scope": {"billing:read"},
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/secret"
 	"github.com/idtx/idtx/store"
 )
@@ -137,7 +138,7 @@ type Outcome struct {
 	// Category is the idp error category of a failed token validation.
 	Category string `json:"category,omitempty"`
 	// Err is the OAuth error to answer with, for a failure.
-	Err *Error `json:"-"`
+	Err *oauth.Error `json:"-"`
 	// Cause is the underlying error of a failure, when there is one (the
 	// idp validation error, a store error); never sent to a client.
 	Cause error `json:"-"`
@@ -173,7 +174,7 @@ type Request struct {
 	// Basic holds HTTP Basic credentials, if the header was sent.
 	Basic *BasicAuth
 	// ParseErr is a failure to read the request at all (size, media type).
-	ParseErr *Error
+	ParseErr *oauth.Error
 	// Detail asks the steps for rich evidence (the Evidence* keys marked
 	// detail): explain, walk and a server keeping traces set it; the hot
 	// path leaves it off and pays nothing for it.
@@ -204,7 +205,7 @@ type State struct {
 	// Claims are the extra claims workflows added, set by the workflows
 	// step; never a reserved claim.
 	Claims map[string]any
-	Result *Result // set by the issue step
+	Result *oauth.Result // set by the issue step
 
 	// subjectChain is the act chain of a subject token the STS issued,
 	// newest actor first; nil for any other subject.
@@ -351,12 +352,12 @@ func (e *Engine) TokenEndpoint() string { return e.issuer + "/token" }
 // Run walks every step in order and stops at the first failure, returning
 // its OAuth error. It is a loop over Walk: the server, `idtx explain` and
 // `idtx walk` run the very same steps.
-func (e *Engine) Run(ctx context.Context, req *Request) (*Result, Trace, *Error) {
+func (e *Engine) Run(ctx context.Context, req *Request) (*oauth.Result, Trace, *oauth.Error) {
 	return e.run(ctx, req, nil)
 }
 
 // run is Run with observe, if not nil, seeing each step of this run only.
-func (e *Engine) run(ctx context.Context, req *Request, observe stepObserver) (*Result, Trace, *Error) {
+func (e *Engine) run(ctx context.Context, req *Request, observe stepObserver) (*oauth.Result, Trace, *oauth.Error) {
 	w := e.Walk(ctx, req)
 	w.observe = observe
 	for !w.done {
@@ -375,7 +376,7 @@ type Walker struct {
 	buf   [len(flowchart)]Entry // trace's backing array: one allocation per exchange
 	next  int
 	done  bool
-	err   *Error
+	err   *oauth.Error
 	// observe, if set, sees each step of this walk (the Handler's).
 	observe stepObserver
 }
@@ -437,7 +438,7 @@ func (w *Walker) Done() bool { return w.done }
 
 // Result is the issued token, or the OAuth error of the failed step; both
 // are nil while the walk is not done.
-func (w *Walker) Result() (*Result, *Error) { return w.state.Result, w.err }
+func (w *Walker) Result() (*oauth.Result, *oauth.Error) { return w.state.Result, w.err }
 
 func pass(reason string, evidence map[string]string) Outcome {
 	return Outcome{Status: Pass, Reason: reason, Evidence: evidence}
@@ -445,12 +446,12 @@ func pass(reason string, evidence map[string]string) Outcome {
 
 func skip(reason string) Outcome { return Outcome{Status: Skip, Reason: reason} }
 
-func fail(err *Error) Outcome {
+func fail(err *oauth.Error) Outcome {
 	return Outcome{Status: Fail, Reason: err.Description, Err: err}
 }
 
 // failWith is a failure with the evidence it was decided on.
-func failWith(err *Error, evidence map[string]string) Outcome {
+func failWith(err *oauth.Error, evidence map[string]string) Outcome {
 	o := fail(err)
 	o.Evidence = evidence
 	return o

@@ -8,7 +8,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/exchange"
-	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -60,7 +60,7 @@ func TestEvidenceDetailAccepted(t *testing.T) {
 	e := detailEnv(t)
 	subject := e.subject(jwt.MapClaims{"may_act": map[string]any{"sub": "gateway"}, "nbf": e.now.Add(-time.Minute).Unix()})
 	actor := e.corp.sign(t, e.claims(jwt.MapClaims{"sub": "gateway"}), nil)
-	form := e.form(subject, "audience", "billing-api", "scope", "billing:read", "actor_token", actor, "actor_token_type", idp.TokenTypeJWT)
+	form := e.form(subject, "audience", "billing-api", "scope", "billing:read", "actor_token", actor, "actor_token_type", oauth.TokenTypeJWT)
 	trace := walkDetail(t, e, form, true)
 	if last := trace[len(trace)-1]; last.Step != exchange.StepIssue || last.Status != exchange.Pass {
 		t.Fatalf("not accepted: %+v", last)

@@ -1,13 +1,17 @@
 package exchange
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/idtx/idtx/oauth"
+)
 
 // ClaimsJSON is the encoding Signer.Sign puts in a token, without the
 // compaction encoding/json applies to a MarshalJSON's output.
 func ClaimsJSON(c *AccessClaims) ([]byte, error) { return c.appendJSON(nil) }
 
 // ResultJSON is the body writeResult sends.
-func ResultJSON(res *Result) []byte { return appendResult(nil, res) }
+func ResultJSON(res *oauth.Result) []byte { return appendResult(nil, res) }
 
 // accessClaimsFields is AccessClaims without its MarshalJSON: the same
 // fields and tags, so encoding/json writes what the struct says, and a

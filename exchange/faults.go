@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/stsclient"
 )
 
@@ -16,7 +17,7 @@ type Fault struct {
 	// Drop closes the connection without an answer.
 	Drop bool
 	// Error is answered instead of running the exchange.
-	Error *Error
+	Error *oauth.Error
 	// Notes name every fault that hit the request, for its trace.
 	Notes []string
 	// Done, if set, is called once the request is answered.

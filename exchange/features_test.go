@@ -13,7 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/exchange"
-	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -36,7 +36,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 	e := newEnv(t)
 	send := func(assertion string, kv ...string) response {
 		f := e.form(e.subject(nil), append([]string{
-			"client_assertion_type", exchange.ClientAssertionTypeJWTBearer, "client_assertion", assertion,
+			"client_assertion_type", oauth.ClientAssertionTypeJWTBearer, "client_assertion", assertion,
 		}, kv...)...)
 		return e.post("/token", f)
 	}
@@ -99,7 +99,7 @@ func TestChainedExchange(t *testing.T) {
 	// The STS's own token, exchanged onward for orders-api by the client
 	// it was issued to, with no scope it lacked (policy_test.go tries the
 	// other ways).
-	second := e.post("/token", e.form(first.str("access_token"), "subject_token_type", idp.TokenTypeAccessToken))
+	second := e.post("/token", e.form(first.str("access_token"), "subject_token_type", oauth.TokenTypeAccessToken))
 	if second.status != 200 {
 		t.Fatalf("%d %v", second.status, second.body)
 	}
@@ -117,7 +117,7 @@ func TestDelegation(t *testing.T) {
 	e := newEnv(t)
 	subject := e.subject(jwt.MapClaims{"may_act": map[string]any{"sub": "gateway", "iss": "https://other.test"}})
 	actor := e.other.sign(t, jwt.MapClaims{"iss": "https://other.test", "sub": "gateway", "aud": "idtx-sts", "exp": t0.Add(time.Hour).Unix()}, nil)
-	r := e.post("/token", e.form(subject, "actor_token", actor, "actor_token_type", idp.TokenTypeJWT))
+	r := e.post("/token", e.form(subject, "actor_token", actor, "actor_token_type", oauth.TokenTypeJWT))
 	if r.status != 200 {
 		t.Fatalf("%d %v", r.status, r.body)
 	}
@@ -127,19 +127,19 @@ func TestDelegation(t *testing.T) {
 		t.Fatalf("claims %v", claims)
 	}
 	t.Run("no may_act: the client's delegation mode decides", func(t *testing.T) {
-		r := e.post("/token", e.form(e.subject(nil), "actor_token", actor, "actor_token_type", idp.TokenTypeJWT))
+		r := e.post("/token", e.form(e.subject(nil), "actor_token", actor, "actor_token_type", oauth.TokenTypeJWT))
 		if r.status != 200 {
 			t.Fatalf("%d %v", r.status, r.body)
 		}
 	})
 	t.Run("another actor", func(t *testing.T) {
 		other := e.subject(jwt.MapClaims{"may_act": map[string]any{"sub": "someone-else"}})
-		r := e.post("/token", e.form(other, "actor_token", actor, "actor_token_type", idp.TokenTypeJWT))
+		r := e.post("/token", e.form(other, "actor_token", actor, "actor_token_type", oauth.TokenTypeJWT))
 		expectError(t, r, 400, "invalid_request", `sub "gateway" is not the may_act sub`)
 	})
 	t.Run("invalid actor token", func(t *testing.T) {
 		bad := e.other.sign(t, jwt.MapClaims{"iss": "https://other.test", "sub": "gateway", "aud": "idtx-sts"}, nil)
-		r := e.post("/token", e.form(subject, "actor_token", bad, "actor_token_type", idp.TokenTypeJWT))
+		r := e.post("/token", e.form(subject, "actor_token", bad, "actor_token_type", oauth.TokenTypeJWT))
 		expectError(t, r, 400, "invalid_request", "actor_token: invalid token: exp is required")
 	})
 }
@@ -267,7 +267,7 @@ func TestConcurrentExchanges(t *testing.T) {
 				r = e.post("/token", e.form(subject), "bcrypt-client", "bcrypt-secret")
 			case 2:
 				a := e.assertion(jwt.MapClaims{"jti": fmt.Sprintf("jti-%d", i)})
-				r = e.post("/token", e.form(subject, "client_assertion_type", exchange.ClientAssertionTypeJWTBearer, "client_assertion", a))
+				r = e.post("/token", e.form(subject, "client_assertion_type", oauth.ClientAssertionTypeJWTBearer, "client_assertion", a))
 			}
 			if r.status != 200 {
 				errs <- fmt.Sprintf("%d: %d %v", i, r.status, r.body)

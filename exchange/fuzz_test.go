@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/oauth"
 )
 
 // FuzzTokenRequest sends arbitrary bodies and Basic credentials to POST
@@ -24,9 +24,9 @@ func FuzzTokenRequest(f *testing.F) {
 	f.Add("%zz", "", "application/x-www-form-urlencoded")
 	f.Add(valid, "", "application/json")
 	statuses := map[string]int{
-		exchange.CodeInvalidRequest: 400, exchange.CodeUnsupportedGrantType: 400, exchange.CodeInvalidClient: 401,
-		exchange.CodeUnauthorizedClient: 400, exchange.CodeInvalidTarget: 400, exchange.CodeInvalidScope: 400,
-		exchange.CodeConsentRequired: 400, exchange.CodeTemporarilyUnavailable: 503,
+		oauth.CodeInvalidRequest: 400, oauth.CodeUnsupportedGrantType: 400, oauth.CodeInvalidClient: 401,
+		oauth.CodeUnauthorizedClient: 400, oauth.CodeInvalidTarget: 400, oauth.CodeInvalidScope: 400,
+		oauth.CodeConsentRequired: 400, oauth.CodeTemporarilyUnavailable: 503,
 	}
 	f.Fuzz(func(t *testing.T, body, basic, contentType string) {
 		req := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(body))

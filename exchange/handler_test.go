@@ -18,7 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/exchange"
-	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -31,7 +31,7 @@ func TestExchangeSuccess(t *testing.T) {
 	if r.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("Cache-Control = %q", r.header.Get("Cache-Control"))
 	}
-	if r.str("issued_token_type") != idp.TokenTypeAccessToken || r.str("token_type") != "Bearer" || r.str("scope") != "billing:read" {
+	if r.str("issued_token_type") != oauth.TokenTypeAccessToken || r.str("token_type") != "Bearer" || r.str("scope") != "billing:read" {
 		t.Errorf("response %v", r.body)
 	}
 	if r.body["expires_in"] != float64(300) {
@@ -76,9 +76,9 @@ func TestExchangeDefaultsAndTargets(t *testing.T) {
 		}
 	})
 	t.Run("short names and requested jwt", func(t *testing.T) {
-		f := e.form(e.subject(nil), "requested_token_type", idp.TokenTypeJWT)
+		f := e.form(e.subject(nil), "requested_token_type", oauth.TokenTypeJWT)
 		r := e.post("/token", f)
-		if r.status != 200 || r.str("issued_token_type") != idp.TokenTypeJWT {
+		if r.status != 200 || r.str("issued_token_type") != oauth.TokenTypeJWT {
 			t.Fatalf("%d %v", r.status, r.body)
 		}
 	})
@@ -125,14 +125,14 @@ func TestErrorTable(t *testing.T) {
 		{"unknown token type URN", e.form(good, "subject_token_type", "urn:ietf:params:oauth:token-type:banana"), nil, 400, "invalid_request", "not a known token type URN"},
 		{"short name is not a URN on the wire", e.form(good, "subject_token_type", "jwt"), nil, 400, "invalid_request", "not a known token type URN"},
 		{"actor_token without type", e.form(good, "actor_token", good), nil, 400, "invalid_request", "actor_token_type is missing"},
-		{"unsupported requested_token_type", e.form(good, "requested_token_type", idp.TokenTypeSAML2), nil, 400, "invalid_request", "requested_token_type"},
+		{"unsupported requested_token_type", e.form(good, "requested_token_type", oauth.TokenTypeSAML2), nil, 400, "invalid_request", "requested_token_type"},
 		{"wrong grant type", e.form(good, "grant_type", "client_credentials"), nil, 400, "unsupported_grant_type", "client_credentials"},
 		{"unknown client", e.form(good), []string{"nobody", "x"}, 401, "invalid_client", "client authentication failed"},
 		{"wrong secret", e.form(good), []string{"demo-client", "wrong"}, 401, "invalid_client", "wrong secret"},
 		{"no client authentication", e.form(good), []string{"-"}, 401, "invalid_client", "client authentication is required"},
 		{"public client", e.form(good, "client_id", "demo-client"), []string{"-"}, 401, "invalid_client", "sent no credentials"},
 		{"two authentication methods", e.form(good, "client_id", "demo-client", "client_secret", "demo-secret"), []string{"demo-client", "demo-secret"}, 400, "invalid_request", "more than one client authentication method"},
-		{"client may not delegate", e.form(good, "actor_token", good, "actor_token_type", idp.TokenTypeJWT), []string{"restricted-client", "restricted-secret"}, 400, "unauthorized_client", "may not use delegation"},
+		{"client may not delegate", e.form(good, "actor_token", good, "actor_token_type", oauth.TokenTypeJWT), []string{"restricted-client", "restricted-secret"}, 400, "unauthorized_client", "may not use delegation"},
 		{"untrusted issuer", e.form(e.subject(jwt.MapClaims{"iss": "https://evil.test"})), nil, 400, "invalid_request", `iss "https://evil.test" is not a trusted IDP`},
 		{"expired subject", e.form(e.subject(jwt.MapClaims{"exp": t0.Add(-time.Second).Unix()})), nil, 400, "invalid_request", "expired at 2026-03-04T05:06:06Z"},
 		{"bad signature", e.form(e.other.sign(t, e.claims(nil), map[string]any{"kid": e.corp.kid})), nil, 400, "invalid_request", "signature does not verify"},
@@ -242,9 +242,9 @@ func TestJWTAttacks(t *testing.T) {
 		{"no aud", e.subject(jwt.MapClaims{"aud": nil}), "", "aud is required"},
 		{"issuer mix-up: other IDP's key", e.other.sign(t, c, nil), "", "is not in the IDP's key set"},
 		{"issuer mix-up: other IDP's key under corp's kid", e.other.sign(t, c, map[string]any{"kid": e.corp.kid}), "", "signature does not verify with IDP corp's key"},
-		{"typ JWT as access token, IDP strict", e.other.sign(t, otherClaims, nil), idp.TokenTypeAccessToken, `typ "JWT" is not one of IDP other's access_token_typ [at+jwt] for subject_token_type access_token`},
-		{"no typ as access token, IDP strict", e.other.sign(t, otherClaims, map[string]any{"typ": nil}), idp.TokenTypeAccessToken, `typ "" is not one of IDP other's access_token_typ [at+jwt]`},
-		{"access token as ID token", e.corp.sign(t, c, map[string]any{"typ": "at+jwt"}), idp.TokenTypeIDToken, "typ at+jwt is an access token, presented as an id_token"},
+		{"typ JWT as access token, IDP strict", e.other.sign(t, otherClaims, nil), oauth.TokenTypeAccessToken, `typ "JWT" is not one of IDP other's access_token_typ [at+jwt] for subject_token_type access_token`},
+		{"no typ as access token, IDP strict", e.other.sign(t, otherClaims, map[string]any{"typ": nil}), oauth.TokenTypeAccessToken, `typ "" is not one of IDP other's access_token_typ [at+jwt]`},
+		{"access token as ID token", e.corp.sign(t, c, map[string]any{"typ": "at+jwt"}), oauth.TokenTypeIDToken, "typ at+jwt is an access token, presented as an id_token"},
 		{"unknown typ", e.corp.sign(t, c, map[string]any{"typ": "logout+jwt"}), "", `typ "logout+jwt" is not a subject token type`},
 		{"nested JWT", e.corp.sign(t, c, map[string]any{"cty": "JWT"}), "", `header "cty" is refused`},
 		{"five-part JWE", "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d", "", "five-part JWE tokens are refused"},
@@ -278,14 +278,14 @@ func TestJWTAttacks(t *testing.T) {
 	for _, typ := range []any{"at+jwt", "JWT", nil, "application/AT+JWT", "jwt"} {
 		t.Run(fmt.Sprintf("typ %v as access_token is accepted", typ), func(t *testing.T) {
 			tok := e.corp.sign(t, c, map[string]any{"typ": typ})
-			if r := e.post("/token", e.form(tok, "subject_token_type", idp.TokenTypeAccessToken)); r.status != 200 {
+			if r := e.post("/token", e.form(tok, "subject_token_type", oauth.TokenTypeAccessToken)); r.status != 200 {
 				t.Fatalf("%d %v", r.status, r.body)
 			}
 		})
 	}
 	t.Run("at+jwt as access_token, IDP strict", func(t *testing.T) {
 		tok := e.other.sign(t, otherClaims, map[string]any{"typ": "at+jwt"})
-		if r := e.post("/token", e.form(tok, "subject_token_type", idp.TokenTypeAccessToken)); r.status != 200 {
+		if r := e.post("/token", e.form(tok, "subject_token_type", oauth.TokenTypeAccessToken)); r.status != 200 {
 			t.Fatalf("%d %v", r.status, r.body)
 		}
 	})

@@ -28,6 +28,7 @@ import (
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/internal/testconfig"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/secret"
 	"github.com/idtx/idtx/store"
 )
@@ -219,9 +220,9 @@ func (e *env) claims(over jwt.MapClaims) jwt.MapClaims {
 // form is a valid exchange of a corp token for orders-api.
 func (e *env) form(token string, kv ...string) url.Values {
 	f := url.Values{
-		"grant_type":         {exchange.GrantTypeTokenExchange},
+		"grant_type":         {oauth.GrantTypeTokenExchange},
 		"subject_token":      {token},
-		"subject_token_type": {idp.TokenTypeJWT},
+		"subject_token_type": {oauth.TokenTypeJWT},
 		"audience":           {"orders-api"},
 	}
 	for i := 0; i+1 < len(kv); i += 2 {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/idtx/idtx/internal/shell"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/stsclient"
 )
 
@@ -15,7 +16,7 @@ import (
 // and walk print it so that a refusal says what to do; it is a command
 // for the STS's operator, and the values in it are shell-quoted.
 func ConsentGrant(r *stsclient.Record) string {
-	if r == nil || r.Error == nil || r.Error.Code != CodeConsentRequired {
+	if r == nil || r.Error == nil || r.Error.Code != oauth.CodeConsentRequired {
 		return ""
 	}
 	for _, e := range r.Steps {

@@ -3,6 +3,7 @@ package exchange
 import (
 	"testing"
 
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/stsclient"
 )
 
@@ -19,18 +20,18 @@ func TestConsentGrant(t *testing.T) {
 		rec  *stsclient.Record
 		want string
 	}{
-		{"missing scopes", refused(CodeConsentRequired, map[string]string{
+		{"missing scopes", refused(oauth.CodeConsentRequired, map[string]string{
 			EvidenceIDP: "mock", EvidenceUser: "bob",
 			EvidenceFoundPrefix + "billing-api": "billing:read", EvidenceMissingPrefix + "billing-api": "billing:write billing:admin",
 		}), "idtx consent grant --idp mock --user bob --service billing-api --scope 'billing:write billing:admin'"},
-		{"a user that needs quoting", refused(CodeConsentRequired, map[string]string{
+		{"a user that needs quoting", refused(oauth.CodeConsentRequired, map[string]string{
 			EvidenceIDP: "corp saml", EvidenceUser: "o'brien\n$(id)", EvidenceMissingPrefix + "orders": "orders:read",
 		}), `idtx consent grant --idp 'corp saml' --user $'o\'brien\n$(id)' --service orders --scope orders:read`},
-		{"an earlier service had all it needs", refused(CodeConsentRequired, map[string]string{
+		{"an earlier service had all it needs", refused(oauth.CodeConsentRequired, map[string]string{
 			EvidenceIDP: "mock", EvidenceUser: "bob", EvidenceMissingPrefix + "a-api": "", EvidenceMissingPrefix + "b-api": "b:write",
 		}), "idtx consent grant --idp mock --user bob --service b-api --scope b:write"},
-		{"kept without detail", refused(CodeConsentRequired, nil), ""},
-		{"another refusal", refused(CodeInvalidScope, map[string]string{EvidenceIDP: "mock", EvidenceUser: "bob", EvidenceMissingPrefix + "x": "y"}), ""},
+		{"kept without detail", refused(oauth.CodeConsentRequired, nil), ""},
+		{"another refusal", refused(oauth.CodeInvalidScope, map[string]string{EvidenceIDP: "mock", EvidenceUser: "bob", EvidenceMissingPrefix + "x": "y"}), ""},
 		{"accepted", &stsclient.Record{Outcome: stsclient.OutcomeOK}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

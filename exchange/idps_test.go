@@ -12,7 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/exchange"
-	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -47,7 +47,7 @@ func TestExchangeIntrospectionIDP(t *testing.T) {
 services:`, 1)
 	})
 	form := func(tok string) map[string][]string {
-		return e.form(tok, "subject_token_type", idp.TokenTypeAccessToken, "audience", "narrow-api", "scope", "narrow:a")
+		return e.form(tok, "subject_token_type", oauth.TokenTypeAccessToken, "audience", "narrow-api", "scope", "narrow:a")
 	}
 	r := e.post("/token", form("int_good"))
 	if r.status != 200 {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/oauth"
 )
 
 // Labels of idtx_limited_total.
@@ -63,14 +64,14 @@ func newLimits(cfg *config.Config) (*limits, error) {
 // "too many requests"; slow_down is the token endpoint's error for a
 // client that asks too often (RFC 8628 §3.5, registered for the token
 // endpoint in RFC 8628 §7.2).
-func (l *limits) allow(clientID string, now time.Time) *Error {
+func (l *limits) allow(clientID string, now time.Time) *oauth.Error {
 	lim, ok := l.perClient[clientID]
 	if !ok || lim.AllowN(now, 1) {
 		return nil
 	}
 	// The time until the bucket holds one token again.
 	wait := time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
-	e := newError(CodeSlowDown, http.StatusTooManyRequests, "rate limit: client %s exceeded its rate_limit of %s (burst %d); retry after %s",
+	e := newError(oauth.CodeSlowDown, http.StatusTooManyRequests, "rate limit: client %s exceeded its rate_limit of %s (burst %d); retry after %s",
 		clientID, l.rates[clientID], lim.Burst(), retrySeconds(wait))
 	e.RetryAfter = max(wait, time.Second)
 	return e
@@ -79,10 +80,10 @@ func (l *limits) allow(clientID string, now time.Time) *Error {
 // enter counts an exchange in, or refuses it with 503
 // temporarily_unavailable when max_in_flight are being answered; a
 // caller let in must call leave.
-func (l *limits) enter() *Error {
+func (l *limits) enter() *oauth.Error {
 	if l.inFlight.Add(1) > l.maxInFlight {
 		l.inFlight.Add(-1)
-		e := ErrTemporarilyUnavailable("max_in_flight: the server is answering %d exchanges already; retry after 1s", l.maxInFlight)
+		e := oauth.ErrTemporarilyUnavailable("max_in_flight: the server is answering %d exchanges already; retry after 1s", l.maxInFlight)
 		e.RetryAfter = time.Second
 		return e
 	}

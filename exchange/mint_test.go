@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/workflow"
 )
 
@@ -268,7 +269,7 @@ func fillEvery(t *testing.T, v reflect.Value, path string, audiences int, n *int
 // The token response is encoded by hand: byte for byte what
 // json.Encoder writes for the same struct.
 func TestWriteResult(t *testing.T) {
-	for _, res := range []exchange.Result{
+	for _, res := range []oauth.Result{
 		{AccessToken: "a.b.c", IssuedTokenType: "urn:ietf:params:oauth:token-type:access_token", TokenType: "Bearer", ExpiresIn: 300, Scope: "x y"},
 		{AccessToken: "a<b>&\"\\é\x01", TokenType: "N_A", ExpiresIn: -1},
 	} {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -147,7 +147,7 @@ func TestClientAssertionLeeway(t *testing.T) {
 	send := func(jti string, claims jwt.MapClaims) response {
 		claims["jti"] = jti
 		a := e.assertion(claims)
-		return e.post("/token", e.form(e.subject(nil), "client_assertion_type", exchange.ClientAssertionTypeJWTBearer, "client_assertion", a))
+		return e.post("/token", e.form(e.subject(nil), "client_assertion_type", oauth.ClientAssertionTypeJWTBearer, "client_assertion", a))
 	}
 	for _, tt := range []struct {
 		name   string

@@ -19,7 +19,7 @@ import (
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/exchange"
-	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -69,8 +69,8 @@ func newObservedWith(t *testing.T, store store.Store, extra string) *observed {
 
 func (o *observed) exchange(t *testing.T, token, audience, scope string) response {
 	t.Helper()
-	form := url.Values{"grant_type": {exchange.GrantTypeTokenExchange}, "subject_token": {token},
-		"subject_token_type": {idp.TokenTypeJWT}, "audience": {audience}, "scope": {scope}}
+	form := url.Values{"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token": {token},
+		"subject_token_type": {oauth.TokenTypeJWT}, "audience": {audience}, "scope": {scope}}
 	req := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("demo-client", "demo-secret")

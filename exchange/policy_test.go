@@ -8,7 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -52,7 +52,7 @@ func (e *env) workload(sub string, over jwt.MapClaims) string {
 func (e *env) hop(subject, subjectType, actorSub, target, client, secret string) response {
 	e.t.Helper()
 	return e.post("/token", e.form(subject, "subject_token_type", subjectType, "audience", target,
-		"actor_token", e.workload(actorSub, nil), "actor_token_type", idp.TokenTypeJWT), client, secret)
+		"actor_token", e.workload(actorSub, nil), "actor_token_type", oauth.TokenTypeJWT), client, secret)
 }
 
 func mustOK(t *testing.T, r response) string {
@@ -81,8 +81,8 @@ func act(subs ...string) map[string]any {
 // serves that token's audience; the final act reads newest first.
 func TestActChainThreeHops(t *testing.T) {
 	e := policyEnv(t, "", chainServices, chainClients)
-	at := idp.TokenTypeAccessToken
-	t1 := mustOK(t, e.hop(e.subject(nil), idp.TokenTypeJWT, "svc1", "svc2", "svc1-client", "s1"))
+	at := oauth.TokenTypeAccessToken
+	t1 := mustOK(t, e.hop(e.subject(nil), oauth.TokenTypeJWT, "svc1", "svc2", "svc1-client", "s1"))
 	t2 := mustOK(t, e.hop(t1, at, "svc2", "svc3", "svc2-client", "s2"))
 	t3 := mustOK(t, e.hop(t2, at, "svc3", "svc4", "svc3-client", "s3"))
 
@@ -117,8 +117,8 @@ func TestActChainThreeHops(t *testing.T) {
 
 func TestDelegationDepth(t *testing.T) {
 	e := policyEnv(t, "max_delegation_depth: 2\n", chainServices, chainClients)
-	at := idp.TokenTypeAccessToken
-	t1 := mustOK(t, e.hop(e.subject(nil), idp.TokenTypeJWT, "svc1", "svc2", "svc1-client", "s1"))
+	at := oauth.TokenTypeAccessToken
+	t1 := mustOK(t, e.hop(e.subject(nil), oauth.TokenTypeJWT, "svc1", "svc2", "svc1-client", "s1"))
 	t2 := mustOK(t, e.hop(t1, at, "svc2", "svc3", "svc2-client", "s2"))
 	r := e.hop(t2, at, "svc3", "svc4", "svc3-client", "s3")
 	expectError(t, r, 400, "invalid_request", "actor_token: the act chain would be 3 actors deep; max_delegation_depth is 2")
@@ -168,7 +168,7 @@ func TestActOnlyWhatTheSTSChecked(t *testing.T) {
 	})
 	t.Run("delegation of an IDP token carrying act", func(t *testing.T) {
 		r := e.post("/token", e.form(e.subject(jwt.MapClaims{"act": forged}),
-			"actor_token", e.workload("gateway", nil), "actor_token_type", idp.TokenTypeJWT))
+			"actor_token", e.workload("gateway", nil), "actor_token_type", oauth.TokenTypeJWT))
 		claims, _ := e.issued(mustOK(t, r))
 		if want := act("gateway"); !reflect.DeepEqual(claims["act"], want) {
 			t.Fatalf("act = %v, want %v", claims["act"], want)
@@ -179,13 +179,13 @@ func TestActOnlyWhatTheSTSChecked(t *testing.T) {
 	// token was taken, and a resource server saw the wrong actor.
 	t.Run("an actor token carrying act is refused", func(t *testing.T) {
 		r := e.post("/token", e.form(e.subject(nil),
-			"actor_token", e.workload("gateway", jwt.MapClaims{"act": forged}), "actor_token_type", idp.TokenTypeJWT))
+			"actor_token", e.workload("gateway", jwt.MapClaims{"act": forged}), "actor_token_type", oauth.TokenTypeJWT))
 		expectError(t, r, 400, "invalid_request", "actor_token: it carries act (RFC 8693 §4.1): it is itself a delegated token; present the actor's own token")
 	})
 	t.Run("an own chain keeps sub, iss and act only", func(t *testing.T) {
 		chain := map[string]any{"sub": "b", "iss": "https://other.test", "scope": "admin",
 			"act": map[string]any{"sub": "a", "iss": "https://other.test", "client_id": "x", "may_act": map[string]any{"sub": "z"}}}
-		r := e.post("/token", e.form(e.own(t, jwt.MapClaims{"act": chain}), "subject_token_type", idp.TokenTypeAccessToken))
+		r := e.post("/token", e.form(e.own(t, jwt.MapClaims{"act": chain}), "subject_token_type", oauth.TokenTypeAccessToken))
 		claims, _ := e.issued(mustOK(t, r))
 		if want := act("b", "a"); !reflect.DeepEqual(claims["act"], want) {
 			t.Fatalf("act = %v, want %v", claims["act"], want)
@@ -203,7 +203,7 @@ func TestActOnlyWhatTheSTSChecked(t *testing.T) {
 		{"sub not a string", map[string]any{"sub": 7, "iss": "https://other.test"}, "subject_token: act at depth 1 lacks a sub or iss string"},
 	} {
 		t.Run("malformed own chain: "+tc.name, func(t *testing.T) {
-			r := e.post("/token", e.form(e.own(t, jwt.MapClaims{"act": tc.act}), "subject_token_type", idp.TokenTypeAccessToken))
+			r := e.post("/token", e.form(e.own(t, jwt.MapClaims{"act": tc.act}), "subject_token_type", oauth.TokenTypeAccessToken))
 			expectError(t, r, 400, "invalid_request", tc.want)
 		})
 	}
@@ -219,7 +219,7 @@ func TestMayAct(t *testing.T) {
 		if mayAct != nil {
 			over["may_act"] = mayAct
 		}
-		return e.post("/token", e.form(e.subject(over), "actor_token", actor, "actor_token_type", idp.TokenTypeJWT))
+		return e.post("/token", e.form(e.subject(over), "actor_token", actor, "actor_token_type", oauth.TokenTypeJWT))
 	}
 	for _, tc := range []struct {
 		name   string
@@ -259,7 +259,7 @@ func TestRequireMayAct(t *testing.T) {
 	t.Run("per service", func(t *testing.T) {
 		e := policyEnv(t, "", "  - {name: strict-api, scopes: {s:read: {}}, default_scopes: [s:read], require_may_act: true}\n", "")
 		send := func(aud ...string) response {
-			f := e.form(e.subject(nil), "actor_token", e.workload("gateway", nil), "actor_token_type", idp.TokenTypeJWT)
+			f := e.form(e.subject(nil), "actor_token", e.workload("gateway", nil), "actor_token_type", oauth.TokenTypeJWT)
 			f["audience"] = aud
 			return e.post("/token", f)
 		}
@@ -267,14 +267,14 @@ func TestRequireMayAct(t *testing.T) {
 		expectError(t, send("strict-api"), 400, "invalid_request", "actor_token: subject token has no may_act and service strict-api requires it")
 		// A second audience without the rule does not lift it.
 		expectError(t, send("orders-api", "strict-api"), 400, "invalid_request", "subject token has no may_act and service strict-api requires it")
-		f := e.form(e.subject(withMayAct), "audience", "strict-api", "actor_token", e.workload("gateway", nil), "actor_token_type", idp.TokenTypeJWT)
+		f := e.form(e.subject(withMayAct), "audience", "strict-api", "actor_token", e.workload("gateway", nil), "actor_token_type", oauth.TokenTypeJWT)
 		mustOK(t, e.post("/token", f))
 	})
 	t.Run("config-wide", func(t *testing.T) {
 		e := policyEnv(t, "require_may_act: true\n", "", "")
-		r := e.post("/token", e.form(e.subject(nil), "actor_token", e.workload("gateway", nil), "actor_token_type", idp.TokenTypeJWT))
+		r := e.post("/token", e.form(e.subject(nil), "actor_token", e.workload("gateway", nil), "actor_token_type", oauth.TokenTypeJWT))
 		expectError(t, r, 400, "invalid_request", "actor_token: subject token has no may_act and the configuration requires it (require_may_act)")
-		mustOK(t, e.post("/token", e.form(e.subject(withMayAct), "actor_token", e.workload("gateway", nil), "actor_token_type", idp.TokenTypeJWT)))
+		mustOK(t, e.post("/token", e.form(e.subject(withMayAct), "actor_token", e.workload("gateway", nil), "actor_token_type", oauth.TokenTypeJWT)))
 	})
 }
 
@@ -305,7 +305,7 @@ func TestOwnTokenHolder(t *testing.T) {
 	e := policyEnv(t, "", "", `  - {id: orders-rs, secret: rs, services: [orders-api], serves: [orders-api]}
   - {id: billing-rs, secret: rs, services: ["*"], serves: [billing-api], modes: [impersonation, delegation]}
 `)
-	at := idp.TokenTypeAccessToken
+	at := oauth.TokenTypeAccessToken
 	issued := mustOK(t, e.post("/token", e.form(e.subject(nil)))) // demo-client, orders-api, orders:read
 
 	mustOK(t, e.post("/token", e.form(issued, "subject_token_type", at)))                    // the client it was issued to
@@ -337,7 +337,7 @@ func TestOwnTokenHolder(t *testing.T) {
 func TestNoScopeWidening(t *testing.T) {
 	e := policyEnv(t, "", "  - {name: open-api, scopes: {open:read: {}, orders:write: {}}, default_scopes: [open:read], allow_scope_widening: true}\n"+
 		"  - {name: plain-api, scopes: {plain:read: {}}}\n", "")
-	at := idp.TokenTypeAccessToken
+	at := oauth.TokenTypeAccessToken
 	issued := mustOK(t, e.post("/token", e.form(e.subject(nil)))) // orders:read for orders-api
 	widen := `scope "orders:write" is not among the scopes of the subject token this STS issued, and orders-api does not allow widening them (allow_scope_widening)`
 

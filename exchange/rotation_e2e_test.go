@@ -24,6 +24,7 @@ import (
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/keyset"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -130,7 +131,7 @@ func (r *rotatingServer) post(path string, form url.Values) (int, map[string]any
 func (r *rotatingServer) exchange(token, tokenType string) (int, map[string]any) {
 	r.t.Helper()
 	return r.post("/token", url.Values{
-		"grant_type":         {exchange.GrantTypeTokenExchange},
+		"grant_type":         {oauth.GrantTypeTokenExchange},
 		"subject_token":      {token},
 		"subject_token_type": {tokenType},
 		"audience":           {"orders-api"},
@@ -290,7 +291,7 @@ func TestConfigRotationOverHTTP(t *testing.T) {
 			"iss": "https://idp.test", "sub": "alice", "aud": "idtx-sts",
 			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 		}, nil)
-		status, res := r.exchange(subject, idp.TokenTypeJWT)
+		status, res := r.exchange(subject, oauth.TokenTypeJWT)
 		if status != http.StatusOK {
 			t.Fatalf("at +%s: exchange %d %v", now.Sub(start), status, res)
 		}
@@ -372,7 +373,7 @@ func TestConfigRotationOverHTTP(t *testing.T) {
 			if got := r.introspect(forged); got["active"] != true {
 				t.Fatalf("a token of the published key %s at /introspect: %v", first.ID, got)
 			}
-			if status, res := r.exchange(forged, idp.TokenTypeAccessToken); status != http.StatusOK {
+			if status, res := r.exchange(forged, oauth.TokenTypeAccessToken); status != http.StatusOK {
 				t.Fatalf("a token of the published key %s as subject token: %d %v", first.ID, status, res)
 			}
 		case now.Equal(retireFirst):
@@ -392,7 +393,7 @@ func TestConfigRotationOverHTTP(t *testing.T) {
 				if got := r.introspect(tok); len(got) != 1 || got["active"] != false {
 					t.Errorf("%s of the retired key at /introspect: %v, want only active false", name, got)
 				}
-				status, res := r.exchange(tok, idp.TokenTypeAccessToken)
+				status, res := r.exchange(tok, oauth.TokenTypeAccessToken)
 				if desc, _ := res["error_description"].(string); status != http.StatusBadRequest || res["error"] != "invalid_request" || !strings.Contains(desc, want) {
 					t.Errorf("%s of the retired key as subject token: %d %v, want 400 invalid_request %q", name, status, res, want)
 				}

@@ -18,6 +18,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -143,8 +144,8 @@ clients:
 	}
 	h := exchange.NewHandler(engine, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	form := url.Values{
-		"grant_type": {exchange.GrantTypeTokenExchange}, "subject_token": {token},
-		"subject_token_type": {idp.TokenTypeSAML2}, "audience": {"orders-api"},
+		"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token": {token},
+		"subject_token_type": {oauth.TokenTypeSAML2}, "audience": {"orders-api"},
 	}
 	req := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -14,8 +14,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/internal/fetch"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/stsclient"
 )
 
@@ -93,21 +93,21 @@ func ReadRequest(w http.ResponseWriter, r *http.Request) *Request {
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "application/x-www-form-urlencoded" {
-		req.ParseErr = ErrInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+		req.ParseErr = oauth.ErrInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
 		return req
 	}
 	body, err := readBody(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			req.ParseErr = ErrInvalidRequest("request body exceeds %d bytes", MaxBodyBytes)
+			req.ParseErr = oauth.ErrInvalidRequest("request body exceeds %d bytes", MaxBodyBytes)
 		} else {
-			req.ParseErr = ErrInvalidRequest("request body could not be read")
+			req.ParseErr = oauth.ErrInvalidRequest("request body could not be read")
 		}
 		return req
 	}
 	if req.Form, err = url.ParseQuery(string(body)); err != nil {
-		req.ParseErr = ErrInvalidRequest("request body is not a valid url-encoded form")
+		req.ParseErr = oauth.ErrInvalidRequest("request body is not a valid url-encoded form")
 	}
 	return req
 }
@@ -216,7 +216,7 @@ func (h *Handler) listTraces(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("since"); s != "" {
 		var err error
 		if since, err = strconv.ParseUint(s, 10, 64); err != nil {
-			WriteError(w, ErrInvalidRequest("since %q is not a trace id", clipText(s)))
+			WriteError(w, oauth.ErrInvalidRequest("since %q is not a trace id", clipText(s)))
 			return
 		}
 	}
@@ -250,7 +250,7 @@ func (h *Handler) traceCaller(w http.ResponseWriter, r *http.Request) (string, b
 	c, _, _, oerr := h.engine.authenticate(r.Context(), req, h.engine.now())
 	if oerr != nil {
 		if req.Basic == nil {
-			oerr = ErrInvalidClient("traces need client authentication (HTTP Basic, RFC 6749 §2.3.1)")
+			oerr = oauth.ErrInvalidClient("traces need client authentication (HTTP Basic, RFC 6749 §2.3.1)")
 		}
 		oerr.BasicChallenge = true
 		WriteError(w, oerr)
@@ -304,7 +304,7 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 const readyTimeout = 2 * time.Second
 
 // audit logs one line per exchange: who, for what, and which step decided.
-func (h *Handler) audit(ctx context.Context, trace Trace, oerr *Error) {
+func (h *Handler) audit(ctx context.Context, trace Trace, oerr *oauth.Error) {
 	attrs := make([]slog.Attr, 0, 8)
 	for _, e := range trace {
 		switch e.Step {
@@ -358,13 +358,13 @@ func (e *Engine) metadata() []byte {
 		}
 	}
 	slices.Sort(scopes)
-	authMethods := []string{AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT}
+	authMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT}
 	doc := map[string]any{
 		"issuer":                                e.issuer,
 		"token_endpoint":                        e.TokenEndpoint(),
 		"jwks_uri":                              e.issuer + "/jwks",
 		"introspection_endpoint":                e.issuer + "/introspect",
-		"grant_types_supported":                 []string{GrantTypeTokenExchange},
+		"grant_types_supported":                 []string{oauth.GrantTypeTokenExchange},
 		"response_types_supported":              []string{},
 		"scopes_supported":                      scopes,
 		"token_endpoint_auth_methods_supported": authMethods,
@@ -395,7 +395,7 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 // a caller entitled to the token, the client it was issued to or one that
 // serves its audience; to any other it is {"active": false}, so that a
 // client cannot learn about tokens it does not hold (RFC 7662 §4).
-func (e *Engine) Introspect(ctx context.Context, req *Request) (map[string]any, *Error) {
+func (e *Engine) Introspect(ctx context.Context, req *Request) (map[string]any, *oauth.Error) {
 	if req.ParseErr != nil {
 		return nil, req.ParseErr
 	}
@@ -409,12 +409,12 @@ func (e *Engine) Introspect(ctx context.Context, req *Request) (map[string]any, 
 	}
 	token := req.Form.Get("token")
 	if token == "" {
-		return nil, ErrInvalidRequest("token is missing")
+		return nil, oauth.ErrInvalidRequest("token is missing")
 	}
 	if len(token) > MaxTokenBytes {
 		return map[string]any{"active": false}, nil
 	}
-	id, err := e.self.Validate(ctx, token, idp.TokenTypeJWT)
+	id, err := e.self.Validate(ctx, token, oauth.TokenTypeJWT)
 	if err != nil || !e.holds(c, id) {
 		return map[string]any{"active": false}, nil
 	}

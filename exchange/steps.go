@@ -42,48 +42,48 @@ func (e *Engine) stepRequest(_ context.Context, s *State) Outcome {
 		return fail(err)
 	}
 	switch gt := f.Get("grant_type"); gt {
-	case GrantTypeTokenExchange:
+	case oauth.GrantTypeTokenExchange:
 	case "":
-		return fail(ErrInvalidRequest("grant_type is missing"))
+		return fail(oauth.ErrInvalidRequest("grant_type is missing"))
 	default:
-		return fail(ErrUnsupportedGrantType("grant_type %q is not supported; use %s", clipText(gt), GrantTypeTokenExchange))
+		return fail(oauth.ErrUnsupportedGrantType("grant_type %q is not supported; use %s", clipText(gt), oauth.GrantTypeTokenExchange))
 	}
 	s.SubjectToken = f.Get("subject_token")
 	if s.SubjectToken == "" {
-		return fail(ErrInvalidRequest("subject_token is missing"))
+		return fail(oauth.ErrInvalidRequest("subject_token is missing"))
 	}
 	if len(s.SubjectToken) > MaxTokenBytes {
-		return fail(ErrInvalidRequest("subject_token is longer than %d bytes", MaxTokenBytes))
+		return fail(oauth.ErrInvalidRequest("subject_token is longer than %d bytes", MaxTokenBytes))
 	}
-	var err *Error
+	var err *oauth.Error
 	if s.SubjectTokenType, err = tokenTypeParam(f, "subject_token_type", true); err != nil {
 		return fail(err)
 	}
 	s.ActorToken = f.Get("actor_token")
 	if len(s.ActorToken) > MaxTokenBytes {
-		return fail(ErrInvalidRequest("actor_token is longer than %d bytes", MaxTokenBytes))
+		return fail(oauth.ErrInvalidRequest("actor_token is longer than %d bytes", MaxTokenBytes))
 	}
 	if s.ActorTokenType, err = tokenTypeParam(f, "actor_token_type", s.ActorToken != ""); err != nil {
 		return fail(err)
 	}
 	if s.ActorToken == "" && s.ActorTokenType != "" {
-		return fail(ErrInvalidRequest("actor_token_type without actor_token (RFC 8693 §2.1)"))
+		return fail(oauth.ErrInvalidRequest("actor_token_type without actor_token (RFC 8693 §2.1)"))
 	}
 	if rt := f.Get("requested_token_type"); rt != "" {
 		switch oauth.ResolveTokenType(rt) {
-		case idp.TokenTypeAccessToken, idp.TokenTypeJWT:
+		case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT:
 			s.RequestedTokenType = oauth.ResolveTokenType(rt)
 		default:
-			return fail(ErrInvalidRequest("requested_token_type %q is not supported (access_token, jwt)", clipText(rt)))
+			return fail(oauth.ErrInvalidRequest("requested_token_type %q is not supported (access_token, jwt)", clipText(rt)))
 		}
 	} else {
-		s.RequestedTokenType = idp.TokenTypeAccessToken
+		s.RequestedTokenType = oauth.TokenTypeAccessToken
 	}
 	s.Audiences = f["audience"]
 	s.Resources = f["resource"]
 	for _, r := range s.Resources {
 		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
-			return fail(ErrInvalidTarget("resource %q is not an absolute URI without a fragment (RFC 8707 §2)", clipText(r)))
+			return fail(oauth.ErrInvalidTarget("resource %q is not an absolute URI without a fragment (RFC 8707 §2)", clipText(r)))
 		}
 	}
 	s.RequestedScopes = strings.Fields(f.Get("scope"))
@@ -93,26 +93,26 @@ func (e *Engine) stepRequest(_ context.Context, s *State) Outcome {
 }
 
 // checkRepeated refuses a parameter sent more than once, unless allowed.
-func checkRepeated(f url.Values, allowed map[string]bool) *Error {
+func checkRepeated(f url.Values, allowed map[string]bool) *oauth.Error {
 	for name, values := range f {
 		if len(values) > 1 && !allowed[name] {
-			return ErrInvalidRequest("parameter %q is repeated", clipText(name))
+			return oauth.ErrInvalidRequest("parameter %q is repeated", clipText(name))
 		}
 	}
 	return nil
 }
 
-func tokenTypeParam(f url.Values, name string, required bool) (string, *Error) {
+func tokenTypeParam(f url.Values, name string, required bool) (string, *oauth.Error) {
 	v := f.Get(name)
 	if v == "" {
 		if required {
-			return "", ErrInvalidRequest("%s is missing", name)
+			return "", oauth.ErrInvalidRequest("%s is missing", name)
 		}
 		return "", nil
 	}
 	urn := oauth.ResolveTokenType(v)
 	if urn == "" || !strings.HasPrefix(v, "urn:") {
-		return "", ErrInvalidRequest("%s %q is not a known token type URN (RFC 8693 §3)", name, clipText(v))
+		return "", oauth.ErrInvalidRequest("%s %q is not a known token type URN (RFC 8693 §3)", name, clipText(v))
 	}
 	return urn, nil
 }
@@ -132,7 +132,7 @@ func (e *Engine) stepClient(ctx context.Context, s *State) Outcome {
 	}
 	s.Client, s.AuthMethod = c, method
 	if !slices.Contains(c.modes, s.Mode()) {
-		return fail(ErrUnauthorizedClient("client %s may not use %s (allowed: %s)", c.ID, s.Mode(), strings.Join(c.modes, ", ")))
+		return fail(oauth.ErrUnauthorizedClient("client %s may not use %s (allowed: %s)", c.ID, s.Mode(), strings.Join(c.modes, ", ")))
 	}
 	return pass("client "+c.ID+" authenticated by "+method, map[string]string{EvidenceClientID: c.ID, EvidenceMethod: method})
 }
@@ -141,7 +141,7 @@ func (e *Engine) stepClient(ctx context.Context, s *State) Outcome {
 // the client may exchange for (RFC 8693 §2.1, RFC 8707).
 func (e *Engine) stepTarget(_ context.Context, s *State) Outcome {
 	if len(s.Audiences)+len(s.Resources) == 0 {
-		return fail(ErrInvalidRequest("audience or resource is required: name the service to exchange for"))
+		return fail(oauth.ErrInvalidRequest("audience or resource is required: name the service to exchange for"))
 	}
 	for _, kind := range []struct {
 		name   string
@@ -150,10 +150,10 @@ func (e *Engine) stepTarget(_ context.Context, s *State) Outcome {
 		for _, t := range kind.values {
 			svc, ok := e.targets[t]
 			if !ok {
-				return fail(ErrInvalidTarget("%s %q is not a registered service; client %s %s", kind.name, clipText(t), s.Client.ID, e.mayExchangeFor(s.Client)))
+				return fail(oauth.ErrInvalidTarget("%s %q is not a registered service; client %s %s", kind.name, clipText(t), s.Client.ID, e.mayExchangeFor(s.Client)))
 			}
 			if !s.Client.MayUse(svc.Name) {
-				return fail(ErrInvalidTarget("client %s may not exchange for service %s; it %s", s.Client.ID, svc.Name, e.mayExchangeFor(s.Client)))
+				return fail(oauth.ErrInvalidTarget("client %s may not exchange for service %s; it %s", s.Client.ID, svc.Name, e.mayExchangeFor(s.Client)))
 			}
 			if !slices.Contains(s.Services, svc) {
 				s.Services = append(s.Services, svc)
@@ -228,7 +228,7 @@ func (e *Engine) stepSubject(ctx context.Context, s *State) Outcome {
 // of the first exchange. A name listed without its claim means the IDP
 // had none; a name not listed was not carried, and no rule may be judged
 // for want of it (stepWorkflows). A token without carried carries none.
-func ownCarried(id *idp.Identity) ([]string, *Error) {
+func ownCarried(id *idp.Identity) ([]string, *oauth.Error) {
 	raw, present := id.Claims[ClaimCarried]
 	if !present {
 		return []string{}, nil
@@ -243,7 +243,7 @@ func ownCarried(id *idp.Identity) ([]string, *Error) {
 		carried = append(carried, name)
 	}
 	if !ok {
-		return nil, ErrInvalidRequest("subject_token: carried is not a list of the claims a token can carry (%s)", strings.Join(config.CarriableClaims, ", "))
+		return nil, oauth.ErrInvalidRequest("subject_token: carried is not a list of the claims a token can carry (%s)", strings.Join(config.CarriableClaims, ", "))
 	}
 	return carried, nil
 }
@@ -271,7 +271,7 @@ func (e *Engine) stepActor(ctx context.Context, s *State) Outcome {
 		// chained subject: a rule must not pass for want of a claim.
 		carried, err := ownCarried(id)
 		if err != nil {
-			return fail(ErrInvalidRequest("actor_token: %s", strings.TrimPrefix(err.Description, "subject_token: ")))
+			return fail(oauth.ErrInvalidRequest("actor_token: %s", strings.TrimPrefix(err.Description, "subject_token: ")))
 		}
 		s.actorCarried = carried
 	}
@@ -279,14 +279,14 @@ func (e *Engine) stepActor(ctx context.Context, s *State) Outcome {
 		// The party acting is the one in its act, not its sub: taking it
 		// as the actor would name in the new act chain someone who acts
 		// for no one here, and drop the one who does.
-		return fail(ErrInvalidRequest("actor_token: it carries act (RFC 8693 §4.1): it is itself a delegated token; present the actor's own token"))
+		return fail(oauth.ErrInvalidRequest("actor_token: it carries act (RFC 8693 §4.1): it is itself a delegated token; present the actor's own token"))
 	}
 	why, err := e.checkMayAct(s)
 	if err != nil {
 		return fail(err)
 	}
 	if depth := len(s.subjectChain) + 1; depth > e.maxDepth {
-		return fail(ErrInvalidRequest("actor_token: the act chain would be %d actors deep; max_delegation_depth is %d", depth, e.maxDepth))
+		return fail(oauth.ErrInvalidRequest("actor_token: the act chain would be %d actors deep; max_delegation_depth is %d", depth, e.maxDepth))
 	}
 	o.Reason = fmt.Sprintf("%s may act for %s: %s", id.Subject, s.Subject.Subject, why)
 	o.Evidence[EvidenceActor], o.Evidence[EvidenceActorIDP] = id.Subject, id.IDP
@@ -296,42 +296,42 @@ func (e *Engine) stepActor(ctx context.Context, s *State) Outcome {
 
 // checkMayAct holds the actor to the subject token's may_act (RFC 8693
 // §4.4) and says why the actor may act.
-func (e *Engine) checkMayAct(s *State) (string, *Error) {
+func (e *Engine) checkMayAct(s *State) (string, *oauth.Error) {
 	sub, actor := s.Subject, s.Actor
 	raw, present := sub.Claims["may_act"]
 	if !present {
 		if e.requireMayAct {
-			return "", ErrInvalidRequest("actor_token: subject token has no may_act and the configuration requires it (require_may_act)")
+			return "", oauth.ErrInvalidRequest("actor_token: subject token has no may_act and the configuration requires it (require_may_act)")
 		}
 		for _, svc := range s.Services {
 			if svc.RequireMayAct {
-				return "", ErrInvalidRequest("actor_token: subject token has no may_act and service %s requires it (require_may_act)", svc.Name)
+				return "", oauth.ErrInvalidRequest("actor_token: subject token has no may_act and service %s requires it (require_may_act)", svc.Name)
 			}
 		}
 		return "the subject token has no may_act; client " + s.Client.ID + " may delegate", nil
 	}
 	mayAct, ok := raw.(map[string]any)
 	if !ok {
-		return "", ErrInvalidRequest("subject_token: may_act is not a JSON object (RFC 8693 §4.4)")
+		return "", oauth.ErrInvalidRequest("subject_token: may_act is not a JSON object (RFC 8693 §4.4)")
 	}
 	want, ok := mayAct["sub"].(string)
 	if !ok || want == "" {
-		return "", ErrInvalidRequest("subject_token: may_act names no sub; it must name the actor (RFC 8693 §4.4)")
+		return "", oauth.ErrInvalidRequest("subject_token: may_act names no sub; it must name the actor (RFC 8693 §4.4)")
 	}
 	if want != actor.Subject {
-		return "", ErrInvalidRequest("actor_token: sub %q is not the may_act sub of the subject token", clipText(actor.Subject))
+		return "", oauth.ErrInvalidRequest("actor_token: sub %q is not the may_act sub of the subject token", clipText(actor.Subject))
 	}
 	// A may_act without iss names an actor of the subject's own issuer:
 	// "gateway" at one IDP is not "gateway" at every IDP.
 	iss, what := sub.Issuer, "the subject's own issuer (may_act has no iss)"
 	if v, ok := mayAct["iss"]; ok {
 		if iss, ok = v.(string); !ok {
-			return "", ErrInvalidRequest("subject_token: may_act iss is not a string")
+			return "", oauth.ErrInvalidRequest("subject_token: may_act iss is not a string")
 		}
 		what = "the may_act iss"
 	}
 	if actor.Issuer != iss {
-		return "", ErrInvalidRequest("actor_token: iss %q is not %s %q", clipText(actor.Issuer), what, clipText(iss))
+		return "", oauth.ErrInvalidRequest("actor_token: iss %q is not %s %q", clipText(actor.Issuer), what, clipText(iss))
 	}
 	// Any other member is a claim identifying the actor too; one this
 	// check skipped would let a party the subject did not name act.
@@ -341,7 +341,7 @@ func (e *Engine) checkMayAct(s *State) (string, *Error) {
 		}
 		want, ok := v.(string)
 		if got, _ := actor.Claims[k].(string); !ok || got != want {
-			return "", ErrInvalidRequest("actor_token: claim %q does not match the subject's may_act", clipText(k))
+			return "", oauth.ErrInvalidRequest("actor_token: claim %q does not match the subject's may_act", clipText(k))
 		}
 	}
 	return "named by the subject's may_act", nil
@@ -351,12 +351,12 @@ func (e *Engine) checkMayAct(s *State) (string, *Error) {
 // to hold it: the client it was issued to, or a client that serves one of
 // its audiences (clients[].serves). Anyone else holding it got it from a
 // resource server it was not meant for.
-func (e *Engine) checkHolder(c *Client, param string, id *idp.Identity) *Error {
+func (e *Engine) checkHolder(c *Client, param string, id *idp.Identity) *oauth.Error {
 	if e.holds(c, id) {
 		return nil
 	}
 	owner, _ := id.Claims["client_id"].(string)
-	return ErrInvalidRequest("%s was issued to client %s; client %s may not present it (it is neither that client nor one that serves the token's audience)", param, clipText(owner), c.ID)
+	return oauth.ErrInvalidRequest("%s was issued to client %s; client %s may not present it (it is neither that client nor one that serves the token's audience)", param, clipText(owner), c.ID)
 }
 
 // holds reports whether client c is entitled to a token the STS issued.
@@ -387,7 +387,7 @@ type actor struct{ sub, iss string }
 // ownChain reads the act chain of a token this STS issued, newest actor
 // first. Only sub and iss are kept; a malformed chain, or one deeper than
 // max_delegation_depth, is refused.
-func (e *Engine) ownChain(id *idp.Identity) ([]actor, *Error) {
+func (e *Engine) ownChain(id *idp.Identity) ([]actor, *oauth.Error) {
 	raw, present := id.Claims["act"]
 	if !present {
 		return nil, nil
@@ -396,15 +396,15 @@ func (e *Engine) ownChain(id *idp.Identity) ([]actor, *Error) {
 	for {
 		act, ok := raw.(map[string]any)
 		if !ok {
-			return nil, ErrInvalidRequest("subject_token: act at depth %d is not a JSON object (RFC 8693 §4.1)", len(chain)+1)
+			return nil, oauth.ErrInvalidRequest("subject_token: act at depth %d is not a JSON object (RFC 8693 §4.1)", len(chain)+1)
 		}
 		if len(chain) == e.maxDepth {
-			return nil, ErrInvalidRequest("subject_token: its act chain is deeper than max_delegation_depth %d", e.maxDepth)
+			return nil, oauth.ErrInvalidRequest("subject_token: its act chain is deeper than max_delegation_depth %d", e.maxDepth)
 		}
 		sub, _ := act["sub"].(string)
 		iss, _ := act["iss"].(string)
 		if sub == "" || iss == "" {
-			return nil, ErrInvalidRequest("subject_token: act at depth %d lacks a sub or iss string (RFC 8693 §4.1)", len(chain)+1)
+			return nil, oauth.ErrInvalidRequest("subject_token: act at depth %d lacks a sub or iss string (RFC 8693 §4.1)", len(chain)+1)
 		}
 		chain = append(chain, actor{sub: sub, iss: iss})
 		if raw, present = act["act"]; !present {
@@ -417,9 +417,9 @@ func (e *Engine) ownChain(id *idp.Identity) ([]actor, *Error) {
 func (e *Engine) validateToken(ctx context.Context, s *State, param, token, tokenType string) (*idp.Identity, Outcome) {
 	id, err := e.registry.Validate(ctx, token, tokenType)
 	if err != nil {
-		o := fail(ErrInvalidRequest("%s: %v", param, err))
+		o := fail(oauth.ErrInvalidRequest("%s: %v", param, err))
 		if errors.Is(err, idp.ErrUnavailable) {
-			o = fail(ErrTemporarilyUnavailable("%s: %v", param, err))
+			o = fail(oauth.ErrTemporarilyUnavailable("%s: %v", param, err))
 		}
 		o.Cause = err // the trace tells an untrusted issuer from a bad signature
 		if s.Req.Detail {
@@ -463,7 +463,7 @@ func (e *Engine) stepScope(_ context.Context, s *State) Outcome {
 		scopeDetail(ev, s, defaults)
 	}
 	if len(requested) == 0 {
-		return failWith(ErrInvalidScope("no scope requested and %s has no default scopes", s.Services[0].Name), ev)
+		return failWith(oauth.ErrInvalidScope("no scope requested and %s has no default scopes", s.Services[0].Name), ev)
 	}
 	own := s.Subject.IDP == SelfIDP
 	if own {
@@ -471,7 +471,7 @@ func (e *Engine) stepScope(_ context.Context, s *State) Outcome {
 			if svc.SubjectScopesOnly {
 				// The scopes of a token this STS issued are the ones it
 				// granted, not the ones the user's IDP did.
-				return failWith(ErrInvalidRequest("subject_token: %s grants only scopes the user's IDP granted (subject_scopes_only), and a token this STS issued does not carry them; exchange the IDP's token instead", svc.Name), ev)
+				return failWith(oauth.ErrInvalidRequest("subject_token: %s grants only scopes the user's IDP granted (subject_scopes_only), and a token this STS issued does not carry them; exchange the IDP's token instead", svc.Name), ev)
 			}
 		}
 	}
@@ -488,7 +488,7 @@ func (e *Engine) stepScope(_ context.Context, s *State) Outcome {
 			offered = true
 			held := slices.Contains(s.Subject.Scopes, sc)
 			if svc.SubjectScopesOnly && !held {
-				return failWith(ErrInvalidScope("scope %q is not among the subject token's scopes, and %s grants no more than those", clipText(sc), svc.Name), ev)
+				return failWith(oauth.ErrInvalidScope("scope %q is not among the subject token's scopes, and %s grants no more than those", clipText(sc), svc.Name), ev)
 			}
 			if own && !svc.AllowScopeWidening && !held {
 				// Along a chain (docs/flowchart.md step 6): the token's own
@@ -497,15 +497,15 @@ func (e *Engine) stepScope(_ context.Context, s *State) Outcome {
 				// user's stored consent gates it (the consent step checks
 				// it), never as a default.
 				if inAudience(s.Subject, svc.Audience) {
-					return failWith(ErrInvalidScope("scope %q is not among the scopes of the subject token this STS issued, and %s does not allow widening them (allow_scope_widening)", clipText(sc), svc.Name), ev)
+					return failWith(oauth.ErrInvalidScope("scope %q is not among the scopes of the subject token this STS issued, and %s does not allow widening them (allow_scope_widening)", clipText(sc), svc.Name), ev)
 				}
 				if def := svc.Scopes[sc]; !def.Consent || source == "default" {
-					return failWith(ErrInvalidScope("scope %q is not among the scopes of the subject token this STS issued; %s grants such a scope only when the request names it and it needs the user's consent (consent: true), or when it allows widening (allow_scope_widening)", clipText(sc), svc.Name), ev)
+					return failWith(oauth.ErrInvalidScope("scope %q is not among the scopes of the subject token this STS issued; %s grants such a scope only when the request names it and it needs the user's consent (consent: true), or when it allows widening (allow_scope_widening)", clipText(sc), svc.Name), ev)
 				}
 			}
 		}
 		if !offered {
-			return failWith(ErrInvalidScope("scope %q is not offered by %s", clipText(sc), s.serviceNames()), ev)
+			return failWith(oauth.ErrInvalidScope("scope %q is not offered by %s", clipText(sc), s.serviceNames()), ev)
 		}
 		granted = append(granted, sc)
 	}
@@ -556,12 +556,12 @@ func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
 		checked += len(need)
 		missing, err := e.store.Missing(ctx, idpName, user, svc.Name, need)
 		if errors.Is(err, store.ErrUnavailable) {
-			oerr := ErrTemporarilyUnavailable("consent: the consent store is unavailable; retry shortly")
+			oerr := oauth.ErrTemporarilyUnavailable("consent: the consent store is unavailable; retry shortly")
 			oerr.Cause = err
 			return fail(oerr)
 		}
 		if err != nil {
-			return failWith(ErrServer(fmt.Errorf("consent store: %w", err)), ev)
+			return failWith(oauth.ErrServer(fmt.Errorf("consent store: %w", err)), ev)
 		}
 		if ev != nil {
 			var found []string
@@ -574,7 +574,7 @@ func (e *Engine) stepConsent(ctx context.Context, s *State) Outcome {
 			ev[EvidenceMissingPrefix+svc.Name] = strings.Join(missing, " ")
 		}
 		if len(missing) > 0 {
-			return failWith(ErrConsentRequired("%s of IDP %s has not consented to %s for %s",
+			return failWith(oauth.ErrConsentRequired("%s of IDP %s has not consented to %s for %s",
 				clipText(user), clipText(idpName), strings.Join(missing, " "), svc.Name), ev)
 		}
 	}
@@ -610,7 +610,7 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 	var in *workflow.Input
 	for _, svc := range s.Services {
 		if len(svc.Rules) != len(svc.Workflows) { // a config that did not go through config.Parse
-			return fail(ErrServer(fmt.Errorf("service %s: workflows %v are not compiled", svc.Name, svc.Workflows)))
+			return fail(oauth.ErrServer(fmt.Errorf("service %s: workflows %v are not compiled", svc.Name, svc.Workflows)))
 		}
 		for _, w := range svc.Rules {
 			// A chained token is judged on the claims it carries; a rule
@@ -638,15 +638,15 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 			}
 			switch {
 			case errors.Is(err, workflow.ErrUnavailable):
-				o := failWith(ErrTemporarilyUnavailable("workflow %s: %v; try again later", w.Name(), err), s.detail(evidence))
+				o := failWith(oauth.ErrTemporarilyUnavailable("workflow %s: %v; try again later", w.Name(), err), s.detail(evidence))
 				o.Cause = err // the server's log reads its detail (the webhook URL, redacted)
 				return o
 			case err != nil:
-				return failWith(ErrInvalidRequest("workflow %s: %v", w.Name(), err), s.detail(evidence))
+				return failWith(oauth.ErrInvalidRequest("workflow %s: %v", w.Name(), err), s.detail(evidence))
 			case !v.Allow && v.Reason == "":
-				return failWith(ErrInvalidRequest("workflow %s denied the exchange for %s", w.Name(), svc.Name), s.detail(evidence))
+				return failWith(oauth.ErrInvalidRequest("workflow %s denied the exchange for %s", w.Name(), svc.Name), s.detail(evidence))
 			case !v.Allow:
-				return failWith(ErrInvalidRequest("workflow %s denied: %s", w.Name(), v.Reason), s.detail(evidence))
+				return failWith(oauth.ErrInvalidRequest("workflow %s denied: %s", w.Name(), v.Reason), s.detail(evidence))
 			}
 			evidence[key] = "pass"
 			if len(v.Claims) > 0 {
@@ -654,7 +654,7 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 					// A Go resource server would read either for the other
 					// (encoding/json matches names without case), and the
 					// STS itself refuses such a token when it comes back.
-					return failWith(ErrServer(fmt.Errorf("workflow %s sets claim %q, which differs only in case from %q; rename one", w.Name(), clipText(a), clipText(b))), s.detail(evidence))
+					return failWith(oauth.ErrServer(fmt.Errorf("workflow %s sets claim %q, which differs only in case from %q; rename one", w.Name(), clipText(a), clipText(b))), s.detail(evidence))
 				}
 				if s.Claims == nil {
 					s.Claims = v.Claims // the workflow's own map: no copy for the first
@@ -675,7 +675,7 @@ func (e *Engine) stepWorkflows(ctx context.Context, s *State) Outcome {
 // of an actor token the STS issued, a claim that token does not carry
 // (docs/workflows.md). A webhook is sent what the token carries; what it
 // reads is its own to check.
-func (s *State) judgeable(w *workflow.Workflow, svc *Service) *Error {
+func (s *State) judgeable(w *workflow.Workflow, svc *Service) *oauth.Error {
 	if w.IsWebhook() {
 		return nil
 	}
@@ -697,14 +697,14 @@ func (s *State) judgeable(w *workflow.Workflow, svc *Service) *Error {
 // readsCarried refuses a rule that reads of variable v (subject or
 // actor) a claim a token the STS issued, presented as param, does not
 // carry, or reads v as a whole.
-func readsCarried(w *workflow.Workflow, svc *Service, param, v string, names []string, whole bool, carried []string) *Error {
+func readsCarried(w *workflow.Workflow, svc *Service, param, v string, names []string, whole bool, carried []string) *oauth.Error {
 	carries := func() string { return strings.Join(append(slices.Clone(config.ChainedAlways), carried...), " ") }
 	if whole {
-		return ErrInvalidRequest("%s: workflow %s of %s reads %s as a whole, and a token this STS issued carries only some of the user's claims (%s): it cannot be judged on them", param, w.Name(), svc.Name, v, carries())
+		return oauth.ErrInvalidRequest("%s: workflow %s of %s reads %s as a whole, and a token this STS issued carries only some of the user's claims (%s): it cannot be judged on them", param, w.Name(), svc.Name, v, carries())
 	}
 	for _, name := range names {
 		if !slices.Contains(config.ChainedAlways, name) && !slices.Contains(carried, name) {
-			return ErrInvalidRequest("%s: workflow %s of %s reads %s.%s, which the %s, issued by this STS, does not carry (it carries %s): refused rather than judged without it", param, w.Name(), svc.Name, v, clipText(name), strings.ReplaceAll(param, "_", " "), carries())
+			return oauth.ErrInvalidRequest("%s: workflow %s of %s reads %s.%s, which the %s, issued by this STS, does not carry (it carries %s): refused rather than judged without it", param, w.Name(), svc.Name, v, clipText(name), strings.ReplaceAll(param, "_", " "), carries())
 		}
 	}
 	return nil
@@ -785,7 +785,7 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 		exp = s.Actor.Expiry
 	}
 	if !exp.After(now) {
-		return fail(ErrInvalidRequest("subject_token expires before a token could be issued"))
+		return fail(oauth.ErrInvalidRequest("subject_token expires before a token could be issued"))
 	}
 	claims := &AccessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -806,10 +806,10 @@ func (e *Engine) stepIssue(_ context.Context, s *State) Outcome {
 	claims.carry(s)
 	token, err := e.signer.Sign(claims)
 	if err != nil {
-		return fail(ErrServer(fmt.Errorf("sign: %w", err)))
+		return fail(oauth.ErrServer(fmt.Errorf("sign: %w", err)))
 	}
 	expiresIn := exp.Unix() - now.Unix()
-	s.Result = &Result{
+	s.Result = &oauth.Result{
 		AccessToken:     token,
 		IssuedTokenType: s.RequestedTokenType,
 		TokenType:       "Bearer",

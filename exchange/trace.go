@@ -12,13 +12,14 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/stsclient"
 )
 
 // NewRecord summarises a finished (or partly walked) exchange in the
 // form GET /traces serves. The entries are copied without their Go
 // errors, so the record keeps nothing but what it shows.
-func NewRecord(at time.Time, trace Trace, res *Result, oerr *Error) *stsclient.Record {
+func NewRecord(at time.Time, trace Trace, res *oauth.Result, oerr *oauth.Error) *stsclient.Record {
 	r := &stsclient.Record{Time: at.UTC(), Outcome: stsclient.OutcomeOK, Steps: make([]stsclient.RecordStep, len(trace))}
 	for i, e := range trace {
 		r.Steps[i] = stsclient.RecordStep{N: e.N, Step: e.Step, Status: string(e.Status), Reason: e.Reason,

@@ -12,7 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/exchange"
-	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/stsclient"
 )
 
@@ -162,13 +162,13 @@ func TestTracesHoldNoSecrets(t *testing.T) {
 	for _, r := range []response{
 		e.post("/token", e.form(subject)),
 		e.post("/token", e.form(subject, "audience", "billing-api", "scope", "billing:write")),
-		e.post("/token", e.form(subject, "actor_token", actor, "actor_token_type", idp.TokenTypeJWT)),
+		e.post("/token", e.form(subject, "actor_token", actor, "actor_token_type", oauth.TokenTypeJWT)),
 		e.post("/token", e.form(subject, "client_id", "demo-client", "client_secret", "demo-secret"), "-"),
-		e.post("/token", e.form(subject, "client_assertion_type", exchange.ClientAssertionTypeJWTBearer, "client_assertion", assertion)),
+		e.post("/token", e.form(subject, "client_assertion_type", oauth.ClientAssertionTypeJWTBearer, "client_assertion", assertion)),
 		e.post("/token", e.form(subject), "bcrypt-client", "bcrypt-secret"),
 		e.post("/token", e.form(subject), "demo-client", "wrong-secret"),
 		e.post("/token", e.form(forged)),
-		e.post("/token", e.form(subject, "actor_token", forged, "actor_token_type", idp.TokenTypeJWT)),
+		e.post("/token", e.form(subject, "actor_token", forged, "actor_token_type", oauth.TokenTypeJWT)),
 	} {
 		if tok := r.str("access_token"); tok != "" {
 			issued = append(issued, tok)

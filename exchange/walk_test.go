@@ -16,6 +16,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/exchange"
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -64,7 +65,7 @@ func TestWalkStopsAtFailure(t *testing.T) {
 	}
 	last := w.Trace()[len(w.Trace())-1]
 	_, oerr := w.Result()
-	if last.Step != exchange.StepTarget || last.Status != exchange.Fail || oerr == nil || oerr.Code != exchange.CodeInvalidTarget || last.Err != oerr {
+	if last.Step != exchange.StepTarget || last.Status != exchange.Fail || oerr == nil || oerr.Code != oauth.CodeInvalidTarget || last.Err != oerr {
 		t.Fatalf("last %+v, error %v", last, oerr)
 	}
 }
@@ -88,7 +89,7 @@ func TestOutcomeCategory(t *testing.T) {
 			req := &exchange.Request{Form: e.form(tc.token), Basic: &exchange.BasicAuth{ID: "demo-client", Secret: "demo-secret"}}
 			_, trace, oerr := e.engine.Run(t.Context(), req)
 			last := trace[len(trace)-1]
-			if oerr == nil || oerr.Code != exchange.CodeInvalidRequest || last.Step != exchange.StepSubject {
+			if oerr == nil || oerr.Code != oauth.CodeInvalidRequest || last.Step != exchange.StepSubject {
 				t.Fatalf("got %v at %s", oerr, last.Step)
 			}
 			if last.Category != tc.category || !errors.Is(last.Cause, tc.is) {

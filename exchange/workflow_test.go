@@ -15,8 +15,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/exchange"
-	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 	"github.com/idtx/idtx/workflow"
 )
@@ -214,23 +214,23 @@ func TestMockBlockedWorkflow(t *testing.T) {
 	// is what refuses her once she is blocked.
 	for sub, aud := range map[string]string{"mallory": "orders-api", "alice": "billing-api"} {
 		r := e.post("/token", url.Values{
-			"grant_type": {exchange.GrantTypeTokenExchange}, "subject_token": {token(sub, map[string]any{"groups": []string{"blocked"}})},
-			"subject_token_type": {idp.TokenTypeJWT}, "audience": {aud},
+			"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token": {token(sub, map[string]any{"groups": []string{"blocked"}})},
+			"subject_token_type": {oauth.TokenTypeJWT}, "audience": {aud},
 		})
 		expectError(t, r, http.StatusBadRequest, "invalid_request", "workflow no-blocked denied: subjects in the blocked group may not exchange tokens")
 	}
 	for sub, claims := range map[string]map[string]any{"alice": nil, "bob": {"groups": []string{"staff"}}, "carol": {"groups": "staff"}} {
 		r := e.post("/token", url.Values{
-			"grant_type": {exchange.GrantTypeTokenExchange}, "subject_token": {token(sub, claims)},
-			"subject_token_type": {idp.TokenTypeJWT}, "audience": {"orders-api"},
+			"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token": {token(sub, claims)},
+			"subject_token_type": {oauth.TokenTypeJWT}, "audience": {"orders-api"},
 		})
 		if r.status != http.StatusOK {
 			t.Fatalf("%s: %d %v", sub, r.status, r.body)
 		}
 	}
 	r := e.post("/token", url.Values{
-		"grant_type": {exchange.GrantTypeTokenExchange}, "subject_token": {token("dave", map[string]any{"groups": "blocked"})},
-		"subject_token_type": {idp.TokenTypeJWT}, "audience": {"orders-api"},
+		"grant_type": {oauth.GrantTypeTokenExchange}, "subject_token": {token("dave", map[string]any{"groups": "blocked"})},
+		"subject_token_type": {oauth.TokenTypeJWT}, "audience": {"orders-api"},
 	})
 	expectError(t, r, http.StatusBadRequest, "invalid_request", "workflow no-blocked denied")
 }

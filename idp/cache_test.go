@@ -16,6 +16,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // countedKeys counts the keys asked for: one per signature verified.
@@ -107,7 +108,7 @@ func TestCacheHitSkipsVerification(t *testing.T) {
 	tok := s.sign(t, jwt.MapClaims{"iss": "https://idp.test", "sub": "alice", "aud": "sts",
 		"exp": now.Add(time.Hour).Unix(), "scope": "a b", "may_act": map[string]any{"sub": "svc"}})
 	for i := range 3 {
-		id, err := r.Validate(t.Context(), tok, idp.TokenTypeJWT)
+		id, err := r.Validate(t.Context(), tok, oauth.TokenTypeJWT)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,17 +138,17 @@ func TestCacheExpiredTokenRefused(t *testing.T) {
 	uncached := cachedRegistry(t, 0, clk, static, nil)
 	exp := now.Add(10 * time.Minute)
 	tok := s.sign(t, jwt.MapClaims{"iss": "https://idp.test", "sub": "alice", "aud": "sts", "exp": exp.Unix()})
-	if _, err := cached.Validate(t.Context(), tok, idp.TokenTypeJWT); err != nil {
+	if _, err := cached.Validate(t.Context(), tok, oauth.TokenTypeJWT); err != nil {
 		t.Fatal(err)
 	}
 	clk.set(exp.Add(-time.Second))
-	if _, err := cached.Validate(t.Context(), tok, idp.TokenTypeJWT); err != nil {
+	if _, err := cached.Validate(t.Context(), tok, oauth.TokenTypeJWT); err != nil {
 		t.Fatalf("a second before exp: %v", err)
 	}
 	for _, at := range []time.Time{exp, exp.Add(time.Hour)} {
 		clk.set(at)
-		_, got := cached.Validate(t.Context(), tok, idp.TokenTypeJWT)
-		_, want := uncached.Validate(t.Context(), tok, idp.TokenTypeJWT)
+		_, got := cached.Validate(t.Context(), tok, oauth.TokenTypeJWT)
+		_, want := uncached.Validate(t.Context(), tok, oauth.TokenTypeJWT)
 		if got == nil || want == nil || got.Error() != want.Error() || !errors.Is(got, idp.ErrInvalid) || !strings.Contains(got.Error(), "expired at") {
 			t.Fatalf("at %s: cached %v, uncached %v", at, got, want)
 		}
@@ -174,7 +175,7 @@ func TestCacheSAMLBearerExpiry(t *testing.T) {
 	})))
 	for _, at := range []time.Time{samlNow, bearerUntil.Add(-time.Second)} {
 		clk.set(at)
-		if _, err := r.Validate(t.Context(), tok, idp.TokenTypeSAML2); err != nil {
+		if _, err := r.Validate(t.Context(), tok, oauth.TokenTypeSAML2); err != nil {
 			t.Fatalf("at %s: %v", at, err)
 		}
 	}
@@ -182,14 +183,14 @@ func TestCacheSAMLBearerExpiry(t *testing.T) {
 		t.Fatalf("hits, misses = %d, %d; want 1, 1", hits, misses)
 	}
 	clk.set(bearerUntil.Add(30 * time.Second)) // past the skew too
-	_, err = r.Validate(t.Context(), tok, idp.TokenTypeSAML2)
-	_, want := v.Validate(t.Context(), tok, idp.TokenTypeSAML2)
+	_, err = r.Validate(t.Context(), tok, oauth.TokenTypeSAML2)
+	_, want := v.Validate(t.Context(), tok, oauth.TokenTypeSAML2)
 	if err == nil || want == nil || err.Error() != want.Error() || !strings.Contains(err.Error(), "bearer confirmation expired at") {
 		t.Fatalf("after the bearer NotOnOrAfter: %v, want %v", err, want)
 	}
 	// The same assertion presented as SAML 1.1 is another entry, refused.
 	clk.set(samlNow)
-	if _, err := r.Validate(t.Context(), tok, idp.TokenTypeSAML1); err == nil || !strings.Contains(err.Error(), "presented as saml1") {
+	if _, err := r.Validate(t.Context(), tok, oauth.TokenTypeSAML1); err == nil || !strings.Contains(err.Error(), "presented as saml1") {
 		t.Fatalf("as saml1: %v", err)
 	}
 }
@@ -210,7 +211,7 @@ func TestCacheKeyChangeInvalidates(t *testing.T) {
 	r := cachedRegistry(t, 10, clk, keys, m)
 	tokA, tokB := a.token(t), b.token(t)
 	for range 2 {
-		if _, err := r.Validate(ctx, tokA, idp.TokenTypeJWT); err != nil {
+		if _, err := r.Validate(ctx, tokA, oauth.TokenTypeJWT); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,10 +219,10 @@ func TestCacheKeyChangeInvalidates(t *testing.T) {
 		t.Fatalf("before the change: hits, misses = %d, %d; want 1, 1", hits, misses)
 	}
 	srv.current.Store(&b.jwks) // the IDP replaces key a with key b
-	if _, err := r.Validate(ctx, tokB, idp.TokenTypeJWT); err != nil {
+	if _, err := r.Validate(ctx, tokB, oauth.TokenTypeJWT); err != nil {
 		t.Fatal(err) // b's unknown kid fetches the new set
 	}
-	_, err = r.Validate(ctx, tokA, idp.TokenTypeJWT)
+	_, err = r.Validate(ctx, tokA, oauth.TokenTypeJWT)
 	if err == nil || !strings.Contains(err.Error(), "is not in the IDP's key set") {
 		t.Fatalf("a token of the retired key after the change: %v", err)
 	}
@@ -243,7 +244,7 @@ func TestCacheBound(t *testing.T) {
 	}
 	validate := func(i int) {
 		t.Helper()
-		if _, err := r.Validate(t.Context(), toks[i], idp.TokenTypeJWT); err != nil {
+		if _, err := r.Validate(t.Context(), toks[i], oauth.TokenTypeJWT); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -274,16 +275,16 @@ func TestCacheTokenTypesNotConfused(t *testing.T) {
 	clk := &clock{t: now}
 	r := cachedRegistry(t, 10, clk, static, nil, func(c *idp.JWTConfig) { c.AccessTokenTyp = []string{"at+jwt"} })
 	tok := s.token(t) // typ JWT
-	if _, err := r.Validate(t.Context(), tok, idp.TokenTypeJWT); err != nil {
+	if _, err := r.Validate(t.Context(), tok, oauth.TokenTypeJWT); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
-		_, err := r.Validate(t.Context(), tok, idp.TokenTypeAccessToken)
+		_, err := r.Validate(t.Context(), tok, oauth.TokenTypeAccessToken)
 		if err == nil || !strings.Contains(err.Error(), "access_token_typ") {
 			t.Fatalf("as access_token: %v", err)
 		}
 	}
-	if _, err := r.Validate(t.Context(), tok, idp.TokenTypeJWT); err != nil {
+	if _, err := r.Validate(t.Context(), tok, oauth.TokenTypeJWT); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -300,7 +301,7 @@ func TestCacheLeavesIntrospectionToItsTTL(t *testing.T) {
 	tok := srv.issue("int_", goodAnswer())
 	for i, at := range []time.Duration{0, 59 * time.Second, 60 * time.Second} {
 		clk.set(now.Add(at))
-		if _, err := r.Validate(t.Context(), tok, idp.TokenTypeAccessToken); err != nil {
+		if _, err := r.Validate(t.Context(), tok, oauth.TokenTypeAccessToken); err != nil {
 			t.Fatal(err)
 		}
 		want := 1
@@ -334,15 +335,15 @@ func TestRemoteKeysDownKeepsCachedKeys(t *testing.T) {
 	}
 	fail := []byte(`not json`)
 	srv.current.Store(&fail)
-	_, err = reg.Validate(ctx, c.token(t), idp.TokenTypeJWT) // unknown kid: one refresh, which fails
+	_, err = reg.Validate(ctx, c.token(t), oauth.TokenTypeJWT) // unknown kid: one refresh, which fails
 	if err == nil || !strings.Contains(err.Error(), "is not in the IDP's key set") {
 		t.Fatalf("unknown kid with a broken JWKS: %v", err)
 	}
-	if _, err := reg.Validate(ctx, a.token(t), idp.TokenTypeJWT); err != nil {
+	if _, err := reg.Validate(ctx, a.token(t), oauth.TokenTypeJWT); err != nil {
 		t.Fatalf("cached key after a failed refresh: %v", err)
 	}
 	srv.Close()
-	if _, err := reg.Validate(ctx, a.token(t), idp.TokenTypeJWT); err != nil {
+	if _, err := reg.Validate(ctx, a.token(t), oauth.TokenTypeJWT); err != nil {
 		t.Fatalf("cached key with the IDP down: %v", err)
 	}
 	if nr := reg.Ready(); nr != nil {
@@ -392,16 +393,16 @@ func TestCacheKeptWhenKeysUnchanged(t *testing.T) {
 	m := &lookups{}
 	r := cachedRegistry(t, 10, &clock{t: now}, keys, m)
 	tokA := a.token(t)
-	if _, err := r.Validate(ctx, tokA, idp.TokenTypeJWT); err != nil {
+	if _, err := r.Validate(ctx, tokA, oauth.TokenTypeJWT); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Validate(ctx, c.token(t), idp.TokenTypeJWT); err == nil { // unknown kid: a refresh, same keys
+	if _, err := r.Validate(ctx, c.token(t), oauth.TokenTypeJWT); err == nil { // unknown kid: a refresh, same keys
 		t.Fatal("a token of a key the IDP does not publish validated")
 	}
 	if n := srv.fetches.Load(); n != 2 {
 		t.Fatalf("fetches = %d, want 2", n)
 	}
-	if _, err := r.Validate(ctx, tokA, idp.TokenTypeJWT); err != nil {
+	if _, err := r.Validate(ctx, tokA, oauth.TokenTypeJWT); err != nil {
 		t.Fatal(err)
 	}
 	if hits, misses := m.counts(); hits != 1 || misses != 2 {
@@ -432,10 +433,10 @@ func TestWithHasItsOwnCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := s.sign(t, jwt.MapClaims{"iss": "https://sts.test", "sub": "alice", "aud": "sts", "exp": now.Add(time.Hour).Unix()})
-	if _, err := engineRegistry.Validate(t.Context(), tok, idp.TokenTypeJWT); err != nil {
+	if _, err := engineRegistry.Validate(t.Context(), tok, oauth.TokenTypeJWT); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := base.Validate(t.Context(), tok, idp.TokenTypeJWT); !errors.Is(err, idp.ErrUntrusted) {
+	if _, err := base.Validate(t.Context(), tok, oauth.TokenTypeJWT); !errors.Is(err, idp.ErrUntrusted) {
 		t.Fatalf("the original registry answered %v for a token only its copy trusts; want ErrUntrusted", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 )
 
 func TestLookup(t *testing.T) {
@@ -59,7 +60,7 @@ func TestJWTClaimMapping(t *testing.T) {
 		for k, x := range extra {
 			c[k] = x
 		}
-		id, err := v.Validate(t.Context(), s.sign(t, c), idp.TokenTypeJWT)
+		id, err := v.Validate(t.Context(), s.sign(t, c), oauth.TokenTypeJWT)
 		if err != nil {
 			t.Fatal(err)
 		}

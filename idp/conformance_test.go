@@ -18,6 +18,7 @@ import (
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/idp/idptest"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 const confIssuer = "https://idp.test"
@@ -87,7 +88,7 @@ func jwtKit(t *testing.T, remote bool) *idptest.Kit {
 		}
 	}
 	k := &idptest.Kit{
-		Validator: validator(t, keys), TokenType: idp.TokenTypeJWT, Now: now, Audience: "sts",
+		Validator: validator(t, keys), TokenType: oauth.TokenTypeJWT, Now: now, Audience: "sts",
 		Mint: func(t testing.TB, tok idptest.Token) string { return current.sign(t, jwtClaims(tok, "sts")) },
 		Unsigned: func(t testing.TB, tok idptest.Token) string {
 			b, _ := json.Marshal(jwtClaims(tok, "sts"))
@@ -127,7 +128,7 @@ func TestConformanceSAML(t *testing.T) {
 	idptest.Run(t, func(t *testing.T) *idptest.Kit {
 		enc := base64.RawURLEncoding.EncodeToString
 		return &idptest.Kit{
-			Validator: samlValidator(t, false), TokenType: idp.TokenTypeSAML2, Now: samlNow, Audience: "idtx-sts",
+			Validator: samlValidator(t, false), TokenType: oauth.TokenTypeSAML2, Now: samlNow, Audience: "idtx-sts",
 			Mint: func(t testing.TB, tok idptest.Token) string {
 				s, err := mockidp.SAML(samlOptions(tok), 2)
 				if err != nil {
@@ -253,7 +254,7 @@ func TestConformanceIntrospection(t *testing.T) {
 		srv := newIntrospectionServer(t)
 		return &idptest.Kit{
 			Validator: introspectionValidator(t, srv.URL, func() time.Time { return now }),
-			TokenType: idp.TokenTypeAccessToken, Now: now, Audience: "sts",
+			TokenType: oauth.TokenTypeAccessToken, Now: now, Audience: "sts",
 			Mint: func(t testing.TB, tok idptest.Token) string { return srv.issue("int_", introspectionClaims(tok)) },
 			Forge: func(t testing.TB, tok idptest.Token) string {
 				return "int_never-issued-" + base64.RawURLEncoding.EncodeToString([]byte(tok.Subject))
@@ -292,7 +293,7 @@ func TestConformanceMockInternal(t *testing.T) {
 			return s
 		}
 		return &idptest.Kit{
-			Validator: v, TokenType: idp.TokenTypeAccessToken, Now: now, Audience: "idtx-sts",
+			Validator: v, TokenType: oauth.TokenTypeAccessToken, Now: now, Audience: "idtx-sts",
 			Mint: opaque,
 			Forge: func(t testing.TB, tok idptest.Token) string {
 				signed, _, _ := strings.Cut(opaque(t, tok), ".")

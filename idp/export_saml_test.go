@@ -1,6 +1,9 @@
 package idp
 
-import "github.com/beevik/etree"
+import (
+	"github.com/beevik/etree"
+	"github.com/idtx/idtx/oauth"
+)
 
 // ValidateSAMLSwapped validates token as Validate does, after swap has
 // replaced the document's unverified assertion with another element. The
@@ -14,5 +17,5 @@ func ValidateSAMLSwapped(v *SAML, token string, swap func(*etree.Element) *etree
 		return nil, err
 	}
 	d.assertion = swap(d.assertion)
-	return v.validate(d, TokenTypeSAML2)
+	return v.validate(d, oauth.TokenTypeSAML2)
 }

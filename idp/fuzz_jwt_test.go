@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // fuzzKey is generated once: FuzzJWT's body runs millions of times.
@@ -61,7 +62,7 @@ func FuzzJWT(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	types := []string{idp.TokenTypeJWT, idp.TokenTypeAccessToken, idp.TokenTypeIDToken, idp.TokenTypeSAML2}
+	types := []string{oauth.TokenTypeJWT, oauth.TokenTypeAccessToken, oauth.TokenTypeIDToken, oauth.TokenTypeSAML2}
 	f.Fuzz(func(t *testing.T, token string, which uint8) {
 		tokenType := types[int(which)%len(types)]
 		id, err := v.Validate(context.Background(), token, tokenType)

@@ -20,16 +20,6 @@ import (
 	"github.com/idtx/idtx/oauth"
 )
 
-// Token type URNs (RFC 8693 §3), the ones of package oauth.
-const (
-	TokenTypeAccessToken  = oauth.TokenTypeAccessToken
-	TokenTypeRefreshToken = oauth.TokenTypeRefreshToken
-	TokenTypeIDToken      = oauth.TokenTypeIDToken
-	TokenTypeJWT          = oauth.TokenTypeJWT
-	TokenTypeSAML1        = oauth.TokenTypeSAML1
-	TokenTypeSAML2        = oauth.TokenTypeSAML2
-)
-
 // Error categories. Every validation error wraps exactly one of them, so
 // callers can tell a bad token from an IDP that is down with errors.Is.
 var (
@@ -295,8 +285,8 @@ func (r *Registry) route(ctx context.Context, token, tokenType string) (routed, 
 		return routed{v, func() (*Identity, error) { return v.Validate(ctx, token, tokenType) }}
 	}
 	switch tokenType {
-	case TokenTypeJWT, TokenTypeAccessToken, TokenTypeIDToken:
-	case TokenTypeSAML1, TokenTypeSAML2:
+	case oauth.TokenTypeJWT, oauth.TokenTypeAccessToken, oauth.TokenTypeIDToken:
+	case oauth.TokenTypeSAML1, oauth.TokenTypeSAML2:
 		d, err := parseSAML(token)
 		if err != nil {
 			return routed{}, err
@@ -310,7 +300,7 @@ func (r *Registry) route(ctx context.Context, token, tokenType string) (routed, 
 			return routed{v, func() (*Identity, error) { return sv.validate(d, tokenType) }}, nil
 		}
 		return plain(v), nil
-	case TokenTypeRefreshToken:
+	case oauth.TokenTypeRefreshToken:
 		return routed{}, fmt.Errorf("%w: a refresh_token is for the authorization server that issued it only (RFC 6749 §1.5); exchange an access token", ErrUntrusted)
 	default:
 		return routed{}, fmt.Errorf("%w: token type %s is not accepted here", ErrUntrusted, tokenType)
@@ -323,7 +313,7 @@ func (r *Registry) route(ctx context.Context, token, tokenType string) (routed, 
 	// Opaque to the STS: anything but a compact JWS. A JWE is opaque too
 	// (zitadel/oidc issues its access tokens so); only its IDP reads it.
 	opaque := strings.Count(token, ".") != 2
-	if opaque && tokenType == TokenTypeAccessToken && len(r.opaque) > 0 {
+	if opaque && tokenType == oauth.TokenTypeAccessToken && len(r.opaque) > 0 {
 		if v := r.opaque[0]; len(r.opaque) == 1 && v.Route().TokenPrefix == "" {
 			return plain(v), nil
 		}
@@ -331,7 +321,7 @@ func (r *Registry) route(ctx context.Context, token, tokenType string) (routed, 
 	}
 	p, err := peekJWT(token, tokenType)
 	if err != nil {
-		if opaque && tokenType == TokenTypeAccessToken {
+		if opaque && tokenType == oauth.TokenTypeAccessToken {
 			return routed{}, fmt.Errorf("%w: no introspection IDP is configured for opaque access tokens", err)
 		}
 		return routed{}, err

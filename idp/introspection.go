@@ -17,6 +17,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/internal/fetch"
 	"github.com/idtx/idtx/internal/strictjson"
+	"github.com/idtx/idtx/oauth"
 )
 
 // Introspection behaviour.
@@ -128,7 +129,7 @@ func (v *Introspection) Validate(ctx context.Context, token, tokenType string) (
 	if v.cfg.TokenPrefix != "" && !prefixed {
 		return nil, fmt.Errorf("%w: the token does not start with IDP %s's token_prefix %q", ErrUntrusted, v.cfg.Name, v.cfg.TokenPrefix)
 	}
-	if tokenType == TokenTypeJWT {
+	if tokenType == oauth.TokenTypeJWT {
 		return nil, fmt.Errorf("%w: presented as a jwt, but the token is opaque; send it as access_token", ErrMalformed)
 	}
 	return v.introspect(ctx, token)
@@ -139,9 +140,9 @@ func (v *Introspection) Validate(ctx context.Context, token, tokenType string) (
 // a token is an ID token.
 func (v *Introspection) acceptType(tokenType string) error {
 	switch tokenType {
-	case TokenTypeAccessToken, TokenTypeJWT:
+	case oauth.TokenTypeAccessToken, oauth.TokenTypeJWT:
 		return nil
-	case TokenTypeIDToken:
+	case oauth.TokenTypeIDToken:
 		return fmt.Errorf("%w: IDP %s is an introspection IDP, and an id_token is not introspected (RFC 7662 answers for access tokens)", ErrInvalid, v.cfg.Name)
 	}
 	return fmt.Errorf("%w: token type %s is not accepted by introspection IDP %s", ErrUntrusted, tokenType, v.cfg.Name)

@@ -18,6 +18,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/internal/fetch"
+	"github.com/idtx/idtx/oauth"
 )
 
 func goodAnswer() map[string]any {
@@ -57,7 +58,7 @@ func TestIntrospectionAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newIntrospectionServer(t)
 			v := introspectionValidator(t, srv.URL, func() time.Time { return now })
-			_, err := v.Validate(t.Context(), srv.issue("int_", tt.answer), idp.TokenTypeAccessToken)
+			_, err := v.Validate(t.Context(), srv.issue("int_", tt.answer), oauth.TokenTypeAccessToken)
 			if !errors.Is(err, tt.category) || fmt.Sprint(err) != tt.want {
 				t.Fatalf("Validate = %v\nwant     %s", err, tt.want)
 			}
@@ -66,14 +67,14 @@ func TestIntrospectionAnswers(t *testing.T) {
 	t.Run("no aud: the endpoint's answer to the STS's credentials binds it", func(t *testing.T) {
 		srv := newIntrospectionServer(t)
 		v := introspectionValidator(t, srv.URL, func() time.Time { return now })
-		if _, err := v.Validate(t.Context(), srv.issue("int_", with(map[string]any{"aud": nil})), idp.TokenTypeAccessToken); err != nil {
+		if _, err := v.Validate(t.Context(), srv.issue("int_", with(map[string]any{"aud": nil})), oauth.TokenTypeAccessToken); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("inactive", func(t *testing.T) {
 		srv := newIntrospectionServer(t)
 		v := introspectionValidator(t, srv.URL, func() time.Time { return now })
-		_, err := v.Validate(t.Context(), "int_unknown", idp.TokenTypeAccessToken)
+		_, err := v.Validate(t.Context(), "int_unknown", oauth.TokenTypeAccessToken)
 		if want := "invalid token: IDP internal says the token is not active (RFC 7662 §2.2: expired, revoked or never issued)"; !errors.Is(err, idp.ErrInvalid) || err.Error() != want {
 			t.Fatalf("Validate = %v", err)
 		}
@@ -108,7 +109,7 @@ func TestIntrospectionUnavailable(t *testing.T) {
 			srv := newIntrospectionServer(t)
 			srv.setAnswer(tt.answer)
 			v := introspectionValidator(t, srv.URL, func() time.Time { return now })
-			_, err := v.Validate(t.Context(), "int_x", idp.TokenTypeAccessToken)
+			_, err := v.Validate(t.Context(), "int_x", oauth.TokenTypeAccessToken)
 			if !errors.Is(err, idp.ErrUnavailable) || fmt.Sprint(err) != tt.want {
 				t.Fatalf("Validate = %v\nwant     %s", err, tt.want)
 			}
@@ -117,7 +118,7 @@ func TestIntrospectionUnavailable(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
 		srv := newIntrospectionServer(t)
 		srv.Close()
-		_, err := introspectionValidator(t, srv.URL, func() time.Time { return now }).Validate(t.Context(), "int_x", idp.TokenTypeAccessToken)
+		_, err := introspectionValidator(t, srv.URL, func() time.Time { return now }).Validate(t.Context(), "int_x", oauth.TokenTypeAccessToken)
 		if !errors.Is(err, idp.ErrUnavailable) || !strings.Contains(err.Error(), "introspection endpoint of IDP internal is unreachable") {
 			t.Fatalf("Validate = %v", err)
 		}
@@ -134,7 +135,7 @@ func TestIntrospectionUnavailable(t *testing.T) {
 		defer close(release)
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
-		_, err := introspectionValidator(t, srv.URL, func() time.Time { return now }).Validate(ctx, "int_x", idp.TokenTypeAccessToken)
+		_, err := introspectionValidator(t, srv.URL, func() time.Time { return now }).Validate(ctx, "int_x", oauth.TokenTypeAccessToken)
 		if !errors.Is(err, idp.ErrUnavailable) || !strings.Contains(err.Error(), "did not answer in time") {
 			t.Fatalf("Validate = %v", err)
 		}
@@ -151,7 +152,7 @@ func TestIntrospectionCache(t *testing.T) {
 	short := srv.issue("int_", map[string]any{"iss": confIssuer, "sub": "bob", "aud": "sts", "exp": now.Add(20 * time.Second).Unix()})
 	check := func(token string, wantCalls int, wantErr string) {
 		t.Helper()
-		_, err := v.Validate(t.Context(), token, idp.TokenTypeAccessToken)
+		_, err := v.Validate(t.Context(), token, oauth.TokenTypeAccessToken)
 		if (err == nil) != (wantErr == "") || (err != nil && !strings.Contains(err.Error(), wantErr)) {
 			t.Fatalf("Validate = %v, want %q", err, wantErr)
 		}
@@ -186,7 +187,7 @@ func TestIntrospectionIdentity(t *testing.T) {
 	})
 	a := goodAnswer()
 	a["may_act"] = map[string]any{"sub": "gateway"}
-	id, err := v.Validate(t.Context(), srv.issue("int_", a), idp.TokenTypeAccessToken)
+	id, err := v.Validate(t.Context(), srv.issue("int_", a), oauth.TokenTypeAccessToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,10 +205,10 @@ func TestIntrospectionTokenTypes(t *testing.T) {
 	v := introspectionValidator(t, srv.URL, func() time.Time { return now })
 	tok := srv.issue("int_", goodAnswer())
 	tests := []struct{ token, tokenType, want string }{
-		{tok, idp.TokenTypeIDToken, "invalid token: IDP internal is an introspection IDP, and an id_token is not introspected (RFC 7662 answers for access tokens)"},
-		{tok, idp.TokenTypeRefreshToken, "untrusted issuer: token type urn:ietf:params:oauth:token-type:refresh_token is not accepted by introspection IDP internal"},
-		{tok, idp.TokenTypeJWT, "malformed token: presented as a jwt, but the token is opaque; send it as access_token"},
-		{"zz_" + tok, idp.TokenTypeAccessToken, `untrusted issuer: the token does not start with IDP internal's token_prefix "int_"`},
+		{tok, oauth.TokenTypeIDToken, "invalid token: IDP internal is an introspection IDP, and an id_token is not introspected (RFC 7662 answers for access tokens)"},
+		{tok, oauth.TokenTypeRefreshToken, "untrusted issuer: token type urn:ietf:params:oauth:token-type:refresh_token is not accepted by introspection IDP internal"},
+		{tok, oauth.TokenTypeJWT, "malformed token: presented as a jwt, but the token is opaque; send it as access_token"},
+		{"zz_" + tok, oauth.TokenTypeAccessToken, `untrusted issuer: the token does not start with IDP internal's token_prefix "int_"`},
 	}
 	for _, tt := range tests {
 		if _, err := v.Validate(t.Context(), tt.token, tt.tokenType); fmt.Sprint(err) != tt.want {
@@ -237,7 +238,7 @@ func TestIntrospectionDiscovery(t *testing.T) {
 			})
 			a := goodAnswer()
 			a["iss"] = issuer
-			if _, err := v.Validate(t.Context(), intro.issue("int_", a), idp.TokenTypeAccessToken); err != nil {
+			if _, err := v.Validate(t.Context(), intro.issue("int_", a), oauth.TokenTypeAccessToken); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -250,7 +251,7 @@ func TestIntrospectionDiscovery(t *testing.T) {
 		v := introspectionValidator(t, "", func() time.Time { return now }, func(c *idp.IntrospectionConfig) {
 			c.Issuer, c.Discovery = meta.URL, true
 		})
-		_, err := v.Validate(t.Context(), "int_x", idp.TokenTypeAccessToken)
+		_, err := v.Validate(t.Context(), "int_x", oauth.TokenTypeAccessToken)
 		if !errors.Is(err, idp.ErrUnavailable) || !strings.Contains(err.Error(), `names issuer "https://evil.example"`) {
 			t.Fatalf("Validate = %v", err)
 		}
@@ -281,7 +282,7 @@ func TestRegistryRouting(t *testing.T) {
 	}
 	validate := func(token, tokenType string) (*idp.Identity, error) { return r.Validate(t.Context(), token, tokenType) }
 
-	id, err := validate(b.issue("b_", answer("https://b.test")), idp.TokenTypeAccessToken)
+	id, err := validate(b.issue("b_", answer("https://b.test")), oauth.TokenTypeAccessToken)
 	if err != nil || id.IDP != "b" || a.callCount() != 0 || b.callCount() != 1 {
 		t.Fatalf("b_ token: %v %v, calls a=%d b=%d", id, err, a.callCount(), b.callCount())
 	}
@@ -291,22 +292,22 @@ func TestRegistryRouting(t *testing.T) {
 	a.mu.Lock()
 	a.issued[jwtForA] = answer("https://a.test")
 	a.mu.Unlock()
-	if id, err := validate(jwtForA, idp.TokenTypeJWT); err != nil || id.IDP != "a" || a.callCount() != 1 || b.callCount() != 1 {
+	if id, err := validate(jwtForA, oauth.TokenTypeJWT); err != nil || id.IDP != "a" || a.callCount() != 1 || b.callCount() != 1 {
 		t.Fatalf("JWT of a: %v %v, calls a=%d b=%d", id, err, a.callCount(), b.callCount())
 	}
 	// The same JWT presented as an id_token: an active answer does not say
 	// it is one, and a is not asked.
-	if _, err := validate(jwtForA, idp.TokenTypeIDToken); fmt.Sprint(err) != "invalid token: IDP a is an introspection IDP, and an id_token is not introspected (RFC 7662 answers for access tokens)" || a.callCount() != 1 {
+	if _, err := validate(jwtForA, oauth.TokenTypeIDToken); fmt.Sprint(err) != "invalid token: IDP a is an introspection IDP, and an id_token is not introspected (RFC 7662 answers for access tokens)" || a.callCount() != 1 {
 		t.Fatalf("JWT of a as an id_token: %v, calls a=%d", err, a.callCount())
 	}
 	// A JWT of the jwt IDP never reaches an endpoint.
-	if id, err := validate(s.sign(t, jwt.MapClaims{"iss": "https://local.test", "sub": "alice", "aud": "sts", "exp": now.Unix() + 60}), idp.TokenTypeAccessToken); err != nil || id.IDP != "local" || a.callCount()+b.callCount() != 2 {
+	if id, err := validate(s.sign(t, jwt.MapClaims{"iss": "https://local.test", "sub": "alice", "aud": "sts", "exp": now.Unix() + 60}), oauth.TokenTypeAccessToken); err != nil || id.IDP != "local" || a.callCount()+b.callCount() != 2 {
 		t.Fatalf("local JWT: %v %v", id, err)
 	}
 	refusals := []struct{ token, tokenType, want string }{
-		{"c_opaque", idp.TokenTypeAccessToken, `untrusted issuer: an opaque token that starts with no introspection IDP's token_prefix ("a_", "b_")`},
-		{"anything", idp.TokenTypeRefreshToken, "untrusted issuer: a refresh_token is for the authorization server that issued it only (RFC 6749 §1.5); exchange an access token"},
-		{"c_opaque", idp.TokenTypeJWT, "malformed token: not a compact JWT (expected three dot-separated parts)"},
+		{"c_opaque", oauth.TokenTypeAccessToken, `untrusted issuer: an opaque token that starts with no introspection IDP's token_prefix ("a_", "b_")`},
+		{"anything", oauth.TokenTypeRefreshToken, "untrusted issuer: a refresh_token is for the authorization server that issued it only (RFC 6749 §1.5); exchange an access token"},
+		{"c_opaque", oauth.TokenTypeJWT, "malformed token: not a compact JWT (expected three dot-separated parts)"},
 	}
 	for _, tt := range refusals {
 		if _, err := validate(tt.token, tt.tokenType); fmt.Sprint(err) != tt.want {
@@ -321,7 +322,7 @@ func TestRegistryRouting(t *testing.T) {
 		r := idp.NewRegistry()
 		only := introspectionValidator(t, a.URL, func() time.Time { return now }, func(c *idp.IntrospectionConfig) { c.Name, c.Issuer, c.TokenPrefix = "a", "https://a.test", "" })
 		r.Add(only)
-		if id, err := r.Validate(t.Context(), a.issue("x", answer("https://a.test")), idp.TokenTypeAccessToken); err != nil || id.IDP != "a" {
+		if id, err := r.Validate(t.Context(), a.issue("x", answer("https://a.test")), oauth.TokenTypeAccessToken); err != nil || id.IDP != "a" {
 			t.Fatalf("%v %v", id, err)
 		}
 		// A JWE is opaque to the STS: zitadel/oidc's access tokens are.
@@ -329,14 +330,14 @@ func TestRegistryRouting(t *testing.T) {
 		a.mu.Lock()
 		a.issued[jwe] = answer("https://a.test")
 		a.mu.Unlock()
-		if id, err := r.Validate(t.Context(), jwe, idp.TokenTypeAccessToken); err != nil || id.IDP != "a" {
+		if id, err := r.Validate(t.Context(), jwe, oauth.TokenTypeAccessToken); err != nil || id.IDP != "a" {
 			t.Fatalf("a JWE: %v %v", id, err)
 		}
 	})
 	t.Run("no introspection IDP", func(t *testing.T) {
 		r := idp.NewRegistry()
 		r.Add(local)
-		_, err := r.Validate(t.Context(), "opaque", idp.TokenTypeAccessToken)
+		_, err := r.Validate(t.Context(), "opaque", oauth.TokenTypeAccessToken)
 		if want := "malformed token: not a compact JWT (expected three dot-separated parts): no introspection IDP is configured for opaque access tokens"; fmt.Sprint(err) != want {
 			t.Fatalf("Validate = %v", err)
 		}
@@ -386,7 +387,7 @@ func TestIntrospectionFromConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, err := reg.Validate(t.Context(), srv.issue("int_", goodAnswer()), idp.TokenTypeAccessToken); err != nil || id.Subject != "alice" {
+	if id, err := reg.Validate(t.Context(), srv.issue("int_", goodAnswer()), oauth.TokenTypeAccessToken); err != nil || id.Subject != "alice" {
 		t.Fatalf("%v %v", id, err)
 	}
 }
@@ -409,7 +410,7 @@ func TestIntrospectionRealAnswers(t *testing.T) {
 			v := introspectionValidator(t, srv.URL, func() time.Time { return now }, func(c *idp.IntrospectionConfig) {
 				c.Claims = idp.ClaimMap{"groups": "realm_access.roles", "email": "ext.email"}
 			})
-			id, err := v.Validate(t.Context(), "int_x", idp.TokenTypeAccessToken)
+			id, err := v.Validate(t.Context(), "int_x", oauth.TokenTypeAccessToken)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -454,7 +455,7 @@ idps:
 		token := srv.issue("int_", goodAnswer())
 		before := srv.callCount()
 		for range 2 {
-			if _, err := reg.Validate(t.Context(), token, idp.TokenTypeAccessToken); err != nil {
+			if _, err := reg.Validate(t.Context(), token, oauth.TokenTypeAccessToken); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -476,7 +477,7 @@ func TestIntrospectionUnreachableNamesNoURL(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nobody listens there now
 	v := introspectionValidator(t, "http://"+addr+"/introspect?api_key=SECRET", func() time.Time { return now })
-	_, err = v.Validate(t.Context(), "int_x", idp.TokenTypeAccessToken)
+	_, err = v.Validate(t.Context(), "int_x", oauth.TokenTypeAccessToken)
 	const want = "idp unavailable: introspection endpoint of IDP internal is unreachable"
 	if !errors.Is(err, idp.ErrUnavailable) || fmt.Sprint(err) != want {
 		t.Fatalf("Validate = %v, want exactly %q", err, want)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/internal/strictjson"
+	"github.com/idtx/idtx/oauth"
 )
 
 // peeked is a compact JWT split and pre-checked, before any signature is
@@ -116,7 +117,7 @@ func checkTyp(typ, tokenType string) error {
 	switch t := config.NormalizeTyp(typ); {
 	case t != "" && t != "jwt" && t != "at+jwt":
 		return fmt.Errorf("%w: typ %q is not a subject token type (at+jwt, JWT or none)", ErrInvalid, clip(typ))
-	case tokenType == TokenTypeIDToken && t == "at+jwt":
+	case tokenType == oauth.TokenTypeIDToken && t == "at+jwt":
 		return fmt.Errorf("%w: typ at+jwt is an access token, presented as an id_token", ErrInvalid)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/config"
+	"github.com/idtx/idtx/oauth"
 )
 
 // MinRSABits is the smallest RSA modulus accepted from any key set
@@ -102,7 +103,7 @@ func (v *JWT) validate(ctx context.Context, p *peeked) (*Identity, error) {
 	if !slices.Contains(v.algs, p.alg) {
 		return nil, fmt.Errorf("%w: alg %q is not allowed for IDP %s (allowed: %s)", ErrInvalid, clip(p.alg), v.name, strings.Join(v.algs, " "))
 	}
-	if p.ttype == TokenTypeAccessToken && !slices.Contains(v.atTyps, config.NormalizeTyp(p.typ)) {
+	if p.ttype == oauth.TokenTypeAccessToken && !slices.Contains(v.atTyps, config.NormalizeTyp(p.typ)) {
 		return nil, fmt.Errorf("%w: typ %q is not one of IDP %s's access_token_typ [%s] for subject_token_type access_token (RFC 9068 §2.1)",
 			ErrInvalid, clip(p.typ), v.name, typList(v.atTyps))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 )
 
 type signer struct {
@@ -93,7 +94,7 @@ func TestRemoteKeysRefreshAndOutage(t *testing.T) {
 	v := validator(t, keys)
 	check := func(s *signer, wantErr string) {
 		t.Helper()
-		_, err := v.Validate(ctx, s.token(t), idp.TokenTypeJWT)
+		_, err := v.Validate(ctx, s.token(t), oauth.TokenTypeJWT)
 		if (err == nil) != (wantErr == "") || (err != nil && !strings.Contains(err.Error(), wantErr)) {
 			t.Fatalf("Validate = %v, want %q", err, wantErr)
 		}
@@ -126,7 +127,7 @@ func TestRemoteKeysUnreachableAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("an IDP down at start must not stop the server: %v", err)
 	}
-	_, err = validator(t, keys).Validate(t.Context(), newSigner(t).token(t), idp.TokenTypeJWT)
+	_, err = validator(t, keys).Validate(t.Context(), newSigner(t).token(t), oauth.TokenTypeJWT)
 	if err == nil || !strings.Contains(err.Error(), "idp unavailable") {
 		t.Fatalf("Validate = %v, want idp unavailable", err)
 	}
@@ -149,7 +150,7 @@ func TestDiscovery(t *testing.T) {
 	// test server, reached through a client that rewrites the host.
 	client := &http.Client{Transport: rewriteHost{to: srv.Listener.Addr().String()}}
 	v := validator(t, idp.DiscoveredKeys(t.Context(), "https://idp.test", client))
-	if _, err := v.Validate(t.Context(), s.token(t), idp.TokenTypeJWT); err != nil {
+	if _, err := v.Validate(t.Context(), s.token(t), oauth.TokenTypeJWT); err != nil {
 		t.Fatal(err)
 	}
 
@@ -159,7 +160,7 @@ func TestDiscovery(t *testing.T) {
 	defer mixUp.Close()
 	client = &http.Client{Transport: rewriteHost{to: mixUp.Listener.Addr().String()}}
 	v = validator(t, idp.DiscoveredKeys(t.Context(), "https://idp.test", client))
-	if _, err := v.Validate(t.Context(), s.token(t), idp.TokenTypeJWT); err == nil || !strings.Contains(err.Error(), `names issuer "https://evil.test"`) {
+	if _, err := v.Validate(t.Context(), s.token(t), oauth.TokenTypeJWT); err == nil || !strings.Contains(err.Error(), `names issuer "https://evil.test"`) {
 		t.Fatalf("discovery naming another issuer: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // Tests that kill mutants of the JWT checks which the rest of the suite
@@ -71,7 +72,7 @@ func TestNoKidWeakKeyRefused(t *testing.T) {
 		}
 		return s
 	}
-	_, err = validator(t, keys).Validate(t.Context(), sign(weak), idp.TokenTypeJWT)
+	_, err = validator(t, keys).Validate(t.Context(), sign(weak), oauth.TokenTypeJWT)
 	const want = "invalid token: no usable key: no key of sufficient strength in the IDP's key set"
 	if err == nil || err.Error() != want || !errors.Is(err, idp.ErrInvalid) {
 		t.Fatalf("got %v, want %q", err, want)
@@ -88,10 +89,10 @@ func TestNoKidWeakKeyRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := validator(t, keys)
-	if id, err := v.Validate(t.Context(), sign(strong.key), idp.TokenTypeJWT); err != nil || id.Subject != "alice" {
+	if id, err := v.Validate(t.Context(), sign(strong.key), oauth.TokenTypeJWT); err != nil || id.Subject != "alice" {
 		t.Fatalf("strong key: %v %+v", err, id)
 	}
-	if _, err := v.Validate(t.Context(), sign(weak), idp.TokenTypeJWT); err == nil || !strings.Contains(err.Error(), "invalid token: ") {
+	if _, err := v.Validate(t.Context(), sign(weak), oauth.TokenTypeJWT); err == nil || !strings.Contains(err.Error(), "invalid token: ") {
 		t.Fatalf("weak key beside a strong one: %v", err)
 	}
 }

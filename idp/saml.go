@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/idtx/idtx/oauth"
 	xrv "github.com/mattermost/xml-roundtrip-validator"
 )
 
@@ -122,7 +123,7 @@ func (v *SAML) Validate(_ context.Context, token, tokenType string) (*Identity, 
 
 func (v *SAML) validate(d *document, tokenType string) (*Identity, error) {
 	want := 2
-	if tokenType == TokenTypeSAML1 {
+	if tokenType == oauth.TokenTypeSAML1 {
 		want = 1
 	}
 	if d.version != want {

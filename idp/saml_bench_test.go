@@ -13,6 +13,7 @@ import (
 
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // BenchmarkSAMLValidate is the whole SAML pipeline on a mock assertion;
@@ -30,7 +31,7 @@ func BenchmarkSAMLValidate(b *testing.B) {
 	v := samlValidator(b, false)
 	i := 0
 	for b.Loop() {
-		if _, err := v.Validate(context.Background(), pool[i%len(pool)], idp.TokenTypeSAML2); err != nil {
+		if _, err := v.Validate(context.Background(), pool[i%len(pool)], oauth.TokenTypeSAML2); err != nil {
 			b.Fatal(err)
 		}
 		i++

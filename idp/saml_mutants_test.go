@@ -10,6 +10,7 @@ import (
 
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // Tests that kill mutants of the SAML checks which the rest of the suite
@@ -53,7 +54,7 @@ func TestSAMLNotOnOrAfterBoundary(t *testing.T) {
 			"invalid token: bearer confirmation expired at 2026-05-06T07:18:09Z (now 2026-05-06T07:18:39Z)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			id, err := samlValidatorAt(t, tt.now, false).Validate(t.Context(), b64(tt.token), idp.TokenTypeSAML2)
+			id, err := samlValidatorAt(t, tt.now, false).Validate(t.Context(), b64(tt.token), oauth.TokenTypeSAML2)
 			if tt.want == "" {
 				if err != nil || id.Subject != "alice" {
 					t.Fatalf("valid assertion refused: %v", err)
@@ -80,12 +81,12 @@ func TestSAMLNestedDOCTYPE(t *testing.T) {
 		return strings.Replace(s, "</samlp:Status>", "</samlp:Status>"+extra, 1)
 	}
 	v := samlValidator(t, false)
-	if _, err := v.Validate(t.Context(), b64(signedResponse("")), idp.TokenTypeSAML2); err != nil {
+	if _, err := v.Validate(t.Context(), b64(signedResponse("")), oauth.TokenTypeSAML2); err != nil {
 		t.Fatalf("control: %v", err)
 	}
 	for _, extra := range []string{`<!DOCTYPE x>`, `<!DOCTYPE saml:Assertion [<!ENTITY who "admin">]>`, `<!ENTITY who "admin">`} {
 		t.Run(extra, func(t *testing.T) {
-			_, err := v.Validate(t.Context(), b64(signedResponse(extra)), idp.TokenTypeSAML2)
+			_, err := v.Validate(t.Context(), b64(signedResponse(extra)), oauth.TokenTypeSAML2)
 			const want = "malformed token: a DOCTYPE is refused"
 			if err == nil || err.Error() != want {
 				t.Fatalf("got %v, want %q", err, want)
@@ -104,7 +105,7 @@ func TestSAMLSHA1SignatureWithSHA256Digest(t *testing.T) {
 		t.Fatalf("digest %s, want SHA-256", got)
 	}
 	token := b64(xmlOf(t, a))
-	_, err := samlValidator(t, false).Validate(t.Context(), token, idp.TokenTypeSAML2)
+	_, err := samlValidator(t, false).Validate(t.Context(), token, oauth.TokenTypeSAML2)
 	const want = "invalid token: signature algorithm http://www.w3.org/2000/09/xmldsig#rsa-sha1 is SHA-1, refused unless IDP mock-saml sets allow_sha1"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
@@ -112,7 +113,7 @@ func TestSAMLSHA1SignatureWithSHA256Digest(t *testing.T) {
 	// Control: with allow_sha1 the algorithms pass and the signature is
 	// what fails (it was made with RSA-SHA256), so the refusal above is
 	// the allow-list's.
-	_, err = samlValidator(t, true).Validate(t.Context(), token, idp.TokenTypeSAML2)
+	_, err = samlValidator(t, true).Validate(t.Context(), token, oauth.TokenTypeSAML2)
 	if err == nil || !strings.HasPrefix(err.Error(), "invalid token: signature of the Assertion does not verify with IDP mock-saml's certificate") {
 		t.Fatalf("allow_sha1: got %v", err)
 	}
@@ -153,10 +154,10 @@ func TestSAMLMaxAgeBoundary(t *testing.T) {
 		}
 		return v
 	}
-	if id, err := validator(samlNow.Add(maxAge+skew-time.Second)).Validate(t.Context(), token, idp.TokenTypeSAML2); err != nil || id.Subject != "alice" {
+	if id, err := validator(samlNow.Add(maxAge+skew-time.Second)).Validate(t.Context(), token, oauth.TokenTypeSAML2); err != nil || id.Subject != "alice" {
 		t.Fatalf("a second under max_age + skew: %v", err)
 	}
-	_, err := validator(samlNow.Add(maxAge+skew)).Validate(t.Context(), token, idp.TokenTypeSAML2)
+	_, err := validator(samlNow.Add(maxAge+skew)).Validate(t.Context(), token, oauth.TokenTypeSAML2)
 	const want = "invalid token: issued at 2026-05-06T07:08:09Z, older than IDP mock-saml's max_age 5m0s (now 2026-05-06T07:13:39Z)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
@@ -172,7 +173,7 @@ func TestSAMLEarliestPassingBearer(t *testing.T) {
 			bearerData(a).CreateAttr("NotOnOrAfter", at(order[0]))
 			addConfirmation(a, "urn:oasis:names:tc:SAML:2.0:cm:bearer").CreateElement("saml:SubjectConfirmationData").CreateAttr("NotOnOrAfter", at(order[1]))
 		})
-		id, err := samlValidator(t, false).Validate(t.Context(), b64(xmlOf(t, a)), idp.TokenTypeSAML2)
+		id, err := samlValidator(t, false).Validate(t.Context(), b64(xmlOf(t, a)), oauth.TokenTypeSAML2)
 		if err != nil {
 			t.Fatal(err)
 		}

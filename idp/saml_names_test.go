@@ -10,6 +10,7 @@ import (
 
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // samlGroupsValidator is the mock SAML IDP's validator with the groups
@@ -113,7 +114,7 @@ func TestSAMLNamesExactlyAsSigned(t *testing.T) {
 			if tt.raw != nil {
 				xml = tt.raw(xml)
 			}
-			id, err := samlGroupsValidator(t).Validate(t.Context(), b64(xml), idp.TokenTypeSAML2)
+			id, err := samlGroupsValidator(t).Validate(t.Context(), b64(xml), oauth.TokenTypeSAML2)
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -143,7 +144,7 @@ func TestSAML1NamesExactlyAsSigned(t *testing.T) {
 					setText(n, tt.sub)
 				}
 			})
-			id, err := samlValidator(t, false).Validate(t.Context(), b64(xmlOf(t, a)), idp.TokenTypeSAML1)
+			id, err := samlValidator(t, false).Validate(t.Context(), b64(xmlOf(t, a)), oauth.TokenTypeSAML1)
 			switch {
 			case tt.want == "" && (err != nil || id.Subject != tt.sub):
 				t.Fatalf("got %v %+v", err, id)
@@ -158,7 +159,7 @@ func TestSAML1NamesExactlyAsSigned(t *testing.T) {
 func TestSAMLResponseIssuerExactlyAsSigned(t *testing.T) {
 	inner := xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice"}, nil))
 	resp := xmlOf(t, response(mockidp.SAMLIssuer+"\u3000", inner))
-	_, err := samlValidator(t, false).Validate(t.Context(), b64(resp), idp.TokenTypeSAML2)
+	_, err := samlValidator(t, false).Validate(t.Context(), b64(resp), oauth.TokenTypeSAML2)
 	want := `malformed token: Issuer "https://mock-idp.idtx.test/saml\u3000" begins or ends with whitespace; it is taken exactly as signed, never trimmed`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got  %v\nwant %s", err, want)

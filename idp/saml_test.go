@@ -23,6 +23,7 @@ import (
 	"github.com/idtx/idtx/fixtures"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 var samlNow = time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -279,7 +280,7 @@ func TestSAMLAttacks(t *testing.T) {
 		{"missing AudienceRestriction", noAudience, "", "no AudienceRestriction"},
 		{"two NameIDs", twoNameIDs, "", "the Subject has 2 NameID elements"},
 		{"control: a signed response around the signed assertion", signedResponse(good), "", ""},
-		{"SAML 2.0 presented as saml1", good, idp.TokenTypeSAML1, "the document is SAML 2.0, presented as saml1"},
+		{"SAML 2.0 presented as saml1", good, oauth.TokenTypeSAML1, "the document is SAML 2.0, presented as saml1"},
 		{"deflated (not inflated)", "fZBNT8MwDIbv+xVR7m2ywpBgrS", "", "not a SAML assertion"},
 		{"too large", strings.Repeat("A", idp.MaxSAMLBytes+1), "", "longer than 16384 bytes"},
 	}
@@ -288,7 +289,7 @@ func TestSAMLAttacks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tokenType := tt.tokenType
 			if tokenType == "" {
-				tokenType = idp.TokenTypeSAML2
+				tokenType = oauth.TokenTypeSAML2
 			}
 			id, err := v.Validate(t.Context(), b64(tt.token), tokenType)
 			if tt.want == "" { // a control: this one is valid
@@ -304,20 +305,20 @@ func TestSAMLAttacks(t *testing.T) {
 	}
 
 	t.Run("response issuer must be the IDP's", func(t *testing.T) {
-		_, err := v.Validate(t.Context(), b64(xmlOf(t, response("https://evil.test", good))), idp.TokenTypeSAML2)
+		_, err := v.Validate(t.Context(), b64(xmlOf(t, response("https://evil.test", good))), oauth.TokenTypeSAML2)
 		if err == nil || !strings.Contains(err.Error(), `Response Issuer "https://evil.test" is not`) {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("SHA-1 with allow_sha1", func(t *testing.T) {
-		if _, err := samlValidator(t, true).Validate(t.Context(), b64(sha1Signed), idp.TokenTypeSAML2); err != nil {
+		if _, err := samlValidator(t, true).Validate(t.Context(), b64(sha1Signed), oauth.TokenTypeSAML2); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("comments inside NameID: refused", func(t *testing.T) {
 		for _, in := range []string{"alice@x.com<!-- c -->", "alice@<!-- c -->x.com"} {
 			tok := strings.Replace(good, "alice@x.com", in, 1)
-			id, err := v.Validate(t.Context(), b64(tok), idp.TokenTypeSAML2)
+			id, err := v.Validate(t.Context(), b64(tok), oauth.TokenTypeSAML2)
 			if err == nil || err.Error() != "malformed token: NameID holds a comment; it must hold only text" {
 				t.Fatalf("%s: %v %+v", in, err, id)
 			}
@@ -325,7 +326,7 @@ func TestSAMLAttacks(t *testing.T) {
 	})
 	t.Run("raw XML and base64url are accepted too", func(t *testing.T) {
 		for _, tok := range []string{good, base64.RawURLEncoding.EncodeToString([]byte(good))} {
-			if _, err := v.Validate(t.Context(), tok, idp.TokenTypeSAML2); err != nil {
+			if _, err := v.Validate(t.Context(), tok, oauth.TokenTypeSAML2); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -348,7 +349,7 @@ func FuzzSAML(f *testing.F) {
 	f.Add(xmlOf(f, response(mockidp.SAMLIssuer, good, good)))
 	v := samlValidator(f, false)
 	f.Fuzz(func(t *testing.T, token string) {
-		id, err := v.Validate(context.Background(), token, idp.TokenTypeSAML2)
+		id, err := v.Validate(context.Background(), token, oauth.TokenTypeSAML2)
 		if err != nil {
 			return
 		}
@@ -417,7 +418,7 @@ func TestSAMLCertificatesAndSkew(t *testing.T) {
 	t.Run("rotation: the signing certificate is any of several", func(t *testing.T) {
 		v, _ := idp.NewSAML(idp.SAMLConfig{Name: "r", Issuer: mockidp.SAMLIssuer, Certificates: []*x509.Certificate{foreign.cert, mock.cert},
 			Audiences: []string{"idtx-sts"}, Clock: func() time.Time { return samlNow }})
-		if _, err := v.Validate(t.Context(), tok(samlNow), idp.TokenTypeSAML2); err != nil {
+		if _, err := v.Validate(t.Context(), tok(samlNow), oauth.TokenTypeSAML2); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -426,7 +427,7 @@ func TestSAMLCertificatesAndSkew(t *testing.T) {
 		for skew, want := range map[time.Duration]string{30 * time.Second: "", 10 * time.Second: "not valid before"} {
 			v, _ := idp.NewSAML(idp.SAMLConfig{Name: "s", Issuer: mockidp.SAMLIssuer, Certificates: []*x509.Certificate{mock.cert},
 				Audiences: []string{"idtx-sts"}, ClockSkew: skew, Clock: func() time.Time { return samlNow }})
-			_, err := v.Validate(t.Context(), early, idp.TokenTypeSAML2)
+			_, err := v.Validate(t.Context(), early, oauth.TokenTypeSAML2)
 			if (want == "" && err != nil) || (want != "" && (err == nil || !strings.Contains(err.Error(), want))) {
 				t.Errorf("skew %s: %v, want %q", skew, err, want)
 			}
@@ -455,7 +456,7 @@ func TestSAMLFromConfig(t *testing.T) {
 	}
 	a := unsignedAssertion(t, mockidp.TokenOptions{Sub: "alice"})
 	mockSAMLSigner(t).sign(t, a, false)
-	if id, err := reg.Validate(t.Context(), b64(xmlOf(t, a)), idp.TokenTypeSAML2); err != nil || id.IDP != "corp" {
+	if id, err := reg.Validate(t.Context(), b64(xmlOf(t, a)), oauth.TokenTypeSAML2); err != nil || id.IDP != "corp" {
 		t.Fatalf("%v %+v", err, id)
 	}
 	if _, err := build(metadata("https://other.example/saml")); err == nil || !strings.Contains(err.Error(), `metadata_file names entityID "https://other.example/saml", not the issuer`) {
@@ -712,26 +713,26 @@ func TestSAMLBearerAssertionsForThisSTS(t *testing.T) {
 			"malformed token: the document starts with a UTF-16 byte order mark; only UTF-8 is accepted"},
 
 		// SAML 1.1: every Subject bearer, Status a QName, Recipient.
-		{"control: SAML 1.1 bearer", plain, saml1(nil), idp.TokenTypeSAML1, ""},
+		{"control: SAML 1.1 bearer", plain, saml1(nil), oauth.TokenTypeSAML1, ""},
 		{"SAML 1.1 sender-vouches in one statement", plain, saml1(func(a *etree.Element) {
 			a.FindElement("./AttributeStatement/Subject/SubjectConfirmation/ConfirmationMethod").SetText("urn:oasis:names:tc:SAML:1.0:cm:sender-vouches")
-		}), idp.TokenTypeSAML1, `invalid token: the Subject of the AttributeStatement has no bearer ConfirmationMethod (urn:oasis:names:tc:SAML:1.0:cm:bearer; found "urn:oasis:names:tc:SAML:1.0:cm:sender-vouches"): holder-of-key and sender-vouches are refused`},
+		}), oauth.TokenTypeSAML1, `invalid token: the Subject of the AttributeStatement has no bearer ConfirmationMethod (urn:oasis:names:tc:SAML:1.0:cm:bearer; found "urn:oasis:names:tc:SAML:1.0:cm:sender-vouches"): holder-of-key and sender-vouches are refused`},
 		{"control: SAML 1.1 holder-of-key and bearer listed", plain, saml1(func(a *etree.Element) {
 			for _, sc := range a.FindElements(".//SubjectConfirmation") {
 				sc.InsertChildAt(0, sc.SelectElement("ConfirmationMethod").Copy())
 				sc.SelectElement("ConfirmationMethod").SetText("urn:oasis:names:tc:SAML:1.0:cm:holder-of-key")
 			}
-		}), idp.TokenTypeSAML1, ""},
+		}), oauth.TokenTypeSAML1, ""},
 		{"SAML 1.1 without SubjectConfirmation", plain, saml1(func(a *etree.Element) {
 			s := a.FindElement("./AuthenticationStatement/Subject")
 			s.RemoveChild(s.SelectElement("SubjectConfirmation"))
-		}), idp.TokenTypeSAML1, `invalid token: the Subject of the AuthenticationStatement has no bearer ConfirmationMethod (urn:oasis:names:tc:SAML:1.0:cm:bearer; found ""): holder-of-key and sender-vouches are refused`},
-		{"control: SAML 1.1 Response, samlp:Success", strict, response1(` Recipient="`+recipient+`"`, "samlp:Success", saml1(nil)), idp.TokenTypeSAML1, ""},
-		{"SAML 1.1 Response, samlp:Requester", plain, response1("", "samlp:Requester", saml1(nil)), idp.TokenTypeSAML1,
+		}), oauth.TokenTypeSAML1, `invalid token: the Subject of the AuthenticationStatement has no bearer ConfirmationMethod (urn:oasis:names:tc:SAML:1.0:cm:bearer; found ""): holder-of-key and sender-vouches are refused`},
+		{"control: SAML 1.1 Response, samlp:Success", strict, response1(` Recipient="`+recipient+`"`, "samlp:Success", saml1(nil)), oauth.TokenTypeSAML1, ""},
+		{"SAML 1.1 Response, samlp:Requester", plain, response1("", "samlp:Requester", saml1(nil)), oauth.TokenTypeSAML1,
 			`invalid token: the Response's StatusCode is "samlp:Requester", not Success: the IDP did not authenticate the subject`},
-		{"SAML 1.1 Response, Success in another namespace", plain, response1(` xmlns:x="urn:x"`, "x:Success", saml1(nil)), idp.TokenTypeSAML1,
+		{"SAML 1.1 Response, Success in another namespace", plain, response1(` xmlns:x="urn:x"`, "x:Success", saml1(nil)), oauth.TokenTypeSAML1,
 			`invalid token: the Response's StatusCode is "x:Success", not Success: the IDP did not authenticate the subject`},
-		{"SAML 1.1 Response, Recipient not listed", strict, response1(` Recipient="https://sp.example/acs"`, "samlp:Success", saml1(nil)), idp.TokenTypeSAML1,
+		{"SAML 1.1 Response, Recipient not listed", strict, response1(` Recipient="https://sp.example/acs"`, "samlp:Success", saml1(nil)), oauth.TokenTypeSAML1,
 			`invalid token: Response Destination "https://sp.example/acs" is not one of IDP mock-saml's recipients ["https://sts.example/token"]`},
 	}
 	for _, tt := range tests {
@@ -748,7 +749,7 @@ func TestSAMLBearerAssertionsForThisSTS(t *testing.T) {
 			}
 			tokenType := tt.tokenType
 			if tokenType == "" {
-				tokenType = idp.TokenTypeSAML2
+				tokenType = oauth.TokenTypeSAML2
 			}
 			id, err := v.Validate(t.Context(), b64(tt.token), tokenType)
 			switch {
@@ -791,7 +792,7 @@ func TestSAMLExpiry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, err := v.Validate(t.Context(), b64(xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice"}, tt.mutate))), idp.TokenTypeSAML2)
+			id, err := v.Validate(t.Context(), b64(xmlOf(t, signedAssertion(t, mockidp.TokenOptions{Sub: "alice"}, tt.mutate))), oauth.TokenTypeSAML2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -824,7 +825,7 @@ func TestSAMLRecipientsAndMaxAgeFromConfig(t *testing.T) {
 			"invalid token: issued at 2026-05-06T07:02:09Z, older than IDP corp's max_age 5m0s (now 2026-05-06T07:08:09Z)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := reg.Validate(t.Context(), b64(tt.token), idp.TokenTypeSAML2)
+			_, err := reg.Validate(t.Context(), b64(tt.token), oauth.TokenTypeSAML2)
 			if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
 				t.Fatalf("got %v, want %q", err, tt.want)
 			}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"strings"
+
+	"github.com/idtx/idtx/oauth"
 )
 
 // Format is what a token looks like, before anything is verified.
@@ -87,11 +89,11 @@ func DecodeBase64(s string) []byte {
 func TokenTypeOf(f Format) string {
 	switch f {
 	case FormatJWT:
-		return TokenTypeJWT
+		return oauth.TokenTypeJWT
 	case FormatSAML2:
-		return TokenTypeSAML2
+		return oauth.TokenTypeSAML2
 	case FormatSAML1:
-		return TokenTypeSAML1
+		return oauth.TokenTypeSAML1
 	}
-	return TokenTypeAccessToken
+	return oauth.TokenTypeAccessToken
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // Access tokens as real IDPs issue them: typ at+jwt (RFC 9068), JWT
@@ -35,7 +36,7 @@ func TestAccessTokenTyp(t *testing.T) {
 	strictWant := func(typ, list string) string {
 		return fmt.Sprintf(`invalid token: typ %q is not one of IDP corp's access_token_typ [%s] for subject_token_type access_token (RFC 9068 §2.1)`, typ, list)
 	}
-	AT, ID, JWT := idp.TokenTypeAccessToken, idp.TokenTypeIDToken, idp.TokenTypeJWT
+	AT, ID, JWT := oauth.TokenTypeAccessToken, oauth.TokenTypeIDToken, oauth.TokenTypeJWT
 	tests := []struct {
 		strict    []string
 		typ       any // nil: no typ header

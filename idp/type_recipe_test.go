@@ -14,6 +14,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/idp/idptest"
+	"github.com/idtx/idtx/oauth"
 )
 
 // pinnedSpec is a kind of IDP that exists only in this test: JWTs signed
@@ -130,7 +131,7 @@ clients:
 			t.Fatal(err)
 		}
 		tok := idptest.Token{Subject: "alice", IssuedAt: now.Add(-time.Minute), Expiry: now.Add(time.Hour)}
-		id, err := reg.Validate(t.Context(), key.sign(t, jwtClaims(tok, "sts")), idp.TokenTypeJWT)
+		id, err := reg.Validate(t.Context(), key.sign(t, jwtClaims(tok, "sts")), oauth.TokenTypeJWT)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // TestZitadelIntrospection: an opaque access token zitadel/oidc's OP
@@ -48,7 +49,7 @@ func TestZitadelIntrospection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := reg.Validate(t.Context(), opaque, idp.TokenTypeAccessToken)
+	id, err := reg.Validate(t.Context(), opaque, oauth.TokenTypeAccessToken)
 	if err != nil {
 		t.Fatalf("zitadel's opaque token: %v", err)
 	}
@@ -57,7 +58,7 @@ func TestZitadelIntrospection(t *testing.T) {
 	}
 	t.Logf("zitadel's answer: sub %s, scopes %v, claims %v", id.Subject, id.Scopes, id.Claims)
 
-	_, err = reg.Validate(t.Context(), "never-issued-by-zitadel", idp.TokenTypeAccessToken)
+	_, err = reg.Validate(t.Context(), "never-issued-by-zitadel", oauth.TokenTypeAccessToken)
 	if !errors.Is(err, idp.ErrInvalid) || !strings.Contains(err.Error(), "IDP zitadel says the token is not active") {
 		t.Fatalf("unknown token: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/idtx/idtx/config"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // The mock config's internal IDP names the credentials and prefix the
@@ -49,7 +50,7 @@ func TestMockInternalUnderMockConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := reg.Validate(t.Context(), tok, idp.TokenTypeAccessToken)
+	id, err := reg.Validate(t.Context(), tok, oauth.TokenTypeAccessToken)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/idtx/idtx/consent"
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
 )
 
@@ -23,7 +24,7 @@ func TestMockTokenValidatesUnderMockConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := reg.Validate(t.Context(), tok, idp.TokenTypeJWT)
+	id, err := reg.Validate(t.Context(), tok, oauth.TokenTypeJWT)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestSeedConsentsIsIdempotent(t *testing.T) {
 func TestMockSAMLValidatesUnderMockConfig(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	_, reg := mockRegistry(t, now)
-	for version, tokenType := range map[int]string{1: idp.TokenTypeSAML1, 2: idp.TokenTypeSAML2} {
+	for version, tokenType := range map[int]string{1: oauth.TokenTypeSAML1, 2: oauth.TokenTypeSAML2} {
 		tok, err := mockidp.SAML(mockidp.TokenOptions{Sub: "erin", Scope: "a b", Now: now, Claims: map[string]any{"groups": []any{"ops", "dev"}}}, version)
 		if err != nil {
 			t.Fatal(err)

@@ -126,4 +126,4 @@ func typeOf(token, old string) string {
 	return old
 }
 
-func isSAML(t string) bool { return t == idp.TokenTypeSAML1 || t == idp.TokenTypeSAML2 }
+func isSAML(t string) bool { return t == oauth.TokenTypeSAML1 || t == oauth.TokenTypeSAML2 }

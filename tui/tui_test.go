@@ -13,7 +13,6 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/idtx/idtx/exchange"
-	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
 	"github.com/idtx/idtx/oauth"
 	"github.com/idtx/idtx/store"
@@ -66,7 +65,7 @@ func badSignature(t *testing.T) string {
 var demo = stsclient.ClientAuth{Method: oauth.AuthClientSecretBasic, ClientID: mockidp.DemoClient, Secret: mockidp.DemoSecret}
 
 func params(token, audience, scope string) stsclient.ExchangeParams {
-	return stsclient.ExchangeParams{SubjectToken: token, SubjectTokenType: idp.TokenTypeJWT, Audiences: []string{audience}, Scope: scope}
+	return stsclient.ExchangeParams{SubjectToken: token, SubjectTokenType: oauth.TokenTypeJWT, Audiences: []string{audience}, Scope: scope}
 }
 
 func newModel(t *testing.T, sub, audience, scope string) Model {

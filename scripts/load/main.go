@@ -22,8 +22,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/mockidp"
+	"github.com/idtx/idtx/oauth"
 )
 
 const grantType = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -57,23 +57,23 @@ func run(scenario string, n int, ttl time.Duration) error {
 			if err != nil {
 				return err
 			}
-			body(tok, idp.TokenTypeJWT, "billing-api", "billing:read")
+			body(tok, oauth.TokenTypeJWT, "billing-api", "billing:read")
 		}
 	case "audiences":
 		tok, err := mockidp.JWT(mockidp.TokenOptions{Sub: "alice", TTL: ttl, Now: now})
 		if err != nil {
 			return err
 		}
-		body(tok, idp.TokenTypeJWT, "billing-api", "billing:read")
-		body(tok, idp.TokenTypeJWT, "orders-api", "orders:read")
-		body(tok, idp.TokenTypeJWT, "inventory-api", "inventory:read")
+		body(tok, oauth.TokenTypeJWT, "billing-api", "billing:read")
+		body(tok, oauth.TokenTypeJWT, "orders-api", "orders:read")
+		body(tok, oauth.TokenTypeJWT, "inventory-api", "inventory:read")
 	case "saml":
 		for i := range n {
 			tok, err := mockidp.SAML(mockidp.TokenOptions{Sub: "alice", TTL: ttl, Now: now, Claims: map[string]any{"n": fmt.Sprint(i)}}, 2)
 			if err != nil {
 				return err
 			}
-			body(tok, idp.TokenTypeSAML2, "billing-api", "billing:read")
+			body(tok, oauth.TokenTypeSAML2, "billing-api", "billing:read")
 		}
 	default:
 		return fmt.Errorf("unknown scenario %q (distinct, audiences, saml)", scenario)
