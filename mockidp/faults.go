@@ -404,6 +404,7 @@ func (f *Faults) writeList(w http.ResponseWriter) {
 func (f *Faults) serveList(w http.ResponseWriter, _ *http.Request) { f.writeList(w) }
 
 func faultError(w http.ResponseWriter, status int, code, description string) {
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, status, map[string]any{"error": code, "error_description": description})
 }
 
