@@ -302,7 +302,7 @@ func (k FaultKind) answers() bool {
 // (unavailable, error, drop) the oldest set answers; the others, and
 // jwks-down and rotate-key (which act on the exchange, not run then),
 // take no effect: not in Notes, their times not used. Every slow fault
-// takes effect.
+// takes effect; together they delay a request MaxDelay at most.
 func (f *Faults) Hit() *Hit {
 	if f.n.Load() == 0 {
 		return nil
@@ -344,6 +344,8 @@ func (f *Faults) Hit() *Hit {
 	if len(h.Notes) == 0 {
 		return nil
 	}
+	// Slow faults add up, to MaxDelay at most: no request is held longer.
+	h.Delay = min(h.Delay, MaxDelay)
 	return h
 }
 

@@ -176,6 +176,12 @@ func TestFaultsPrecedence(t *testing.T) {
 	if h := f.Hit(); h == nil || !h.Drop || h.Error != nil {
 		t.Fatalf("then drop: %+v", h)
 	}
+	f.Clear()
+	// slow faults add up to MaxDelay at most.
+	f.Set(Fault{Kind: FaultSlow, Delay: 40 * time.Second}, Fault{Kind: FaultSlow, Delay: 40 * time.Second})
+	if h := f.Hit(); h == nil || h.Delay != MaxDelay || len(h.Notes) != 2 {
+		t.Fatalf("two slow=40s: %+v", h)
+	}
 }
 
 // TestRotateKeyEnds: when rotate-key faults end, used up or cleared, the
