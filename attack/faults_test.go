@@ -2,6 +2,7 @@ package attack
 
 import (
 	"net/http"
+	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
@@ -79,4 +80,86 @@ func TestMockFaults(t *testing.T) {
 	if got := srv.do(t, req); got.status != http.StatusOK {
 		t.Fatalf("after DELETE /mock/faults: %d %s", got.status, got.raw)
 	}
+}
+
+// TestMockFaultsEndpointHardening: a running `idtx serve --mock` refuses
+// to take faults from a web page of another site (403), faults out of
+// bounds or past 16 (400), another method (405 with Allow); and after a
+// rotate-key fault ends, used up or cleared, tokens of `idtx mock token`
+// (the fixture key) are accepted again.
+func TestMockFaultsEndpointHardening(t *testing.T) {
+	srv := startServer(t, serveOptions{})
+	host := strings.TrimPrefix(srv.URL, "http://")
+	faults := func(method string, header http.Header, specs ...string) *response {
+		t.Helper()
+		r := &request{method: method, path: "/mock/faults", header: header, basic: &[2]string{"", ""}}
+		if method == http.MethodPost {
+			r.form = url.Values{"fault": specs}
+		}
+		return srv.do(t, r)
+	}
+	exact := func(what string, got *response, status int, code, desc string) {
+		t.Helper()
+		if got.status != status || got.str("error") != code || got.str("error_description") != desc || got.header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("%s: %d %s\nwant %d %s %q", what, got.status, got.raw, status, code, desc)
+		}
+	}
+	exact("Origin of another site", faults(http.MethodPost, http.Header{"Origin": {"https://evil.example"}}, "drop"),
+		http.StatusForbidden, "access_denied", `POST /mock/faults from a web page of another site is refused (Origin "https://evil.example" is not "`+host+`"): set faults with curl, --fault or idtxtest`)
+	exact("Sec-Fetch-Site: cross-site", faults(http.MethodDelete, http.Header{"Sec-Fetch-Site": {"cross-site"}}),
+		http.StatusForbidden, "access_denied", "DELETE /mock/faults from a web page of another site is refused (Sec-Fetch-Site: cross-site): set faults with curl, --fault or idtxtest")
+	exact("slow=1000000h", faults(http.MethodPost, nil, "slow=1000000h"),
+		http.StatusBadRequest, "invalid_request", `fault "slow=1000000h": slow needs a positive duration of at most 1m, such as slow=2s`)
+	exact("unavailable=1.5s", faults(http.MethodPost, nil, "unavailable=1.5s"),
+		http.StatusBadRequest, "invalid_request", `fault "unavailable=1.5s": Retry-After "1.5s" is not whole seconds from 1s to 1h`)
+	exact("error=teapot", faults(http.MethodPost, nil, "error=teapot"),
+		http.StatusBadRequest, "invalid_request", `fault "error=teapot": error needs an OAuth error code the token endpoint answers (invalid_request, invalid_client, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope, invalid_target, consent_required, temporarily_unavailable, server_error, slow_down)`)
+	seventeen := make([]string, 17)
+	for i := range seventeen {
+		seventeen[i] = "jwks-down"
+	}
+	exact("17 faults", faults(http.MethodPost, nil, seventeen...),
+		http.StatusBadRequest, "invalid_request", "too many faults: 17 given, at most 16 at once")
+	put := faults(http.MethodPut, nil)
+	exact("PUT", put, http.StatusMethodNotAllowed, "invalid_request", "PUT /mock/faults: method not allowed (allowed: GET, HEAD, POST, DELETE)")
+	if got := put.header.Get("Allow"); got != "GET, HEAD, POST, DELETE" {
+		t.Fatalf("PUT: Allow %q", got)
+	}
+	if got := faults(http.MethodGet, nil); got.status != http.StatusOK || string(got.raw) != "{\"faults\":[]}\n" {
+		t.Fatalf("a refused request set faults: %d %s", got.status, got.raw)
+	}
+
+	fixtureJWKS := srv.do(t, &request{method: http.MethodGet, path: "/mock/jwks"}).raw
+	mockToken := func() url.Values {
+		out, err := exec.Command(idtxBin, "mock", "token").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return subjectReq(strings.TrimSpace(string(out))).form
+	}
+	backToNormal := func(when string) {
+		t.Helper()
+		if got := srv.do(t, &request{method: http.MethodGet, path: "/mock/jwks"}).raw; string(got) != string(fixtureJWKS) {
+			t.Fatalf("%s: /mock/jwks %s\nwant the fixture key set %s", when, got, fixtureJWKS)
+		}
+		if got := srv.exchange(t, mockToken()); got.status != http.StatusOK {
+			t.Fatalf("%s: a token of idtx mock token: %d %s", when, got.status, got.raw)
+		}
+	}
+	// Used up: the one request of times=1 still sees the overlap.
+	if got := faults(http.MethodPost, http.Header{"Origin": {srv.URL}}, "rotate-key,times=1"); got.status != http.StatusOK {
+		t.Fatalf("POST rotate-key from the mock's own origin: %d %s", got.status, got.raw)
+	}
+	if got := srv.exchange(t, mockToken()); got.status != http.StatusOK {
+		t.Fatalf("during the overlap: %d %s", got.status, got.raw)
+	}
+	backToNormal("rotate-key,times=1 used up")
+	// Cleared.
+	if got := faults(http.MethodPost, nil, "rotate-key"); got.status != http.StatusOK {
+		t.Fatalf("POST rotate-key: %d %s", got.status, got.raw)
+	}
+	if got := faults(http.MethodDelete, nil); got.status != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", got.status, got.raw)
+	}
+	backToNormal("rotate-key cleared")
 }

@@ -169,7 +169,9 @@ func TestServeFaultRefused(t *testing.T) {
 		want string
 	}{
 		{[]string{"--config", "sts.yaml", "--fault", "drop"}, "idtx: --fault is for --mock only: a configured server never misbehaves on purpose"},
-		{[]string{"--mock", "--fault", "unavailable=0s"}, `idtx: --fault: fault "unavailable=0s": Retry-After "0s" is not a duration of at least 1s`},
+		{[]string{"--mock", "--fault", "unavailable=0s"}, `idtx: --fault: fault "unavailable=0s": Retry-After "0s" is not whole seconds from 1s to 1h`},
+		{[]string{"--mock", "--fault", "slow=1000000h"}, `idtx: --fault: fault "slow=1000000h": slow needs a positive duration of at most 1m, such as slow=2s`},
+		{append([]string{"--mock"}, strings.Split(strings.Repeat("--fault drop ", 17), " ")[:34]...), `idtx: --fault: too many faults: 17 given, at most 16 at once`},
 	} {
 		_, stderr, code := run(t, append([]string{"serve"}, c.args...)...)
 		if code != 2 || strings.TrimSpace(stderr) != c.want {

@@ -422,13 +422,9 @@ func parseFaults(mock bool, specs []string) ([]mockidp.Fault, error) {
 	if len(specs) > 0 && !mock {
 		return nil, usageError("--fault is for --mock only: a configured server never misbehaves on purpose")
 	}
-	var out []mockidp.Fault
-	for _, spec := range specs {
-		f, err := mockidp.ParseFault(spec)
-		if err != nil {
-			return nil, usageError("--fault: %v", err)
-		}
-		out = append(out, f)
+	out, err := mockidp.ParseFaults(specs)
+	if err != nil {
+		return nil, usageError("--fault: %v", err)
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/idtx/idtx/oauth"
@@ -20,7 +21,9 @@ type Fault struct {
 	Error *oauth.Error
 	// Notes name every fault that hit the request, for its trace.
 	Notes []string
-	// Done, if set, is called once the request is answered.
+	// Done, if set, is called once the request is handled, before its
+	// answer is written: a client that has the answer sees the faults
+	// this request used up ended.
 	Done func()
 }
 
@@ -37,7 +40,9 @@ func (h *Handler) Observe(f func(*Request, *stsclient.Record)) { h.observe = f }
 // faulty answers a token request that faults hit.
 func (h *Handler) faulty(w http.ResponseWriter, r *http.Request, f *Fault) {
 	if f.Done != nil {
-		defer f.Done()
+		dw := &doneWriter{ResponseWriter: w, done: f.Done}
+		defer dw.once.Do(dw.done)
+		w = dw
 	}
 	if f.Delay > 0 {
 		t := time.NewTimer(f.Delay)
@@ -76,3 +81,23 @@ func (h *Handler) faulty(w http.ResponseWriter, r *http.Request, f *Fault) {
 	}
 	WriteError(w, oerr)
 }
+
+// doneWriter calls done once, before the first byte of the answer.
+type doneWriter struct {
+	http.ResponseWriter
+	done func()
+	once sync.Once
+}
+
+func (d *doneWriter) WriteHeader(code int) {
+	d.once.Do(d.done)
+	d.ResponseWriter.WriteHeader(code)
+}
+
+func (d *doneWriter) Write(b []byte) (int, error) {
+	d.once.Do(d.done)
+	return d.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (d *doneWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }

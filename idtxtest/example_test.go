@@ -138,7 +138,7 @@ func ExampleSTS_Fault() {
 	// Output:
 	// attempt 1: sts: 503 temporarily_unavailable, retry after 1s
 	// token: true
-	// faults seen: [unavailable,times=1]
+	// faults seen: [unavailable=1s,times=1]
 }
 
 // Testing a resource server that verifies the STS's tokens: their

@@ -96,32 +96,29 @@ func (s *STS) LastExchange(t testing.TB) Exchange {
 // Fault makes the STS misbehave, as `idtx serve --mock --fault SPEC` and
 // POST /mock/faults do. A spec is KIND[=VALUE][,times=N]:
 //
-//	unavailable[=RETRY_AFTER]  POST /token answers 503 temporarily_unavailable with Retry-After (default 1s)
-//	slow=DURATION              POST /token answers after DURATION
-//	error=CODE                 POST /token answers the OAuth error CODE
+//	unavailable[=RETRY_AFTER]  POST /token answers 503 temporarily_unavailable with Retry-After (whole seconds, 1s to 1h; default 1s)
+//	slow=DURATION              POST /token answers after DURATION (at most 1m)
+//	error=CODE                 POST /token answers the OAuth error CODE (mockidp.FaultErrors)
 //	drop                       POST /token closes the connection unanswered
 //	jwks-down                  the mock IDP's key set answers 503
-//	rotate-key                 the mock IDP signs with a new key; the old one stays published until the fault ends
+//	rotate-key                 the mock IDP signs with a new key, the old one published with it, until the fault ends; then with its fixture key again
 //
-// times=N lasts the next N token requests; without it, until ClearFaults.
-// A spec that does not parse fails the test.
+// times=N lasts the next N token requests the fault takes effect on;
+// without it, until ClearFaults. At most mockidp.MaxFaults are set at
+// once. A spec that does not parse, or one too many, fails the test.
 func (s *STS) Fault(t testing.TB, specs ...string) {
 	t.Helper()
-	var faults []mockidp.Fault
-	for _, spec := range specs {
-		f, err := mockidp.ParseFault(spec)
-		if err != nil {
-			t.Fatalf("idtxtest: Fault: %v", err)
-		}
-		faults = append(faults, f)
+	faults, err := mockidp.ParseFaults(specs)
+	if err != nil {
+		t.Fatalf("idtxtest: Fault: %v", err)
 	}
 	if err := s.mock.IDP.Faults().Set(faults...); err != nil {
 		t.Fatalf("idtxtest: Fault: %v", err)
 	}
 }
 
-// ClearFaults ends every fault; a key rotation's overlap ends, and the
-// old key is no longer published.
+// ClearFaults ends every fault; after a key rotation the mock IDP signs
+// with its fixture key again, and publishes only it.
 func (s *STS) ClearFaults() { s.mock.IDP.Faults().Clear() }
 
 // Faults are the faults set now, as specs with the requests each has left.

@@ -142,8 +142,10 @@ func TestFaultJWKSDown(t *testing.T) {
 }
 
 // TestFaultRotateKey: the mock IDP signs with a new key; tokens of the
-// old key pass while both are published, and are refused once the
-// rotation's overlap ends.
+// old key pass while both are published. When the fault ends, used up
+// or cleared, the mock IDP is back to its fixture key: tokens signed with
+// it (as `idtx mock token` mints them) pass again, the rotated key's are
+// refused.
 func TestFaultRotateKey(t *testing.T) {
 	t.Parallel()
 	sts := idtxtest.New(t)
@@ -151,13 +153,14 @@ func TestFaultRotateKey(t *testing.T) {
 	if a := exchange(t, sts, old, typeJWT, "orders-api"); a.Status != 200 {
 		t.Fatalf("before: %d %v", a.Status, a.Body)
 	}
+	fixture := jwksKids(t, sts.URL+"/mock/jwks")
 	sts.Fault(t, "rotate-key,times=3")
 	rotated := sts.SubjectToken(t, "alice")
 	for _, tok := range []string{old, rotated} {
 		if a := exchange(t, sts, tok, typeJWT, "orders-api"); a.Status != 200 {
 			t.Fatalf("overlap: %d %v", a.Status, a.Body)
 		}
-		if x := sts.LastExchange(t); len(x.Faults) != 1 || !strings.HasPrefix(x.Faults[0], "rotate-key,times=3: the mock IDP signs with kid ") {
+		if x := sts.LastExchange(t); len(x.Faults) != 1 || !strings.HasPrefix(x.Faults[0], "rotate-key,times=3: the mock IDP signs with kid "+kidOf(t, rotated)+", published with kid "+kidOf(t, old)+" until the fault ends") {
 			t.Fatalf("overlap: faults %q", x.Faults)
 		}
 	}
@@ -165,46 +168,81 @@ func TestFaultRotateKey(t *testing.T) {
 	if len(keys) != 2 {
 		t.Fatalf("overlap publishes %d keys, want 2", len(keys))
 	}
-	exchange(t, sts, rotated, typeJWT, "orders-api") // the third request ends the overlap
-	if keys := jwksKids(t, sts.URL+"/mock/jwks"); len(keys) != 1 || keys[0] != kidOf(t, rotated) {
-		t.Fatalf("after the overlap: kids %q, want only the new key's %s", keys, kidOf(t, rotated))
+	exchange(t, sts, rotated, typeJWT, "orders-api") // the third request ends the fault
+	backToFixture := func(when string) {
+		t.Helper()
+		if keys := jwksKids(t, sts.URL+"/mock/jwks"); !reflect.DeepEqual(keys, fixture) {
+			t.Fatalf("%s: kids %q, want the fixture key's %q", when, keys, fixture)
+		}
+		if tok := sts.SubjectToken(t, "alice"); kidOf(t, tok) != fixture[0] {
+			t.Fatalf("%s: SubjectToken signed with kid %s, want the fixture's %s", when, kidOf(t, tok), fixture[0])
+		}
+		if a := exchange(t, sts, old, typeJWT, "orders-api"); a.Status != 200 {
+			t.Fatalf("%s: the fixture key's token: %d %v", when, a.Status, a.Body)
+		}
+		a := exchange(t, sts, rotated, typeJWT, "orders-api")
+		if want := `subject_token: invalid token: no usable key: kid "` + kidOf(t, rotated) + `" is not in the IDP's key set`; a.Status != 400 || a.str("error_description") != want {
+			t.Fatalf("%s: the rotated key's token: %d %v\nwant 400 %s", when, a.Status, a.Body, want)
+		}
 	}
-	a := exchange(t, sts, old, typeJWT, "orders-api")
-	if a.Status != 400 || !strings.HasPrefix(a.str("error_description"), "subject_token: invalid token: no usable key: kid ") ||
-		!strings.HasSuffix(a.str("error_description"), `is not in the IDP's key set`) {
-		t.Fatalf("old key after the overlap: %d %v", a.Status, a.Body)
-	}
-	if a := exchange(t, sts, rotated, typeJWT, "orders-api"); a.Status != 200 {
-		t.Fatalf("new key after the overlap: %d %v", a.Status, a.Body)
-	}
+	backToFixture("used up")
+	sts.Fault(t, "rotate-key")
+	rotated = sts.SubjectToken(t, "alice")
+	sts.ClearFaults()
+	backToFixture("cleared")
 }
 
 // TestFaultsEndpoint sets, lists and clears faults over HTTP, as a test
-// in another language does, and refuses a spec that does not parse.
+// in another language does; refuses a spec that does not parse or is out
+// of bounds, faults past MaxFaults, another method (405), and a request
+// a web page of another site sent (403).
 func TestFaultsEndpoint(t *testing.T) {
 	t.Parallel()
 	sts := idtxtest.New(t)
+	host := strings.TrimPrefix(sts.URL, "http://")
+	sixteen := "fault=drop" + strings.Repeat("&fault=drop", 15)
+	csrf := func(method, why string) string {
+		return `{"error":"access_denied","error_description":"` + method + ` /mock/faults from a web page of another site is refused (` + why + `): set faults with curl, --fault or idtxtest"}`
+	}
 	for _, c := range []struct {
 		method, body string
 		status       int
 		want         string
+		header       http.Header
 	}{
-		{"POST", "fault=unavailable%3D2s%2Ctimes%3D1&fault=slow%3D1s", 200, `{"faults":["unavailable=2s,times=1","slow=1s"]}`},
-		{"GET", "", 200, `{"faults":["unavailable=2s,times=1","slow=1s"]}`},
-		{"POST", "fault=flaky", 400, `{"error":"invalid_request","error_description":"fault \"flaky\": \"flaky\" is not a fault (faults: unavailable, slow, error, drop, jwks-down, rotate-key)"}`},
-		{"POST", "fault=slow", 400, `{"error":"invalid_request","error_description":"fault \"slow\": slow needs a positive duration, such as slow=2s"}`},
-		{"POST", "fault=drop%2Ctimes%3D0", 400, `{"error":"invalid_request","error_description":"fault \"drop,times=0\": after the comma only times=N (N \u003e= 1) may follow"}`},
-		{"POST", "", 400, `{"error":"invalid_request","error_description":"send one or more form fields fault=SPEC"}`},
-		{"DELETE", "", 200, `{"faults":[]}`},
+		{"POST", "fault=unavailable%3D2s%2Ctimes%3D1&fault=slow%3D1s", 200, `{"faults":["unavailable=2s,times=1","slow=1s"]}`, nil},
+		{"GET", "", 200, `{"faults":["unavailable=2s,times=1","slow=1s"]}`, nil},
+		{"POST", "fault=flaky", 400, `{"error":"invalid_request","error_description":"fault \"flaky\": \"flaky\" is not a fault (faults: unavailable, slow, error, drop, jwks-down, rotate-key)"}`, nil},
+		{"POST", "fault=slow", 400, `{"error":"invalid_request","error_description":"fault \"slow\": slow needs a positive duration of at most 1m, such as slow=2s"}`, nil},
+		{"POST", "fault=drop%2Ctimes%3D0", 400, `{"error":"invalid_request","error_description":"fault \"drop,times=0\": after the comma only times=N (N \u003e= 1) may follow"}`, nil},
+		{"POST", "", 400, `{"error":"invalid_request","error_description":"send one or more form fields fault=SPEC"}`, nil},
+		{"POST", "fault=slow%3D1000000h", 400, `{"error":"invalid_request","error_description":"fault \"slow=1000000h\": slow needs a positive duration of at most 1m, such as slow=2s"}`, nil},
+		{"POST", "fault=unavailable%3D1.5s", 400, `{"error":"invalid_request","error_description":"fault \"unavailable=1.5s\": Retry-After \"1.5s\" is not whole seconds from 1s to 1h"}`, nil},
+		{"POST", "fault=error%3Dteapot", 400, `{"error":"invalid_request","error_description":"fault \"error=teapot\": error needs an OAuth error code the token endpoint answers (invalid_request, invalid_client, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope, invalid_target, consent_required, temporarily_unavailable, server_error, slow_down)"}`, nil},
+		{"POST", sixteen + "&fault=drop", 400, `{"error":"invalid_request","error_description":"too many faults: 17 given, at most 16 at once"}`, nil},
+		{"POST", sixteen[:len(sixteen)-len("&fault=drop")], 400, `{"error":"invalid_request","error_description":"too many faults: 2 set, 15 more asked, at most 16 at once"}`, nil},
+		{"PUT", "fault=drop", 405, `{"error":"invalid_request","error_description":"PUT /mock/faults: method not allowed (allowed: GET, HEAD, POST, DELETE)"}`, nil},
+		{"POST", "fault=drop", 403, csrf("POST", `Origin \"https://evil.example\" is not \"`+host+`\"`), http.Header{"Origin": {"https://evil.example"}}},
+		{"POST", "fault=drop", 403, csrf("POST", `Origin \"null\" is not \"`+host+`\"`), http.Header{"Origin": {"null"}}},
+		{"POST", "fault=drop", 403, csrf("POST", "Sec-Fetch-Site: cross-site"), http.Header{"Sec-Fetch-Site": {"cross-site"}}},
+		{"DELETE", "", 403, csrf("DELETE", `Origin \"http://localhost:1\" is not \"`+host+`\"`), http.Header{"Origin": {"http://localhost:1"}}},
+		{"GET", "", 200, `{"faults":["unavailable=2s,times=1","slow=1s"]}`, http.Header{"Origin": {"https://evil.example"}}},
+		{"DELETE", "", 200, `{"faults":[]}`, http.Header{"Origin": {sts.URL}, "Sec-Fetch-Site": {"same-origin"}}},
 	} {
 		req, _ := http.NewRequest(c.method, sts.URL+"/mock/faults", strings.NewReader(c.body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range c.header {
+			req.Header[k] = v
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if c.status == 405 && resp.Header.Get("Allow") != "GET, HEAD, POST, DELETE" {
+			t.Errorf("%s: Allow %q", c.method, resp.Header.Get("Allow"))
+		}
 		if resp.StatusCode != c.status || strings.TrimSpace(string(body)) != c.want {
 			t.Errorf("%s %s: %d %s\nwant %d %s", c.method, c.body, resp.StatusCode, body, c.status, c.want)
 		}
@@ -216,11 +254,50 @@ func TestFaultMisuse(t *testing.T) {
 	t.Parallel()
 	sts := idtxtest.New(t)
 	if got, want := fatal(t, func(tb testing.TB) { sts.Fault(tb, "error=Bad Code") }),
-		`idtxtest: Fault: fault "error=Bad Code": error needs an OAuth error code, such as error=invalid_grant`; got != want {
+		`idtxtest: Fault: fault "error=Bad Code": error needs an OAuth error code the token endpoint answers (invalid_request, invalid_client, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope, invalid_target, consent_required, temporarily_unavailable, server_error, slow_down)`; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	if got, want := fatal(t, func(tb testing.TB) { idtxtest.New(tb, idtxtest.WithFaults("drop=1")) }),
 		`idtxtest.New: WithFaults: fault "drop=1": drop takes no value`; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestFaultsSameForm: sts.Faults, GET /mock/faults and Exchange.Faults
+// show a fault in one form, its default value written out; with
+// unavailable, error and slow set together, the trace names only the two
+// that took effect, and error's times is left for the next request.
+func TestFaultsSameForm(t *testing.T) {
+	t.Parallel()
+	sts := idtxtest.New(t)
+	sts.Fault(t, "unavailable,times=1", "error=invalid_grant,times=1", "slow=1ms,times=1")
+	want := []string{"unavailable=1s,times=1", "error=invalid_grant,times=1", "slow=1ms,times=1"}
+	if got := sts.Faults(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Faults() = %q, want %q", got, want)
+	}
+	resp, err := http.Get(sts.URL + "/mock/faults")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := strings.TrimSpace(string(body)); got != `{"faults":["unavailable=1s,times=1","error=invalid_grant,times=1","slow=1ms,times=1"]}` {
+		t.Fatalf("GET /mock/faults: %s", got)
+	}
+	tok := sts.SubjectToken(t, "alice")
+	if a := exchange(t, sts, tok, typeJWT, "orders-api"); a.Status != 503 {
+		t.Fatalf("first: %d %v", a.Status, a.Body)
+	}
+	if x := sts.LastExchange(t); !reflect.DeepEqual(x.Faults, []string{"unavailable=1s,times=1", "slow=1ms,times=1"}) {
+		t.Fatalf("first: trace faults %q", x.Faults)
+	}
+	if got := sts.Faults(); !reflect.DeepEqual(got, []string{"error=invalid_grant,times=1"}) {
+		t.Fatalf("after the first: Faults() = %q", got)
+	}
+	if a := exchange(t, sts, tok, typeJWT, "orders-api"); a.Status != 400 || a.str("error") != "invalid_grant" {
+		t.Fatalf("second: %d %v", a.Status, a.Body)
+	}
+	if x := sts.LastExchange(t); !reflect.DeepEqual(x.Faults, []string{"error=invalid_grant,times=1"}) {
+		t.Fatalf("second: trace faults %q", x.Faults)
 	}
 }

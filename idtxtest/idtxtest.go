@@ -123,13 +123,9 @@ func New(t testing.TB, opts ...Option) *STS {
 	if clock == nil {
 		clock = time.Now
 	}
-	var faults []mockidp.Fault
-	for _, spec := range set.faults {
-		f, err := mockidp.ParseFault(spec)
-		if err != nil {
-			t.Fatalf("idtxtest.New: WithFaults: %v", err)
-		}
-		faults = append(faults, f)
+	faults, err := mockidp.ParseFaults(set.faults)
+	if err != nil {
+		t.Fatalf("idtxtest.New: WithFaults: %v", err)
 	}
 	alg := set.alg
 	if alg == "" && cfg != nil {

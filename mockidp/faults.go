@@ -1,9 +1,11 @@
 package mockidp
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,13 +36,39 @@ const (
 	// FaultJWKSDown: the mock IDP's key set (GET /mock/jwks) answers 503.
 	FaultJWKSDown FaultKind = "jwks-down"
 	// FaultRotateKey: the mock IDP signs with a new key, published with
-	// the old one while the fault lasts; then the old one is removed.
+	// the old one while the fault lasts; when it ends the new key is
+	// removed and the mock IDP signs with its fixture key again.
 	FaultRotateKey FaultKind = "rotate-key"
 )
 
 // DefaultRetryAfter is the Retry-After of an unavailable fault that
 // names none.
 const DefaultRetryAfter = time.Second
+
+// The bounds of faults, so that no request to /mock/faults can hang the
+// mock's clients for good or grow its memory without end.
+const (
+	// MaxFaults is how many faults may be set at once.
+	MaxFaults = 16
+	// MaxRetryAfter is the longest Retry-After of an unavailable fault.
+	MaxRetryAfter = time.Hour
+	// MaxDelay is the longest delay of a slow fault.
+	MaxDelay = time.Minute
+)
+
+// ErrTooManyFaults refuses faults past MaxFaults.
+var ErrTooManyFaults = errors.New("too many faults")
+
+// FaultErrors are the codes an error fault may answer: the token
+// endpoint's errors of RFC 6749 §5.2 and RFC 8693 §2.2.2, and those the
+// STS answers besides (RFC 8707 §2, temporarily_unavailable and
+// server_error as RFC 6749 §4.1.2.1 names them, slow_down of RFC 8628
+// §3.5, consent_required).
+var FaultErrors = []string{
+	oauth.CodeInvalidRequest, oauth.CodeInvalidClient, "invalid_grant", oauth.CodeUnauthorizedClient,
+	oauth.CodeUnsupportedGrantType, oauth.CodeInvalidScope, oauth.CodeInvalidTarget,
+	oauth.CodeConsentRequired, oauth.CodeTemporarilyUnavailable, oauth.CodeServerError, oauth.CodeSlowDown,
+}
 
 // Fault is one fault: its kind, its value, and how many token requests
 // it lasts (0: until cleared).
@@ -54,15 +82,30 @@ type Fault struct {
 
 // FaultHelp is one line per fault, for help text: the spec and what it does.
 var FaultHelp = []struct{ Spec, Help string }{
-	{"unavailable[=RETRY_AFTER]", "POST /token answers 503 temporarily_unavailable with Retry-After (default 1s)"},
-	{"slow=DURATION", "POST /token answers after DURATION"},
+	{"unavailable[=RETRY_AFTER]", "POST /token answers 503 temporarily_unavailable with Retry-After (whole seconds, 1s to 1h; default 1s)"},
+	{"slow=DURATION", "POST /token answers after DURATION (at most 1m)"},
 	{"error=CODE", "POST /token answers the OAuth error CODE (invalid_grant, invalid_client, ...)"},
 	{"drop", "POST /token closes the connection without an answer"},
 	{"jwks-down", "the mock IDP's key set (GET /mock/jwks) answers 503"},
-	{"rotate-key", "the mock IDP signs with a new key; old and new are published until the fault ends, then the old is removed"},
+	{"rotate-key", "the mock IDP signs with a new key, published with the old until the fault ends; then it signs with its fixture key again"},
 }
 
-var oauthCode = regexp.MustCompile(`^[a-z][a-z_]{0,63}$`)
+// ParseFaults reads fault specs, at most MaxFaults of them: the one
+// parser of serve --mock --fault, POST /mock/faults and idtxtest.
+func ParseFaults(specs []string) ([]Fault, error) {
+	if len(specs) > MaxFaults {
+		return nil, fmt.Errorf("%w: %d given, at most %d at once", ErrTooManyFaults, len(specs), MaxFaults)
+	}
+	out := make([]Fault, 0, len(specs))
+	for _, spec := range specs {
+		f, err := ParseFault(spec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
 
 // ParseFault reads a fault spec: KIND[=VALUE][,times=N] (FaultHelp).
 func ParseFault(spec string) (Fault, error) {
@@ -82,17 +125,19 @@ func ParseFault(spec string) (Fault, error) {
 	case FaultUnavailable:
 		f.RetryAfter = DefaultRetryAfter
 		if hasValue {
-			if f.RetryAfter, err = time.ParseDuration(value); err != nil || f.RetryAfter < time.Second {
-				return Fault{}, fmt.Errorf("fault %q: Retry-After %q is not a duration of at least 1s", spec, value)
+			// Retry-After is whole seconds (RFC 9110 §10.2.3).
+			if f.RetryAfter, err = time.ParseDuration(value); err != nil || f.RetryAfter < time.Second ||
+				f.RetryAfter > MaxRetryAfter || f.RetryAfter%time.Second != 0 {
+				return Fault{}, fmt.Errorf("fault %q: Retry-After %q is not whole seconds from 1s to 1h", spec, value)
 			}
 		}
 	case FaultSlow:
-		if f.Delay, err = time.ParseDuration(value); err != nil || f.Delay <= 0 {
-			return Fault{}, fmt.Errorf("fault %q: slow needs a positive duration, such as slow=2s", spec)
+		if f.Delay, err = time.ParseDuration(value); err != nil || f.Delay <= 0 || f.Delay > MaxDelay {
+			return Fault{}, fmt.Errorf("fault %q: slow needs a positive duration of at most 1m, such as slow=2s", spec)
 		}
 	case FaultError:
-		if !oauthCode.MatchString(value) {
-			return Fault{}, fmt.Errorf("fault %q: error needs an OAuth error code, such as error=invalid_grant", spec)
+		if !slices.Contains(FaultErrors, value) {
+			return Fault{}, fmt.Errorf("fault %q: error needs an OAuth error code the token endpoint answers (%s)", spec, strings.Join(FaultErrors, ", "))
 		}
 		f.Error = value
 	case FaultDrop, FaultJWKSDown, FaultRotateKey:
@@ -110,14 +155,14 @@ func ParseFault(spec string) (Fault, error) {
 	return f, nil
 }
 
-// String is the fault's spec, as ParseFault reads it.
+// String is the fault's spec, as ParseFault reads it, with its value
+// always written out (unavailable=1s for unavailable): the same form
+// in GET /mock/faults, traces and Go.
 func (f Fault) String() string {
 	s := string(f.Kind)
 	switch f.Kind {
 	case FaultUnavailable:
-		if f.RetryAfter != DefaultRetryAfter {
-			s += "=" + f.RetryAfter.String()
-		}
+		s += "=" + strconv.FormatInt(int64(f.RetryAfter/time.Second), 10) + "s"
 	case FaultSlow:
 		s += "=" + f.Delay.String()
 	case FaultError:
@@ -145,12 +190,25 @@ type setFault struct {
 	left  int    // requests left; counts down from Times
 	spent bool   // its last request is in flight
 	note  string // what the trace says of it
+	kid   string // rotate-key: the key it made the mock IDP sign with
 }
 
 func newFaults(m *IDP) *Faults { return &Faults{m: m} }
 
-// Set adds faults. A rotate-key fault rotates the mock IDP's key now.
+// Set adds faults, none if that would make more than MaxFaults
+// (ErrTooManyFaults). A rotate-key fault rotates the mock IDP's key now.
 func (f *Faults) Set(faults ...Fault) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	set := 0
+	for _, sf := range f.list {
+		if !sf.spent {
+			set++
+		}
+	}
+	if set+len(faults) > MaxFaults {
+		return fmt.Errorf("%w: %d set, %d more asked, at most %d at once", ErrTooManyFaults, set, len(faults), MaxFaults)
+	}
 	for _, ft := range faults {
 		sf := &setFault{Fault: ft, left: ft.Times, note: ft.String()}
 		switch ft.Kind {
@@ -160,20 +218,19 @@ func (f *Faults) Set(faults ...Fault) error {
 			if err != nil {
 				return fmt.Errorf("rotate-key: %w", err)
 			}
-			sf.note = fmt.Sprintf("%s: the mock IDP signs with kid %s; kid %s published until the fault ends", ft, kid, old)
+			sf.kid = kid
+			sf.note = fmt.Sprintf("%s: the mock IDP signs with kid %s, published with kid %s until the fault ends", ft, kid, old)
 		case FaultJWKSDown:
 			sf.note = ft.String() + ": GET " + "/mock/jwks answers 503"
 		}
-		f.mu.Lock()
 		f.list = append(f.list, sf)
 		f.n.Store(int32(len(f.list)))
-		f.mu.Unlock()
 	}
 	return nil
 }
 
-// Clear ends every fault; a key rotation's overlap ends (the old key is
-// removed).
+// Clear ends every fault; a key rotation ends (the mock IDP signs with
+// its fixture key again).
 func (f *Faults) Clear() {
 	f.mu.Lock()
 	ended := f.list
@@ -186,7 +243,7 @@ func (f *Faults) Clear() {
 func (f *Faults) ended(list []*setFault) {
 	for _, sf := range list {
 		if sf.Kind == FaultRotateKey {
-			f.m.retire()
+			f.m.unrotate(sf.kid)
 		}
 	}
 }
@@ -222,8 +279,8 @@ func (f *Faults) jwksDown() bool {
 
 // Hit is what the faults do to one token request: answer late, drop the
 // connection, or answer an error instead of the exchange; Notes name
-// every fault that hit it, for its trace. Done must be called once the
-// request is answered.
+// every fault that took effect on it, for its trace. Done must be called
+// once the request is answered.
 type Hit struct {
 	Delay time.Duration
 	Drop  bool
@@ -234,16 +291,34 @@ type Hit struct {
 	spent []*setFault
 }
 
-// Hit takes one token request from every fault set; nil when none is.
+// answers says whether a fault answers a token request in place of the
+// exchange.
+func (k FaultKind) answers() bool {
+	return k == FaultUnavailable || k == FaultError || k == FaultDrop
+}
+
+// Hit takes one token request from every fault that takes effect on it;
+// nil when none does. Of the faults that answer in place of the exchange
+// (unavailable, error, drop) the oldest set answers; the others, and
+// jwks-down and rotate-key (which act on the exchange, not run then),
+// take no effect: not in Notes, their times not used. Every slow fault
+// takes effect; together they delay a request MaxDelay at most.
 func (f *Faults) Hit() *Hit {
 	if f.n.Load() == 0 {
 		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var answer *setFault
+	for _, sf := range f.list {
+		if !sf.spent && sf.Kind.answers() {
+			answer = sf
+			break
+		}
+	}
 	h := &Hit{f: f}
 	for _, sf := range f.list {
-		if sf.spent {
+		if sf.spent || (answer != nil && sf != answer && sf.Kind != FaultSlow) {
 			continue
 		}
 		h.Notes = append(h.Notes, sf.note)
@@ -253,14 +328,10 @@ func (f *Faults) Hit() *Hit {
 		case FaultDrop:
 			h.Drop = true
 		case FaultUnavailable:
-			if h.Error == nil {
-				h.Error = oauth.ErrTemporarilyUnavailable("the mock STS is unavailable (fault %s)", sf.Fault)
-				h.Error.RetryAfter = sf.RetryAfter
-			}
+			h.Error = oauth.ErrTemporarilyUnavailable("the mock STS is unavailable (fault %s)", sf.Fault)
+			h.Error.RetryAfter = sf.RetryAfter
 		case FaultError:
-			if h.Error == nil {
-				h.Error = &oauth.Error{Code: sf.Error, Status: errorStatus(sf.Error), Description: fmt.Sprintf("the mock STS answers %s (fault %s)", sf.Error, sf.Fault)}
-			}
+			h.Error = &oauth.Error{Code: sf.Error, Status: errorStatus(sf.Error), Description: fmt.Sprintf("the mock STS answers %s (fault %s)", sf.Error, sf.Fault)}
 		}
 		if sf.Times > 0 {
 			sf.left--
@@ -273,6 +344,8 @@ func (f *Faults) Hit() *Hit {
 	if len(h.Notes) == 0 {
 		return nil
 	}
+	// Slow faults add up, to MaxDelay at most: no request is held longer.
+	h.Delay = min(h.Delay, MaxDelay)
 	return h
 }
 
@@ -332,29 +405,77 @@ func (f *Faults) writeList(w http.ResponseWriter) {
 
 func (f *Faults) serveList(w http.ResponseWriter, _ *http.Request) { f.writeList(w) }
 
+func faultError(w http.ResponseWriter, status int, code, description string) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, status, map[string]any{"error": code, "error_description": description})
+}
+
 func (f *Faults) serveSet(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxIntrospectBody)
-	if err := r.ParseForm(); err != nil || len(r.PostForm["fault"]) == 0 {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": oauth.CodeInvalidRequest, "error_description": "send one or more form fields fault=SPEC"})
+	if crossSite(w, r) {
 		return
 	}
-	var faults []Fault
-	for _, spec := range r.PostForm["fault"] {
-		ft, err := ParseFault(spec)
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": oauth.CodeInvalidRequest, "error_description": err.Error()})
-			return
-		}
-		faults = append(faults, ft)
+	r.Body = http.MaxBytesReader(w, r.Body, maxIntrospectBody)
+	if err := r.ParseForm(); err != nil || len(r.PostForm["fault"]) == 0 {
+		faultError(w, http.StatusBadRequest, oauth.CodeInvalidRequest, "send one or more form fields fault=SPEC")
+		return
 	}
-	if err := f.Set(faults...); err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": oauth.CodeServerError, "error_description": err.Error()})
+	faults, err := ParseFaults(r.PostForm["fault"])
+	if err != nil {
+		faultError(w, http.StatusBadRequest, oauth.CodeInvalidRequest, err.Error())
+		return
+	}
+	if err := f.Set(faults...); errors.Is(err, ErrTooManyFaults) {
+		faultError(w, http.StatusBadRequest, oauth.CodeInvalidRequest, err.Error())
+		return
+	} else if err != nil {
+		faultError(w, http.StatusInternalServerError, oauth.CodeServerError, err.Error())
 		return
 	}
 	f.writeList(w)
 }
 
-func (f *Faults) serveClear(w http.ResponseWriter, _ *http.Request) {
+func (f *Faults) serveClear(w http.ResponseWriter, r *http.Request) {
+	if crossSite(w, r) {
+		return
+	}
 	f.Clear()
 	f.writeList(w)
+}
+
+// faultsMethods are the methods FaultsPath answers.
+const faultsMethods = "GET, HEAD, POST, DELETE"
+
+// serveOther answers another method at FaultsPath: 405 with Allow (RFC
+// 9110 §15.5.6).
+func (f *Faults) serveOther(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", faultsMethods)
+	faultError(w, http.StatusMethodNotAllowed, oauth.CodeInvalidRequest,
+		fmt.Sprintf("%s %s: method not allowed (allowed: %s)", clip(r.Method), FaultsPath, faultsMethods))
+}
+
+// crossSite refuses (403) a request a web page sent from another site or
+// origin, so that a page open in a developer's browser cannot set faults
+// on the mock (cross-site request forgery): one whose Sec-Fetch-Site
+// (Fetch Metadata) is cross-site or same-site, or whose Origin (RFC 6454)
+// is not the mock's own. A client that sends neither, such as curl or a
+// test, is not refused.
+func crossSite(w http.ResponseWriter, r *http.Request) bool {
+	why := ""
+	site := r.Header.Get("Sec-Fetch-Site")
+	origin, hasOrigin := r.Header["Origin"]
+	switch {
+	case site == "cross-site" || site == "same-site":
+		why = "Sec-Fetch-Site: " + site
+	case hasOrigin:
+		u, err := url.Parse(origin[0])
+		if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+			why = fmt.Sprintf("Origin %q is not %q", clip(origin[0]), clip(r.Host))
+		}
+	}
+	if why == "" {
+		return false
+	}
+	faultError(w, http.StatusForbidden, "access_denied",
+		fmt.Sprintf("%s %s from a web page of another site is refused (%s): set faults with curl, --fault or idtxtest", r.Method, FaultsPath, why))
+	return true
 }

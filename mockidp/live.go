@@ -30,6 +30,11 @@ type IDP struct {
 	faults *Faults
 	state  atomic.Pointer[keyState]
 	mu     sync.Mutex // serialises rotations
+	// fixture is the state it starts in, and returns to when every
+	// rotate-key fault has ended.
+	fixture *keyState
+	// rotated are the private keys of the rotations in force, by kid.
+	rotated map[string]crypto.Signer
 }
 
 // keyState is what the mock JWT IDP signs with and publishes; it is
@@ -59,12 +64,13 @@ func NewIDP(clock func() time.Time) (*IDP, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &IDP{clock: clock}
+	m := &IDP{clock: clock, rotated: map[string]crypto.Signer{}}
 	m.faults = newFaults(m)
-	m.state.Store(&keyState{
+	m.fixture = &keyState{
 		gen: 1, signer: s.key, method: jwt.SigningMethodRS256, kid: s.kid,
 		keys: map[string]crypto.PublicKey{s.kid: s.key.Public()}, order: []string{s.kid}, jwks: jwks,
-	})
+	}
+	m.state.Store(m.fixture)
 	return m, nil
 }
 
@@ -115,20 +121,40 @@ func (m *IDP) rotate() (string, error) {
 	if next.jwks, err = publish(next); err != nil {
 		return "", err
 	}
+	m.rotated[kid] = key
 	m.state.Store(next)
 	return kid, nil
 }
 
-// retire ends an overlap: only the key the IDP signs with stays published.
-func (m *IDP) retire() {
+// unrotate ends the rotation that made kid: kid is no longer published,
+// and if the IDP signed with it, it signs with the key published before
+// it. Once no rotation is left, the IDP is back to its fixture key: it
+// signs with it and publishes only it, as `idtx mock token` expects.
+func (m *IDP) unrotate(kid string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old := m.state.Load()
-	if len(old.order) == 1 {
+	if _, ok := m.rotated[kid]; !ok {
 		return
 	}
-	next := &keyState{gen: old.gen + 1, signer: old.signer, method: old.method, kid: old.kid,
-		keys: map[string]crypto.PublicKey{old.kid: old.keys[old.kid]}, order: []string{old.kid}}
+	delete(m.rotated, kid)
+	old := m.state.Load()
+	if len(m.rotated) == 0 {
+		back := *m.fixture
+		back.gen = old.gen + 1 // the STS's cache forgets the rotated key's identities
+		m.state.Store(&back)
+		return
+	}
+	next := &keyState{gen: old.gen + 1, signer: old.signer, method: old.method, kid: old.kid, keys: map[string]crypto.PublicKey{}}
+	for _, k := range old.order {
+		if k != kid {
+			next.keys[k] = old.keys[k]
+			next.order = append(next.order, k)
+		}
+	}
+	if old.kid == kid {
+		next.kid = next.order[len(next.order)-1]
+		next.signer, next.method = m.rotated[next.kid], jwt.SigningMethodES256
+	}
 	var err error
 	if next.jwks, err = publish(next); err != nil {
 		return
@@ -179,6 +205,7 @@ func (m *IDP) Handler() http.Handler {
 	mux.HandleFunc("GET "+FaultsPath, m.faults.serveList)
 	mux.HandleFunc("POST "+FaultsPath, m.faults.serveSet)
 	mux.HandleFunc("DELETE "+FaultsPath, m.faults.serveClear)
+	mux.HandleFunc(FaultsPath, m.faults.serveOther)
 	return mux
 }
 
