@@ -185,8 +185,7 @@ const (
 
 // checkClaims refuses a claim set a rule may not read: more than
 // MaxRuleValues values, a string (a value, a key, a claim's name) longer
-// than MaxRuleString, or nesting
-// deeper than maxDepth. A set is refused, never cut: a rule that denies
+// than MaxRuleString, or nesting deeper than maxDepth. A set is refused, never cut: a rule that denies
 // on a group must not pass because the group was cut off.
 func checkClaims(name string, claims map[string]any) error {
 	n := 0
