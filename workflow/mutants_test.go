@@ -129,3 +129,33 @@ func TestRuleInputEdges(t *testing.T) {
 		})
 	}
 }
+
+// A claim a rule sets is nested at most 16 deep: a value 16 deep is
+// issued, one 17 deep refuses the exchange.
+func TestClaimValueDepth(t *testing.T) {
+	list := func(d int) string { return strings.Repeat("[", d) + `"v"` + strings.Repeat("]", d) }
+	w := mustCompile(t, workflow.Spec{Name: "w", Claims: map[string]string{"x": list(16)}})
+	if v, err := w.Run(context.Background(), input()); err != nil || !v.Allow || v.Claims["x"] == nil {
+		t.Fatalf("16 deep: %+v, %v; want the claim set", v, err)
+	}
+	w = mustCompile(t, workflow.Spec{Name: "w", Claims: map[string]string{"x": list(17)}})
+	if v, err := w.Run(context.Background(), input()); !errors.Is(err, workflow.ErrEval) ||
+		err.Error() != "could not evaluate: claims.x: value nested deeper than 16" {
+		t.Fatalf("17 deep: %+v, %v; want refused", v, err)
+	}
+}
+
+// A claim a rule sets must survive the trip into JSON unchanged: an
+// infinity or a map with a key that is not a string refuses the exchange.
+func TestClaimNotJSON(t *testing.T) {
+	for expr, want := range map[string]string{
+		`1.0 / 0.0`:  "could not evaluate: claims.x: +Inf is not a JSON number",
+		`-1.0 / 0.0`: "could not evaluate: claims.x: -Inf is not a JSON number",
+		`{1: "a"}`:   "could not evaluate: claims.x: map key of type int is not a string",
+	} {
+		w := mustCompile(t, workflow.Spec{Name: "w", Claims: map[string]string{"x": expr}})
+		if v, err := w.Run(context.Background(), input()); !errors.Is(err, workflow.ErrEval) || err.Error() != want {
+			t.Errorf("%s: %+v, %v; want %q", expr, v, err, want)
+		}
+	}
+}
