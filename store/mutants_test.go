@@ -85,3 +85,13 @@ func TestMemoryReplayCacheFreesTheBoundAtExp(t *testing.T) {
 		}
 	})
 }
+
+// Only a postgres:// URL is parsed for a password: a SQLite path that is
+// no valid URL is shown as it is.
+func TestRedactLeavesSQLitePaths(t *testing.T) {
+	for _, in := range []string{"sqlite:/srv/idtx 100%/idtx.db", "/srv/idtx%zz/idtx.db"} {
+		if got := Redact(in); got != in {
+			t.Errorf("Redact(%q) = %q, want it unchanged", in, got)
+		}
+	}
+}
