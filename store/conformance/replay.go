@@ -29,6 +29,10 @@ func RunReplay(t *testing.T, open Opener) {
 		}
 		// The same jti from another client is another assertion.
 		must(t, c.Use(ctx, "b", "j0", t0.Add(time.Minute)))
+		now = t0.Add(time.Minute - time.Millisecond)
+		if err := c.Use(ctx, "a", "j0", t0.Add(2*time.Minute)); !errors.Is(err, store.ErrReplayed) {
+			t.Fatalf("j0 replayed 1ms before its exp: %v, want ErrReplayed", err)
+		}
 		now = t0.Add(time.Minute)
 		must(t, c.Use(ctx, "a", "j0", t0.Add(2*time.Minute)))
 	})
