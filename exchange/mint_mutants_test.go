@@ -7,6 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/idtx/idtx/exchange"
@@ -56,5 +60,24 @@ func TestNewSignerKeyMustSuitAlg(t *testing.T) {
 				t.Fatalf("NewSigner = %v, %v; want %q", s, err, tc.want)
 			}
 		})
+	}
+}
+
+// A request body is read in one allocation of its declared length only
+// up to MaxBodyBytes: a Content-Length of 256 MiB over a short body does
+// not make the server allocate 256 MiB.
+func TestReadRequestDoesNotAllocateTheDeclaredLength(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader("a=b"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.ContentLength = 256 << 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	req := exchange.ReadRequest(httptest.NewRecorder(), r)
+	runtime.ReadMemStats(&after)
+	if req.ParseErr != nil || req.Form.Get("a") != "b" {
+		t.Fatalf("ReadRequest: %v, form %v", req.ParseErr, req.Form)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+		t.Fatalf("ReadRequest allocated %d bytes for a declared 256 MiB", n)
 	}
 }

@@ -19,7 +19,8 @@ func (s toServer) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // A discovery document without a jwks_uri is refused as it is, and
 // discovery that failed is not tried again before RefreshInterval: a
-// token stream does not become a request stream to the IDP.
+// token stream does not become a request stream to the IDP; after it,
+// discovery is tried again.
 func TestDiscoveryWithoutJWKSURIThrottled(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -37,5 +38,15 @@ func TestDiscoveryWithoutJWKSURIThrottled(t *testing.T) {
 	}
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("discovery fetched %d times in a row, want once", n)
+	}
+	// RefreshInterval after the failed try, discovery is tried again.
+	d.mu.Lock()
+	d.lastTry = d.lastTry.Add(-RefreshInterval)
+	d.mu.Unlock()
+	if _, err := d.resolve(); !errors.Is(err, ErrUnavailable) || err.Error() != want {
+		t.Fatalf("resolve after RefreshInterval: %v, want %q", err, want)
+	}
+	if n := hits.Load(); n != 2 {
+		t.Fatalf("discovery fetched %d times after RefreshInterval, want twice in all", n)
 	}
 }
