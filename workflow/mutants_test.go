@@ -130,18 +130,21 @@ func TestRuleInputEdges(t *testing.T) {
 	}
 }
 
-// A claim a rule sets is nested at most 16 deep: a value 16 deep is
-// issued, one 17 deep refuses the exchange.
+// A claim a rule sets is nested at most 16 deep, in lists or in maps: a
+// value 16 deep is issued, one 17 deep refuses the exchange.
 func TestClaimValueDepth(t *testing.T) {
 	list := func(d int) string { return strings.Repeat("[", d) + `"v"` + strings.Repeat("]", d) }
-	w := mustCompile(t, workflow.Spec{Name: "w", Claims: map[string]string{"x": list(16)}})
-	if v, err := w.Run(context.Background(), input()); err != nil || !v.Allow || v.Claims["x"] == nil {
-		t.Fatalf("16 deep: %+v, %v; want the claim set", v, err)
-	}
-	w = mustCompile(t, workflow.Spec{Name: "w", Claims: map[string]string{"x": list(17)}})
-	if v, err := w.Run(context.Background(), input()); !errors.Is(err, workflow.ErrEval) ||
-		err.Error() != "could not evaluate: claims.x: value nested deeper than 16" {
-		t.Fatalf("17 deep: %+v, %v; want refused", v, err)
+	dict := func(d int) string { return strings.Repeat(`{"a": `, d) + `"v"` + strings.Repeat("}", d) }
+	for _, nested := range []func(int) string{list, dict} {
+		w := mustCompile(t, workflow.Spec{Name: "w", Claims: map[string]string{"x": nested(16)}})
+		if v, err := w.Run(context.Background(), input()); err != nil || !v.Allow || v.Claims["x"] == nil {
+			t.Fatalf("%s: %+v, %v; want the claim set", nested(16), v, err)
+		}
+		w = mustCompile(t, workflow.Spec{Name: "w", Claims: map[string]string{"x": nested(17)}})
+		if v, err := w.Run(context.Background(), input()); !errors.Is(err, workflow.ErrEval) ||
+			err.Error() != "could not evaluate: claims.x: value nested deeper than 16" {
+			t.Fatalf("%s: %+v, %v; want refused", nested(17), v, err)
+		}
 	}
 }
 
