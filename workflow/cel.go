@@ -197,8 +197,8 @@ const (
 )
 
 // checkClaims refuses a claim set a rule may not read: more than
-// MaxRuleValues values, a string longer than MaxRuleString, or nesting
-// deeper than maxDepth. A set is refused, never cut: a rule that denies
+// MaxRuleValues values, a string (a value, a key, a claim's name) longer
+// than MaxRuleString, or nesting deeper than maxDepth. A set is refused, never cut: a rule that denies
 // on a group must not pass because the group was cut off.
 func checkClaims(name string, claims map[string]any) error {
 	n := 0
@@ -240,6 +240,9 @@ func checkClaims(name string, claims map[string]any) error {
 		return nil
 	}
 	for _, k := range slices.Sorted(maps.Keys(claims)) {
+		if len(k) > MaxRuleString { // a claim's name is a key too
+			return fmt.Errorf("%s has a key of %d bytes; a rule reads strings of at most %d", name, len(k), MaxRuleString)
+		}
 		if err := walk(name+"."+k, claims[k], 1); err != nil {
 			return err
 		}

@@ -80,6 +80,22 @@ func RunConsents(t *testing.T, open Opener) {
 			t.Fatalf("List = %+v after refused grants", list)
 		}
 	})
+	// Revoking named scopes for one IDP's user leaves another IDP's user
+	// of the same name, and other users and services, alone.
+	t.Run("revoking scopes is per idp, user and service", func(t *testing.T) {
+		s := open(t)
+		must(t, s.Grant(ctx, "corp", "alice", "billing-api", []string{"x", "y"}))
+		for _, k := range [][3]string{{"partner", "alice", "billing-api"}, {"corp", "bob", "billing-api"}, {"corp", "alice", "orders-api"}} {
+			n, err := s.Revoke(ctx, k[0], k[1], k[2], []string{"x"})
+			must(t, err)
+			if n != 0 {
+				t.Fatalf("Revoke(%q, x) removed %d grant(s), want 0", k, n)
+			}
+		}
+		got, err := s.Missing(ctx, "corp", "alice", "billing-api", []string{"x", "y"})
+		must(t, err)
+		want(t, got, nil)
+	})
 	t.Run("revoke some scopes", func(t *testing.T) {
 		s := open(t)
 		must(t, s.Grant(ctx, "corp", "alice", "billing-api", []string{"a", "b", "c"}))

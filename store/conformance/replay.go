@@ -29,8 +29,25 @@ func RunReplay(t *testing.T, open Opener) {
 		}
 		// The same jti from another client is another assertion.
 		must(t, c.Use(ctx, "b", "j0", t0.Add(time.Minute)))
+		now = t0.Add(time.Minute - time.Millisecond)
+		if err := c.Use(ctx, "a", "j0", t0.Add(2*time.Minute)); !errors.Is(err, store.ErrReplayed) {
+			t.Fatalf("j0 replayed 1ms before its exp: %v, want ErrReplayed", err)
+		}
 		now = t0.Add(time.Minute)
 		must(t, c.Use(ctx, "a", "j0", t0.Add(2*time.Minute)))
+	})
+	// An assertion stops counting against its client's bound at its exp:
+	// a client at the bound is not locked out by expired assertions.
+	t.Run("the bound is freed at exp", func(t *testing.T) {
+		now := t0
+		c := cache(t, &now, 1)
+		must(t, c.Use(ctx, "a", "j0", t0.Add(time.Minute)))
+		now = t0.Add(time.Minute - time.Millisecond)
+		if err := c.Use(ctx, "a", "j1", t0.Add(2*time.Minute)); !errors.Is(err, store.ErrReplayLimit) {
+			t.Fatalf("j1 before j0's exp: %v, want ErrReplayLimit", err)
+		}
+		now = t0.Add(time.Minute)
+		must(t, c.Use(ctx, "a", "j1", t0.Add(2*time.Minute)))
 	})
 	t.Run("each client has its own bound", func(t *testing.T) {
 		now := t0
