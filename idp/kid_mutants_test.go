@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/idtx/idtx/idp"
+	"github.com/idtx/idtx/oauth"
 )
 
 // A token whose kid names a key under 2048 bits is refused (RFC 7518
@@ -40,7 +41,7 @@ func TestKidWeakKeyRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = validator(t, keys).Validate(t.Context(), s, idp.TokenTypeJWT)
+	_, err = validator(t, keys).Validate(t.Context(), s, oauth.TokenTypeJWT)
 	const want = "invalid token: no usable key: RSA key of 1024 bits is under 2048"
 	if err == nil || err.Error() != want || !errors.Is(err, idp.ErrInvalid) {
 		t.Fatalf("got %v, want %q", err, want)
