@@ -21,6 +21,7 @@ import (
 type pgLookups struct {
 	query      func(ctx context.Context, keys []consentKey) ([]map[string]bool, error)
 	maxFlights int
+	maxWave    int // keys one query asks for at most
 
 	mu      sync.Mutex
 	flights int       // queries on their way
@@ -41,12 +42,12 @@ type pgWave struct {
 	err    error
 }
 
-// pgMaxWave bounds the lookups one query answers; past it a lookup waits
-// for a later query.
+// pgMaxWave bounds the users (keys) one query asks for; past it a lookup
+// waits for a later query.
 const pgMaxWave = 256
 
 func newPGLookups(pool *pgxpool.Pool, maxFlights int) *pgLookups {
-	return &pgLookups{maxFlights: max(1, maxFlights), query: func(ctx context.Context, keys []consentKey) ([]map[string]bool, error) {
+	return &pgLookups{maxFlights: max(1, maxFlights), maxWave: pgMaxWave, query: func(ctx context.Context, keys []consentKey) ([]map[string]bool, error) {
 		return pgScopes(ctx, pool, keys)
 	}}
 }
@@ -56,7 +57,7 @@ func newPGLookups(pool *pgxpool.Pool, maxFlights int) *pgLookups {
 func (l *pgLookups) scopes(ctx context.Context, k consentKey) (map[string]bool, error) {
 	l.mu.Lock()
 	w := l.next
-	if w == nil || len(w.keys) >= pgMaxWave {
+	if w == nil || len(w.keys) >= l.maxWave {
 		if w != nil {
 			// Full: it goes with the next flight that lands, and this
 			// lookup waits for the one after.

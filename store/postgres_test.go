@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,6 +226,11 @@ func TestPostgresReplayCacheUnavailable(t *testing.T) {
 // and a lookup that began after a revocation, through another replica,
 // committed is refused by it, though it joined lookups that began before.
 func TestPostgresLookupsShareOneQuery(t *testing.T) {
+	t.Run("one wave", func(t *testing.T) { testPGLookups(t, false) })
+	t.Run("a full wave and the next", func(t *testing.T) { testPGLookups(t, true) })
+}
+
+func testPGLookups(t *testing.T, full bool) {
 	dsn := pgtest.DSN(t)
 	s, other := openPG(t, dsn), openPG(t, dsn)
 	ctx := context.Background()
@@ -281,6 +287,10 @@ func TestPostgresLookupsShareOneQuery(t *testing.T) {
 		}
 	}
 
+	if full {
+		// Waves of two keys: the third key waits for the query after.
+		l.maxWave = 2
+	}
 	held := lookup("bob", "billing:read")
 	waitFor("the first query", func() bool { mu.Lock(); defer mu.Unlock(); return len(queries) == 1 })
 	before := lookup("alice", "billing:read")
@@ -293,7 +303,14 @@ func TestPostgresLookupsShareOneQuery(t *testing.T) {
 	carol := lookup("carol", "billing:read")
 	waitFor("carol's lookup to wait", waiting(3))
 	dave := lookup("dave", "billing:write", "billing:read", "orders:read")
-	waitFor("dave's lookup to wait", waiting(4))
+	waitFor("dave's lookup to wait", func() bool {
+		if !full {
+			return waiting(4)()
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.queued) == 1 && l.next != nil && l.next.lookups == 1
+	})
 	close(release)
 
 	for _, c := range []struct {
@@ -313,7 +330,50 @@ func TestPostgresLookupsShareOneQuery(t *testing.T) {
 	}
 	want := [][]consentKey{{{"mock", "bob", "billing-api"}},
 		{{"mock", "alice", "billing-api"}, {"mock", "carol", "billing-api"}, {"mock", "dave", "billing-api"}}}
+	if full {
+		want = [][]consentKey{want[0], want[1][:2], want[1][2:]}
+	}
 	if !slices.EqualFunc(queries, want, slices.Equal) {
 		t.Fatalf("queries %v, want %v", queries, want)
 	}
+}
+
+// BenchmarkPostgresMissing is the consent lookup of busy replicas: 16
+// goroutines a core, each asking for one of 100 users in turn. It
+// reports the lookups each query answered (lookups/query):
+//
+//	scripts/test-postgres.sh go test -run '^$' -bench PostgresMissing ./store
+func BenchmarkPostgresMissing(b *testing.B) {
+	dsn := pgtest.DSN(b)
+	s, err := openPostgres(dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	users := make([]string, 100)
+	for i := range users {
+		users[i] = fmt.Sprintf("user%d", i)
+		if err := s.Grant(ctx, "mock", users[i], "billing-api", []string{"billing:read"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var queries atomic.Int64
+	query := s.lookups.query
+	s.lookups.query = func(ctx context.Context, keys []consentKey) ([]map[string]bool, error) {
+		queries.Add(1)
+		return query(ctx, keys)
+	}
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			user := users[next.Add(1)%int64(len(users))]
+			if m, err := s.Missing(ctx, "mock", user, "billing-api", []string{"billing:read"}); err != nil || len(m) != 0 {
+				b.Errorf("%s: missing %v, %v", user, m, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/float64(queries.Load()), "lookups/query")
 }
