@@ -84,6 +84,11 @@ func TestConsentRevokedBetweenExchanges(t *testing.T) {
 		expectRefusal(t, r, http.StatusBadRequest, "consent_required", "alice of IDP partner has not consented to billing:read for billing-api")
 	})
 
+	// Again: the server's consent reader now answers from what it
+	// remembers, until the file changes (docs/operations.md).
+	if _, c := e.srv.mustExchange(t, billing(e.corp, corpIssuer)); c["scope"] != "billing:read" {
+		t.Fatalf("scope = %v, want billing:read", c["scope"])
+	}
 	revoke := []string{"consent", "revoke", "--store", store, "--idp", "corp", "--user", "alice", "--service", "billing-api"}
 	if _, errOut, err := idtx(t, home, revoke...); err != nil {
 		t.Fatalf("idtx consent revoke: %v\n%s", err, errOut)

@@ -193,6 +193,17 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 	}
 	status, body = postForm(t, b, form)
 	wantOAuthError(t, "the same assertion at b", status, body, 401, "invalid_client", `client_assertion: jti "replayed-jti" was already used`)
+
+	// A revocation through the CLI decides the next exchange at each
+	// replica: neither remembers a consent (docs/operations.md).
+	if _, errOut, code := run(t, "consent", "revoke", "--store", dsn, "--idp", "mock", "--user", "alice", "--service", "billing-api"); code != 0 {
+		t.Fatalf("consent revoke: exit %d %s", code, errOut)
+	}
+	for name, base := range map[string]string{"a": a, "b": b} {
+		status, body = postToken(t, base, exchangeForm(subject), "demo-client", "demo-secret")
+		wantOAuthError(t, "replica "+name+" after the revocation", status, body, 400, "consent_required",
+			"alice of IDP mock has not consented to billing:read for billing-api")
+	}
 }
 
 // PostgreSQL stopped: the exchange that needs it answers 503

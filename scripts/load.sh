@@ -77,6 +77,8 @@ clients:
 YAML
 export IDTX_HOME="$tmp/home"
 store="${IDTX_LOAD_STORE:-sqlite:$tmp/idtx.db}"
+# A store shared by replicas needs the one iss they all issue (docs/config.md).
+case $store in postgres://* | postgresql://*) echo "issuer: https://idtx.load.test" >>"$tmp/sts.yaml" ;; esac
 for i in mock mock-saml; do
 	if ! "$tmp/idtx" consent grant --store "$store" --idp $i --user alice --service billing-api --scope billing:read >/dev/null 2>"$tmp/grant.err"; then
 		# an idtx from before consents named their IDP (IDTX_BIN) has no --idp

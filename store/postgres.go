@@ -22,7 +22,8 @@ import (
 // replicas must agree on: the private_key_jwt jti replay cache and the
 // signing keys.
 type postgres struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	lookups *pgLookups
 }
 
 // PostgresSchemaVersion is the schema version this idtx writes, recorded in
@@ -95,7 +96,7 @@ func openPostgres(url string) (*postgres, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
 	}
-	return &postgres{pool: pool}, nil
+	return &postgres{pool: pool, lookups: newPGLookups(pool, pgLookupFlights(cfg.MaxConns))}, nil
 }
 
 // pgMigrate brings the schema to PostgresSchemaVersion in one transaction
@@ -206,23 +207,16 @@ func (s *postgres) List(ctx context.Context, f consent.Filter) ([]consent.Consen
 	return out, pgError(rows.Err())
 }
 
+// Missing is answered by a query sent after it began (pgLookups), so
+// that a grant or revocation committed before it, by any replica or
+// `idtx consent`, decides it.
 func (s *postgres) Missing(ctx context.Context, idp, user, service string, scopes []string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT scope FROM consents WHERE idp = $1 AND usr = $2 AND service = $3 AND scope = ANY($4)`,
-		idp, user, service, scopes)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	have, err := s.lookups.scopes(ctx, consentKey{idp, user, service})
 	if err != nil {
-		return nil, pgError(err)
-	}
-	defer rows.Close()
-	have := make(map[string]bool, len(scopes))
-	for rows.Next() {
-		var sc string
-		if err := rows.Scan(&sc); err != nil {
-			return nil, pgError(err)
-		}
-		have[sc] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, pgError(err)
+		return nil, err
 	}
 	return missingFrom(have, scopes), nil
 }

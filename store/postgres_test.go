@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,4 +219,161 @@ func TestPostgresReplayCacheUnavailable(t *testing.T) {
 	if err := c.Use(ctx, "a", "j0", t0.Add(time.Minute)); !errors.Is(err, ErrReplayed) {
 		t.Fatalf("j0 after the database came back: %v", err)
 	}
+}
+
+// Lookups that arrive while the consent queries are all on their way wait
+// together and one query answers them, each with its own key's scopes;
+// and a lookup that began after a revocation, through another replica,
+// committed is refused by it, though it joined lookups that began before.
+func TestPostgresLookupsShareOneQuery(t *testing.T) {
+	t.Run("one wave", func(t *testing.T) { testPGLookups(t, false) })
+	t.Run("a full wave and the next", func(t *testing.T) { testPGLookups(t, true) })
+}
+
+func testPGLookups(t *testing.T, full bool) {
+	dsn := pgtest.DSN(t)
+	s, other := openPG(t, dsn), openPG(t, dsn)
+	ctx := context.Background()
+	for _, g := range []struct {
+		user   string
+		scopes []string
+	}{{"alice", []string{"billing:read"}}, {"dave", []string{"billing:read", "billing:write"}}} {
+		if err := other.Grant(ctx, "mock", g.user, "billing-api", g.scopes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One flight at a time, the first held until released.
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var queries [][]consentKey
+	l := s.lookups
+	l.maxFlights = 1
+	query := l.query
+	l.query = func(ctx context.Context, keys []consentKey) ([]map[string]bool, error) {
+		mu.Lock()
+		queries = append(queries, keys)
+		first := len(queries) == 1
+		mu.Unlock()
+		if first {
+			<-release
+		}
+		return query(ctx, keys)
+	}
+	type answer struct {
+		missing []string
+		err     error
+	}
+	lookup := func(user string, scopes ...string) chan answer {
+		c := make(chan answer, 1)
+		go func() {
+			m, err := s.Missing(ctx, "mock", user, "billing-api", scopes)
+			c <- answer{m, err}
+		}()
+		return c
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waiting := func(lookups int) func() bool {
+		return func() bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.next != nil && l.next.lookups == lookups
+		}
+	}
+
+	if full {
+		// Waves of two keys: the third key waits for the query after.
+		l.maxWave = 2
+	}
+	held := lookup("bob", "billing:read")
+	waitFor("the first query", func() bool { mu.Lock(); defer mu.Unlock(); return len(queries) == 1 })
+	before := lookup("alice", "billing:read")
+	waitFor("alice's lookup to wait", waiting(1))
+	if n, err := other.Revoke(ctx, "mock", "alice", "billing-api", nil); err != nil || n != 1 {
+		t.Fatalf("revoke through the other replica: %d %v", n, err)
+	}
+	after := lookup("alice", "billing:read")
+	waitFor("alice's second lookup to wait", waiting(2))
+	carol := lookup("carol", "billing:read")
+	waitFor("carol's lookup to wait", waiting(3))
+	dave := lookup("dave", "billing:write", "billing:read", "orders:read")
+	waitFor("dave's lookup to wait", func() bool {
+		if !full {
+			return waiting(4)()
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.queued) == 1 && l.next != nil && l.next.lookups == 1
+	})
+	close(release)
+
+	for _, c := range []struct {
+		what string
+		got  chan answer
+		want []string
+	}{
+		{"bob, never granted", held, []string{"billing:read"}},
+		{"alice, asked before the revocation", before, []string{"billing:read"}},
+		{"alice, asked after the revocation", after, []string{"billing:read"}},
+		{"carol, never granted", carol, []string{"billing:read"}},
+		{"dave", dave, []string{"orders:read"}},
+	} {
+		if a := <-c.got; a.err != nil || !slices.Equal(a.missing, c.want) {
+			t.Errorf("%s: missing %v, %v, want %v", c.what, a.missing, a.err, c.want)
+		}
+	}
+	want := [][]consentKey{{{"mock", "bob", "billing-api"}},
+		{{"mock", "alice", "billing-api"}, {"mock", "carol", "billing-api"}, {"mock", "dave", "billing-api"}}}
+	if full {
+		want = [][]consentKey{want[0], want[1][:2], want[1][2:]}
+	}
+	if !slices.EqualFunc(queries, want, slices.Equal) {
+		t.Fatalf("queries %v, want %v", queries, want)
+	}
+}
+
+// BenchmarkPostgresMissing is the consent lookup of busy replicas: 16
+// goroutines a core, each asking for one of 100 users in turn. It
+// reports the lookups each query answered (lookups/query):
+//
+//	scripts/test-postgres.sh go test -run '^$' -bench PostgresMissing ./store
+func BenchmarkPostgresMissing(b *testing.B) {
+	dsn := pgtest.DSN(b)
+	s, err := openPostgres(dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	users := make([]string, 100)
+	for i := range users {
+		users[i] = fmt.Sprintf("user%d", i)
+		if err := s.Grant(ctx, "mock", users[i], "billing-api", []string{"billing:read"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var queries atomic.Int64
+	query := s.lookups.query
+	s.lookups.query = func(ctx context.Context, keys []consentKey) ([]map[string]bool, error) {
+		queries.Add(1)
+		return query(ctx, keys)
+	}
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			user := users[next.Add(1)%int64(len(users))]
+			if m, err := s.Missing(ctx, "mock", user, "billing-api", []string{"billing:read"}); err != nil || len(m) != 0 {
+				b.Errorf("%s: missing %v, %v", user, m, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/float64(queries.Load()), "lookups/query")
 }

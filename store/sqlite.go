@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite" // pure-Go SQLite: the binary stays cgo-free
@@ -32,18 +33,41 @@ type sqliteStore struct {
 	// Missing runs on every exchange that needs a consent. It reads
 	// through driver connections of its own (query_only), each with the
 	// lookup prepared: database/sql's pool and row bookkeeping were a
-	// third of the lookup's cost.
+	// third of the lookup's cost. At most maxReaders are open: a lookup
+	// waits for one rather than opening (and preparing on) a connection
+	// that is closed again at once, which cost a third of the lookup
+	// under load.
 	readerDSN string
+	slots     chan struct{} // one per reader in use
 	mu        sync.Mutex
 	idle      []*sqliteReader
 	closed    bool
+
+	// writes counts the consent changes committed through this handle.
+	// A reader's remembered consents are valid while neither it nor the
+	// reader's PRAGMA data_version has changed (see Missing).
+	writes atomic.Uint64
 }
 
-// sqliteReader is a driver connection with the consent lookup prepared.
+// sqliteReader is a driver connection with the consent lookup prepared,
+// and the consents it read since the database last changed.
 type sqliteReader struct {
-	conn driver.Conn
-	stmt driver.Stmt
+	conn    driver.Conn
+	stmt    driver.Stmt
+	version driver.Stmt // PRAGMA data_version
+
+	// seen is the data_version and writes the remembered consents were
+	// read under; remembered maps (idp, user, service) to scopes.
+	seen       int64
+	writes     uint64
+	remembered map[consentKey]map[string]bool
 }
+
+type consentKey struct{ idp, user, service string }
+
+// maxRemembered bounds the consents a reader remembers; past it, it
+// forgets them all and starts again.
+const maxRemembered = 1024
 
 const missingQuery = `SELECT scope FROM consents WHERE idp = ? AND user = ? AND service = ?`
 
@@ -97,6 +121,10 @@ CREATE TABLE IF NOT EXISTS signing_lifetime (
 // writers queue on the busy timeout.
 var maxConns = max(4, 2*runtime.GOMAXPROCS(0))
 
+// maxReaders bounds the consent lookup's readers: a lookup is a few
+// microseconds of CPU, so more than a few per core only queue on it.
+var maxReaders = max(8, 4*runtime.GOMAXPROCS(0))
+
 // openSQLite opens (creating if needed) the database at path, migrating a
 // file of an earlier schema first. Consents of schema 1, which did not
 // name an IDP, are moved to the legacy set: listed, never honoured (see
@@ -136,10 +164,10 @@ func openSQLite(path string) (*sqliteStore, error) {
 	// busy server open (and re-prepare on) a new one per request.
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	s := &sqliteStore{db: db, path: path, readerDSN: readerDSN}
+	s := &sqliteStore{db: db, path: path, readerDSN: readerDSN, slots: make(chan struct{}, maxReaders)}
 	// Open one reader now, so that a file the lookup cannot read fails
 	// here rather than at the first exchange.
-	r, err := s.reader()
+	r, err := s.reader(context.Background())
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
@@ -148,11 +176,18 @@ func openSQLite(path string) (*sqliteStore, error) {
 	return s, nil
 }
 
-// reader is an idle reader, or a new one.
-func (s *sqliteStore) reader() (*sqliteReader, error) {
+// reader is an idle reader, or a new one, once fewer than maxReaders are
+// in use; release or discard gives it back.
+func (s *sqliteStore) reader(ctx context.Context) (*sqliteReader, error) {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		<-s.slots
 		return nil, errors.New("sqlite store: closed")
 	}
 	if n := len(s.idle); n > 0 {
@@ -162,34 +197,77 @@ func (s *sqliteStore) reader() (*sqliteReader, error) {
 		return r, nil
 	}
 	s.mu.Unlock()
+	r, err := s.openReader()
+	if err != nil {
+		<-s.slots
+		return nil, err
+	}
+	return r, nil
+}
+
+func (s *sqliteStore) openReader() (*sqliteReader, error) {
 	conn, err := (&sqlite.Driver{}).Open(s.readerDSN)
 	if err != nil {
 		return nil, err
 	}
-	stmt, err := conn.Prepare(missingQuery)
+	r := &sqliteReader{conn: conn}
+	if r.stmt, err = conn.Prepare(missingQuery); err == nil {
+		r.version, err = conn.Prepare(`PRAGMA data_version`)
+	}
 	if err != nil {
-		conn.Close()
+		r.close()
 		return nil, err
 	}
-	return &sqliteReader{conn: conn, stmt: stmt}, nil
+	return r, nil
 }
 
-// release keeps r for the next lookup, up to maxConns idle readers.
+// release keeps r for the next lookup.
 func (s *sqliteStore) release(r *sqliteReader) {
 	s.mu.Lock()
-	if !s.closed && len(s.idle) < maxConns {
+	if !s.closed {
 		s.idle = append(s.idle, r)
 		r = nil
 	}
 	s.mu.Unlock()
+	<-s.slots
 	if r != nil {
 		r.close()
 	}
 }
 
+// discard closes r, a reader that failed, and frees its slot.
+func (s *sqliteStore) discard(r *sqliteReader) {
+	r.close()
+	<-s.slots
+}
+
 func (r *sqliteReader) close() {
-	r.stmt.Close()
+	for _, st := range []driver.Stmt{r.stmt, r.version} {
+		if st != nil {
+			st.Close()
+		}
+	}
 	r.conn.Close()
+}
+
+// dataVersion is PRAGMA data_version on r's connection: it changes when
+// any other connection, of this process or another, commits a change to
+// the file (https://sqlite.org/pragma.html#pragma_data_version).
+func (r *sqliteReader) dataVersion(ctx context.Context) (int64, error) {
+	rows, err := r.version.(driver.StmtQueryContext).QueryContext(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, 1)
+	if err := rows.Next(dest); err != nil {
+		return 0, fmt.Errorf("PRAGMA data_version: %w", err)
+	}
+	v, ok := dest[0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("PRAGMA data_version is %T, not an integer", dest[0])
+	}
+	return v, nil
 }
 
 // scopes is the scopes granted to (idp, user, service).
@@ -409,20 +487,51 @@ func (s *sqliteStore) AdoptLegacy(ctx context.Context, idp string, f consent.Fil
 	return moved, nil
 }
 
+// Missing answers from what the reader remembers while the database has
+// not changed since it read it, which one PRAGMA data_version on the
+// reader's connection tells: a grant or revocation committed by any
+// process is seen by the next lookup that starts after it, as when every
+// lookup read the table. This handle's own writes are counted as well, so
+// that the rule does not rest on data_version alone.
 func (s *sqliteStore) Missing(ctx context.Context, idp, user, service string, scopes []string) ([]string, error) {
-	r, err := s.reader()
+	r, err := s.reader(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// A point read of a local file: not worth the watcher goroutine the
 	// driver starts per query for a cancellable ctx.
-	have, err := r.scopes(context.WithoutCancel(ctx), idp, user, service)
+	have, err := r.lookup(context.WithoutCancel(ctx), s.writes.Load(), consentKey{idp, user, service})
 	if err != nil {
-		r.close() // a connection that failed is not kept
+		s.discard(r) // a connection that failed is not kept
 		return nil, err
 	}
 	s.release(r)
 	return missingFrom(have, scopes), nil
+}
+
+// lookup is the scopes granted to k: remembered, if neither data_version
+// nor writes (read before it) changed since they were read; else read.
+func (r *sqliteReader) lookup(ctx context.Context, writes uint64, k consentKey) (map[string]bool, error) {
+	v, err := r.dataVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.remembered == nil || v != r.seen || writes != r.writes || len(r.remembered) >= maxRemembered {
+		// Whatever changed is read again; a change committed between
+		// data_version and the read below only makes the next lookup
+		// read again too.
+		r.remembered, r.seen, r.writes = make(map[consentKey]map[string]bool), v, writes
+	}
+	if have, ok := r.remembered[k]; ok {
+		return have, nil
+	}
+	have, err := r.scopes(ctx, k.idp, k.user, k.service)
+	if err != nil {
+		r.remembered = nil
+		return nil, err
+	}
+	r.remembered[k] = have
+	return have, nil
 }
 
 // Ping reads from the file: a file removed or made unreadable under a
@@ -467,11 +576,14 @@ func (s *sqliteStore) Replay(now func() time.Time, limit int) ReplayCache {
 	return NewMemoryReplayCache(now, limit)
 }
 
+// tx runs fn in a transaction that changes consents: once it ended,
+// whatever the readers remember is read again.
 func (s *sqliteStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	defer s.writes.Add(1)
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
