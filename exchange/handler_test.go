@@ -195,7 +195,7 @@ func rawJWT(t *testing.T, kp *keyPair, header, claims string) string {
 	return signing + "." + b64(sig)
 }
 
-// Every JWT attack of SECURITY.md, sent as a subject token.
+// Every JWT attack of docs/security.md, sent as a subject token.
 func TestJWTAttacks(t *testing.T) {
 	e := newEnv(t)
 	c := e.claims(nil)

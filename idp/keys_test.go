@@ -80,7 +80,7 @@ func validator(t *testing.T, keys idp.KeySet) *idp.JWT {
 	return v
 }
 
-// SECURITY.md: remote key sets are refreshed on an unknown kid at most
+// docs/security.md: remote key sets are refreshed on an unknown kid at most
 // once per interval, and an IDP that is down leaves its cached keys in use.
 func TestRemoteKeysRefreshAndOutage(t *testing.T) {
 	a, b, c := newSigner(t), newSigner(t), newSigner(t)

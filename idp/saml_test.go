@@ -143,7 +143,7 @@ func samlValidator(t testing.TB, allowSHA1 bool) *idp.SAML {
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-// Every SAML row of SECURITY.md, built from the mock IDP's signed output.
+// Every SAML row of docs/security.md, built from the mock IDP's signed output.
 func TestSAMLAttacks(t *testing.T) {
 	mock := mockSAMLSigner(t)
 	signed := func(mutate func(a *etree.Element)) *etree.Element {
