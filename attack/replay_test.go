@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idtx/idtx/exchange"
+	"github.com/idtx/idtx/store"
 )
 
 // TestReplayCachePerClient is issue 8 item 7 against a running server:
@@ -21,7 +21,7 @@ import (
 // authenticates.
 func TestReplayCachePerClient(t *testing.T) {
 	e := newEnv(t)
-	const limit = exchange.DefaultReplayLimit
+	const limit = store.DefaultReplayLimit
 	const workers = 4
 
 	// /introspect authenticates the client as /token does, with the same

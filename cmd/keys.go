@@ -107,7 +107,7 @@ sealed keys it is always refused.`, keyset.PublishLead, keyset.JWKSMaxAge, maxTo
 }
 
 // open loads --config and opens the store the way `idtx serve` picks it.
-func (o *keysOptions) open() (*config.Config, store.Store, keyset.Store, error) {
+func (o *keysOptions) open() (*config.Config, store.Store, store.Keys, error) {
 	var cfg *config.Config
 	if o.config != "" {
 		var err error

@@ -308,7 +308,7 @@ func warnNoKEK(io *IO) {
 // server has a key-encryption key (added before one was set, or by an
 // idtx that let a rotation without it store one): anyone who can read the
 // store can sign with them until they are rotated out.
-func warnPlaintextKeys(ctx context.Context, io *IO, ks keyset.Store) error {
+func warnPlaintextKeys(ctx context.Context, io *IO, ks store.Keys) error {
 	recs, err := ks.Records(ctx)
 	if err != nil {
 		return err

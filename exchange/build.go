@@ -29,11 +29,11 @@ type BuildOptions struct {
 	// Keys, when set and the config names no key_file, is the key set to
 	// sign with, shared by replicas through the store and rotated; nil
 	// signs with a key file in Home.
-	Keys keyset.Store
+	Keys store.Keys
 	// KEK seals new keys in Keys and opens stored ones (nil: unsealed).
 	KEK *keyset.KEK
 	// Replay records client assertion jti values (default in memory).
-	Replay ReplayCache
+	Replay store.ReplayCache
 	// Metrics receives the engine's metrics (default a new set); the
 	// Handler serves them at /metrics.
 	Metrics *Metrics

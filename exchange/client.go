@@ -267,9 +267,9 @@ func (e *Engine) checkAssertion(ctx context.Context, assertion, formID string, n
 	}
 	switch err := e.replay.Use(ctx, id, claims.ID, claims.ExpiresAt.Add(assertionLeeway)); {
 	case err == nil:
-	case errors.Is(err, ErrReplayed):
+	case errors.Is(err, store.ErrReplayed):
 		return nil, id, oauth.ErrInvalidClient("client_assertion: jti %q was already used", clipText(claims.ID))
-	case errors.Is(err, ErrReplayLimit):
+	case errors.Is(err, store.ErrReplayLimit):
 		return nil, id, oauth.ErrInvalidClient("client_assertion: %v; use shorter-lived assertions", err)
 	case errors.Is(err, store.ErrUnavailable):
 		oerr := oauth.ErrTemporarilyUnavailable("client_assertion: the jti replay cache is unavailable; retry shortly")

@@ -257,7 +257,7 @@ func TestReplayBoundPerClient(t *testing.T) {
 	e = newEnvOpts(t, store.NewMemory(), func(y string, _ map[string][]byte) string {
 		return y + "  - id: jwt-client-2\n    jwks_file: client.jwks\n    services: [\"*\"]\n"
 	}, func(o *exchange.Options) {
-		o.Replay = exchange.NewMemoryReplayCache(func() time.Time { return e.now }, 2)
+		o.Replay = store.NewMemoryReplayCache(func() time.Time { return e.now }, 2)
 	})
 	send := func(client, jti string) response {
 		a := e.assertion(jwt.MapClaims{"iss": client, "sub": client, "jti": jti, "exp": e.now.Add(time.Minute).Unix()})

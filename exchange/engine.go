@@ -237,7 +237,7 @@ type Engine struct {
 	store    store.Store
 	signer   *Signer
 	now      func() time.Time
-	replay   ReplayCache
+	replay   store.ReplayCache
 	pool     *secret.Pool
 	dummy    *secret.Params // verified for unknown client ids
 
@@ -257,8 +257,8 @@ type Options struct {
 	// HashPool verifies hashed client secrets (default secret.NewPool(0, 0)).
 	HashPool *secret.Pool
 	// Replay records client assertion jti values (default a
-	// MemoryReplayCache on Clock).
-	Replay ReplayCache
+	// store.MemoryReplayCache on Clock).
+	Replay store.ReplayCache
 }
 
 // NewEngine builds an engine for cfg. cfg.Issuer must be set.
@@ -287,7 +287,7 @@ func NewEngine(cfg *config.Config, opts Options) (*Engine, error) {
 		e.maxDepth = config.DefaultMaxDelegationDepth
 	}
 	if e.replay == nil {
-		e.replay = NewMemoryReplayCache(e.now, 0)
+		e.replay = store.NewMemoryReplayCache(e.now, 0)
 	}
 	if e.pool == nil {
 		e.pool = secret.NewPool(0, 0)

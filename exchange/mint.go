@@ -30,6 +30,7 @@ import (
 
 	"github.com/idtx/idtx/idp"
 	"github.com/idtx/idtx/keyset"
+	"github.com/idtx/idtx/store"
 	"github.com/idtx/idtx/workflow"
 )
 
@@ -42,7 +43,7 @@ type Signer struct {
 	view atomic.Pointer[signerView]
 
 	// For a key set in a store; nil store for a fixed key.
-	store  keyset.Store
+	store  store.Keys
 	policy keyset.Policy
 
 	jwksMu    sync.Mutex
@@ -113,14 +114,14 @@ func NewSigner(alg string, key crypto.Signer) (*Signer, error) {
 	return s, nil
 }
 
-// NewKeySetSigner signs with the key set in store: it gives the store a
+// NewKeySetSigner signs with the key set in keys: it gives the store a
 // first key when it has none (p.First, or a new one), and reads the set
 // again, applying p's rotation schedule, at each Refresh.
-func NewKeySetSigner(ctx context.Context, store keyset.Store, p keyset.Policy, now func() time.Time) (*Signer, error) {
+func NewKeySetSigner(ctx context.Context, keys store.Keys, p keyset.Policy, now func() time.Time) (*Signer, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Signer{now: now, store: store, policy: p}
+	s := &Signer{now: now, store: keys, policy: p}
 	if err := s.Refresh(ctx); err != nil {
 		return nil, err
 	}

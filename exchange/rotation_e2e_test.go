@@ -59,7 +59,7 @@ type rotatingServer struct {
 	t      *testing.T
 	srv    *httptest.Server
 	engine *exchange.Engine
-	keys   keyset.Store
+	keys   store.Keys
 	kek    *keyset.KEK
 	corp   *keyPair
 	clock  atomic.Int64 // UnixNano

@@ -58,15 +58,6 @@ type Key struct {
 	RetireAfter time.Time
 }
 
-// Record is a Key as stored: Private is PEM, sealed when a KEK is given.
-type Record = store.KeyRecord
-
-// Tx changes the key set; every replica's changes are serialized.
-type Tx = store.KeyTx
-
-// Store keeps the key set: a store.Store's Keys.
-type Store = store.Keys
-
 // Policy is how a server keeps its key set.
 type Policy struct {
 	// Alg is the algorithm of the first key and of scheduled rotations.
@@ -85,7 +76,7 @@ type Policy struct {
 }
 
 // Load reads and opens the whole key set, sorted by SignsFrom.
-func Load(ctx context.Context, s Store, kek *KEK) ([]Key, error) {
+func Load(ctx context.Context, s store.Keys, kek *KEK) ([]Key, error) {
 	recs, err := s.Records(ctx)
 	if err != nil {
 		return nil, err
@@ -93,7 +84,7 @@ func Load(ctx context.Context, s Store, kek *KEK) ([]Key, error) {
 	return openAll(recs, kek)
 }
 
-func openAll(recs []Record, kek *KEK) ([]Key, error) {
+func openAll(recs []store.KeyRecord, kek *KEK) ([]Key, error) {
 	keys := make([]Key, 0, len(recs))
 	for _, r := range recs {
 		k, err := openRecord(r, kek)
@@ -118,7 +109,7 @@ func sortKeys(keys []Key) {
 // any recorded before, so that a rotation made by a process with a
 // shorter lifetime never deletes a key whose tokens this server signed
 // are still valid. It runs at start and at each refresh, never per token.
-func Ensure(ctx context.Context, s Store, now time.Time, p Policy) error {
+func Ensure(ctx context.Context, s store.Keys, now time.Time, p Policy) error {
 	recs, err := s.Records(ctx)
 	if err != nil {
 		return err
@@ -130,7 +121,7 @@ func Ensure(ctx context.Context, s Store, now time.Time, p Policy) error {
 	if !needsChange(recs, now, p) && life >= p.MaxTokenLifetime {
 		return nil
 	}
-	return s.Update(ctx, func(tx Tx) error {
+	return s.Update(ctx, func(tx store.KeyTx) error {
 		if err := raiseLifetime(ctx, tx, p.MaxTokenLifetime); err != nil {
 			return err
 		}
@@ -157,14 +148,14 @@ func Ensure(ctx context.Context, s Store, now time.Time, p Policy) error {
 	})
 }
 
-func needsChange(recs []Record, now time.Time, p Policy) bool {
+func needsChange(recs []store.KeyRecord, now time.Time, p Policy) bool {
 	if len(recs) == 0 {
 		return true
 	}
 	return p.RotateEvery > 0 && !now.Add(PublishLead).Before(newest(recs).SignsFrom.Add(p.RotateEvery))
 }
 
-func newest(recs []Record) Record {
+func newest(recs []store.KeyRecord) store.KeyRecord {
 	n := recs[0]
 	for _, r := range recs[1:] {
 		if r.SignsFrom.After(n.SignsFrom) {
@@ -179,10 +170,10 @@ func newest(recs []Record) Record {
 // deleted: a private key is not kept past its use. An at before now is
 // taken as now: a key cannot have signed in the past, and the key it takes
 // over from must stay published for the tokens it signed until now.
-func Rotate(ctx context.Context, s Store, now, at time.Time, alg string, p Policy) (Key, error) {
+func Rotate(ctx context.Context, s store.Keys, now, at time.Time, alg string, p Policy) (Key, error) {
 	at = later(at, now)
 	var k Key
-	err := s.Update(ctx, func(tx Tx) error {
+	err := s.Update(ctx, func(tx store.KeyTx) error {
 		if err := raiseLifetime(ctx, tx, p.MaxTokenLifetime); err != nil {
 			return err
 		}
@@ -198,7 +189,7 @@ func Rotate(ctx context.Context, s Store, now, at time.Time, alg string, p Polic
 
 // raiseLifetime records d as the store's longest token lifetime when it
 // is longer than the one recorded.
-func raiseLifetime(ctx context.Context, tx Tx, d time.Duration) error {
+func raiseLifetime(ctx context.Context, tx store.KeyTx, d time.Duration) error {
 	life, err := tx.MaxLifetime(ctx)
 	if err != nil || life >= d {
 		return err
@@ -216,7 +207,7 @@ var ErrSealedNeedsKEK = fmt.Errorf("the store's signing keys are sealed: give th
 // deleted, where its retirement is counted with the longest token lifetime
 // recorded in the store (see Ensure), not only p's: a replica with a
 // longer lifetime may have signed with it.
-func add(ctx context.Context, tx Tx, recs []Record, key crypto.Signer, alg string, now, at time.Time, p Policy) (Key, error) {
+func add(ctx context.Context, tx store.KeyTx, recs []store.KeyRecord, key crypto.Signer, alg string, now, at time.Time, p Policy) (Key, error) {
 	if p.KEK == nil && slices.ContainsFunc(recs, Sealed) {
 		return Key{}, ErrSealedNeedsKEK
 	}
@@ -257,7 +248,7 @@ func add(ctx context.Context, tx Tx, recs []Record, key crypto.Signer, alg strin
 		return Key{}, err
 	}
 	all := append(slices.Clone(recs), r)
-	slices.SortStableFunc(all, func(a, b Record) int { return a.SignsFrom.Compare(b.SignsFrom) })
+	slices.SortStableFunc(all, func(a, b store.KeyRecord) int { return a.SignsFrom.Compare(b.SignsFrom) })
 	for i, old := range all {
 		if i+1 == len(all) {
 			continue
@@ -408,10 +399,10 @@ func LoadKEK(file string) (*KEK, error) {
 // sealedPrefix marks a private key sealed under a KEK.
 const sealedPrefix = "aes256gcm:"
 
-func (k Key) seal(kek *KEK) (Record, error) {
+func (k Key) seal(kek *KEK) (store.KeyRecord, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(k.Private)
 	if err != nil {
-		return Record{}, err
+		return store.KeyRecord{}, err
 	}
 	priv := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	if kek != nil {
@@ -422,10 +413,10 @@ func (k Key) seal(kek *KEK) (Record, error) {
 		ct := kek.aead.Seal(nonce, nonce, []byte(priv), []byte(k.ID))
 		priv = sealedPrefix + base64.StdEncoding.EncodeToString(ct)
 	}
-	return Record{ID: k.ID, Alg: k.Alg, Private: priv, CreatedAt: k.CreatedAt, SignsFrom: k.SignsFrom, RetireAfter: k.RetireAfter}, nil
+	return store.KeyRecord{ID: k.ID, Alg: k.Alg, Private: priv, CreatedAt: k.CreatedAt, SignsFrom: k.SignsFrom, RetireAfter: k.RetireAfter}, nil
 }
 
-func openRecord(r Record, kek *KEK) (Key, error) {
+func openRecord(r store.KeyRecord, kek *KEK) (Key, error) {
 	priv := []byte(r.Private)
 	if b64, ok := strings.CutPrefix(r.Private, sealedPrefix); ok {
 		if kek == nil {
@@ -454,4 +445,4 @@ func openRecord(r Record, kek *KEK) (Key, error) {
 }
 
 // Sealed reports whether r's private key is sealed under a KEK.
-func Sealed(r Record) bool { return strings.HasPrefix(r.Private, sealedPrefix) }
+func Sealed(r store.KeyRecord) bool { return strings.HasPrefix(r.Private, sealedPrefix) }

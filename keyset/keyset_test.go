@@ -15,8 +15,8 @@ import (
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-func backends(t *testing.T) map[string]func(t *testing.T) keyset.Store {
-	open := func(t *testing.T, url string) keyset.Store {
+func backends(t *testing.T) map[string]func(t *testing.T) store.Keys {
+	open := func(t *testing.T, url string) store.Keys {
 		s, err := store.Open(url)
 		if err != nil {
 			t.Fatal(err)
@@ -24,10 +24,10 @@ func backends(t *testing.T) map[string]func(t *testing.T) keyset.Store {
 		t.Cleanup(func() { s.Close() })
 		return s.Keys()
 	}
-	return map[string]func(t *testing.T) keyset.Store{
-		"memory":   func(t *testing.T) keyset.Store { return open(t, store.MemoryURL) },
-		"sqlite":   func(t *testing.T) keyset.Store { return open(t, "sqlite:"+filepath.Join(t.TempDir(), "idtx.db")) },
-		"postgres": func(t *testing.T) keyset.Store { return open(t, pgtest.DSN(t)) },
+	return map[string]func(t *testing.T) store.Keys{
+		"memory":   func(t *testing.T) store.Keys { return open(t, store.MemoryURL) },
+		"sqlite":   func(t *testing.T) store.Keys { return open(t, "sqlite:"+filepath.Join(t.TempDir(), "idtx.db")) },
+		"postgres": func(t *testing.T) store.Keys { return open(t, pgtest.DSN(t)) },
 	}
 }
 

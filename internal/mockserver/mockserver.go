@@ -36,7 +36,7 @@ type Options struct {
 	// Signer signs instead of a key file (an ephemeral key in tests).
 	Signer *exchange.Signer
 	// Replay records client assertion jti values (default: in memory).
-	Replay exchange.ReplayCache
+	Replay store.ReplayCache
 	// HTTPClient calls remote IDPs (the internal IDP's introspection).
 	HTTPClient *http.Client
 	// Log hears every exchange (nil: discarded).
