@@ -22,8 +22,9 @@ import (
 	"github.com/idtx/idtx/store"
 )
 
-// corpusDir is ../shared/corpora/saml from the repository root, where CI
-// and a checkout have it; IDTX_SAML_CORPUS overrides.
+// corpusDir is IDTX_SAML_CORPUS, else a shared/corpora/saml folder beside
+// the repository's own folder where CI lays it (README, Tests); the test
+// is skipped, saying so, where neither is.
 func corpusDir(t *testing.T) string {
 	if d := os.Getenv("IDTX_SAML_CORPUS"); d != "" {
 		return d
